@@ -1,0 +1,49 @@
+//! A minimal `block_on` for the blocking halves of the mailbox API: polls a future on the
+//! current thread and parks between polls. The waker (which unparks this thread) is built once
+//! per thread, so a blocking call that completes at once does not allocate.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+thread_local! {
+    static THREAD_WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
+}
+
+/// Runs `fut` to completion on this thread, or until `deadline` passes (then `None`).
+pub(super) fn block_on<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    THREAD_WAKER.with(|waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return Some(out);
+            }
+            match deadline {
+                None => thread::park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    thread::park_timeout(deadline - now);
+                }
+            }
+        }
+    })
+}
