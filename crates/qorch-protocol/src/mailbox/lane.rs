@@ -12,6 +12,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 pub(super) struct Lane<M> {
     tx: Sender<M>,
     rx: Receiver<M>,
+    /// Waiting senders are woken once the lane holds at most this many messages.
+    low_watermark: usize,
     /// Number of entries in `waiters`, readable without the lock.
     waiting: AtomicUsize,
     waiters: Mutex<Waiters>,
@@ -33,7 +35,13 @@ pub(super) enum Push<M> {
 impl<M> Lane<M> {
     pub(super) fn new(capacity: usize) -> Self {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
-        Lane { tx, rx, waiting: AtomicUsize::new(0), waiters: Mutex::new(Waiters::default()) }
+        Lane {
+            tx,
+            rx,
+            low_watermark: capacity / 2,
+            waiting: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::default()),
+        }
     }
 
     #[inline]
@@ -50,9 +58,11 @@ impl<M> Lane<M> {
     pub(super) fn pop(&self) -> Option<M> {
         let msg = self.rx.try_recv().ok()?;
         // Pairs with the fence in `register`: either the waiting sender sees the slot we just
-        // freed, or we see its registration and wake it.
+        // freed, or we see its registration and wake it (once the lane has drained to the
+        // low watermark, so that a flooding sender refills in batches instead of paying a
+        // wake-up per message).
         fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) > 0 {
+        if self.waiting.load(Ordering::Relaxed) > 0 && self.rx.len() <= self.low_watermark {
             self.wake_one();
         }
         Some(msg)

@@ -255,3 +255,11 @@ async fn cancelled_send_does_not_block_other_senders() {
     second.await.unwrap().unwrap();
     assert_eq!(rx.recv().await, Some(2));
 }
+
+#[test]
+fn pushed_word_and_lane_pointers_are_a_cache_line_apart() {
+    use std::mem::offset_of;
+    let lanes = offset_of!(Shared<u64>, lanes);
+    let state = offset_of!(Shared<u64>, state);
+    assert!(lanes >= state + 64, "state at {state}, lanes at {lanes}");
+}

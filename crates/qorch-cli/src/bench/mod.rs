@@ -1,0 +1,19 @@
+//! `qorch bench ...`: benchmarks that measure qorch and its baselines in the same run.
+
+mod mailbox;
+
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum BenchCommand {
+    /// Priority mailbox against tokio mpsc and crossbeam-channel: throughput with 1 and 4
+    /// producers, High-priority latency under a Low flood, and the heap bytes of an empty
+    /// mailbox.
+    Mailbox(mailbox::Args),
+}
+
+pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Mailbox(args) => mailbox::run(args),
+    }
+}
