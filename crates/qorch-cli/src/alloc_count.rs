@@ -3,7 +3,10 @@
 //!
 //! Counting is off unless a [`Counting`] guard is alive; when off, the only cost over the
 //! system allocator is one relaxed atomic load per call.
-#![allow(unsafe_code, reason = "a GlobalAlloc implementation is unsafe by definition")]
+#![allow(
+    unsafe_code,
+    reason = "a GlobalAlloc implementation is unsafe by definition"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
@@ -42,7 +45,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if ENABLED.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new_size.cast_signed() - layout.size().cast_signed(), Ordering::Relaxed);
+            LIVE.fetch_add(
+                new_size.cast_signed() - layout.size().cast_signed(),
+                Ordering::Relaxed,
+            );
         }
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }

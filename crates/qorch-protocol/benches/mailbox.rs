@@ -28,7 +28,9 @@ fn qorch(producers: u64) {
         n += 1;
     }
     assert_eq!(n, producers * MESSAGES);
-    hs.into_iter().for_each(|h| h.join().unwrap());
+    for h in hs {
+        h.join().unwrap();
+    }
 }
 
 fn tokio_mpsc(producers: u64) {
@@ -49,7 +51,9 @@ fn tokio_mpsc(producers: u64) {
         n += 1;
     }
     assert_eq!(n, producers * MESSAGES);
-    hs.into_iter().for_each(|h| h.join().unwrap());
+    for h in hs {
+        h.join().unwrap();
+    }
 }
 
 fn crossbeam(producers: u64) {
@@ -67,7 +71,9 @@ fn crossbeam(producers: u64) {
     drop(tx);
     let n = rx.iter().count() as u64;
     assert_eq!(n, producers * MESSAGES);
-    hs.into_iter().for_each(|h| h.join().unwrap());
+    for h in hs {
+        h.join().unwrap();
+    }
 }
 
 fn throughput(c: &mut Criterion) {
@@ -78,12 +84,20 @@ fn throughput(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("qorch", producers), &producers, |b, &p| {
             b.iter(|| qorch(p));
         });
-        g.bench_with_input(BenchmarkId::new("tokio_mpsc", producers), &producers, |b, &p| {
-            b.iter(|| tokio_mpsc(p));
-        });
-        g.bench_with_input(BenchmarkId::new("crossbeam", producers), &producers, |b, &p| {
-            b.iter(|| crossbeam(p));
-        });
+        g.bench_with_input(
+            BenchmarkId::new("tokio_mpsc", producers),
+            &producers,
+            |b, &p| {
+                b.iter(|| tokio_mpsc(p));
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("crossbeam", producers),
+            &producers,
+            |b, &p| {
+                b.iter(|| crossbeam(p));
+            },
+        );
     }
     g.finish();
 }

@@ -52,7 +52,9 @@ pub struct WireCodec {
 
 impl Default for WireCodec {
     fn default() -> Self {
-        WireCodec { max_frame_bytes: MAX_FRAME_BYTES }
+        WireCodec {
+            max_frame_bytes: MAX_FRAME_BYTES,
+        }
     }
 }
 
@@ -60,7 +62,9 @@ impl WireCodec {
     /// A codec that refuses frames longer than `max_frame_bytes` (capped at
     /// [`MAX_FRAME_BYTES`]).
     pub fn with_max_frame_bytes(max_frame_bytes: usize) -> Self {
-        WireCodec { max_frame_bytes: max_frame_bytes.min(MAX_FRAME_BYTES) }
+        WireCodec {
+            max_frame_bytes: max_frame_bytes.min(MAX_FRAME_BYTES),
+        }
     }
 
     /// The largest frame this codec encodes or decodes.
@@ -99,7 +103,10 @@ impl WireCodec {
         let len = buf.len() - start + 4;
         if len > self.max_frame_bytes {
             buf.truncate(start);
-            return Err(EncodeError::TooLarge { len, limit: self.max_frame_bytes });
+            return Err(EncodeError::TooLarge {
+                len,
+                limit: self.max_frame_bytes,
+            });
         }
         let crc = crc32fast::hash(&buf[start..]);
         buf.extend_from_slice(&crc.to_le_bytes());
@@ -113,13 +120,22 @@ impl WireCodec {
     /// A [`DecodeError`] saying what is wrong with the bytes.
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, DecodeError> {
         if bytes.len() > self.max_frame_bytes {
-            return Err(DecodeError::TooLarge { len: bytes.len(), limit: self.max_frame_bytes });
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                limit: self.max_frame_bytes,
+            });
         }
         if bytes.len() < FRAME_OVERHEAD {
-            return Err(DecodeError::Truncated { len: bytes.len(), min: FRAME_OVERHEAD });
+            return Err(DecodeError::Truncated {
+                len: bytes.len(),
+                min: FRAME_OVERHEAD,
+            });
         }
         if bytes[0] != WIRE_VERSION {
-            return Err(DecodeError::UnsupportedVersion { found: bytes[0], supported: WIRE_VERSION });
+            return Err(DecodeError::UnsupportedVersion {
+                found: bytes[0],
+                supported: WIRE_VERSION,
+            });
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
         let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
@@ -131,7 +147,9 @@ impl WireCodec {
         let (value, used) = bincode::serde::decode_from_slice(payload, CONFIG)
             .map_err(|e| DecodeError::Malformed(e.to_string()))?;
         if used != payload.len() {
-            return Err(DecodeError::TrailingBytes { count: payload.len() - used });
+            return Err(DecodeError::TrailingBytes {
+                count: payload.len() - used,
+            });
         }
         Ok(value)
     }
@@ -181,7 +199,9 @@ pub enum DecodeError {
         supported: u8,
     },
     /// The bytes were altered after encoding (or cut and padded).
-    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): frame corrupted")]
+    #[error(
+        "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): frame corrupted"
+    )]
     Checksum {
         /// Checksum in the frame.
         stored: u32,
@@ -206,11 +226,16 @@ mod tests {
     use crate::{Address, AgentId, ClusterId, CorrelationId, Deadline, Envelope, Priority};
 
     fn sample() -> Envelope<Vec<u32>> {
-        Envelope::new(Address::Agent(AgentId(5)), Address::Cluster(ClusterId(2)), 77, vec![1, 2, 3])
-            .with_priority(Priority::High)
-            .with_correlation(CorrelationId(9))
-            .with_deadline(Deadline(123_456))
-            .with_ack()
+        Envelope::new(
+            Address::Agent(AgentId(5)),
+            Address::Cluster(ClusterId(2)),
+            77,
+            vec![1, 2, 3],
+        )
+        .with_priority(Priority::High)
+        .with_correlation(CorrelationId(9))
+        .with_deadline(Deadline(123_456))
+        .with_ack()
     }
 
     #[test]
@@ -227,7 +252,10 @@ mod tests {
         let codec = WireCodec::default();
         let bytes = codec.encode(&sample()).unwrap();
         for len in 0..bytes.len() {
-            assert!(codec.decode::<Envelope<Vec<u32>>>(&bytes[..len]).is_err(), "len {len}");
+            assert!(
+                codec.decode::<Envelope<Vec<u32>>>(&bytes[..len]).is_err(),
+                "len {len}"
+            );
         }
     }
 
@@ -249,25 +277,51 @@ mod tests {
         bytes[0] = 9;
         assert!(matches!(
             codec.decode::<Envelope<Vec<u32>>>(&bytes),
-            Err(DecodeError::UnsupportedVersion { found: 9, supported: WIRE_VERSION })
+            Err(DecodeError::UnsupportedVersion {
+                found: 9,
+                supported: WIRE_VERSION
+            })
         ));
         let small = WireCodec::with_max_frame_bytes(16);
         let big = vec![7_u8; 100];
-        assert!(matches!(small.encode(&big), Err(EncodeError::TooLarge { .. })));
+        assert!(matches!(
+            small.encode(&big),
+            Err(EncodeError::TooLarge { .. })
+        ));
         let ok = codec.encode(&big).unwrap();
-        assert!(matches!(small.decode::<Vec<u8>>(&ok), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            small.decode::<Vec<u8>>(&ok),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn wrong_type_or_trailing_bytes_are_reported() {
         let codec = WireCodec::default();
         // A huge claimed length with a valid checksum must fail cleanly, not allocate.
-        let mut frame = vec![WIRE_VERSION, 0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
+        let mut frame = vec![
+            WIRE_VERSION,
+            0xFD,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0x0F,
+        ];
         let crc = crc32fast::hash(&frame);
         frame.extend_from_slice(&crc.to_le_bytes());
-        assert!(matches!(codec.decode::<Vec<u64>>(&frame), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            codec.decode::<Vec<u64>>(&frame),
+            Err(DecodeError::Malformed(_))
+        ));
 
         let bytes = codec.encode(&(1_u8, 2_u8)).unwrap();
-        assert!(matches!(codec.decode::<u8>(&bytes), Err(DecodeError::TrailingBytes { count: 1 })));
+        assert!(matches!(
+            codec.decode::<u8>(&bytes),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        ));
     }
 }

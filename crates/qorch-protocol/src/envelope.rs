@@ -115,7 +115,10 @@ impl<M> Envelope<M> {
     /// The envelope's identity: `(from, seq)`.
     #[inline]
     pub fn id(&self) -> EnvelopeId {
-        EnvelopeId { from: self.from, seq: self.seq }
+        EnvelopeId {
+            from: self.from,
+            seq: self.seq,
+        }
     }
 
     /// Overrides the priority class.

@@ -1,4 +1,4 @@
-//! The QuantumOrchestrationProtocol: how the components of a qorch runtime talk.
+//! The `QuantumOrchestrationProtocol`: how the components of a qorch runtime talk.
 //!
 //! This crate holds the protocol's types and nothing of the actor framework (no actix), so it
 //! can be used, tested and benchmarked on its own:
@@ -66,7 +66,9 @@ mod mailbox;
 mod priority;
 
 pub use address::{Address, AgentId, ClusterId, SubClusterId};
-pub use codec::{DecodeError, EncodeError, FRAME_OVERHEAD, MAX_FRAME_BYTES, WIRE_VERSION, WireCodec};
+pub use codec::{
+    DecodeError, EncodeError, FRAME_OVERHEAD, MAX_FRAME_BYTES, WIRE_VERSION, WireCodec,
+};
 pub use envelope::{CorrelationId, Deadline, Envelope, EnvelopeId, Sequencer};
 pub use mailbox::{
     MailboxConfig, MailboxConfigError, MailboxSender, MailboxStats, PriorityMailbox,
@@ -111,7 +113,7 @@ impl QuantumOrchestrationProtocol {
 
     /// A new mailbox with the configured lanes.
     pub fn mailbox<M>(&self) -> (MailboxSender<M>, PriorityMailbox<M>) {
-        PriorityMailbox::with_config(self.mailbox).expect("validated in `new`")
+        PriorityMailbox::from_valid_config(self.mailbox)
     }
 
     /// The mailbox configuration.

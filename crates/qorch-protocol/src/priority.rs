@@ -46,8 +46,12 @@ impl Priority {
     pub const COUNT: usize = 4;
 
     /// All classes from the highest to the lowest, the order in which a mailbox serves lanes.
-    pub const DESCENDING: [Priority; Self::COUNT] =
-        [Priority::Control, Priority::High, Priority::Normal, Priority::Low];
+    pub const DESCENDING: [Priority; Self::COUNT] = [
+        Priority::Control,
+        Priority::High,
+        Priority::Normal,
+        Priority::Low,
+    ];
 
     /// The lane index of this class: 0 for `Control` up to 3 for `Low`.
     ///
@@ -61,7 +65,11 @@ impl Priority {
     ///
     /// Returns `None` when `index >= Priority::COUNT`.
     pub const fn from_lane(index: usize) -> Option<Priority> {
-        if index < Self::COUNT { Some(Self::DESCENDING[index]) } else { None }
+        if index < Self::COUNT {
+            Some(Self::DESCENDING[index])
+        } else {
+            None
+        }
     }
 
     /// The lower-case name of the class, as accepted by [`FromStr`].
@@ -162,11 +170,24 @@ normal_messages!(
     isize,
     f32,
     f64,
+    char,
     String,
+    &'static str,
+    std::time::Instant,
+    std::time::SystemTime,
+    std::time::Duration,
 );
 
 impl<T: Send + 'static> Message for Vec<T> {}
 impl<T: Send + ?Sized + 'static> Message for Box<T> {}
+impl<T: Send + 'static> Message for Option<T> {}
+impl<T: Send + 'static, const N: usize> Message for [T; N] {}
+
+macro_rules! tuple_messages {
+    ($(($($t:ident),+)),* $(,)?) => { $(impl<$($t: Send + 'static),+> Message for ($($t,)+) {})* };
+}
+
+tuple_messages!((A, B), (A, B, C), (A, B, C, D));
 
 #[cfg(test)]
 mod tests {

@@ -29,18 +29,24 @@ fn envelope() -> impl Strategy<Value = Envelope<(String, Vec<u8>, f64)>> {
         proptest::option::of(any::<u64>()),
         proptest::option::of(any::<u64>()),
         any::<bool>(),
-        (".{0,40}", proptest::collection::vec(any::<u8>(), 0..200), -1e9..1e9_f64),
+        (
+            ".{0,40}",
+            proptest::collection::vec(any::<u8>(), 0..200),
+            -1e9..1e9_f64,
+        ),
     )
-        .prop_map(|(from, to, priority, seq, corr, deadline, ack, payload)| Envelope {
-            from,
-            to,
-            priority,
-            seq,
-            correlation: corr.map(CorrelationId),
-            deadline: deadline.map(Deadline),
-            ack_required: ack,
-            payload,
-        })
+        .prop_map(
+            |(from, to, priority, seq, corr, deadline, ack, payload)| Envelope {
+                from,
+                to,
+                priority,
+                seq,
+                correlation: corr.map(CorrelationId),
+                deadline: deadline.map(Deadline),
+                ack_required: ack,
+                payload,
+            },
+        )
 }
 
 type Payload = (String, Vec<u8>, f64);

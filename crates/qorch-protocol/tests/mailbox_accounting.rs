@@ -33,17 +33,33 @@ fn check_exactly_once(delivered: &[Msg], accepted: &[u32]) {
     let mut last: HashMap<(u32, Priority), u32> = HashMap::new();
     for &(p, i, prio) in delivered {
         assert_eq!(prio, priority_for(p, i), "message changed lanes");
-        let slots = seen.entry(p).or_insert_with(|| vec![false; accepted[p as usize] as usize]);
-        assert!((i as usize) < slots.len(), "producer {p} message {i} delivered but not accepted");
-        assert!(!slots[i as usize], "producer {p} message {i} delivered twice");
+        let slots = seen
+            .entry(p)
+            .or_insert_with(|| vec![false; accepted[p as usize] as usize]);
+        assert!(
+            (i as usize) < slots.len(),
+            "producer {p} message {i} delivered but not accepted"
+        );
+        assert!(
+            !slots[i as usize],
+            "producer {p} message {i} delivered twice"
+        );
         slots[i as usize] = true;
         if let Some(prev) = last.insert((p, prio), i) {
-            assert!(prev < i, "FIFO broken for producer {p} on {prio}: {prev} then {i}");
+            assert!(
+                prev < i,
+                "FIFO broken for producer {p} on {prio}: {prev} then {i}"
+            );
         }
     }
     for (p, &n) in accepted.iter().enumerate() {
-        let got = seen.get(&(p as u32)).map_or(0, |s| s.iter().filter(|b| **b).count());
-        assert_eq!(got, n as usize, "producer {p}: accepted {n}, delivered {got}");
+        let got = seen
+            .get(&(p as u32))
+            .map_or(0, |s| s.iter().filter(|b| **b).count());
+        assert_eq!(
+            got, n as usize,
+            "producer {p}: accepted {n}, delivered {got}"
+        );
     }
 }
 
@@ -85,7 +101,11 @@ fn close_mid_traffic_loses_and_duplicates_nothing() {
                     let prio = priority_for(p, i);
                     if tx.send_blocking_with(prio, (p, i, prio)).is_err() {
                         // Once closed, every later send fails too.
-                        assert!(tx.try_send_with(prio, (p, i, prio)).unwrap_err().is_closed());
+                        assert!(
+                            tx.try_send_with(prio, (p, i, prio))
+                                .unwrap_err()
+                                .is_closed()
+                        );
                         break;
                     }
                     accepted += 1;
@@ -104,7 +124,10 @@ fn close_mid_traffic_loses_and_duplicates_nothing() {
         delivered.push(m);
     }
     let accepted: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(accepted.iter().sum::<u32>() < PRODUCERS * PER_PRODUCER, "close came too late to test");
+    assert!(
+        accepted.iter().sum::<u32>() < PRODUCERS * PER_PRODUCER,
+        "close came too late to test"
+    );
     check_exactly_once(&delivered, &accepted);
 }
 

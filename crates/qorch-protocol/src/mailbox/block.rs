@@ -25,8 +25,23 @@ thread_local! {
     static THREAD_WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
 }
 
-/// Runs `fut` to completion on this thread, or until `deadline` passes (then `None`).
-pub(super) fn block_on<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
+/// Runs `fut` to completion on this thread.
+pub(super) fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    THREAD_WAKER.with(|waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            thread::park();
+        }
+    })
+}
+
+/// Runs `fut` on this thread until it completes, or until `deadline` passes (then `None`).
+/// Without a deadline it waits as long as it takes.
+pub(super) fn block_on_until<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
     let mut fut = pin!(fut);
     THREAD_WAKER.with(|waker| {
         let mut cx = Context::from_waker(waker);

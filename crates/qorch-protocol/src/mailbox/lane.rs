@@ -80,7 +80,10 @@ impl<M> Lane<M> {
     /// Registers (or refreshes) a sender waiting for room. `key` identifies an earlier
     /// registration of the same send; returns the key to keep.
     pub(super) fn register(&self, key: Option<u64>, waker: &Waker) -> u64 {
-        let mut w = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self
+            .waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(k) = key
             && let Some(entry) = w.queue.iter_mut().find(|(ek, _)| *ek == k)
         {
@@ -100,7 +103,10 @@ impl<M> Lane<M> {
     /// the registration had already received is passed to the next waiting sender, so that
     /// none of them misses the room it announced.
     pub(super) fn deregister(&self, key: u64, pass_on: bool) {
-        let mut w = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self
+            .waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(pos) = w.queue.iter().position(|(k, _)| *k == key) {
             w.queue.remove(pos);
             self.waiting.store(w.queue.len(), Ordering::Relaxed);
@@ -112,7 +118,10 @@ impl<M> Lane<M> {
     }
 
     fn wake_one(&self) {
-        let mut w = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self
+            .waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let next = w.queue.pop_front();
         self.waiting.store(w.queue.len(), Ordering::Relaxed);
         drop(w);
@@ -123,7 +132,10 @@ impl<M> Lane<M> {
 
     /// Wakes every waiting sender (on close, so that they observe it).
     pub(super) fn wake_all(&self) {
-        let mut w = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self
+            .waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let all: Vec<_> = w.queue.drain(..).collect();
         self.waiting.store(0, Ordering::Relaxed);
         drop(w);

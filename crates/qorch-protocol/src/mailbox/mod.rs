@@ -371,6 +371,13 @@ impl<M> PriorityMailbox<M> {
         config: MailboxConfig,
     ) -> Result<(MailboxSender<M>, PriorityMailbox<M>), MailboxConfigError> {
         config.validate()?;
+        Ok(Self::from_valid_config(config))
+    }
+
+    /// A mailbox from a configuration that passed [`MailboxConfig::validate`].
+    pub(crate) fn from_valid_config(
+        config: MailboxConfig,
+    ) -> (MailboxSender<M>, PriorityMailbox<M>) {
         let mut capacities = [0_u32; LANES];
         for (i, c) in config.capacities.iter().enumerate() {
             capacities[i] = u32::try_from(*c).unwrap_or(u32::MAX);
@@ -383,15 +390,15 @@ impl<M> PriorityMailbox<M> {
             _separate_lines: [0; 8],
             lanes: Default::default(),
         });
-        let limit = u32::try_from(config.starvation_limit).unwrap_or(u32::MAX);
+        let urgent_after = u32::try_from(config.starvation_limit - LANES).unwrap_or(u32::MAX);
         let rx = PriorityMailbox {
             shared: Arc::clone(&shared),
             passed_over: [0; LANES],
             any_urgent: false,
-            urgent_after: limit - LANES as u32,
+            urgent_after,
             stats: MailboxStats::default(),
         };
-        Ok((MailboxSender { shared }, rx))
+        (MailboxSender { shared }, rx)
     }
 
     /// Takes the next message by the serving rule, if any is waiting.
@@ -505,7 +512,7 @@ impl<M> PriorityMailbox<M> {
             }
             backoff.snooze();
         }
-        block::block_on(self.recv(), None).flatten()
+        block::block_on(self.recv())
     }
 
     /// Like [`recv_blocking`](Self::recv_blocking), giving up after `timeout`.
@@ -516,7 +523,7 @@ impl<M> PriorityMailbox<M> {
     /// once the mailbox has ended.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<M, RecvTimeoutError> {
         let deadline = Instant::now().checked_add(timeout);
-        match block::block_on(self.recv(), deadline) {
+        match block::block_on_until(self.recv(), deadline) {
             Some(Some(msg)) => Ok(msg),
             Some(None) => Err(RecvTimeoutError::Ended),
             None => {
@@ -541,7 +548,11 @@ impl<M> PriorityMailbox<M> {
         if let Some(msg) = self.take() {
             return Ok(msg);
         }
-        if self.ended(state) { Err(TryRecvError::Ended) } else { Err(TryRecvError::Empty) }
+        if self.ended(state) {
+            Err(TryRecvError::Ended)
+        } else {
+            Err(TryRecvError::Empty)
+        }
     }
 
     /// Stops accepting messages. Later sends fail with `Closed`; senders waiting for room wake
@@ -578,7 +589,10 @@ impl<M> PriorityMailbox<M> {
 
     /// Number of messages waiting, over all lanes.
     pub fn len(&self) -> usize {
-        (0..LANES).filter_map(|i| self.shared.lane(i)).map(Lane::len).sum()
+        (0..LANES)
+            .filter_map(|i| self.shared.lane(i))
+            .map(Lane::len)
+            .sum()
     }
 
     /// Whether no message is waiting.
@@ -659,7 +673,12 @@ impl<M> MailboxSender<M> {
     ///
     /// [`SendError`] (with the message) if the mailbox is or becomes closed first.
     pub fn send_with(&self, priority: Priority, msg: M) -> SendFuture<'_, M> {
-        SendFuture { sender: self, priority, msg: Some(msg), key: None }
+        SendFuture {
+            sender: self,
+            priority,
+            msg: Some(msg),
+            key: None,
+        }
     }
 
     /// Sends with an explicit priority class, parking the thread until its lane has room.
@@ -679,8 +698,7 @@ impl<M> MailboxSender<M> {
                     backoff.snooze();
                 }
                 Err(TrySendError::Full(m)) => {
-                    return block::block_on(self.send_with(priority, m), None)
-                        .expect("no deadline was set");
+                    return block::block_on(self.send_with(priority, m));
                 }
             }
         }
@@ -730,7 +748,9 @@ impl<M: Message> MailboxSender<M> {
 impl<M> Clone for MailboxSender<M> {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::Relaxed);
-        MailboxSender { shared: Arc::clone(&self.shared) }
+        MailboxSender {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
@@ -747,7 +767,9 @@ impl<M> Drop for MailboxSender<M> {
 
 impl<M> fmt::Debug for MailboxSender<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MailboxSender").field("closed", &self.is_closed()).finish_non_exhaustive()
+        f.debug_struct("MailboxSender")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
     }
 }
 

@@ -22,11 +22,18 @@ fn fifo_within_a_lane() {
 #[test]
 fn highest_non_empty_lane_first() {
     let (tx, mut rx) = PriorityMailbox::<(Priority, u32)>::bounded(10);
-    let order = [Priority::Low, Priority::Normal, Priority::Control, Priority::High];
+    let order = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::Control,
+        Priority::High,
+    ];
     for (i, p) in order.iter().enumerate() {
         tx.try_send_with(*p, (*p, i as u32)).unwrap();
     }
-    let got: Vec<Priority> = std::iter::from_fn(|| rx.try_recv().ok()).map(|(p, _)| p).collect();
+    let got: Vec<Priority> = std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|(p, _)| p)
+        .collect();
     assert_eq!(got, Priority::DESCENDING);
     assert_eq!(rx.stats().total(), 4);
     assert_eq!(rx.stats().delivered(Priority::Control), 1);
@@ -56,7 +63,11 @@ fn assert_starvation_bound(deliveries: &[Priority], initial: [usize; LANES], k: 
                 waited[i] = 0;
             } else if left[i] > 0 {
                 waited[i] += 1;
-                assert!(waited[i] < k, "lane {i} passed over {} times at step {step}", waited[i]);
+                assert!(
+                    waited[i] < k,
+                    "lane {i} passed over {} times at step {step}",
+                    waited[i]
+                );
             }
         }
         left[lane] -= 1;
@@ -93,7 +104,8 @@ fn starvation_guard_under_interleaved_arrivals() {
     let mut since_low = 0;
     let mut lows = 0;
     while lows < 10 {
-        tx.try_send_with(Priority::Control, Priority::Control).unwrap();
+        tx.try_send_with(Priority::Control, Priority::Control)
+            .unwrap();
         let p = rx.try_recv().unwrap();
         if p == Priority::Low {
             lows += 1;
@@ -139,7 +151,10 @@ fn blocking_send_waits_for_room() {
         d.store(true, Ordering::SeqCst);
     });
     thread::sleep(Duration::from_millis(50));
-    assert!(!done.load(Ordering::SeqCst), "send must wait while the lane is full");
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "send must wait while the lane is full"
+    );
     assert_eq!(rx.recv_blocking(), Some(0));
     h.join().unwrap();
     assert!(done.load(Ordering::SeqCst));
@@ -177,11 +192,17 @@ fn close_refuses_new_sends_and_drain_returns_the_rest_in_priority_order() {
 #[test]
 fn recv_timeout_times_out_then_still_works() {
     let (tx, mut rx) = PriorityMailbox::<u32>::bounded(8);
-    assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(20)),
+        Err(RecvTimeoutError::Timeout)
+    );
     tx.try_send(5).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Ok(5));
     drop(tx);
-    assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Ended));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(20)),
+        Err(RecvTimeoutError::Ended)
+    );
 }
 
 #[test]
@@ -246,7 +267,11 @@ async fn cancelled_send_does_not_block_other_senders() {
     // Two senders wait; the first gives up; the second must still get through.
     let first = tokio::spawn({
         let tx = tx.clone();
-        async move { tokio::time::timeout(Duration::from_millis(20), tx.send(1)).await.is_err() }
+        async move {
+            tokio::time::timeout(Duration::from_millis(20), tx.send(1))
+                .await
+                .is_err()
+        }
     });
     let second = tokio::spawn(async move { tx2.send(2).await });
     tokio::task::yield_now().await;

@@ -1,0 +1,61 @@
+//! The `qorch bench` command-line contract: flags, JSON keys, exit codes.
+
+use std::process::Command;
+
+fn qorch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_qorch"))
+        .args(args)
+        .output()
+        .expect("qorch runs")
+}
+
+#[test]
+fn bench_mailbox_prints_one_json_object_with_the_documented_keys() {
+    let out = qorch(&[
+        "bench",
+        "mailbox",
+        "--json",
+        "--messages",
+        "2000",
+        "--reps",
+        "1",
+        "--samples",
+        "20",
+        "--interval-us",
+        "10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON object on one line");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "qorch_1p",
+        "tokio_1p",
+        "crossbeam_1p",
+        "qorch_4p",
+        "tokio_4p",
+        "crossbeam_4p",
+        "high_p99_us",
+        "empty_mailbox_bytes",
+    ] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("missing numeric key {key}"));
+        assert!(x.is_finite() && x > 0.0, "{key} = {x}");
+    }
+    // An empty mailbox is one small allocation, far below a lane's buffer.
+    assert!(v["empty_mailbox_bytes"].as_f64().unwrap() < 512.0);
+}
+
+#[test]
+fn bad_arguments_exit_with_status_2_and_a_message() {
+    let out = qorch(&["bench", "mailbox", "--messages", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--messages"));
+    let out = qorch(&["bench", "nonsense"]);
+    assert_eq!(out.status.code(), Some(2));
+}

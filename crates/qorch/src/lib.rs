@@ -1,0 +1,32 @@
+//! qorch: an actor runtime for large multi-agent systems whose resource allocations are
+//! rebalanced by a quantum-inspired optimizer.
+//!
+//! "Quantum" here means quantum-inspired and simulated on classical hardware: the QUBO solvers
+//! are classical heuristics and QAOA runs on an exact statevector simulator. Nothing here runs
+//! on, or claims the advantages of, a quantum computer.
+//!
+//! This crate re-exports the public API of the workspace crates for applications that embed
+//! the runtime:
+//!
+//! * [`protocol`]: the [`QuantumOrchestrationProtocol`] (priorities, addresses, envelopes, priority
+//!   mailboxes, wire codec).
+//!
+//! ```
+//! use qorch::protocol::{Priority, PriorityMailbox};
+//!
+//! let (tx, mut rx) = PriorityMailbox::<u32>::bounded(8);
+//! tx.try_send_with(Priority::Low, 1).unwrap();
+//! tx.try_send_with(Priority::High, 2).unwrap();
+//! assert_eq!(rx.try_recv(), Ok(2));
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use qorch_protocol as protocol;
+pub use qorch_protocol::QuantumOrchestrationProtocol;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
