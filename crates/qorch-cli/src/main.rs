@@ -4,6 +4,7 @@
 
 mod alloc_count;
 mod bench;
+mod qubo_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,12 +30,18 @@ enum Command {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+    /// The QUBO engine: solve models and Max-Cut graphs.
+    Qubo {
+        #[command(subcommand)]
+        cmd: qubo_cmd::QuboCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench { which } => bench::run(&which),
+        Command::Qubo { cmd } => qubo_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

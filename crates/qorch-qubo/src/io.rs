@@ -1,0 +1,453 @@
+//! Readers and writers: rudy / G-set graphs, the QUBO text format, and JSON.
+
+use std::io::{self, Read, Write};
+
+use crate::{ModelError, Qubo, QuboBuilder, QuboTerms};
+
+/// An undirected weighted graph, as read from a rudy / G-set file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    n: usize,
+    edges: Vec<(u32, u32, f64)>,
+}
+
+impl Graph {
+    /// A graph on `n` vertices (0-based) from its edges `(i, j, w)`.
+    ///
+    /// # Errors
+    ///
+    /// A vertex out of range or a non-finite weight.
+    pub fn new(n: usize, edges: Vec<(usize, usize, f64)>) -> Result<Graph, ModelError> {
+        if n > Qubo::MAX_VARS {
+            return Err(ModelError::TooManyVariables { n, max: Qubo::MAX_VARS });
+        }
+        let mut out = Vec::with_capacity(edges.len());
+        for (i, j, w) in edges {
+            for v in [i, j] {
+                if v >= n {
+                    return Err(ModelError::IndexOutOfRange { index: v, n });
+                }
+            }
+            if !w.is_finite() {
+                return Err(ModelError::NonFinite { term: format!("edge {i}-{j}"), value: w });
+            }
+            out.push((i as u32, j as u32, w));
+        }
+        Ok(Graph { n, edges: out })
+    }
+
+    /// Number of vertices.
+    pub fn num_vertices(&self) -> usize {
+        self.n
+    }
+
+    /// Number of edges (as listed, self-loops included).
+    pub fn num_edges(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// The edges `(i, j, w)`, 0-based.
+    pub fn edges(&self) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        self.edges.iter().map(|&(i, j, w)| (i as usize, j as usize, w))
+    }
+
+    /// Sum of all edge weights.
+    pub fn total_weight(&self) -> f64 {
+        self.edges.iter().map(|e| e.2).sum()
+    }
+
+    /// The weight of the cut between `{i : side[i]}` and the rest.
+    ///
+    /// # Panics
+    ///
+    /// If `side.len() != num_vertices()`.
+    pub fn cut_value(&self, side: &[bool]) -> f64 {
+        assert_eq!(side.len(), self.n);
+        self.edges
+            .iter()
+            .filter(|&&(i, j, _)| side[i as usize] != side[j as usize])
+            .map(|e| e.2)
+            .sum()
+    }
+
+    /// The Max-Cut QUBO: its energy is minus the cut weight,
+    /// `E(x) = sum_{(i,j)} w_ij (2 x_i x_j - x_i - x_j)`. Self-loops never cross a cut and
+    /// add nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use qorch_qubo::Graph;
+    ///
+    /// let triangle = Graph::new(3, vec![(0, 1, 1.0), (1, 2, 1.0), (0, 2, 1.0)]).unwrap();
+    /// let q = triangle.max_cut_qubo();
+    /// let side = [true, false, false];
+    /// assert_eq!(q.energy(&side), -triangle.cut_value(&side));
+    /// assert_eq!(triangle.cut_value(&side), 2.0);
+    /// ```
+    pub fn max_cut_qubo(&self) -> Qubo {
+        let mut b = QuboBuilder::new(self.n);
+        for &(i, j, w) in &self.edges {
+            if i == j {
+                continue;
+            }
+            b.add_linear(i as usize, -w);
+            b.add_linear(j as usize, -w);
+            b.add_quadratic(i as usize, j as usize, 2.0 * w);
+        }
+        b.build().expect("a validated graph gives a valid model")
+    }
+}
+
+/// Why a file could not be read. Parse errors name the 1-based line.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("cannot read input: {0}")]
+    Io(#[from] io::Error),
+    /// The bytes are not text in a supported encoding.
+    #[error("input is not UTF-8 or UTF-16 text")]
+    Encoding,
+    /// A line does not match the format.
+    #[error("line {line}: {message}")]
+    Syntax {
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong, and what was expected.
+        message: String,
+    },
+    /// The file ended before everything its header announced.
+    #[error("unexpected end of input: the header announces {expected} {what}, found {found}")]
+    Truncated {
+        /// What was being counted.
+        what: &'static str,
+        /// Count from the header.
+        expected: usize,
+        /// Count found.
+        found: usize,
+    },
+    /// JSON that does not parse or does not describe a model.
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    Json {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// serde_json's message.
+        message: String,
+    },
+    /// The terms parse but do not form a valid model.
+    #[error("invalid model: {0}")]
+    Model(#[from] ModelError),
+}
+
+fn syntax(line: usize, message: impl Into<String>) -> ReadError {
+    ReadError::Syntax { line, message: message.into() }
+}
+
+/// Decodes UTF-8 (with or without BOM) or UTF-16 (with BOM), as G-set files come in all three.
+fn decode_text(mut input: impl Read) -> Result<String, ReadError> {
+    let mut raw = Vec::new();
+    input.read_to_end(&mut raw)?;
+    let utf16 = |bytes: &[u8], le: bool| -> Result<String, ReadError> {
+        if bytes.len() % 2 != 0 {
+            return Err(ReadError::Encoding);
+        }
+        let units = bytes.chunks_exact(2).map(|c| {
+            if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) }
+        });
+        char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| ReadError::Encoding)
+    };
+    match raw.as_slice() {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8(rest.to_vec()).map_err(|_| ReadError::Encoding),
+        _ => String::from_utf8(raw).map_err(|_| ReadError::Encoding),
+    }
+}
+
+/// Non-empty, non-comment lines with their 1-based numbers. Comments start with `#`, `%`,
+/// or (in the QUBO format) `c ` / a lone `c`.
+fn content_lines(text: &str, c_comments: bool) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines().enumerate().filter_map(move |(k, line)| {
+        let line = line.trim();
+        let is_comment = line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with('%')
+            || (c_comments && (line == "c" || line.starts_with("c ") || line.starts_with("c\t")));
+        (!is_comment).then(|| (k + 1, line.split_whitespace().collect()))
+    })
+}
+
+fn parse_usize(tok: &str, line: usize, what: &str) -> Result<usize, ReadError> {
+    tok.parse::<usize>()
+        .map_err(|_| syntax(line, format!("expected {what} (a non-negative integer), found `{tok}`")))
+}
+
+fn parse_f64(tok: &str, line: usize, what: &str) -> Result<f64, ReadError> {
+    let v = tok
+        .parse::<f64>()
+        .map_err(|_| syntax(line, format!("expected {what} (a number), found `{tok}`")))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(syntax(line, format!("{what} `{tok}` is not finite")))
+    }
+}
+
+/// Reads a rudy / G-set graph: a first line `n m`, then `m` lines `i j w` with 1-based
+/// vertices (`w` may be omitted and then is 1). Blank lines and lines starting with `#` or `%`
+/// are ignored; UTF-8 and UTF-16 (with BOM) are accepted.
+///
+/// # Errors
+///
+/// A [`ReadError`] naming the line: a malformed header or edge, a vertex outside `1..=n`, or
+/// fewer or more edges than the header announces.
+///
+/// # Examples
+///
+/// ```
+/// let g = qorch_qubo::read_rudy("3 2\n1 2 1\n2 3 -1\n".as_bytes()).unwrap();
+/// assert_eq!((g.num_vertices(), g.num_edges()), (3, 2));
+///
+/// let err = qorch_qubo::read_rudy("3 1\n1 4 1\n".as_bytes()).unwrap_err();
+/// assert_eq!(err.to_string(), "line 2: vertex 4 out of range 1..=3");
+/// ```
+pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
+    let text = decode_text(input)?;
+    let mut lines = content_lines(&text, false);
+    let (hline, header) = lines.next().ok_or(ReadError::Truncated { what: "header lines", expected: 1, found: 0 })?;
+    if header.len() < 2 {
+        return Err(syntax(hline, "expected a header `n m` (vertices, edges)"));
+    }
+    let n = parse_usize(header[0], hline, "the vertex count n")?;
+    let m = parse_usize(header[1], hline, "the edge count m")?;
+    if n > Qubo::MAX_VARS {
+        return Err(syntax(hline, format!("{n} vertices exceed the maximum of {}", Qubo::MAX_VARS)));
+    }
+    let mut edges = Vec::with_capacity(m.min(1 << 24));
+    for (line, toks) in lines {
+        if edges.len() == m {
+            return Err(syntax(line, format!("more edges than the {m} the header announces")));
+        }
+        if toks.len() < 2 || toks.len() > 3 {
+            return Err(syntax(line, format!("expected an edge `i j w`, found {} fields", toks.len())));
+        }
+        let vertex = |tok: &str| -> Result<u32, ReadError> {
+            let v = parse_usize(tok, line, "a vertex")?;
+            if v == 0 || v > n {
+                return Err(syntax(line, format!("vertex {v} out of range 1..={n}")));
+            }
+            Ok((v - 1) as u32)
+        };
+        let i = vertex(toks[0])?;
+        let j = vertex(toks[1])?;
+        let w = match toks.get(2) {
+            Some(tok) => parse_f64(tok, line, "an edge weight")?,
+            None => 1.0,
+        };
+        edges.push((i, j, w));
+    }
+    if edges.len() < m {
+        return Err(ReadError::Truncated { what: "edges", expected: m, found: edges.len() });
+    }
+    Ok(Graph { n, edges })
+}
+
+/// Reads the QUBO text format (the format of D-Wave's qbsolv, with one extension):
+///
+/// ```text
+/// c comment lines start with `c` (or `#`)
+/// p qubo 0 <max_nodes> <n_nodes> <n_couplers>
+/// <i> <i> <a_i>          n_nodes diagonal (linear) lines
+/// <i> <j> <b_ij>         n_couplers off-diagonal (quadratic) lines, i != j
+/// o <offset>             optional (qorch extension): a constant
+/// ```
+///
+/// Indices are 0-based and must be below `max_nodes`, the number of variables. Entries may
+/// come in any order; repeated entries add up.
+///
+/// # Errors
+///
+/// A [`ReadError`] naming the line: a missing or malformed `p` line, an index at or above
+/// `max_nodes`, a bad number, or entry counts that differ from the header.
+///
+/// # Examples
+///
+/// ```
+/// let q = qorch_qubo::read_qubo_text("p qubo 0 2 1 1\n0 0 -1\n0 1 2.5\n".as_bytes()).unwrap();
+/// assert_eq!(q.energy(&[true, true]), 1.5);
+/// ```
+pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
+    let text = decode_text(input)?;
+    let mut lines = content_lines(&text, true);
+    let (pline, p) = lines.next().ok_or(ReadError::Truncated { what: "`p` lines", expected: 1, found: 0 })?;
+    if p.len() != 6 || p[0] != "p" || p[1] != "qubo" {
+        return Err(syntax(pline, "expected the problem line `p qubo 0 <max_nodes> <n_nodes> <n_couplers>`"));
+    }
+    let n = parse_usize(p[3], pline, "max_nodes")?;
+    let n_nodes = parse_usize(p[4], pline, "n_nodes")?;
+    let n_couplers = parse_usize(p[5], pline, "n_couplers")?;
+    if n > Qubo::MAX_VARS {
+        return Err(syntax(pline, format!("{n} variables exceed the maximum of {}", Qubo::MAX_VARS)));
+    }
+    let mut b = QuboBuilder::new(n);
+    let (mut nodes, mut couplers) = (0, 0);
+    for (line, toks) in lines {
+        if toks.first() == Some(&"o") {
+            if toks.len() != 2 {
+                return Err(syntax(line, "expected `o <offset>`"));
+            }
+            b.add_offset(parse_f64(toks[1], line, "the offset")?);
+            continue;
+        }
+        if toks.len() != 3 {
+            return Err(syntax(line, format!("expected an entry `i j value`, found {} fields", toks.len())));
+        }
+        let i = parse_usize(toks[0], line, "a variable index")?;
+        let j = parse_usize(toks[1], line, "a variable index")?;
+        for v in [i, j] {
+            if v >= n {
+                return Err(syntax(line, format!("variable {v} out of range 0..{n} (max_nodes is {n})")));
+            }
+        }
+        let w = parse_f64(toks[2], line, "a coefficient")?;
+        if i == j {
+            nodes += 1;
+            b.add_linear(i, w);
+        } else {
+            couplers += 1;
+            b.add_quadratic(i, j, w);
+        }
+    }
+    if nodes != n_nodes {
+        return Err(ReadError::Truncated { what: "diagonal entries", expected: n_nodes, found: nodes });
+    }
+    if couplers != n_couplers {
+        return Err(ReadError::Truncated { what: "couplers", expected: n_couplers, found: couplers });
+    }
+    Ok(b.build()?)
+}
+
+/// Writes `qubo` in the format read by [`read_qubo_text`].
+///
+/// # Errors
+///
+/// Any I/O error of `out`.
+pub fn write_qubo_text(qubo: &Qubo, mut out: impl Write) -> io::Result<()> {
+    let lin: Vec<(usize, f64)> =
+        qubo.linear().iter().copied().enumerate().filter(|(_, a)| *a != 0.0).collect();
+    writeln!(out, "c written by qorch")?;
+    writeln!(out, "p qubo 0 {} {} {}", qubo.num_vars(), lin.len(), qubo.num_interactions())?;
+    for (i, a) in lin {
+        writeln!(out, "{i} {i} {a:?}")?;
+    }
+    for (i, j, w) in qubo.interactions() {
+        writeln!(out, "{i} {j} {w:?}")?;
+    }
+    if qubo.offset() != 0.0 {
+        writeln!(out, "o {:?}", qubo.offset())?;
+    }
+    Ok(())
+}
+
+/// Reads a model in JSON (see [`QuboTerms`]).
+///
+/// # Errors
+///
+/// [`ReadError::Json`] with line and column, or [`ReadError::Model`] if the terms are invalid.
+///
+/// # Examples
+///
+/// ```
+/// let q = qorch_qubo::read_json(r#"{"num_vars": 2, "quadratic": [[0, 1, -1.0]]}"#.as_bytes()).unwrap();
+/// assert_eq!(q.energy(&[true, true]), -1.0);
+/// ```
+pub fn read_json(input: impl Read) -> Result<Qubo, ReadError> {
+    let text = decode_text(input)?;
+    let terms: QuboTerms = serde_json::from_str(&text).map_err(|e| ReadError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    Ok(Qubo::try_from(terms)?)
+}
+
+/// Writes a model as JSON (see [`QuboTerms`]).
+///
+/// # Errors
+///
+/// Any I/O error of `out`.
+pub fn write_json(qubo: &Qubo, out: impl Write) -> io::Result<()> {
+    serde_json::to_writer(out, &QuboTerms::from(qubo)).map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rudy_errors_name_the_line() {
+        let cases = [
+            ("", "unexpected end of input"),
+            ("3\n", "line 1: expected a header"),
+            ("x 2\n", "line 1: expected the vertex count n"),
+            ("3 2\n1 2 1\n", "announces 2 edges, found 1"),
+            ("3 1\n1 2 1\n2 3 1\n", "line 3: more edges"),
+            ("3 1\n\n1 0 1\n", "line 3: vertex 0 out of range"),
+            ("3 1\n1 2 abc\n", "line 2: expected an edge weight"),
+            ("3 1\n1 2 nan\n", "line 2: an edge weight `nan` is not finite"),
+            ("3 1\n1 2 3 4\n", "line 2: expected an edge `i j w`, found 4 fields"),
+        ];
+        for (input, want) in cases {
+            let err = read_rudy(input.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(want), "input {input:?}: got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn rudy_accepts_crlf_bom_utf16_comments_and_missing_weights() {
+        let g = read_rudy("\u{feff}# c\r\n3 2\r\n1 2\r\n2 3 -2\r\n\r\n".as_bytes()).unwrap();
+        assert_eq!(g.edges().collect::<Vec<_>>(), [(0, 1, 1.0), (1, 2, -2.0)]);
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "2 1\n1 2 5\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        let g = read_rudy(utf16.as_slice()).unwrap();
+        assert_eq!(g.total_weight(), 5.0);
+        assert!(matches!(read_rudy([0xC3, 0x28].as_slice()), Err(ReadError::Encoding)));
+    }
+
+    #[test]
+    fn qubo_text_round_trip_and_errors() {
+        let mut b = QuboBuilder::new(4);
+        b.add_linear(0, -1.5).add_quadratic(0, 3, 2.0).add_quadratic(1, 2, -0.25).add_offset(3.0);
+        let q = b.build().unwrap();
+        let mut buf = Vec::new();
+        write_qubo_text(&q, &mut buf).unwrap();
+        assert_eq!(read_qubo_text(buf.as_slice()).unwrap(), q);
+
+        let cases = [
+            ("0 0 1\n", "line 1: expected the problem line"),
+            ("p qubo 0 2 1 0\n0 2 1\n", "line 2: variable 2 out of range"),
+            ("p qubo 0 2 1 0\n", "announces 1 diagonal entries, found 0"),
+            ("c x\np qubo 0 2 0 1\n0 1\n", "line 3: expected an entry"),
+        ];
+        for (input, want) in cases {
+            let err = read_qubo_text(input.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(want), "input {input:?}: got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn json_round_trip_and_errors() {
+        let q = Qubo::from_triplets(3, [(0, 1.0)], [(0, 2, -3.0)], 0.5).unwrap();
+        let mut buf = Vec::new();
+        write_json(&q, &mut buf).unwrap();
+        assert_eq!(read_json(buf.as_slice()).unwrap(), q);
+        let err = read_json("{\"num_vars\": 2,\n \"linear\": [[5, 1.0]]}".as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("variable 5 out of range"), "{err}");
+        let err = read_json("{\"num_vars\": 2,\n \"linear\": [[0, }".as_bytes()).unwrap_err();
+        assert!(matches!(err, ReadError::Json { line: 2, .. }), "{err}");
+    }
+}

@@ -1,0 +1,278 @@
+//! Simulated annealing: Metropolis sweeps along a schedule of inverse temperatures.
+
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Run, SolveError, SolveOptions, Solution, Solver, check_initial, default_beta_range,
+    random_assignment, rng, unit_f64,
+};
+use crate::Qubo;
+
+/// How the inverse temperature moves from hot to cold during one anneal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// `beta` grows by a constant factor each sweep (the usual choice).
+    #[default]
+    Geometric,
+    /// `beta` grows by a constant amount each sweep.
+    Linear,
+}
+
+impl Schedule {
+    /// The inverse temperature of sweep `k` of `sweeps`.
+    fn beta(self, (hot, cold): (f64, f64), k: u64, sweeps: u64) -> f64 {
+        if sweeps <= 1 {
+            return cold;
+        }
+        let t = k as f64 / (sweeps - 1) as f64;
+        match self {
+            Schedule::Geometric => hot * (cold / hot).powf(t),
+            Schedule::Linear => hot + (cold - hot) * t,
+        }
+    }
+}
+
+/// Simulated annealing with restarts ("reads").
+///
+/// Each read starts from a random assignment (the first from the given initial one, if any)
+/// and makes `sweeps_per_read` Metropolis sweeps while the inverse temperature follows the
+/// schedule from the hot to the cold end of `beta_range` (by default derived from the model:
+/// see the crate docs). The best assignment of all reads wins.
+///
+/// Reads: `reads` if set; otherwise as many as the sweep budget allows. Under a time limit
+/// without a read count, the reads grow: each next read is twice as long as the last while
+/// the remaining time allows, because longer anneals find lower energies.
+///
+/// # Examples
+///
+/// ```
+/// use qorch_qubo::{Budget, Graph, SimulatedAnnealing, SolveOptions, Solver};
+///
+/// let ring = Graph::new(6, (0..6).map(|i| (i, (i + 1) % 6, 1.0)).collect()).unwrap();
+/// let q = ring.max_cut_qubo();
+/// let sol = SimulatedAnnealing::default().solve(&q, &SolveOptions::new(Budget::sweeps(2000), 7)).unwrap();
+/// assert_eq!(ring.cut_value(&sol.assignment), 6.0); // an even ring is bipartite
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimulatedAnnealing {
+    /// Sweeps of one read.
+    pub sweeps_per_read: u64,
+    /// The temperature schedule.
+    pub schedule: Schedule,
+    /// `(hot, cold)` inverse temperatures; `None` derives them from the model.
+    pub beta_range: Option<(f64, f64)>,
+    /// Number of reads; `None` lets the budget decide.
+    pub reads: Option<u64>,
+}
+
+impl Default for SimulatedAnnealing {
+    fn default() -> Self {
+        SimulatedAnnealing {
+            sweeps_per_read: 1000,
+            schedule: Schedule::Geometric,
+            beta_range: None,
+            reads: None,
+        }
+    }
+}
+
+/// Above `LOG_SKIP / beta` an uphill move's acceptance probability is below `exp(-44)`, so it
+/// is rejected without drawing a random number (the same cut-off as D-Wave's samplers).
+const LOG_SKIP: f64 = 44.361_419_555_836_5;
+
+/// One Metropolis sweep at inverse temperature `beta` over all variables in order.
+///
+/// A downhill move is always made, an uphill one with probability `exp(-beta * d)`, and a
+/// neutral one (`d == 0`) with probability 1/2. Always making neutral moves in a sequential
+/// sweep lets domain walls travel with the sweep, one site per update, so that they never meet
+/// and annihilate: on a ring or a grid the anneal then never leaves its random start.
+#[inline]
+pub(crate) fn metropolis_sweep(
+    qubo: &Qubo,
+    x: &mut [bool],
+    field: &mut [f64],
+    energy: &mut f64,
+    beta: f64,
+    rng: &mut Xoshiro256PlusPlus,
+) {
+    use rand::Rng;
+    let skip = LOG_SKIP / beta;
+    let start = &qubo.start;
+    let adj = &qubo.adj;
+    for i in 0..x.len() {
+        let f = field[i];
+        let d = if x[i] { -f } else { f };
+        if d >= 0.0 {
+            let reject = if d == 0.0 {
+                rng.next_u64() >> 63 == 0
+            } else {
+                d >= skip || (-beta * d).exp() <= unit_f64(rng)
+            };
+            if reject {
+                continue;
+            }
+        }
+        *energy += d;
+        let on = !x[i];
+        x[i] = on;
+        let s = if on { 1.0 } else { -1.0 };
+        for c in &adj[start[i]..start[i + 1]] {
+            field[c.var as usize] += s * c.weight;
+        }
+    }
+}
+
+/// Local fields of `x`.
+pub(crate) fn fields_of(qubo: &Qubo, x: &[bool]) -> Vec<f64> {
+    let mut field = qubo.linear.clone();
+    for (i, &xi) in x.iter().enumerate() {
+        if xi {
+            for c in qubo.neighbors(i) {
+                field[c.var as usize] += c.weight;
+            }
+        }
+    }
+    field
+}
+
+impl SimulatedAnnealing {
+    /// One read of `sweeps` sweeps from `x`, offering improvements to `run`. Returns `false`
+    /// if the run must stop.
+    fn read(
+        &self,
+        qubo: &Qubo,
+        run: &mut Run<'_>,
+        mut x: Vec<bool>,
+        sweeps: u64,
+        betas: (f64, f64),
+        r: &mut Xoshiro256PlusPlus,
+    ) -> bool {
+        let mut field = fields_of(qubo, &x);
+        let mut energy = qubo.energy(&x);
+        run.offer(&x, energy);
+        for k in 0..sweeps {
+            let beta = self.schedule.beta(betas, k, sweeps);
+            metropolis_sweep(qubo, &mut x, &mut field, &mut energy, beta, r);
+            if energy < run.best_energy {
+                run.offer(&x, energy);
+            }
+            if run.add_sweeps(1) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Solver for SimulatedAnnealing {
+    fn name(&self) -> &str {
+        "sa"
+    }
+
+    fn solve(&self, qubo: &Qubo, options: &SolveOptions<'_>) -> Result<Solution, SolveError> {
+        check_initial(qubo, options)?;
+        if self.sweeps_per_read == 0 {
+            return Err(SolveError::Config("sweeps_per_read must be at least 1".into()));
+        }
+        if let Some((hot, cold)) = self.beta_range
+            && !(hot > 0.0 && cold >= hot && cold.is_finite())
+        {
+            return Err(SolveError::Config(format!(
+                "beta range ({hot}, {cold}) must satisfy 0 < hot <= cold < infinity"
+            )));
+        }
+        let n = qubo.num_vars();
+        let default_reads = self.reads.unwrap_or(10);
+        let mut run = Run::new(qubo, &options.budget, default_reads * self.sweeps_per_read);
+        if n == 0 {
+            run.offer(&[], qubo.offset());
+            return Ok(run.finish(self.name()));
+        }
+        let betas = self.beta_range.unwrap_or_else(|| default_beta_range(qubo));
+        let grow = self.reads.is_none() && run.has_time_limit() && !run.has_sweep_limit();
+        let mut length = self.sweeps_per_read;
+        let mut read = 0_u64;
+        loop {
+            if self.reads.is_some_and(|r| read >= r) {
+                break;
+            }
+            let mut r = rng(options.seed, read);
+            let x = match (read, options.initial) {
+                (0, Some(init)) => init.to_vec(),
+                _ => random_assignment(n, &mut r),
+            };
+            // Never start a read the sweep budget cannot finish, except the first.
+            let sweeps = if read == 0 { length.min(run.sweeps_left()) } else { length };
+            if read > 0 && run.sweeps_left() < sweeps {
+                break;
+            }
+            let started = run.elapsed();
+            let done_before = run.sweeps;
+            if !self.read(qubo, &mut run, x, sweeps, betas, &mut r) {
+                break;
+            }
+            read += 1;
+            if grow {
+                // Double the next read while the remaining time allows it.
+                let per_sweep = (run.elapsed() - started) / (run.sweeps - done_before).max(1) as f64;
+                let left = run.time_fraction().map_or(0.0, |f| (1.0 - f).max(0.0))
+                    * options.budget.time_limit.map_or(0.0, |d| d.as_secs_f64());
+                let fits = (left / per_sweep.max(1e-12) * 0.9) as u64;
+                if fits < self.sweeps_per_read.min(length) {
+                    break;
+                }
+                length = (2 * length).min(fits);
+            }
+        }
+        Ok(run.finish(self.name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Budget, QuboBuilder};
+
+    #[test]
+    fn schedules_run_from_hot_to_cold() {
+        for s in [Schedule::Geometric, Schedule::Linear] {
+            assert!((s.beta((0.1, 10.0), 0, 100) - 0.1).abs() < 1e-12);
+            assert!((s.beta((0.1, 10.0), 99, 100) - 10.0).abs() < 1e-9);
+            assert!(s.beta((0.1, 10.0), 50, 100) > 0.1);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_result_and_budget_respected() {
+        let mut b = QuboBuilder::new(30);
+        for i in 0..30 {
+            b.add_linear(i, if i % 3 == 0 { -1.0 } else { 0.5 });
+            b.add_quadratic(i, (i * 7 + 3) % 30, 1.5);
+        }
+        let q = b.build().unwrap();
+        let sa = SimulatedAnnealing::default();
+        let opts = SolveOptions::new(Budget::sweeps(3000), 42);
+        let a = sa.solve(&q, &opts).unwrap();
+        let b2 = sa.solve(&q, &opts).unwrap();
+        assert_eq!(a.assignment, b2.assignment);
+        assert_eq!(a.sweeps, 3000);
+        assert!((a.energy - q.energy(&a.assignment)).abs() < 1e-9);
+        let c = sa.solve(&q, &SolveOptions::new(Budget::sweeps(3000), 43)).unwrap();
+        assert_eq!(c.sweeps, 3000);
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let q = QuboBuilder::new(2).build().unwrap();
+        let bad = SimulatedAnnealing { beta_range: Some((1.0, 0.5)), ..Default::default() };
+        assert!(matches!(bad.solve(&q, &SolveOptions::default()), Err(SolveError::Config(_))));
+        let x = [true];
+        let opts = SolveOptions::default().with_initial(&x);
+        assert!(matches!(
+            SimulatedAnnealing::default().solve(&q, &opts),
+            Err(SolveError::InitialLength { len: 1, n: 2 })
+        ));
+    }
+}
