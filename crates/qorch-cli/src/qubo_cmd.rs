@@ -47,6 +47,12 @@ pub(crate) struct SolveArgs {
     /// Sweep budget (n moves per sweep), instead of or besides the time limit.
     #[arg(long)]
     sweeps: Option<u64>,
+    /// Annealing only: number of reads (restarts).
+    #[arg(long)]
+    reads: Option<u64>,
+    /// Annealing only: sweeps of each read.
+    #[arg(long)]
+    sweeps_per_read: Option<u64>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -128,7 +134,23 @@ fn solve(args: &SolveArgs) -> anyhow::Result<()> {
     };
     let (qubo, graph) = load(args)?;
     let budget = Budget { sweeps: args.sweeps, time_limit, target_energy: None };
-    let solver = args.solver.build();
+    let solver: Box<dyn qorch_qubo::Solver> = match args.solver {
+        SolverKind::Sa => {
+            let mut sa = qorch_qubo::SimulatedAnnealing { reads: args.reads, ..Default::default() };
+            if let Some(s) = args.sweeps_per_read {
+                anyhow::ensure!(s > 0, "--sweeps-per-read must be at least 1");
+                sa.sweeps_per_read = s;
+            }
+            Box::new(sa)
+        }
+        kind => {
+            anyhow::ensure!(
+                args.reads.is_none() && args.sweeps_per_read.is_none(),
+                "--reads and --sweeps-per-read apply to --solver sa only"
+            );
+            kind.build()
+        }
+    };
     let sol = solver
         .solve(&qubo, &SolveOptions::new(budget, args.seed))
         .with_context(|| format!("solver {} failed", args.solver))?;

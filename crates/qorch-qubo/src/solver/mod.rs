@@ -425,33 +425,39 @@ impl<'q> Run<'q> {
 
 /// The default inverse-temperature range for annealing and tempering, from the model's
 /// coefficients in Ising form (`s = 2x - 1`, same energies), where flipping spin `i` changes
-/// the energy by twice its effective field `h_i + sum_j J_ij s_j`:
+/// the energy by twice its effective field `f_i = h_i + sum_j J_ij s_j`:
 ///
-/// * hot: the largest possible flip, `2 max_i (|h_i| + sum_j |J_ij|)`, is accepted with
-///   probability 1/2, so the first sweeps mix freely;
+/// * hot: a *typical* uphill move is accepted with probability 1/2. At a random assignment
+///   `f_i` has mean `h_i` and variance `sum_j J_ij^2`, so a typical move costs
+///   `2 sqrt(h_i^2 + sum_j J_ij^2)`; its mean over the spins sets `beta = ln 2 / that`. (Basing
+///   the hot end on the *largest* possible move instead, as D-Wave's samplers do, starts so
+///   hot on dense models that the first third of a geometric schedule is a random walk.)
 /// * cold: the smallest gap is estimated per spin as twice its smallest non-zero `|h_i|` or
 ///   `|J_ij|`; with `k` spins sharing the smallest such gap `g`, `beta = ln(k / 0.01) / g`, so
-///   that the whole last sweep excites a spin with probability about 1/100. The cold end thus
-///   scales with `ln n`, as it must for the ground state to survive in large models.
-///
-/// This is the rule of D-Wave's `dwave-samplers`, which makes budgets comparable with theirs.
+///   that the whole last sweep excites a spin with probability about 1/100 (D-Wave's rule).
+///   The cold end thus scales with `ln n`, as it must for the ground state to survive in
+///   large models.
 pub(crate) fn default_beta_range(qubo: &Qubo) -> (f64, f64) {
     let ising = qubo.to_ising();
     let n = ising.num_spins();
-    let mut max_field = 0.0_f64;
+    let mut typical_sum = 0.0;
+    let mut typical_count = 0_usize;
     let mut min_gaps: Vec<f64> = Vec::with_capacity(n);
     for i in 0..n {
-        let h = ising.fields()[i].abs();
-        let mut sum = h;
-        let mut min = if h > 0.0 { h } else { f64::INFINITY };
+        let h = ising.fields()[i];
+        let mut var = h * h;
+        let mut min = if h != 0.0 { h.abs() } else { f64::INFINITY };
         for c in ising.neighbors(i) {
             let j = c.weight.abs();
-            sum += j;
+            var += j * j;
             if j > 0.0 {
                 min = min.min(j);
             }
         }
-        max_field = max_field.max(sum);
+        if var > 0.0 {
+            typical_sum += 2.0 * var.sqrt();
+            typical_count += 1;
+        }
         if min.is_finite() {
             min_gaps.push(min);
         }
@@ -460,7 +466,8 @@ pub(crate) fn default_beta_range(qubo: &Qubo) -> (f64, f64) {
         return (0.1, 1.0);
     };
     let count = min_gaps.iter().filter(|&&g| g == smallest).count();
-    let hot = std::f64::consts::LN_2 / (2.0 * max_field);
+    let typical = typical_sum / typical_count.max(1) as f64;
+    let hot = std::f64::consts::LN_2 / typical;
     let cold = (count as f64 / 0.01).ln() / (2.0 * smallest);
-    (hot, cold.max(hot))
+    (hot.min(cold), cold)
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Run, SolveError, SolveOptions, Solution, Solver, check_initial, default_beta_range,
-    random_assignment, rng, unit_f64,
+    random_assignment, rng,
 };
 use crate::Qubo;
 
@@ -84,8 +84,9 @@ const LOG_SKIP: f64 = 44.361_419_555_836_5;
 
 /// One Metropolis sweep at inverse temperature `beta` over all variables in order.
 ///
-/// A downhill move is always made, an uphill one with probability `exp(-beta * d)`, and a
-/// neutral one (`d == 0`) with probability 1/2. Always making neutral moves in a sequential
+/// A downhill move is always made, an uphill one with probability `exp(-beta * d)` (tested as
+/// `beta * d < E` with `E` exponentially distributed, drawn by the ziggurat method: no
+/// transcendental function per move), and a neutral one (`d == 0`) with probability 1/2. Always making neutral moves in a sequential
 /// sweep lets domain walls travel with the sweep, one site per update, so that they never meet
 /// and annihilate: on a ring or a grid the anneal then never leaves its random start.
 #[inline]
@@ -98,6 +99,7 @@ pub(crate) fn metropolis_sweep(
     rng: &mut Xoshiro256PlusPlus,
 ) {
     use rand::Rng;
+    use rand_distr::{Distribution, Exp1};
     let skip = LOG_SKIP / beta;
     let start = &qubo.start;
     let adj = &qubo.adj;
@@ -108,7 +110,7 @@ pub(crate) fn metropolis_sweep(
             let reject = if d == 0.0 {
                 rng.next_u64() >> 63 == 0
             } else {
-                d >= skip || (-beta * d).exp() <= unit_f64(rng)
+                d >= skip || beta * d >= Exp1.sample(rng)
             };
             if reject {
                 continue;
@@ -120,6 +122,129 @@ pub(crate) fn metropolis_sweep(
         let s = if on { 1.0 } else { -1.0 };
         for c in &adj[start[i]..start[i + 1]] {
             field[c.var as usize] += s * c.weight;
+        }
+    }
+}
+
+/// A model whose coefficients are all integers, stored for the integer sweep: `i32` fields and
+/// 8-byte couplings. Integer deltas let the acceptance test be a table lookup.
+pub(crate) struct IntModel {
+    start: Vec<usize>,
+    adj: Vec<(u32, i32)>,
+    linear: Vec<i32>,
+}
+
+impl IntModel {
+    /// The integer form of `qubo`, if every coefficient is an integer and every local field
+    /// fits an `i32` comfortably.
+    pub(crate) fn new(qubo: &Qubo) -> Option<IntModel> {
+        const LIMIT: f64 = (1_u64 << 30) as f64;
+        let int = |w: f64| w == w.trunc() && w.abs() < LIMIT;
+        if !qubo.linear.iter().all(|&a| int(a)) || !qubo.adj.iter().all(|c| int(c.weight)) {
+            return None;
+        }
+        if qubo.max_flip_magnitudes().iter().any(|&m| m >= LIMIT) {
+            return None;
+        }
+        Some(IntModel {
+            start: qubo.start.clone(),
+            adj: qubo.adj.iter().map(|c| (c.var, c.weight as i32)).collect(),
+            linear: qubo.linear.iter().map(|&a| a as i32).collect(),
+        })
+    }
+
+    pub(crate) fn fields(&self, x: &[bool]) -> Vec<i32> {
+        let mut field = self.linear.clone();
+        for (i, &xi) in x.iter().enumerate() {
+            if xi {
+                for &(j, w) in &self.adj[self.start[i]..self.start[i + 1]] {
+                    field[j as usize] += w;
+                }
+            }
+        }
+        field
+    }
+}
+
+/// Acceptance thresholds of one inverse temperature for integer deltas: an uphill move of
+/// `d < len` is made when a uniform `u64` is below `threshold[d] = exp(-beta d) 2^64`.
+pub(crate) struct AcceptTable {
+    beta: f64,
+    skip: f64,
+    threshold: Vec<u64>,
+}
+
+impl AcceptTable {
+    /// Largest delta kept in the table; beyond it (and below the skip cut-off) the exponential
+    /// draw decides.
+    const MAX_LEN: usize = 4096;
+
+    pub(crate) fn new() -> Self {
+        AcceptTable { beta: f64::NAN, skip: 0.0, threshold: Vec::with_capacity(64) }
+    }
+
+    /// Sets the inverse temperature (a few nanoseconds per entry: one multiplication each).
+    pub(crate) fn set_beta(&mut self, beta: f64) {
+        if beta == self.beta {
+            return;
+        }
+        self.beta = beta;
+        self.skip = LOG_SKIP / beta;
+        let len = (self.skip.ceil() as usize + 1).min(Self::MAX_LEN);
+        let r = (-beta).exp();
+        self.threshold.clear();
+        self.threshold.push(u64::MAX);
+        let mut p = 1.0_f64;
+        for _ in 1..len {
+            p *= r;
+            // `as` saturates: p = 1 maps to u64::MAX.
+            self.threshold.push((p * 18_446_744_073_709_551_616.0) as u64);
+        }
+    }
+
+    #[inline]
+    fn accept(&self, d: i32, rng: &mut Xoshiro256PlusPlus) -> bool {
+        use rand::Rng;
+        use rand_distr::{Distribution, Exp1};
+        match self.threshold.get(d as usize) {
+            Some(&t) => rng.next_u64() < t,
+            None => f64::from(d) < self.skip && self.beta * f64::from(d) < Exp1.sample(rng),
+        }
+    }
+}
+
+/// The integer form of [`metropolis_sweep`]: same rule, with the table's acceptance test.
+#[inline]
+pub(crate) fn metropolis_sweep_int(
+    m: &IntModel,
+    x: &mut [bool],
+    field: &mut [i32],
+    energy: &mut i64,
+    table: &AcceptTable,
+    rng: &mut Xoshiro256PlusPlus,
+) {
+    use rand::Rng;
+    for i in 0..x.len() {
+        let f = field[i];
+        let d = if x[i] { -f } else { f };
+        if d >= 0 {
+            let reject = if d == 0 { rng.next_u64() >> 63 == 0 } else { !table.accept(d, rng) };
+            if reject {
+                continue;
+            }
+        }
+        *energy += i64::from(d);
+        let on = !x[i];
+        x[i] = on;
+        let couplings = &m.adj[m.start[i]..m.start[i + 1]];
+        if on {
+            for &(j, w) in couplings {
+                field[j as usize] += w;
+            }
+        } else {
+            for &(j, w) in couplings {
+                field[j as usize] -= w;
+            }
         }
     }
 }
@@ -140,18 +265,40 @@ pub(crate) fn fields_of(qubo: &Qubo, x: &[bool]) -> Vec<f64> {
 impl SimulatedAnnealing {
     /// One read of `sweeps` sweeps from `x`, offering improvements to `run`. Returns `false`
     /// if the run must stop.
+    #[allow(clippy::too_many_arguments, reason = "one call site; the state of a read")]
     fn read(
         &self,
         qubo: &Qubo,
+        int: Option<&IntModel>,
         run: &mut Run<'_>,
         mut x: Vec<bool>,
         sweeps: u64,
         betas: (f64, f64),
         r: &mut Xoshiro256PlusPlus,
     ) -> bool {
+        let offset = qubo.energy(&x);
+        run.offer(&x, offset);
+        if let Some(m) = int {
+            // Energies relative to the start, exact in integers.
+            let mut field = m.fields(&x);
+            let mut delta = 0_i64;
+            let mut best = 0_i64;
+            let mut table = AcceptTable::new();
+            for k in 0..sweeps {
+                table.set_beta(self.schedule.beta(betas, k, sweeps));
+                metropolis_sweep_int(m, &mut x, &mut field, &mut delta, &table, r);
+                if delta < best {
+                    best = delta;
+                    run.offer(&x, offset + delta as f64);
+                }
+                if run.add_sweeps(1) {
+                    return false;
+                }
+            }
+            return true;
+        }
         let mut field = fields_of(qubo, &x);
-        let mut energy = qubo.energy(&x);
-        run.offer(&x, energy);
+        let mut energy = offset;
         for k in 0..sweeps {
             let beta = self.schedule.beta(betas, k, sweeps);
             metropolis_sweep(qubo, &mut x, &mut field, &mut energy, beta, r);
@@ -192,6 +339,7 @@ impl Solver for SimulatedAnnealing {
         }
         let betas = self.beta_range.unwrap_or_else(|| default_beta_range(qubo));
         let grow = self.reads.is_none() && run.has_time_limit() && !run.has_sweep_limit();
+        let int = IntModel::new(qubo);
         let mut length = self.sweeps_per_read;
         let mut read = 0_u64;
         loop {
@@ -210,7 +358,7 @@ impl Solver for SimulatedAnnealing {
             }
             let started = run.elapsed();
             let done_before = run.sweeps;
-            if !self.read(qubo, &mut run, x, sweeps, betas, &mut r) {
+            if !self.read(qubo, int.as_ref(), &mut run, x, sweeps, betas, &mut r) {
                 break;
             }
             read += 1;
