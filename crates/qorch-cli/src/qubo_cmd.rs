@@ -38,8 +38,9 @@ pub(crate) struct SolveArgs {
     /// the cut (implied for rudy graphs).
     #[arg(long)]
     maxcut: bool,
-    /// The solver.
-    #[arg(long, default_value = "sa", value_parser = parse_solver)]
+    /// The solver: sa, pt, tabu, descent, exact, decompose, or hybrid (annealing with
+    /// consensus coarsening, the default).
+    #[arg(long, default_value = "hybrid", value_parser = parse_solver)]
     solver: SolverKind,
     /// Wall-clock limit in seconds (by default each solver's own default amount of work).
     #[arg(long, value_name = "SECONDS")]

@@ -18,6 +18,7 @@
 mod decompose;
 mod descent;
 mod exact;
+mod hybrid;
 mod pt;
 mod sa;
 mod tabu;
@@ -35,6 +36,7 @@ use crate::Qubo;
 pub use decompose::Decomposition;
 pub use descent::SteepestDescent;
 pub use exact::ExactSolver;
+pub use hybrid::HybridAnnealing;
 pub use pt::ParallelTempering;
 pub use sa::{Schedule, SimulatedAnnealing};
 pub use tabu::TabuSearch;
@@ -207,17 +209,20 @@ pub enum SolverKind {
     Exact,
     /// [`Decomposition`].
     Decompose,
+    /// [`HybridAnnealing`]: annealing with consensus coarsening (the default).
+    Hybrid,
 }
 
 impl SolverKind {
     /// Every kind, in the order of the command line's list.
-    pub const ALL: [SolverKind; 6] = [
+    pub const ALL: [SolverKind; 7] = [
         SolverKind::Sa,
         SolverKind::Pt,
         SolverKind::Tabu,
         SolverKind::Descent,
         SolverKind::Exact,
         SolverKind::Decompose,
+        SolverKind::Hybrid,
     ];
 
     /// The name used on the command line.
@@ -229,6 +234,7 @@ impl SolverKind {
             SolverKind::Descent => "descent",
             SolverKind::Exact => "exact",
             SolverKind::Decompose => "decompose",
+            SolverKind::Hybrid => "hybrid",
         }
     }
 
@@ -241,6 +247,7 @@ impl SolverKind {
             SolverKind::Descent => Box::new(SteepestDescent),
             SolverKind::Exact => Box::new(ExactSolver::default()),
             SolverKind::Decompose => Box::new(Decomposition::default()),
+            SolverKind::Hybrid => Box::new(HybridAnnealing::default()),
         }
     }
 }
@@ -253,7 +260,7 @@ impl fmt::Display for SolverKind {
 
 /// Error of parsing a solver name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown solver `{0}`: expected one of sa, pt, tabu, descent, exact, decompose")]
+#[error("unknown solver `{0}`: expected one of sa, pt, tabu, descent, exact, decompose, hybrid")]
 pub struct ParseSolverError(String);
 
 impl FromStr for SolverKind {

@@ -262,55 +262,56 @@ pub(crate) fn fields_of(qubo: &Qubo, x: &[bool]) -> Vec<f64> {
     field
 }
 
-impl SimulatedAnnealing {
-    /// One read of `sweeps` sweeps from `x`, offering improvements to `run`. Returns `false`
-    /// if the run must stop.
-    #[allow(clippy::too_many_arguments, reason = "one call site; the state of a read")]
-    fn read(
-        &self,
-        qubo: &Qubo,
-        int: Option<&IntModel>,
-        run: &mut Run<'_>,
-        mut x: Vec<bool>,
-        sweeps: u64,
-        betas: (f64, f64),
-        r: &mut Xoshiro256PlusPlus,
-    ) -> bool {
-        let offset = qubo.energy(&x);
-        run.offer(&x, offset);
-        if let Some(m) = int {
-            // Energies relative to the start, exact in integers.
-            let mut field = m.fields(&x);
-            let mut delta = 0_i64;
-            let mut best = 0_i64;
-            let mut table = AcceptTable::new();
-            for k in 0..sweeps {
-                table.set_beta(self.schedule.beta(betas, k, sweeps));
-                metropolis_sweep_int(m, &mut x, &mut field, &mut delta, &table, r);
-                if delta < best {
-                    best = delta;
-                    run.offer(&x, offset + delta as f64);
-                }
-                if run.add_sweeps(1) {
-                    return false;
-                }
-            }
-            return true;
-        }
-        let mut field = fields_of(qubo, &x);
-        let mut energy = offset;
+/// Runs one anneal of `sweeps` sweeps from `x` (left in `x`: the *final* state) along
+/// `schedule` over `betas`, offering every improvement of the run's best to `run`. Uses the
+/// integer kernel when `int` is given. Returns `false` if the run must stop.
+#[allow(clippy::too_many_arguments, reason = "the state of one anneal; internal")]
+pub(crate) fn anneal(
+    qubo: &Qubo,
+    int: Option<&IntModel>,
+    run: &mut Run<'_>,
+    x: &mut [bool],
+    sweeps: u64,
+    schedule: Schedule,
+    betas: (f64, f64),
+    r: &mut Xoshiro256PlusPlus,
+) -> bool {
+    let offset = qubo.energy(x);
+    run.offer(x, offset);
+    if let Some(m) = int {
+        // Energies relative to the start, exact in integers.
+        let mut field = m.fields(x);
+        let mut delta = 0_i64;
+        let mut best = 0_i64;
+        let mut table = AcceptTable::new();
         for k in 0..sweeps {
-            let beta = self.schedule.beta(betas, k, sweeps);
-            metropolis_sweep(qubo, &mut x, &mut field, &mut energy, beta, r);
-            if energy < run.best_energy {
-                run.offer(&x, energy);
+            table.set_beta(schedule.beta(betas, k, sweeps));
+            metropolis_sweep_int(m, x, &mut field, &mut delta, &table, r);
+            if delta < best {
+                best = delta;
+                if offset + (delta as f64) < run.best_energy {
+                    run.offer(x, offset + delta as f64);
+                }
             }
             if run.add_sweeps(1) {
                 return false;
             }
         }
-        true
+        return true;
     }
+    let mut field = fields_of(qubo, x);
+    let mut energy = offset;
+    for k in 0..sweeps {
+        let beta = schedule.beta(betas, k, sweeps);
+        metropolis_sweep(qubo, x, &mut field, &mut energy, beta, r);
+        if energy < run.best_energy {
+            run.offer(x, energy);
+        }
+        if run.add_sweeps(1) {
+            return false;
+        }
+    }
+    true
 }
 
 impl Solver for SimulatedAnnealing {
@@ -347,7 +348,7 @@ impl Solver for SimulatedAnnealing {
                 break;
             }
             let mut r = rng(options.seed, read);
-            let x = match (read, options.initial) {
+            let mut x = match (read, options.initial) {
                 (0, Some(init)) => init.to_vec(),
                 _ => random_assignment(n, &mut r),
             };
@@ -358,7 +359,7 @@ impl Solver for SimulatedAnnealing {
             }
             let started = run.elapsed();
             let done_before = run.sweeps;
-            if !self.read(qubo, int.as_ref(), &mut run, x, sweeps, betas, &mut r) {
+            if !anneal(qubo, int.as_ref(), &mut run, &mut x, sweeps, self.schedule, betas, &mut r) {
                 break;
             }
             read += 1;

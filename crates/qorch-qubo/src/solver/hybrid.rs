@@ -1,0 +1,235 @@
+//! Annealing with consensus coarsening: replicas agree on most of the structure; the rest is
+//! searched with moves that flip whole clusters.
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use super::descent::descend;
+use super::sa::{IntModel, Schedule, anneal};
+use super::{
+    Budget, Run, SimulatedAnnealing, SolveError, SolveOptions, Solution, Solver, check_initial,
+    default_beta_range, random_assignment, rng,
+};
+use crate::{FlipState, Qubo, QuboBuilder};
+
+/// The default solver: simulated annealing, then rounds of *consensus coarsening*.
+///
+/// Independent low-energy states of a large sparse model (a 2D spin glass, say) agree on most
+/// pairs of neighbouring variables and differ in large regions whose orientation single flips
+/// cannot fix: an annealer's residual defects are big droplets. Each round:
+///
+/// 1. Merge every coupled pair of variables whose relative value (equal or opposite) is the
+///    same in all current replicas and in the best state (union-find); each resulting cluster
+///    becomes one variable of a *coarse* model whose value says whether the whole cluster is
+///    flipped relative to the best state.
+/// 2. Anneal the coarse model (far smaller, with moves that flip whole clusters), map its best
+///    state back, descend to a local minimum, and keep it if it is better.
+/// 3. Refresh the replicas by re-annealing from the best state, slightly perturbed, from a
+///    moderate temperature, keeping their *final* states (which differ from the best where the
+///    structure is uncertain).
+///
+/// The budget: `initial_share` of it goes to `replicas` independent initial reads; the rest
+/// to rounds. Under a time limit the sweep rate is measured on the first 64 sweeps. On models
+/// too small to coarsen usefully it simply keeps annealing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HybridAnnealing {
+    /// Replicas whose consensus defines the clusters (at least 2).
+    pub replicas: usize,
+    /// Share of the budget spent on the initial independent reads.
+    pub initial_share: f64,
+    /// Fraction of variables flipped at random before a re-anneal.
+    pub perturbation: f64,
+    /// Where re-anneals start, as a fraction of the way (on a log scale) from the hot to the
+    /// cold end of the default temperature range.
+    pub restart_temperature: f64,
+}
+
+impl Default for HybridAnnealing {
+    fn default() -> Self {
+        HybridAnnealing {
+            replicas: 4,
+            initial_share: 0.35,
+            perturbation: 0.05,
+            restart_temperature: 0.4,
+        }
+    }
+}
+
+/// Union-find root with path halving.
+fn root(parent: &mut [u32], mut v: u32) -> u32 {
+    while parent[v as usize] != v {
+        let p = parent[v as usize];
+        parent[v as usize] = parent[p as usize];
+        v = p;
+    }
+    v
+}
+
+/// Clusters of variables whose relative values agree in all `states` and `best`: returns the
+/// cluster of each variable and the number of clusters.
+fn consensus_clusters(qubo: &Qubo, states: &[Vec<bool>], best: &[bool]) -> (Vec<u32>, usize) {
+    let n = qubo.num_vars();
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    for i in 0..n {
+        for c in qubo.neighbors(i) {
+            let j = c.var as usize;
+            if j < i {
+                continue;
+            }
+            let rel = best[i] != best[j];
+            if states.iter().all(|s| (s[i] != s[j]) == rel) {
+                let (a, b) = (root(&mut parent, i as u32), root(&mut parent, j as u32));
+                if a != b {
+                    parent[a as usize] = b;
+                }
+            }
+        }
+    }
+    let mut id = vec![u32::MAX; n];
+    let mut cluster = vec![0_u32; n];
+    let mut k = 0_u32;
+    for i in 0..n {
+        let r = root(&mut parent, i as u32) as usize;
+        if id[r] == u32::MAX {
+            id[r] = k;
+            k += 1;
+        }
+        cluster[i] = id[r];
+    }
+    (cluster, k as usize)
+}
+
+/// The model over cluster flips: variable `c` set means every variable of cluster `c` takes the
+/// opposite of its value in `best`. Its energy of `o` equals the full energy of that state.
+fn coarse_model(qubo: &Qubo, cluster: &[u32], k: usize, best: &[bool]) -> Qubo {
+    let s = |v: bool| if v { 1.0 } else { 0.0 };
+    let mut b = QuboBuilder::new(k);
+    let mut offset = qubo.offset();
+    // x_i = s_i + (1 - 2 s_i) o_c(i)
+    for (i, &a) in qubo.linear().iter().enumerate() {
+        let si = s(best[i]);
+        offset += a * si;
+        b.add_linear(cluster[i] as usize, a * (1.0 - 2.0 * si));
+    }
+    for (i, j, w) in qubo.interactions() {
+        let (si, sj) = (s(best[i]), s(best[j]));
+        let (ci, cj) = (cluster[i] as usize, cluster[j] as usize);
+        offset += w * si * sj;
+        b.add_linear(ci, w * sj * (1.0 - 2.0 * si));
+        b.add_linear(cj, w * si * (1.0 - 2.0 * sj));
+        b.add_quadratic(ci, cj, w * (1.0 - 2.0 * si) * (1.0 - 2.0 * sj));
+    }
+    b.add_offset(offset);
+    b.build().expect("a coarse model of a valid model is valid")
+}
+
+impl Solver for HybridAnnealing {
+    fn name(&self) -> &str {
+        "hybrid"
+    }
+
+    #[allow(clippy::too_many_lines, reason = "one algorithm, phases commented")]
+    fn solve(&self, qubo: &Qubo, options: &SolveOptions<'_>) -> Result<Solution, SolveError> {
+        check_initial(qubo, options)?;
+        if self.replicas < 2
+            || !(0.0..1.0).contains(&self.initial_share)
+            || !(0.0..=1.0).contains(&self.perturbation)
+            || !(0.0..=1.0).contains(&self.restart_temperature)
+        {
+            return Err(SolveError::Config(
+                "hybrid needs replicas >= 2, initial_share in [0, 1), perturbation and \
+                 restart_temperature in [0, 1]"
+                    .into(),
+            ));
+        }
+        let n = qubo.num_vars();
+        let mut run = Run::new(qubo, &options.budget, 10_000);
+        if n == 0 {
+            run.offer(&[], qubo.offset());
+            return Ok(run.finish(self.name()));
+        }
+        let int = IntModel::new(qubo);
+        let (hot, cold) = default_beta_range(qubo);
+        let restart = hot * (cold / hot).powf(self.restart_temperature);
+        let mut r = rng(options.seed, 0);
+
+        // Total sweeps this run may make: the sweep budget, or the rate measured on a first
+        // short read times the time budget.
+        let mut first = match options.initial {
+            Some(x) => x.to_vec(),
+            None => random_assignment(n, &mut r),
+        };
+        let total = if run.has_sweep_limit() && !run.has_time_limit() {
+            run.sweeps_left()
+        } else {
+            let probe = 64;
+            let t = run.elapsed();
+            if !anneal(qubo, int.as_ref(), &mut run, &mut first, probe, Schedule::Geometric, (hot, cold), &mut r) {
+                return Ok(run.finish(self.name()));
+            }
+            let rate = probe as f64 / (run.elapsed() - t).max(1e-9);
+            let seconds = options.budget.time_limit.map_or(f64::INFINITY, |d| d.as_secs_f64());
+            let by_time = (rate * (seconds - run.elapsed()).max(0.0)) as u64;
+            by_time.min(run.sweeps_left())
+        };
+        let read_len = ((self.initial_share * total as f64) / self.replicas as f64).max(16.0) as u64;
+
+        // 1. Independent initial reads.
+        let mut states: Vec<Vec<bool>> = Vec::with_capacity(self.replicas);
+        for k in 0..self.replicas {
+            let mut x = if k == 0 { first.clone() } else { random_assignment(n, &mut r) };
+            let mut rr = rng(options.seed, 1 + k as u64);
+            let go = anneal(qubo, int.as_ref(), &mut run, &mut x, read_len, Schedule::Geometric, (hot, cold), &mut rr);
+            states.push(x);
+            if !go {
+                return Ok(run.finish(self.name()));
+            }
+        }
+
+        // 2. Rounds of coarsening and re-annealing.
+        let mut round = 0_u64;
+        let sa = SimulatedAnnealing { reads: Some(1), ..SimulatedAnnealing::default() };
+        while !run.stopped() {
+            round += 1;
+            let best = run.best.clone();
+            let (cluster, k) = consensus_clusters(qubo, &states, &best);
+            if k > 1 && k < n {
+                let coarse = coarse_model(qubo, &cluster, k, &best);
+                // As many variable visits as half a read of the full model.
+                let sweeps = ((read_len as f64 * n as f64 / (2.0 * k as f64)) as u64).clamp(100, 200_000);
+                let time_left = options
+                    .budget
+                    .time_limit
+                    .map(|d| d.saturating_sub(std::time::Duration::from_secs_f64(run.elapsed())));
+                let coarse_budget = Budget { sweeps: Some(sweeps), time_limit: time_left, target_energy: None };
+                let sol = sa.solve(&coarse, &SolveOptions::new(coarse_budget, r.random()))?;
+                let x: Vec<bool> =
+                    (0..n).map(|i| best[i] ^ sol.assignment[cluster[i] as usize]).collect();
+                let mut state = FlipState::new(qubo, x);
+                descend(&mut state, &mut run);
+                if state.energy() < run.best_energy {
+                    run.offer(state.assignment(), state.energy());
+                }
+                if run.add_sweeps(sol.sweeps * k as u64 / n as u64) {
+                    break;
+                }
+            }
+            // Fresh replicas around the best.
+            for k in 0..self.replicas {
+                let mut x = run.best.clone();
+                for v in &mut x {
+                    if r.random_bool(self.perturbation) {
+                        *v = !*v;
+                    }
+                }
+                let mut rr = rng(options.seed, round * 1_000 + k as u64 + 100);
+                let go = anneal(qubo, int.as_ref(), &mut run, &mut x, read_len / 2, Schedule::Geometric, (restart, cold), &mut rr);
+                states[k] = x;
+                if !go {
+                    break;
+                }
+            }
+        }
+        Ok(run.finish(self.name()))
+    }
+}
