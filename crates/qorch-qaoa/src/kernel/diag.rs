@@ -1,0 +1,179 @@
+//! The diagonal as the kernels see it: block-wise phase, expectation and products.
+
+/// `cos(gamma v)` and `sin(gamma v)` for every level `v` of a level-stored diagonal, computed
+/// once per layer. Empty for a dense diagonal, whose kernels evaluate the phase per
+/// amplitude.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PhaseTable {
+    pub(crate) gamma: f64,
+    pub(crate) cos: Vec<f64>,
+    pub(crate) sin: Vec<f64>,
+}
+
+impl PhaseTable {
+    /// Fills the table for `gamma` and the levels `values` (no allocation once the table has
+    /// grown to the number of levels).
+    pub(crate) fn set(&mut self, gamma: f64, values: &[f64]) {
+        self.gamma = gamma;
+        self.cos.clear();
+        self.sin.clear();
+        for &v in values {
+            let (s, c) = (gamma * v).sin_cos();
+            self.cos.push(c);
+            self.sin.push(s);
+        }
+    }
+}
+
+/// Block operations on a diagonal. `start` is the basis index of the block's first entry.
+///
+/// The phase is `exp(-i gamma v) = cos(gamma v) - i sin(gamma v)`, so
+/// `(re + i im) * phase = (re cos + im sin) + i (im cos - re sin)`.
+pub(crate) trait Diag: Sync {
+    /// Multiplies the block by the phase.
+    fn phase(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]);
+    /// Writes `amp * phase` (the phase layer applied to the uniform state `amp |+...+>`).
+    fn init_plus(&self, start: usize, t: &PhaseTable, amp: f64, re: &mut [f64], im: &mut [f64]);
+    /// `sum_x |a_x|^2 v_x` over the block.
+    fn expect(&self, start: usize, re: &[f64], im: &[f64]) -> f64;
+    /// `out = v * in` elementwise.
+    fn mul(&self, start: usize, re: &[f64], im: &[f64], out_re: &mut [f64], out_im: &mut [f64]);
+    /// `Im sum_x conj(l_x) v_x p_x = sum_x v_x (lr pi - li pr)`.
+    fn imag_inner(&self, start: usize, pr: &[f64], pi: &[f64], lr: &[f64], li: &[f64]) -> f64;
+}
+
+/// A level-stored diagonal: `values[idx[x]]`.
+pub(crate) struct Levels<'a, T> {
+    pub(crate) idx: &'a [T],
+    pub(crate) values: &'a [f64],
+}
+
+/// A dense diagonal.
+pub(crate) struct Dense<'a> {
+    pub(crate) d: &'a [f64],
+}
+
+/// Four partial sums, so that the additions of a long block do not form one dependency chain
+/// (and are vectorized); the order of additions is fixed, so results are reproducible.
+#[inline(always)]
+fn sum4(len: usize, mut term: impl FnMut(usize) -> f64) -> f64 {
+    let mut acc = [0.0_f64; 4];
+    let main = len / 4 * 4;
+    let mut k = 0;
+    while k < main {
+        acc[0] += term(k);
+        acc[1] += term(k + 1);
+        acc[2] += term(k + 2);
+        acc[3] += term(k + 3);
+        k += 4;
+    }
+    let mut rest = 0.0;
+    for k in main..len {
+        rest += term(k);
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + rest
+}
+
+impl<T: Copy + Into<usize> + Sync> Diag for Levels<'_, T> {
+    #[inline(always)]
+    fn phase(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]) {
+        let idx = &self.idx[start..start + re.len()];
+        let im = &mut im[..re.len()];
+        for ((r, i), &k) in re.iter_mut().zip(im.iter_mut()).zip(idx) {
+            let k: usize = k.into();
+            let (c, s) = (t.cos[k], t.sin[k]);
+            let (a, b) = (*r, *i);
+            *r = a * c + b * s;
+            *i = b * c - a * s;
+        }
+    }
+
+    #[inline(always)]
+    fn init_plus(&self, start: usize, t: &PhaseTable, amp: f64, re: &mut [f64], im: &mut [f64]) {
+        let idx = &self.idx[start..start + re.len()];
+        let im = &mut im[..re.len()];
+        for ((r, i), &k) in re.iter_mut().zip(im.iter_mut()).zip(idx) {
+            let k: usize = k.into();
+            *r = amp * t.cos[k];
+            *i = -amp * t.sin[k];
+        }
+    }
+
+    #[inline(always)]
+    fn expect(&self, start: usize, re: &[f64], im: &[f64]) -> f64 {
+        let len = re.len();
+        let (idx, im) = (&self.idx[start..start + len], &im[..len]);
+        sum4(len, |k| (re[k] * re[k] + im[k] * im[k]) * self.values[idx[k].into()])
+    }
+
+    #[inline(always)]
+    fn mul(&self, start: usize, re: &[f64], im: &[f64], out_re: &mut [f64], out_im: &mut [f64]) {
+        let len = re.len();
+        let (idx, im) = (&self.idx[start..start + len], &im[..len]);
+        let (out_re, out_im) = (&mut out_re[..len], &mut out_im[..len]);
+        for k in 0..len {
+            let v = self.values[idx[k].into()];
+            out_re[k] = v * re[k];
+            out_im[k] = v * im[k];
+        }
+    }
+
+    #[inline(always)]
+    fn imag_inner(&self, start: usize, pr: &[f64], pi: &[f64], lr: &[f64], li: &[f64]) -> f64 {
+        let len = pr.len();
+        let idx = &self.idx[start..start + len];
+        let (pi, lr, li) = (&pi[..len], &lr[..len], &li[..len]);
+        sum4(len, |k| self.values[idx[k].into()] * (lr[k] * pi[k] - li[k] * pr[k]))
+    }
+}
+
+impl Diag for Dense<'_> {
+    #[inline(always)]
+    fn phase(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]) {
+        let d = &self.d[start..start + re.len()];
+        let im = &mut im[..re.len()];
+        for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(d) {
+            let (s, c) = (t.gamma * v).sin_cos();
+            let (a, b) = (*r, *i);
+            *r = a * c + b * s;
+            *i = b * c - a * s;
+        }
+    }
+
+    #[inline(always)]
+    fn init_plus(&self, start: usize, t: &PhaseTable, amp: f64, re: &mut [f64], im: &mut [f64]) {
+        let d = &self.d[start..start + re.len()];
+        let im = &mut im[..re.len()];
+        for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(d) {
+            let (s, c) = (t.gamma * v).sin_cos();
+            *r = amp * c;
+            *i = -amp * s;
+        }
+    }
+
+    #[inline(always)]
+    fn expect(&self, start: usize, re: &[f64], im: &[f64]) -> f64 {
+        let len = re.len();
+        let (d, im) = (&self.d[start..start + len], &im[..len]);
+        sum4(len, |k| (re[k] * re[k] + im[k] * im[k]) * d[k])
+    }
+
+    #[inline(always)]
+    fn mul(&self, start: usize, re: &[f64], im: &[f64], out_re: &mut [f64], out_im: &mut [f64]) {
+        let len = re.len();
+        let (d, im) = (&self.d[start..start + len], &im[..len]);
+        let (out_re, out_im) = (&mut out_re[..len], &mut out_im[..len]);
+        for k in 0..len {
+            out_re[k] = d[k] * re[k];
+            out_im[k] = d[k] * im[k];
+        }
+    }
+
+    #[inline(always)]
+    fn imag_inner(&self, start: usize, pr: &[f64], pi: &[f64], lr: &[f64], li: &[f64]) -> f64 {
+        let len = pr.len();
+        let d = &self.d[start..start + len];
+        let (pi, lr, li) = (&pi[..len], &lr[..len], &li[..len]);
+        sum4(len, |k| d[k] * (lr[k] * pi[k] - li[k] * pr[k]))
+    }
+}
