@@ -63,7 +63,8 @@ pub(crate) struct SolveArgs {
 }
 
 fn parse_solver(s: &str) -> Result<SolverKind, String> {
-    s.parse().map_err(|e: qorch_qubo::ParseSolverError| e.to_string())
+    s.parse()
+        .map_err(|e: qorch_qubo::ParseSolverError| e.to_string())
 }
 
 #[derive(Serialize)]
@@ -92,7 +93,13 @@ fn open(path: &Path) -> anyhow::Result<BufReader<File>> {
 
 fn format_of(args: &SolveArgs) -> Format {
     args.format.unwrap_or_else(|| {
-        match args.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match args
+            .file
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("qubo") => Format::Qubo,
             Some("json") => Format::Json,
             _ => Format::Rudy,
@@ -134,10 +141,17 @@ fn solve(args: &SolveArgs) -> anyhow::Result<()> {
         None => None,
     };
     let (qubo, graph) = load(args)?;
-    let budget = Budget { sweeps: args.sweeps, time_limit, target_energy: None };
+    let budget = Budget {
+        sweeps: args.sweeps,
+        time_limit,
+        target_energy: None,
+    };
     let solver: Box<dyn qorch_qubo::Solver> = match args.solver {
         SolverKind::Sa => {
-            let mut sa = qorch_qubo::SimulatedAnnealing { reads: args.reads, ..Default::default() };
+            let mut sa = qorch_qubo::SimulatedAnnealing {
+                reads: args.reads,
+                ..Default::default()
+            };
             if let Some(s) = args.sweeps_per_read {
                 anyhow::ensure!(s > 0, "--sweeps-per-read must be at least 1");
                 sa.sweeps_per_read = s;
@@ -160,7 +174,9 @@ fn solve(args: &SolveArgs) -> anyhow::Result<()> {
         cut: graph.as_ref().map(|g| g.cut_value(&sol.assignment)),
         solver: sol.solver,
         n: qubo.num_vars(),
-        m: graph.as_ref().map_or_else(|| qubo.num_interactions(), Graph::num_edges),
+        m: graph
+            .as_ref()
+            .map_or_else(|| qubo.num_interactions(), Graph::num_edges),
         seconds: sol.seconds,
         seed: args.seed,
         sweeps: sol.sweeps,
@@ -172,7 +188,13 @@ fn solve(args: &SolveArgs) -> anyhow::Result<()> {
         let cut = report.cut.map(|c| format!("cut {c}  ")).unwrap_or_default();
         crate::print_line(&format!(
             "energy {}  {cut}solver {}  n {}  m {}  seconds {:.3}  sweeps {}  seed {}",
-            report.energy, report.solver, report.n, report.m, report.seconds, report.sweeps, report.seed
+            report.energy,
+            report.solver,
+            report.n,
+            report.m,
+            report.seconds,
+            report.sweeps,
+            report.seed
         ))
     }
 }

@@ -33,15 +33,27 @@ fn sa_sweeps(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1000));
     g.sample_size(20);
     g.bench_function("1000_sweeps", |b| {
-        let sa = SimulatedAnnealing { reads: Some(1), ..Default::default() };
-        b.iter(|| sa.solve(&q, &SolveOptions::new(Budget::sweeps(1000), 1)).unwrap().energy);
+        let sa = SimulatedAnnealing {
+            reads: Some(1),
+            ..Default::default()
+        };
+        b.iter(|| {
+            sa.solve(&q, &SolveOptions::new(Budget::sweeps(1000), 1))
+                .unwrap()
+                .energy
+        });
     });
     g.finish();
     let mut g = c.benchmark_group("tabu_g1_like");
     g.throughput(Throughput::Elements(10));
     g.sample_size(20);
     g.bench_function("10_sweeps", |b| {
-        b.iter(|| TabuSearch::default().solve(&q, &SolveOptions::new(Budget::sweeps(10), 1)).unwrap().energy);
+        b.iter(|| {
+            TabuSearch::default()
+                .solve(&q, &SolveOptions::new(Budget::sweeps(10), 1))
+                .unwrap()
+                .energy
+        });
     });
     g.finish();
 }

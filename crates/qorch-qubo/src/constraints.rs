@@ -106,7 +106,10 @@ impl QuboBuilder {
     /// penalty larger than this makes every single-flip exit from the feasible set cost more
     /// than it can gain (the rule used throughout qorch: `penalty = 1.5 * bound`, at least 1).
     pub fn flip_gain_bound(&self, vars: &[usize]) -> f64 {
-        let mut mag: Vec<f64> = vars.iter().map(|&v| self.linear.get(v).map_or(0.0, |a| a.abs())).collect();
+        let mut mag: Vec<f64> = vars
+            .iter()
+            .map(|&v| self.linear.get(v).map_or(0.0, |a| a.abs()))
+            .collect();
         let index: std::collections::HashMap<usize, usize> =
             vars.iter().enumerate().map(|(k, &v)| (v, k)).collect();
         for &(i, j, w) in &self.quadratic {
@@ -196,7 +199,9 @@ mod tests {
         b.add_equality(&[(0, 2.0), (1, 3.0), (2, 5.0)], 5.0, 1.0);
         let q = b.build().unwrap();
         for x in all_assignments(3) {
-            let lhs = 2.0 * f64::from(u8::from(x[0])) + 3.0 * f64::from(u8::from(x[1])) + 5.0 * f64::from(u8::from(x[2]));
+            let lhs = 2.0 * f64::from(u8::from(x[0]))
+                + 3.0 * f64::from(u8::from(x[1]))
+                + 5.0 * f64::from(u8::from(x[2]));
             assert!((q.energy(&x) - (lhs - 5.0).powi(2)).abs() < 1e-9);
         }
     }
@@ -230,7 +235,9 @@ mod tests {
     #[test]
     fn unsatisfiable_inequality_is_refused() {
         let mut b = QuboBuilder::new(2);
-        let err = b.add_inequality_slack(&[(0, 1.0), (1, -1.0)], -2.0, 1.0, 1.0).unwrap_err();
+        let err = b
+            .add_inequality_slack(&[(0, 1.0), (1, -1.0)], -2.0, 1.0, 1.0)
+            .unwrap_err();
         assert!(err.to_string().contains("cannot hold"), "{err}");
     }
 
@@ -246,8 +253,10 @@ mod tests {
             .filter(|x| h(x) >= 0.0)
             .map(|x| q.energy(&x))
             .fold(f64::INFINITY, f64::min);
-        let mut infeasible: Vec<(f64, f64)> =
-            all_assignments(3).filter(|x| h(x) < 0.0).map(|x| (h(&x), q.energy(&x))).collect();
+        let mut infeasible: Vec<(f64, f64)> = all_assignments(3)
+            .filter(|x| h(x) < 0.0)
+            .map(|x| (h(&x), q.energy(&x)))
+            .collect();
         assert!(!infeasible.is_empty());
         for &(hx, e) in &infeasible {
             assert!((e - (-l1 * hx + l2 * hx * hx)).abs() < 1e-9);
@@ -261,7 +270,9 @@ mod tests {
     #[test]
     fn suggested_penalty_exceeds_every_single_flip_gain() {
         let mut b = QuboBuilder::new(3);
-        b.add_linear(0, -4.0).add_quadratic(0, 1, -2.0).add_linear(2, 1.0);
+        b.add_linear(0, -4.0)
+            .add_quadratic(0, 1, -2.0)
+            .add_linear(2, 1.0);
         assert_eq!(b.flip_gain_bound(&[0, 1, 2]), 6.0);
         assert_eq!(b.suggested_penalty(&[0, 1, 2]), 9.0);
         assert_eq!(b.suggested_penalty(&[2]), 1.5);

@@ -19,7 +19,10 @@ impl Graph {
     /// A vertex out of range or a non-finite weight.
     pub fn new(n: usize, edges: Vec<(usize, usize, f64)>) -> Result<Graph, ModelError> {
         if n > Qubo::MAX_VARS {
-            return Err(ModelError::TooManyVariables { n, max: Qubo::MAX_VARS });
+            return Err(ModelError::TooManyVariables {
+                n,
+                max: Qubo::MAX_VARS,
+            });
         }
         let mut out = Vec::with_capacity(edges.len());
         for (i, j, w) in edges {
@@ -29,7 +32,10 @@ impl Graph {
                 }
             }
             if !w.is_finite() {
-                return Err(ModelError::NonFinite { term: format!("edge {i}-{j}"), value: w });
+                return Err(ModelError::NonFinite {
+                    term: format!("edge {i}-{j}"),
+                    value: w,
+                });
             }
             out.push((i as u32, j as u32, w));
         }
@@ -48,7 +54,9 @@ impl Graph {
 
     /// The edges `(i, j, w)`, 0-based.
     pub fn edges(&self) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
-        self.edges.iter().map(|&(i, j, w)| (i as usize, j as usize, w))
+        self.edges
+            .iter()
+            .map(|&(i, j, w)| (i as usize, j as usize, w))
     }
 
     /// Sum of all edge weights.
@@ -85,6 +93,10 @@ impl Graph {
     /// assert_eq!(q.energy(&side), -triangle.cut_value(&side));
     /// assert_eq!(triangle.cut_value(&side), 2.0);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// Never: a validated graph always gives a valid model.
     pub fn max_cut_qubo(&self) -> Qubo {
         let mut b = QuboBuilder::new(self.n);
         for &(i, j, w) in &self.edges {
@@ -133,7 +145,7 @@ pub enum ReadError {
         line: usize,
         /// 1-based column.
         column: usize,
-        /// serde_json's message.
+        /// `serde_json`'s message.
         message: String,
     },
     /// The terms parse but do not form a valid model.
@@ -142,7 +154,10 @@ pub enum ReadError {
 }
 
 fn syntax(line: usize, message: impl Into<String>) -> ReadError {
-    ReadError::Syntax { line, message: message.into() }
+    ReadError::Syntax {
+        line,
+        message: message.into(),
+    }
 }
 
 /// Decodes UTF-8 (with or without BOM) or UTF-16 (with BOM), as G-set files come in all three.
@@ -150,18 +165,26 @@ fn decode_text(mut input: impl Read) -> Result<String, ReadError> {
     let mut raw = Vec::new();
     input.read_to_end(&mut raw)?;
     let utf16 = |bytes: &[u8], le: bool| -> Result<String, ReadError> {
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return Err(ReadError::Encoding);
         }
         let units = bytes.chunks_exact(2).map(|c| {
-            if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) }
+            if le {
+                u16::from_le_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
+            }
         });
-        char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| ReadError::Encoding)
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|_| ReadError::Encoding)
     };
     match raw.as_slice() {
         [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
         [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
-        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8(rest.to_vec()).map_err(|_| ReadError::Encoding),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => {
+            String::from_utf8(rest.to_vec()).map_err(|_| ReadError::Encoding)
+        }
         _ => String::from_utf8(raw).map_err(|_| ReadError::Encoding),
     }
 }
@@ -180,8 +203,12 @@ fn content_lines(text: &str, c_comments: bool) -> impl Iterator<Item = (usize, V
 }
 
 fn parse_usize(tok: &str, line: usize, what: &str) -> Result<usize, ReadError> {
-    tok.parse::<usize>()
-        .map_err(|_| syntax(line, format!("expected {what} (a non-negative integer), found `{tok}`")))
+    tok.parse::<usize>().map_err(|_| {
+        syntax(
+            line,
+            format!("expected {what} (a non-negative integer), found `{tok}`"),
+        )
+    })
 }
 
 fn parse_f64(tok: &str, line: usize, what: &str) -> Result<f64, ReadError> {
@@ -216,22 +243,35 @@ fn parse_f64(tok: &str, line: usize, what: &str) -> Result<f64, ReadError> {
 pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
     let text = decode_text(input)?;
     let mut lines = content_lines(&text, false);
-    let (hline, header) = lines.next().ok_or(ReadError::Truncated { what: "header lines", expected: 1, found: 0 })?;
+    let (hline, header) = lines.next().ok_or(ReadError::Truncated {
+        what: "header lines",
+        expected: 1,
+        found: 0,
+    })?;
     if header.len() < 2 {
         return Err(syntax(hline, "expected a header `n m` (vertices, edges)"));
     }
     let n = parse_usize(header[0], hline, "the vertex count n")?;
     let m = parse_usize(header[1], hline, "the edge count m")?;
     if n > Qubo::MAX_VARS {
-        return Err(syntax(hline, format!("{n} vertices exceed the maximum of {}", Qubo::MAX_VARS)));
+        return Err(syntax(
+            hline,
+            format!("{n} vertices exceed the maximum of {}", Qubo::MAX_VARS),
+        ));
     }
     let mut edges = Vec::with_capacity(m.min(1 << 24));
     for (line, toks) in lines {
         if edges.len() == m {
-            return Err(syntax(line, format!("more edges than the {m} the header announces")));
+            return Err(syntax(
+                line,
+                format!("more edges than the {m} the header announces"),
+            ));
         }
         if toks.len() < 2 || toks.len() > 3 {
-            return Err(syntax(line, format!("expected an edge `i j w`, found {} fields", toks.len())));
+            return Err(syntax(
+                line,
+                format!("expected an edge `i j w`, found {} fields", toks.len()),
+            ));
         }
         let vertex = |tok: &str| -> Result<u32, ReadError> {
             let v = parse_usize(tok, line, "a vertex")?;
@@ -249,7 +289,11 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
         edges.push((i, j, w));
     }
     if edges.len() < m {
-        return Err(ReadError::Truncated { what: "edges", expected: m, found: edges.len() });
+        return Err(ReadError::Truncated {
+            what: "edges",
+            expected: m,
+            found: edges.len(),
+        });
     }
     Ok(Graph { n, edges })
 }
@@ -281,15 +325,25 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
 pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
     let text = decode_text(input)?;
     let mut lines = content_lines(&text, true);
-    let (pline, p) = lines.next().ok_or(ReadError::Truncated { what: "`p` lines", expected: 1, found: 0 })?;
+    let (pline, p) = lines.next().ok_or(ReadError::Truncated {
+        what: "`p` lines",
+        expected: 1,
+        found: 0,
+    })?;
     if p.len() != 6 || p[0] != "p" || p[1] != "qubo" {
-        return Err(syntax(pline, "expected the problem line `p qubo 0 <max_nodes> <n_nodes> <n_couplers>`"));
+        return Err(syntax(
+            pline,
+            "expected the problem line `p qubo 0 <max_nodes> <n_nodes> <n_couplers>`",
+        ));
     }
     let n = parse_usize(p[3], pline, "max_nodes")?;
     let n_nodes = parse_usize(p[4], pline, "n_nodes")?;
     let n_couplers = parse_usize(p[5], pline, "n_couplers")?;
     if n > Qubo::MAX_VARS {
-        return Err(syntax(pline, format!("{n} variables exceed the maximum of {}", Qubo::MAX_VARS)));
+        return Err(syntax(
+            pline,
+            format!("{n} variables exceed the maximum of {}", Qubo::MAX_VARS),
+        ));
     }
     let mut b = QuboBuilder::new(n);
     let (mut nodes, mut couplers) = (0, 0);
@@ -302,13 +356,19 @@ pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
             continue;
         }
         if toks.len() != 3 {
-            return Err(syntax(line, format!("expected an entry `i j value`, found {} fields", toks.len())));
+            return Err(syntax(
+                line,
+                format!("expected an entry `i j value`, found {} fields", toks.len()),
+            ));
         }
         let i = parse_usize(toks[0], line, "a variable index")?;
         let j = parse_usize(toks[1], line, "a variable index")?;
         for v in [i, j] {
             if v >= n {
-                return Err(syntax(line, format!("variable {v} out of range 0..{n} (max_nodes is {n})")));
+                return Err(syntax(
+                    line,
+                    format!("variable {v} out of range 0..{n} (max_nodes is {n})"),
+                ));
             }
         }
         let w = parse_f64(toks[2], line, "a coefficient")?;
@@ -321,10 +381,18 @@ pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
         }
     }
     if nodes != n_nodes {
-        return Err(ReadError::Truncated { what: "diagonal entries", expected: n_nodes, found: nodes });
+        return Err(ReadError::Truncated {
+            what: "diagonal entries",
+            expected: n_nodes,
+            found: nodes,
+        });
     }
     if couplers != n_couplers {
-        return Err(ReadError::Truncated { what: "couplers", expected: n_couplers, found: couplers });
+        return Err(ReadError::Truncated {
+            what: "couplers",
+            expected: n_couplers,
+            found: couplers,
+        });
     }
     Ok(b.build()?)
 }
@@ -335,10 +403,21 @@ pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
 ///
 /// Any I/O error of `out`.
 pub fn write_qubo_text(qubo: &Qubo, mut out: impl Write) -> io::Result<()> {
-    let lin: Vec<(usize, f64)> =
-        qubo.linear().iter().copied().enumerate().filter(|(_, a)| *a != 0.0).collect();
+    let lin: Vec<(usize, f64)> = qubo
+        .linear()
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, a)| *a != 0.0)
+        .collect();
     writeln!(out, "c written by qorch")?;
-    writeln!(out, "p qubo 0 {} {} {}", qubo.num_vars(), lin.len(), qubo.num_interactions())?;
+    writeln!(
+        out,
+        "p qubo 0 {} {} {}",
+        qubo.num_vars(),
+        lin.len(),
+        qubo.num_interactions()
+    )?;
     for (i, a) in lin {
         writeln!(out, "{i} {i} {a:?}")?;
     }
@@ -396,12 +475,21 @@ mod tests {
             ("3 1\n1 2 1\n2 3 1\n", "line 3: more edges"),
             ("3 1\n\n1 0 1\n", "line 3: vertex 0 out of range"),
             ("3 1\n1 2 abc\n", "line 2: expected an edge weight"),
-            ("3 1\n1 2 nan\n", "line 2: an edge weight `nan` is not finite"),
-            ("3 1\n1 2 3 4\n", "line 2: expected an edge `i j w`, found 4 fields"),
+            (
+                "3 1\n1 2 nan\n",
+                "line 2: an edge weight `nan` is not finite",
+            ),
+            (
+                "3 1\n1 2 3 4\n",
+                "line 2: expected an edge `i j w`, found 4 fields",
+            ),
         ];
         for (input, want) in cases {
             let err = read_rudy(input.as_bytes()).unwrap_err().to_string();
-            assert!(err.contains(want), "input {input:?}: got {err:?}, want {want:?}");
+            assert!(
+                err.contains(want),
+                "input {input:?}: got {err:?}, want {want:?}"
+            );
         }
     }
 
@@ -415,13 +503,19 @@ mod tests {
         }
         let g = read_rudy(utf16.as_slice()).unwrap();
         assert_eq!(g.total_weight(), 5.0);
-        assert!(matches!(read_rudy([0xC3, 0x28].as_slice()), Err(ReadError::Encoding)));
+        assert!(matches!(
+            read_rudy([0xC3, 0x28].as_slice()),
+            Err(ReadError::Encoding)
+        ));
     }
 
     #[test]
     fn qubo_text_round_trip_and_errors() {
         let mut b = QuboBuilder::new(4);
-        b.add_linear(0, -1.5).add_quadratic(0, 3, 2.0).add_quadratic(1, 2, -0.25).add_offset(3.0);
+        b.add_linear(0, -1.5)
+            .add_quadratic(0, 3, 2.0)
+            .add_quadratic(1, 2, -0.25)
+            .add_offset(3.0);
         let q = b.build().unwrap();
         let mut buf = Vec::new();
         write_qubo_text(&q, &mut buf).unwrap();
@@ -435,7 +529,10 @@ mod tests {
         ];
         for (input, want) in cases {
             let err = read_qubo_text(input.as_bytes()).unwrap_err().to_string();
-            assert!(err.contains(want), "input {input:?}: got {err:?}, want {want:?}");
+            assert!(
+                err.contains(want),
+                "input {input:?}: got {err:?}, want {want:?}"
+            );
         }
     }
 

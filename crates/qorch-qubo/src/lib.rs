@@ -88,7 +88,7 @@ mod solver;
 pub use io::{Graph, ReadError, read_json, read_qubo_text, read_rudy, write_json, write_qubo_text};
 pub use model::{Coupling, FlipState, Ising, ModelError, Qubo, QuboBuilder, QuboTerms};
 pub use solver::{
-    Budget, Decomposition, ExactSolver, HybridAnnealing, ParallelTempering, ParseSolverError, Schedule,
-    SimulatedAnnealing, SolveError, SolveOptions, Solution, Solver, SolverKind,
+    Budget, Decomposition, ExactSolver, HybridAnnealing, ParallelTempering, ParseSolverError,
+    Schedule, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver, SolverKind,
     SteepestDescent, StopReason, TabuSearch, TracePoint,
 };

@@ -161,7 +161,11 @@ impl Qubo {
     ///
     /// If `x.len() != num_vars()`.
     pub fn energy(&self, x: &[bool]) -> f64 {
-        assert_eq!(x.len(), self.num_vars(), "assignment length must equal the variable count");
+        assert_eq!(
+            x.len(),
+            self.num_vars(),
+            "assignment length must equal the variable count"
+        );
         let mut e = self.offset;
         for i in 0..self.num_vars() {
             if !x[i] {
@@ -205,7 +209,12 @@ impl Qubo {
     pub fn max_flip_magnitudes(&self) -> Vec<f64> {
         (0..self.num_vars())
             .map(|i| {
-                self.linear[i].abs() + self.neighbors(i).iter().map(|c| c.weight.abs()).sum::<f64>()
+                self.linear[i].abs()
+                    + self
+                        .neighbors(i)
+                        .iter()
+                        .map(|c| c.weight.abs())
+                        .sum::<f64>()
             })
             .collect()
     }
@@ -220,6 +229,7 @@ impl Qubo {
     /// # Panics
     ///
     /// If `x.len() != num_vars()`, or `vars` holds an index out of range or a duplicate.
+    #[must_use]
     pub fn clamped_subproblem(&self, vars: &[usize], x: &[bool]) -> Qubo {
         self.clamped_with_energy(vars, x, self.energy(x))
     }
@@ -247,9 +257,8 @@ impl Qubo {
                             inside += c.weight;
                         }
                     }
-                    Some(_) => {}
                     None if x[u] => a += c.weight,
-                    None => {}
+                    _ => {}
                 }
             }
             b.add_linear(k, a);
@@ -273,10 +282,18 @@ impl Qubo {
                 if (c.var as usize) > i {
                     offset += c.weight / 4.0;
                 }
-                adj.push(Coupling { var: c.var, weight: c.weight / 4.0 });
+                adj.push(Coupling {
+                    var: c.var,
+                    weight: c.weight / 4.0,
+                });
             }
         }
-        Ising { h, start: self.start.clone(), adj, offset }
+        Ising {
+            h,
+            start: self.start.clone(),
+            adj,
+            offset,
+        }
     }
 }
 
@@ -332,11 +349,19 @@ impl Ising {
         b.add_offset(offset);
         for (i, v) in h.iter().enumerate() {
             if !v.is_finite() {
-                return Err(ModelError::NonFinite { term: format!("h[{i}]"), value: *v });
+                return Err(ModelError::NonFinite {
+                    term: format!("h[{i}]"),
+                    value: *v,
+                });
             }
         }
         let q = b.build()?;
-        Ok(Ising { h, start: q.start, adj: q.adj, offset: q.offset })
+        Ok(Ising {
+            h,
+            start: q.start,
+            adj: q.adj,
+            offset: q.offset,
+        })
     }
 
     /// Number of spins.
@@ -401,10 +426,18 @@ impl Ising {
                 if (c.var as usize) > i {
                     offset += c.weight;
                 }
-                adj.push(Coupling { var: c.var, weight: 4.0 * c.weight });
+                adj.push(Coupling {
+                    var: c.var,
+                    weight: 4.0 * c.weight,
+                });
             }
         }
-        Qubo { linear, start: self.start.clone(), adj, offset }
+        Qubo {
+            linear,
+            start: self.start.clone(),
+            adj,
+            offset,
+        }
     }
 }
 
@@ -423,7 +456,10 @@ pub struct QuboBuilder {
 impl QuboBuilder {
     /// A builder for `n` variables, all coefficients zero.
     pub fn new(n: usize) -> Self {
-        QuboBuilder { linear: vec![0.0; n], ..Self::default() }
+        QuboBuilder {
+            linear: vec![0.0; n],
+            ..Self::default()
+        }
     }
 
     /// Number of variables so far.
@@ -446,7 +482,10 @@ impl QuboBuilder {
 
     pub(crate) fn check(&mut self, i: usize) -> Result<(), ModelError> {
         if i >= self.linear.len() {
-            return Err(ModelError::IndexOutOfRange { index: i, n: self.linear.len() });
+            return Err(ModelError::IndexOutOfRange {
+                index: i,
+                n: self.linear.len(),
+            });
         }
         Ok(())
     }
@@ -457,7 +496,10 @@ impl QuboBuilder {
         if let Err(e) = self.check(i) {
             self.fail(e);
         } else if !w.is_finite() {
-            self.fail(ModelError::NonFinite { term: format!("x{i}"), value: w });
+            self.fail(ModelError::NonFinite {
+                term: format!("x{i}"),
+                value: w,
+            });
         } else {
             self.linear[i] += w;
         }
@@ -472,7 +514,10 @@ impl QuboBuilder {
         if let Err(e) = self.check(i).and_then(|()| self.check(j)) {
             self.fail(e);
         } else if !w.is_finite() {
-            self.fail(ModelError::NonFinite { term: format!("x{i}*x{j}"), value: w });
+            self.fail(ModelError::NonFinite {
+                term: format!("x{i}*x{j}"),
+                value: w,
+            });
         } else if w != 0.0 {
             let (a, b) = if i < j { (i, j) } else { (j, i) };
             self.quadratic.push((a as u32, b as u32, w));
@@ -485,7 +530,10 @@ impl QuboBuilder {
         if c.is_finite() {
             self.offset += c;
         } else {
-            self.fail(ModelError::NonFinite { term: "offset".to_owned(), value: c });
+            self.fail(ModelError::NonFinite {
+                term: "offset".to_owned(),
+                value: c,
+            });
         }
         self
     }
@@ -502,7 +550,10 @@ impl QuboBuilder {
         }
         let n = self.linear.len();
         if n > Qubo::MAX_VARS {
-            return Err(ModelError::TooManyVariables { n, max: Qubo::MAX_VARS });
+            return Err(ModelError::TooManyVariables {
+                n,
+                max: Qubo::MAX_VARS,
+            });
         }
         let mut quad = self.quadratic;
         quad.sort_unstable_by_key(|&(i, j, _)| (i, j));
@@ -517,7 +568,10 @@ impl QuboBuilder {
         merged.retain(|t| t.2 != 0.0);
         for &(i, j, w) in &merged {
             if !w.is_finite() {
-                return Err(ModelError::NonFinite { term: format!("x{i}*x{j}"), value: w });
+                return Err(ModelError::NonFinite {
+                    term: format!("x{i}*x{j}"),
+                    value: w,
+                });
             }
         }
         // CSR with both directions.
@@ -531,7 +585,13 @@ impl QuboBuilder {
             start[i + 1] = start[i] + degree[i];
         }
         let mut fill = start.clone();
-        let mut adj = vec![Coupling { var: 0, weight: 0.0 }; start[n]];
+        let mut adj = vec![
+            Coupling {
+                var: 0,
+                weight: 0.0
+            };
+            start[n]
+        ];
         // Pairs are sorted by (i, j): pushing (i -> j) in order keeps each list sorted for the
         // forward half; the backward half (j -> i) arrives sorted by i as well, but the two
         // halves interleave, so sort each list afterwards.
@@ -544,7 +604,12 @@ impl QuboBuilder {
         for i in 0..n {
             adj[start[i]..start[i + 1]].sort_unstable_by_key(|c| c.var);
         }
-        Ok(Qubo { linear: self.linear, start, adj, offset: self.offset })
+        Ok(Qubo {
+            linear: self.linear,
+            start,
+            adj,
+            offset: self.offset,
+        })
     }
 }
 
@@ -583,7 +648,11 @@ impl Qubo {
         let mut b = QuboBuilder::new(n);
         for (i, row) in matrix.iter().enumerate() {
             if row.len() != n {
-                return Err(ModelError::NotSquare { row: i, len: row.len(), n });
+                return Err(ModelError::NotSquare {
+                    row: i,
+                    len: row.len(),
+                    n,
+                });
             }
             for (j, &w) in row.iter().enumerate() {
                 if w != 0.0 || !w.is_finite() {
@@ -633,7 +702,13 @@ impl From<&Qubo> for QuboTerms {
     fn from(q: &Qubo) -> Self {
         QuboTerms {
             num_vars: q.num_vars(),
-            linear: q.linear.iter().copied().enumerate().filter(|(_, a)| *a != 0.0).collect(),
+            linear: q
+                .linear
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, a)| *a != 0.0)
+                .collect(),
             quadratic: q.interactions().collect(),
             offset: q.offset,
         }
@@ -690,7 +765,12 @@ impl<'q> FlipState<'q> {
             }
         }
         let energy = qubo.energy(&x);
-        FlipState { qubo, x, field, energy }
+        FlipState {
+            qubo,
+            x,
+            field,
+            energy,
+        }
     }
 
     /// The model.
@@ -724,7 +804,11 @@ impl<'q> FlipState<'q> {
     /// The change of energy if variable `i` were flipped.
     #[inline]
     pub fn delta(&self, i: usize) -> f64 {
-        if self.x[i] { -self.field[i] } else { self.field[i] }
+        if self.x[i] {
+            -self.field[i]
+        } else {
+            self.field[i]
+        }
     }
 
     /// Flips variable `i`, updating the energy and its neighbours' fields.

@@ -21,7 +21,11 @@ fn model(max_n: usize) -> impl Strategy<Value = Qubo> {
             b.add_linear(i, (next() % 21) as f64 - 10.0);
             for j in (i + 1)..n {
                 if (next() % 1000) as f64 / 1000.0 < density {
-                    b.add_quadratic(i, j, (next() % 21) as f64 - 10.0 + 0.5 * (next() % 2) as f64);
+                    b.add_quadratic(
+                        i,
+                        j,
+                        (next() % 21) as f64 - 10.0 + 0.5 * (next() % 2) as f64,
+                    );
                 }
             }
         }
@@ -142,16 +146,32 @@ fn solvers_are_deterministic_for_a_seed() {
 
 #[test]
 fn target_energy_and_time_limit_stop_the_search() {
-    let g = qorch_qubo::Graph::new(200, (0..200).map(|i| (i, (i + 1) % 200, 1.0)).collect()).unwrap();
+    let g =
+        qorch_qubo::Graph::new(200, (0..200).map(|i| (i, (i + 1) % 200, 1.0)).collect()).unwrap();
     let q = g.max_cut_qubo();
-    for kind in [SolverKind::Sa, SolverKind::Tabu, SolverKind::Pt, SolverKind::Decompose] {
+    for kind in [
+        SolverKind::Sa,
+        SolverKind::Tabu,
+        SolverKind::Pt,
+        SolverKind::Decompose,
+    ] {
         let budget = Budget::time(std::time::Duration::from_secs(20)).with_target(-150.0);
-        let sol = kind.build().solve(&q, &SolveOptions::new(budget, 3)).unwrap();
+        let sol = kind
+            .build()
+            .solve(&q, &SolveOptions::new(budget, 3))
+            .unwrap();
         assert!(sol.energy <= -150.0, "{kind}");
         assert!(sol.seconds < 20.0);
         let budget = Budget::time(std::time::Duration::from_millis(100));
-        let sol = kind.build().solve(&q, &SolveOptions::new(budget, 3)).unwrap();
-        assert!(sol.seconds < 5.0, "{kind} overran its time limit: {}", sol.seconds);
+        let sol = kind
+            .build()
+            .solve(&q, &SolveOptions::new(budget, 3))
+            .unwrap();
+        assert!(
+            sol.seconds < 5.0,
+            "{kind} overran its time limit: {}",
+            sol.seconds
+        );
         assert!(!sol.trace.is_empty());
     }
 }

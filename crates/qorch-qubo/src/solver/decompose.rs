@@ -10,7 +10,7 @@ use rand::RngExt;
 
 use super::descent::descend;
 use super::{
-    Budget, Run, SimulatedAnnealing, SolveError, SolveOptions, Solution, Solver, TabuSearch,
+    Budget, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver, TabuSearch,
     check_initial, rng,
 };
 use crate::{FlipState, Qubo};
@@ -46,7 +46,10 @@ impl Default for Decomposition {
     fn default() -> Self {
         Decomposition {
             sub_size: 40,
-            inner: Arc::new(TabuSearch { stall: Some(2_000), ..TabuSearch::default() }),
+            inner: Arc::new(TabuSearch {
+                stall: Some(2_000),
+                ..TabuSearch::default()
+            }),
             inner_sweeps: 30,
             max_stall: 3,
         }
@@ -95,7 +98,9 @@ fn grow(q: &Qubo, seed: usize, size: usize, taken: &mut [bool]) -> Vec<usize> {
         }
         nbrs.clear();
         nbrs.extend(q.neighbors(v).iter().filter(|c| !taken[c.var as usize]));
-        nbrs.sort_by(|a: &&crate::Coupling, b: &&crate::Coupling| b.weight.abs().total_cmp(&a.weight.abs()));
+        nbrs.sort_by(|a: &&crate::Coupling, b: &&crate::Coupling| {
+            b.weight.abs().total_cmp(&a.weight.abs())
+        });
         for c in &nbrs {
             let u = c.var as usize;
             if taken[u] {
@@ -132,14 +137,17 @@ impl Solver for Decomposition {
         }
         let mut r = rng(options.seed, 0);
         // 1. Starting point.
-        let start = match options.initial {
-            Some(x) => x.to_vec(),
-            None => {
-                let sa = SimulatedAnnealing { reads: Some(1), sweeps_per_read: 100, ..Default::default() };
-                let s = sa.solve(qubo, &SolveOptions::new(Budget::sweeps(100), r.random()))?;
-                run.sweeps += s.sweeps;
-                s.assignment
-            }
+        let start = if let Some(x) = options.initial {
+            x.to_vec()
+        } else {
+            let sa = SimulatedAnnealing {
+                reads: Some(1),
+                sweeps_per_read: 100,
+                ..Default::default()
+            };
+            let s = sa.solve(qubo, &SolveOptions::new(Budget::sweeps(100), r.random()))?;
+            run.sweeps += s.sweeps;
+            s.assignment
         };
         let mut state = FlipState::new(qubo, start);
         descend(&mut state, &mut run);

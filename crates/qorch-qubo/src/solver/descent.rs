@@ -4,7 +4,9 @@ use std::cmp::Ordering;
 
 use priority_queue::PriorityQueue;
 
-use super::{Run, SolveError, SolveOptions, Solution, Solver, check_initial, random_assignment, rng};
+use super::{
+    Run, Solution, SolveError, SolveOptions, Solver, check_initial, random_assignment, rng,
+};
 use crate::{FlipState, Qubo};
 
 /// Steepest (best-improvement) one-flip descent to a local minimum, for polishing.
@@ -55,7 +57,9 @@ pub(crate) fn descend(state: &mut FlipState<'_>, run: &mut Run<'_>) -> bool {
     let mut pq: PriorityQueue<usize, Gain> = (0..n).map(|i| (i, Gain(-state.delta(i)))).collect();
     let mut moves = 0_usize;
     loop {
-        let Some((&i, &Gain(gain))) = pq.peek() else { return true };
+        let Some((&i, &Gain(gain))) = pq.peek() else {
+            return true;
+        };
         if gain <= eps {
             return true;
         }

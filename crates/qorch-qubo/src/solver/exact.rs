@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{Run, SolveError, SolveOptions, Solution, Solver, StopReason, check_initial};
+use super::{Run, Solution, SolveError, SolveOptions, Solver, StopReason, check_initial};
 use crate::{FlipState, Qubo};
 
 /// Exhaustive enumeration of all `2^n` assignments in Gray-code order (one flip, O(degree),
@@ -37,7 +37,10 @@ pub struct ExactSolver {
 
 impl Default for ExactSolver {
     fn default() -> Self {
-        ExactSolver { max_vars: 30, parallel: true }
+        ExactSolver {
+            max_vars: 30,
+            parallel: true,
+        }
     }
 }
 
@@ -54,7 +57,9 @@ fn enumerate_chunk(
     stop: &AtomicBool,
 ) -> Option<(f64, u64)> {
     let n = qubo.num_vars();
-    let x: Vec<bool> = (0..n).map(|i| i >= m && (prefix >> (i - m)) & 1 == 1).collect();
+    let x: Vec<bool> = (0..n)
+        .map(|i| i >= m && (prefix >> (i - m)) & 1 == 1)
+        .collect();
     let mut state = FlipState::new(qubo, x);
     let mut gray = 0_u64;
     let base = prefix << m;
@@ -157,19 +162,33 @@ mod tests {
         let q = b.build().unwrap();
         let want = brute_force(&q);
         for parallel in [false, true] {
-            let sol = ExactSolver { max_vars: 30, parallel }.solve(&q, &SolveOptions::default()).unwrap();
+            let sol = ExactSolver {
+                max_vars: 30,
+                parallel,
+            }
+            .solve(&q, &SolveOptions::default())
+            .unwrap();
             assert_eq!(sol.energy, want);
             assert_eq!(sol.stop, StopReason::Completed);
         }
-        let a = ExactSolver { max_vars: 30, parallel: false }.solve(&q, &SolveOptions::default()).unwrap();
-        let b = ExactSolver::default().solve(&q, &SolveOptions::default()).unwrap();
+        let a = ExactSolver {
+            max_vars: 30,
+            parallel: false,
+        }
+        .solve(&q, &SolveOptions::default())
+        .unwrap();
+        let b = ExactSolver::default()
+            .solve(&q, &SolveOptions::default())
+            .unwrap();
         assert_eq!(a.assignment, b.assignment, "ties resolved the same way");
     }
 
     #[test]
     fn too_large_is_an_error() {
         let q = QuboBuilder::new(40).build().unwrap();
-        let err = ExactSolver::default().solve(&q, &SolveOptions::default()).unwrap_err();
+        let err = ExactSolver::default()
+            .solve(&q, &SolveOptions::default())
+            .unwrap_err();
         assert!(err.to_string().contains("at most 30 variables"), "{err}");
     }
 }

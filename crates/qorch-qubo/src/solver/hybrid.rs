@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::descent::descend;
 use super::sa::{IntModel, Schedule, anneal};
 use super::{
-    Budget, Run, SimulatedAnnealing, SolveError, SolveOptions, Solution, Solver, check_initial,
+    Budget, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver, check_initial,
     default_beta_range, random_assignment, rng,
 };
 use crate::{FlipState, Qubo, QuboBuilder};
@@ -164,22 +164,48 @@ impl Solver for HybridAnnealing {
         } else {
             let probe = 64;
             let t = run.elapsed();
-            if !anneal(qubo, int.as_ref(), &mut run, &mut first, probe, Schedule::Geometric, (hot, cold), &mut r) {
+            if !anneal(
+                qubo,
+                int.as_ref(),
+                &mut run,
+                &mut first,
+                probe,
+                Schedule::Geometric,
+                (hot, cold),
+                &mut r,
+            ) {
                 return Ok(run.finish(self.name()));
             }
             let rate = probe as f64 / (run.elapsed() - t).max(1e-9);
-            let seconds = options.budget.time_limit.map_or(f64::INFINITY, |d| d.as_secs_f64());
+            let seconds = options
+                .budget
+                .time_limit
+                .map_or(f64::INFINITY, |d| d.as_secs_f64());
             let by_time = (rate * (seconds - run.elapsed()).max(0.0)) as u64;
             by_time.min(run.sweeps_left())
         };
-        let read_len = ((self.initial_share * total as f64) / self.replicas as f64).max(16.0) as u64;
+        let read_len =
+            ((self.initial_share * total as f64) / self.replicas as f64).max(16.0) as u64;
 
         // 1. Independent initial reads.
         let mut states: Vec<Vec<bool>> = Vec::with_capacity(self.replicas);
         for k in 0..self.replicas {
-            let mut x = if k == 0 { first.clone() } else { random_assignment(n, &mut r) };
+            let mut x = if k == 0 {
+                first.clone()
+            } else {
+                random_assignment(n, &mut r)
+            };
             let mut rr = rng(options.seed, 1 + k as u64);
-            let go = anneal(qubo, int.as_ref(), &mut run, &mut x, read_len, Schedule::Geometric, (hot, cold), &mut rr);
+            let go = anneal(
+                qubo,
+                int.as_ref(),
+                &mut run,
+                &mut x,
+                read_len,
+                Schedule::Geometric,
+                (hot, cold),
+                &mut rr,
+            );
             states.push(x);
             if !go {
                 return Ok(run.finish(self.name()));
@@ -188,7 +214,10 @@ impl Solver for HybridAnnealing {
 
         // 2. Rounds of coarsening and re-annealing.
         let mut round = 0_u64;
-        let sa = SimulatedAnnealing { reads: Some(1), ..SimulatedAnnealing::default() };
+        let sa = SimulatedAnnealing {
+            reads: Some(1),
+            ..SimulatedAnnealing::default()
+        };
         while !run.stopped() {
             round += 1;
             let best = run.best.clone();
@@ -196,15 +225,21 @@ impl Solver for HybridAnnealing {
             if k > 1 && k < n {
                 let coarse = coarse_model(qubo, &cluster, k, &best);
                 // As many variable visits as half a read of the full model.
-                let sweeps = ((read_len as f64 * n as f64 / (2.0 * k as f64)) as u64).clamp(100, 200_000);
+                let sweeps =
+                    ((read_len as f64 * n as f64 / (2.0 * k as f64)) as u64).clamp(100, 200_000);
                 let time_left = options
                     .budget
                     .time_limit
                     .map(|d| d.saturating_sub(std::time::Duration::from_secs_f64(run.elapsed())));
-                let coarse_budget = Budget { sweeps: Some(sweeps), time_limit: time_left, target_energy: None };
+                let coarse_budget = Budget {
+                    sweeps: Some(sweeps),
+                    time_limit: time_left,
+                    target_energy: None,
+                };
                 let sol = sa.solve(&coarse, &SolveOptions::new(coarse_budget, r.random()))?;
-                let x: Vec<bool> =
-                    (0..n).map(|i| best[i] ^ sol.assignment[cluster[i] as usize]).collect();
+                let x: Vec<bool> = (0..n)
+                    .map(|i| best[i] ^ sol.assignment[cluster[i] as usize])
+                    .collect();
                 let mut state = FlipState::new(qubo, x);
                 descend(&mut state, &mut run);
                 if state.energy() < run.best_energy {
@@ -223,7 +258,16 @@ impl Solver for HybridAnnealing {
                     }
                 }
                 let mut rr = rng(options.seed, round * 1_000 + k as u64 + 100);
-                let go = anneal(qubo, int.as_ref(), &mut run, &mut x, read_len / 2, Schedule::Geometric, (restart, cold), &mut rr);
+                let go = anneal(
+                    qubo,
+                    int.as_ref(),
+                    &mut run,
+                    &mut x,
+                    read_len / 2,
+                    Schedule::Geometric,
+                    (restart, cold),
+                    &mut rr,
+                );
                 states[k] = x;
                 if !go {
                     break;

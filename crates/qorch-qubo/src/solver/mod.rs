@@ -56,12 +56,18 @@ pub struct Budget {
 impl Budget {
     /// A budget of `sweeps` sweeps.
     pub fn sweeps(sweeps: u64) -> Self {
-        Budget { sweeps: Some(sweeps), ..Budget::default() }
+        Budget {
+            sweeps: Some(sweeps),
+            ..Budget::default()
+        }
     }
 
     /// A budget of wall-clock time.
     pub fn time(limit: Duration) -> Self {
-        Budget { time_limit: Some(limit), ..Budget::default() }
+        Budget {
+            time_limit: Some(limit),
+            ..Budget::default()
+        }
     }
 
     /// Adds a target energy.
@@ -98,7 +104,11 @@ pub struct SolveOptions<'a> {
 impl<'a> SolveOptions<'a> {
     /// Options with a budget and a seed.
     pub fn new(budget: Budget, seed: u64) -> Self {
-        SolveOptions { budget, seed, initial: None }
+        SolveOptions {
+            budget,
+            seed,
+            initial: None,
+        }
     }
 
     /// Starts from `x`.
@@ -275,7 +285,7 @@ impl FromStr for SolverKind {
 }
 
 /// The random stream `stream` of a solver run seeded with `seed`: a xoshiro256++ generator
-/// (fast enough for inner loops) seeded from ChaCha8's stream `stream` of `seed`, so that the
+/// (fast enough for inner loops) seeded from `ChaCha8`'s stream `stream` of `seed`, so that the
 /// streams of one run (reads, replicas, sub-problems) are independent and every stream is
 /// portable across platforms.
 pub(crate) fn rng(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
@@ -307,9 +317,10 @@ pub(crate) fn random_assignment(n: usize, r: &mut Xoshiro256PlusPlus) -> Vec<boo
 /// Checks the starting assignment's length.
 pub(crate) fn check_initial(qubo: &Qubo, options: &SolveOptions<'_>) -> Result<(), SolveError> {
     match options.initial {
-        Some(x) if x.len() != qubo.num_vars() => {
-            Err(SolveError::InitialLength { len: x.len(), n: qubo.num_vars() })
-        }
+        Some(x) if x.len() != qubo.num_vars() => Err(SolveError::InitialLength {
+            len: x.len(),
+            n: qubo.num_vars(),
+        }),
         _ => Ok(()),
     }
 }
@@ -332,7 +343,11 @@ impl<'q> Run<'q> {
     /// A run with a default sweep budget used when the budget sets no limit at all.
     pub(crate) fn new(qubo: &'q Qubo, budget: &Budget, default_sweeps: u64) -> Self {
         let start = Instant::now();
-        let max_sweeps = if budget.is_limited() { budget.sweeps } else { Some(default_sweeps) };
+        let max_sweeps = if budget.is_limited() {
+            budget.sweeps
+        } else {
+            Some(default_sweeps)
+        };
         Run {
             qubo,
             start,
@@ -353,7 +368,8 @@ impl<'q> Run<'q> {
 
     /// Sweeps still allowed (`u64::MAX` without a sweep limit).
     pub(crate) fn sweeps_left(&self) -> u64 {
-        self.max_sweeps.map_or(u64::MAX, |m| m.saturating_sub(self.sweeps))
+        self.max_sweeps
+            .map_or(u64::MAX, |m| m.saturating_sub(self.sweeps))
     }
 
     pub(crate) fn has_sweep_limit(&self) -> bool {
@@ -368,7 +384,11 @@ impl<'q> Run<'q> {
     pub(crate) fn time_fraction(&self) -> Option<f64> {
         let deadline = self.deadline?;
         let total = deadline.duration_since(self.start).as_secs_f64();
-        Some(if total > 0.0 { self.elapsed() / total } else { 1.0 })
+        Some(if total > 0.0 {
+            self.elapsed() / total
+        } else {
+            1.0
+        })
     }
 
     /// Offers an assignment (given its energy as the solver tracked it). Keeps it if better.
@@ -378,7 +398,11 @@ impl<'q> Run<'q> {
             self.best.clear();
             self.best.extend_from_slice(x);
             let seconds = self.elapsed();
-            self.trace.push(TracePoint { seconds, sweeps: self.sweeps, energy });
+            self.trace.push(TracePoint {
+                seconds,
+                sweeps: self.sweeps,
+                energy,
+            });
             if self.target.is_some_and(|t| energy <= t) {
                 self.stop = Some(StopReason::TargetReached);
             }
@@ -417,7 +441,11 @@ impl<'q> Run<'q> {
         }
         let energy = self.qubo.energy(&self.best);
         let seconds = self.elapsed();
-        self.trace.push(TracePoint { seconds, sweeps: self.sweeps, energy });
+        self.trace.push(TracePoint {
+            seconds,
+            sweeps: self.sweeps,
+            energy,
+        });
         Solution {
             solver: solver.to_owned(),
             assignment: self.best,
@@ -453,7 +481,7 @@ pub(crate) fn default_beta_range(qubo: &Qubo) -> (f64, f64) {
     for i in 0..n {
         let h = ising.fields()[i];
         let mut var = h * h;
-        let mut min = if h != 0.0 { h.abs() } else { f64::INFINITY };
+        let mut min = if h == 0.0 { f64::INFINITY } else { h.abs() };
         for c in ising.neighbors(i) {
             let j = c.weight.abs();
             var += j * j;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sa::{fields_of, metropolis_sweep};
 use super::{
-    Run, SolveError, SolveOptions, Solution, Solver, check_initial, default_beta_range,
+    Run, Solution, SolveError, SolveOptions, Solver, check_initial, default_beta_range,
     random_assignment, rng, unit_f64,
 };
 use crate::Qubo;
@@ -35,7 +35,12 @@ pub struct ParallelTempering {
 
 impl Default for ParallelTempering {
     fn default() -> Self {
-        ParallelTempering { replicas: 16, beta_range: None, sweeps_per_exchange: 1, parallel: true }
+        ParallelTempering {
+            replicas: 16,
+            beta_range: None,
+            sweeps_per_exchange: 1,
+            parallel: true,
+        }
     }
 }
 
@@ -78,7 +83,12 @@ impl Solver for ParallelTempering {
                 };
                 let field = fields_of(qubo, &x);
                 let energy = qubo.energy(&x);
-                Replica { x, field, energy, rng: r }
+                Replica {
+                    x,
+                    field,
+                    energy,
+                    rng: r,
+                }
             })
             .collect();
         // `at[t]` is the replica currently at temperature `t`.
@@ -94,7 +104,14 @@ impl Solver for ParallelTempering {
             let sweeps = self.sweeps_per_exchange;
             let step = |(k, rep): (usize, &mut Replica)| {
                 for _ in 0..sweeps {
-                    metropolis_sweep(qubo, &mut rep.x, &mut rep.field, &mut rep.energy, beta_of[k], &mut rep.rng);
+                    metropolis_sweep(
+                        qubo,
+                        &mut rep.x,
+                        &mut rep.field,
+                        &mut rep.energy,
+                        beta_of[k],
+                        &mut rep.rng,
+                    );
                 }
             };
             if parallel {

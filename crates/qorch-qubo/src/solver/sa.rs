@@ -4,7 +4,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Run, SolveError, SolveOptions, Solution, Solver, check_initial, default_beta_range,
+    Run, Solution, SolveError, SolveOptions, Solver, check_initial, default_beta_range,
     random_assignment, rng,
 };
 use crate::Qubo;
@@ -180,7 +180,11 @@ impl AcceptTable {
     const MAX_LEN: usize = 4096;
 
     pub(crate) fn new() -> Self {
-        AcceptTable { beta: f64::NAN, skip: 0.0, threshold: Vec::with_capacity(64) }
+        AcceptTable {
+            beta: f64::NAN,
+            skip: 0.0,
+            threshold: Vec::with_capacity(64),
+        }
     }
 
     /// Sets the inverse temperature (a few nanoseconds per entry: one multiplication each).
@@ -198,7 +202,8 @@ impl AcceptTable {
         for _ in 1..len {
             p *= r;
             // `as` saturates: p = 1 maps to u64::MAX.
-            self.threshold.push((p * 18_446_744_073_709_551_616.0) as u64);
+            self.threshold
+                .push((p * 18_446_744_073_709_551_616.0) as u64);
         }
     }
 
@@ -228,7 +233,11 @@ pub(crate) fn metropolis_sweep_int(
         let f = field[i];
         let d = if x[i] { -f } else { f };
         if d >= 0 {
-            let reject = if d == 0 { rng.next_u64() >> 63 == 0 } else { !table.accept(d, rng) };
+            let reject = if d == 0 {
+                rng.next_u64() >> 63 == 0
+            } else {
+                !table.accept(d, rng)
+            };
             if reject {
                 continue;
             }
@@ -265,7 +274,10 @@ pub(crate) fn fields_of(qubo: &Qubo, x: &[bool]) -> Vec<f64> {
 /// Runs one anneal of `sweeps` sweeps from `x` (left in `x`: the *final* state) along
 /// `schedule` over `betas`, offering every improvement of the run's best to `run`. Uses the
 /// integer kernel when `int` is given. Returns `false` if the run must stop.
-#[allow(clippy::too_many_arguments, reason = "the state of one anneal; internal")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the state of one anneal; internal"
+)]
 pub(crate) fn anneal(
     qubo: &Qubo,
     int: Option<&IntModel>,
@@ -322,7 +334,9 @@ impl Solver for SimulatedAnnealing {
     fn solve(&self, qubo: &Qubo, options: &SolveOptions<'_>) -> Result<Solution, SolveError> {
         check_initial(qubo, options)?;
         if self.sweeps_per_read == 0 {
-            return Err(SolveError::Config("sweeps_per_read must be at least 1".into()));
+            return Err(SolveError::Config(
+                "sweeps_per_read must be at least 1".into(),
+            ));
         }
         if let Some((hot, cold)) = self.beta_range
             && !(hot > 0.0 && cold >= hot && cold.is_finite())
@@ -353,19 +367,33 @@ impl Solver for SimulatedAnnealing {
                 _ => random_assignment(n, &mut r),
             };
             // Never start a read the sweep budget cannot finish, except the first.
-            let sweeps = if read == 0 { length.min(run.sweeps_left()) } else { length };
+            let sweeps = if read == 0 {
+                length.min(run.sweeps_left())
+            } else {
+                length
+            };
             if read > 0 && run.sweeps_left() < sweeps {
                 break;
             }
             let started = run.elapsed();
             let done_before = run.sweeps;
-            if !anneal(qubo, int.as_ref(), &mut run, &mut x, sweeps, self.schedule, betas, &mut r) {
+            if !anneal(
+                qubo,
+                int.as_ref(),
+                &mut run,
+                &mut x,
+                sweeps,
+                self.schedule,
+                betas,
+                &mut r,
+            ) {
                 break;
             }
             read += 1;
             if grow {
                 // Double the next read while the remaining time allows it.
-                let per_sweep = (run.elapsed() - started) / (run.sweeps - done_before).max(1) as f64;
+                let per_sweep =
+                    (run.elapsed() - started) / (run.sweeps - done_before).max(1) as f64;
                 let left = run.time_fraction().map_or(0.0, |f| (1.0 - f).max(0.0))
                     * options.budget.time_limit.map_or(0.0, |d| d.as_secs_f64());
                 let fits = (left / per_sweep.max(1e-12) * 0.9) as u64;
@@ -408,15 +436,23 @@ mod tests {
         assert_eq!(a.assignment, b2.assignment);
         assert_eq!(a.sweeps, 3000);
         assert!((a.energy - q.energy(&a.assignment)).abs() < 1e-9);
-        let c = sa.solve(&q, &SolveOptions::new(Budget::sweeps(3000), 43)).unwrap();
+        let c = sa
+            .solve(&q, &SolveOptions::new(Budget::sweeps(3000), 43))
+            .unwrap();
         assert_eq!(c.sweeps, 3000);
     }
 
     #[test]
     fn invalid_settings_are_refused() {
         let q = QuboBuilder::new(2).build().unwrap();
-        let bad = SimulatedAnnealing { beta_range: Some((1.0, 0.5)), ..Default::default() };
-        assert!(matches!(bad.solve(&q, &SolveOptions::default()), Err(SolveError::Config(_))));
+        let bad = SimulatedAnnealing {
+            beta_range: Some((1.0, 0.5)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.solve(&q, &SolveOptions::default()),
+            Err(SolveError::Config(_))
+        ));
         let x = [true];
         let opts = SolveOptions::default().with_initial(&x);
         assert!(matches!(

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sa::fields_of;
 use super::{
-    Run, SolveError, SolveOptions, Solution, Solver, check_initial, random_assignment, rng,
+    Run, Solution, SolveError, SolveOptions, Solver, check_initial, random_assignment, rng,
 };
 use crate::Qubo;
 
@@ -33,7 +33,11 @@ pub struct TabuSearch {
 
 impl Default for TabuSearch {
     fn default() -> Self {
-        TabuSearch { tenure: None, stall: None, perturbation: 0.1 }
+        TabuSearch {
+            tenure: None,
+            stall: None,
+            perturbation: 0.1,
+        }
     }
 }
 
@@ -57,11 +61,17 @@ impl Solver for TabuSearch {
             return Ok(run.finish(self.name()));
         }
         let mut r = rng(options.seed, 0);
-        let base_tenure = self.tenure.unwrap_or(n / 100 + 10).min(n.saturating_sub(1)).max(1);
+        let base_tenure = self
+            .tenure
+            .unwrap_or(n / 100 + 10)
+            .min(n.saturating_sub(1))
+            .max(1);
         let jitter = if self.tenure.is_some() { 1 } else { 10 };
         let stall = self.stall.unwrap_or((10 * n as u64).max(10_000));
 
-        let mut x = options.initial.map_or_else(|| random_assignment(n, &mut r), <[bool]>::to_vec);
+        let mut x = options
+            .initial
+            .map_or_else(|| random_assignment(n, &mut r), <[bool]>::to_vec);
         let mut field = fields_of(qubo, &x);
         let mut energy = qubo.energy(&x);
         run.offer(&x, energy);
@@ -77,7 +87,11 @@ impl Solver for TabuSearch {
             let mut chosen = usize::MAX;
             let mut chosen_d = f64::INFINITY;
             for k in 0..n {
-                let i = if k + offset < n { k + offset } else { k + offset - n };
+                let i = if k + offset < n {
+                    k + offset
+                } else {
+                    k + offset - n
+                };
                 let d = if x[i] { -field[i] } else { field[i] };
                 if d < chosen_d && (tabu_until[i] <= iter || energy + d < run.best_energy - eps) {
                     chosen = i;
@@ -87,7 +101,11 @@ impl Solver for TabuSearch {
             if chosen == usize::MAX {
                 // Everything tabu: take the oldest tabu variable.
                 chosen = (0..n).min_by_key(|&i| tabu_until[i]).unwrap_or(0);
-                chosen_d = if x[chosen] { -field[chosen] } else { field[chosen] };
+                chosen_d = if x[chosen] {
+                    -field[chosen]
+                } else {
+                    field[chosen]
+                };
             }
             // Make it.
             energy += chosen_d;
