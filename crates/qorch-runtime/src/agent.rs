@@ -1,0 +1,303 @@
+//! What users write: the [`Agent`] trait and the [`Context`] its hooks receive.
+
+use std::fmt;
+use std::time::Duration;
+
+use qorch_protocol::{Address, AgentId, CorrelationId, Message, Priority};
+use qorch_resources::{Grant, ResourceRequest};
+
+/// The error a hook returns to say it failed. A failed hook is treated like a panic: the agent
+/// is restarted by its cluster (within its restart budget) and the message is handled again by
+/// the fresh instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentError(pub String);
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+impl From<&str> for AgentError {
+    fn from(s: &str) -> Self {
+        AgentError(s.to_owned())
+    }
+}
+
+impl From<String> for AgentError {
+    fn from(s: String) -> Self {
+        AgentError(s)
+    }
+}
+
+/// What a hook returns.
+pub type AgentResult = Result<(), AgentError>;
+
+/// A behaviour: the state and reactions of one agent.
+///
+/// An agent is an actor in its semantics: it has its own address and state, handles one
+/// message at a time, and is supervised (a panic or an `Err` from a hook restarts it from its
+/// factory, and the message it was handling is handled again by the new instance). Everything
+/// it does to the outside world goes through its [`Context`]; its effects (sends, timers) take
+/// place only when the hook returns `Ok`, so a failed attempt leaves no trace.
+///
+/// To mix behaviours in one runtime, use an enum of them (or `Box<dyn Agent<Msg = M>>`, which
+/// implements `Agent` too).
+///
+/// # Examples
+///
+/// ```
+/// use qorch_runtime::{Agent, AgentResult, Context};
+///
+/// /// Counts the numbers it receives and passes each one on, plus one, to a peer.
+/// struct Relay { peer: qorch_protocol::AgentId, seen: u64 }
+///
+/// impl Agent for Relay {
+///     type Msg = u64;
+///     fn handle(&mut self, n: u64, ctx: &mut Context<'_, u64>) -> AgentResult {
+///         self.seen += 1;
+///         if n < 10 {
+///             ctx.send(self.peer, n + 1);
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Agent: Send + 'static {
+    /// The messages this agent handles (and sends to other agents).
+    type Msg: Message;
+
+    /// Called once when the agent starts (and again after each restart).
+    fn started(&mut self, ctx: &mut Context<'_, Self::Msg>) -> AgentResult {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Handles one message.
+    fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<'_, Self::Msg>) -> AgentResult;
+
+    /// Called on every runtime tick (see `RuntimeHandle::tick`).
+    fn on_tick(&mut self, tick: u64, ctx: &mut Context<'_, Self::Msg>) -> AgentResult {
+        let _ = (tick, ctx);
+        Ok(())
+    }
+
+    /// Called when the optimizer gives the agent a new allocation (`None`: unserved).
+    fn on_allocation(
+        &mut self,
+        grant: Option<&Grant>,
+        ctx: &mut Context<'_, Self::Msg>,
+    ) -> AgentResult {
+        let _ = (grant, ctx);
+        Ok(())
+    }
+
+    /// The resources the agent needs now, reported to the optimizer every round.
+    fn demand(&self) -> Option<ResourceRequest> {
+        None
+    }
+
+    /// Called once when the agent stops (runtime shutdown).
+    fn stopped(&mut self, ctx: &mut Context<'_, Self::Msg>) {
+        let _ = ctx;
+    }
+}
+
+impl<M: Message> Agent for Box<dyn Agent<Msg = M>> {
+    type Msg = M;
+
+    fn started(&mut self, ctx: &mut Context<'_, M>) -> AgentResult {
+        (**self).started(ctx)
+    }
+
+    fn handle(&mut self, msg: M, ctx: &mut Context<'_, M>) -> AgentResult {
+        (**self).handle(msg, ctx)
+    }
+
+    fn on_tick(&mut self, tick: u64, ctx: &mut Context<'_, M>) -> AgentResult {
+        (**self).on_tick(tick, ctx)
+    }
+
+    fn on_allocation(&mut self, grant: Option<&Grant>, ctx: &mut Context<'_, M>) -> AgentResult {
+        (**self).on_allocation(grant, ctx)
+    }
+
+    fn demand(&self) -> Option<ResourceRequest> {
+        (**self).demand()
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<'_, M>) {
+        (**self).stopped(ctx);
+    }
+}
+
+/// One message an agent sends, as recorded by its context.
+pub(crate) struct Outgoing<M> {
+    pub(crate) to: Address,
+    pub(crate) priority: Priority,
+    pub(crate) msg: M,
+    pub(crate) correlation: Option<CorrelationId>,
+    /// For reliable sends: how to copy the message for redelivery.
+    pub(crate) reliable: Option<fn(&M) -> M>,
+}
+
+/// The effects of one hook call, applied by the cluster only if the hook succeeds.
+pub(crate) struct Effects<M> {
+    pub(crate) sends: Vec<Outgoing<M>>,
+    pub(crate) timers: Vec<(Duration, M)>,
+    pub(crate) next_correlation: u64,
+}
+
+impl<M> Default for Effects<M> {
+    fn default() -> Self {
+        Effects {
+            sends: Vec::new(),
+            timers: Vec::new(),
+            next_correlation: 0,
+        }
+    }
+}
+
+/// What a hook can see and do: its identity, the message's sender, its allocation, and sends,
+/// replies and timers.
+pub struct Context<'a, M> {
+    pub(crate) id: AgentId,
+    pub(crate) parent: Address,
+    pub(crate) sender: Option<Address>,
+    pub(crate) correlation: Option<CorrelationId>,
+    pub(crate) grant: Option<&'a Grant>,
+    pub(crate) tick: u64,
+    pub(crate) random: &'a mut u64,
+    pub(crate) effects: &'a mut Effects<M>,
+}
+
+impl<M: Message> Context<'_, M> {
+    /// This agent's id.
+    pub fn id(&self) -> AgentId {
+        self.id
+    }
+
+    /// This agent's address.
+    pub fn address(&self) -> Address {
+        Address::Agent(self.id)
+    }
+
+    /// The cluster or sub-cluster hosting this agent.
+    pub fn parent(&self) -> Address {
+        self.parent
+    }
+
+    /// The sender of the message being handled (`None` in `started`, `on_tick`, ... and for
+    /// messages sent from outside the runtime).
+    pub fn sender(&self) -> Option<Address> {
+        self.sender
+    }
+
+    /// The correlation id of the message being handled, if it is a request or a reply.
+    pub fn correlation(&self) -> Option<CorrelationId> {
+        self.correlation
+    }
+
+    /// This agent's current allocation.
+    pub fn allocation(&self) -> Option<&Grant> {
+        self.grant
+    }
+
+    /// The current runtime tick.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// A pseudo-random number from this agent's own stream (seeded from the runtime's seed and
+    /// the agent's id, so runs with the same seed see the same numbers).
+    pub fn random_u64(&mut self) -> u64 {
+        // SplitMix64.
+        *self.random = self.random.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *self.random;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Sends `msg` to any address with the message's own priority. Messages to another
+    /// cluster's agents travel up to the common ancestor and down; messages to a cluster or
+    /// the orchestrator reach the application through `RuntimeHandle::recv`.
+    pub fn send(&mut self, to: impl Into<Address>, msg: M) {
+        let priority = msg.priority();
+        self.send_with(priority, to, msg);
+    }
+
+    /// Sends with an explicit priority.
+    pub fn send_with(&mut self, priority: Priority, to: impl Into<Address>, msg: M) {
+        self.effects.sends.push(Outgoing {
+            to: to.into(),
+            priority,
+            msg,
+            correlation: None,
+            reliable: None,
+        });
+    }
+
+    /// Sends to this agent's parent (its cluster or sub-cluster).
+    pub fn send_to_parent(&mut self, msg: M) {
+        let parent = self.parent;
+        self.send(parent, msg);
+    }
+
+    /// Sends a request; the reply will arrive as a message whose
+    /// [`correlation`](Self::correlation) is the returned id.
+    pub fn request(&mut self, to: impl Into<Address>, msg: M) -> CorrelationId {
+        self.effects.next_correlation += 1;
+        let id = CorrelationId(
+            (u64::from(self.id.0) << 32) | (self.effects.next_correlation & 0xFFFF_FFFF),
+        );
+        let priority = msg.priority();
+        self.effects.sends.push(Outgoing {
+            to: to.into(),
+            priority,
+            msg,
+            correlation: Some(id),
+            reliable: None,
+        });
+        id
+    }
+
+    /// Replies to the sender of the current message, with its correlation id. Returns `false`
+    /// (and sends nothing) if the current message has no sender.
+    pub fn reply(&mut self, msg: M) -> bool {
+        let Some(to) = self.sender else { return false };
+        let priority = msg.priority();
+        let correlation = self.correlation;
+        self.effects.sends.push(Outgoing {
+            to,
+            priority,
+            msg,
+            correlation,
+            reliable: None,
+        });
+        true
+    }
+
+    /// Delivers `msg` to this agent itself after `delay`.
+    pub fn schedule(&mut self, delay: Duration, msg: M) {
+        self.effects.timers.push((delay, msg));
+    }
+}
+
+impl<M: Message + Clone> Context<'_, M> {
+    /// Sends with acknowledged delivery: the receiving cluster acknowledges the message once
+    /// the agent has handled it; until then it is redelivered after the runtime's redelivery
+    /// timeout (and de-duplicated by the receiver, so it is handled exactly once).
+    pub fn send_reliable(&mut self, to: impl Into<Address>, msg: M) {
+        let priority = msg.priority();
+        self.effects.sends.push(Outgoing {
+            to: to.into(),
+            priority,
+            msg,
+            correlation: None,
+            reliable: Some(<M as Clone>::clone),
+        });
+    }
+}

@@ -1,0 +1,216 @@
+//! The executor: the only module that names actix.
+//!
+//! One actix `System` runs on its own thread; each worker is an actix `Arbiter` (a thread with
+//! its own event loop). Every node (cluster or sub-cluster) and the orchestrator are actix
+//! actors that read their `PriorityMailbox` as a stream (`add_stream`) and run their periodic
+//! work with `run_interval`. The actors hold plain-Rust cores (`NodeCore`, `OrchestratorCore`);
+//! replacing actix means rewriting this file only.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use actix::{
+    Actor, ActorContext, Arbiter, ArbiterHandle, AsyncContext, Context, StreamHandler, System,
+};
+use futures_core::Stream;
+use qorch_protocol::{Envelope, PriorityMailbox};
+
+use crate::Agent;
+use crate::directory::NodeKey;
+use crate::letter::Letter;
+use crate::node::{Control, NodeCore};
+use crate::orchestrator::OrchestratorCore;
+use crate::shared::{Shared, Spawner};
+
+/// A mailbox shared between the actor's stream and its stop path (which closes and drains it).
+struct MailboxStream<M>(Rc<RefCell<PriorityMailbox<M>>>);
+
+impl<M> Stream for MailboxStream<M> {
+    type Item = M;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<M>> {
+        self.0.borrow_mut().poll_recv(cx)
+    }
+}
+
+// Cores are boxed: actix wants actors to be `Unpin`, which a generic behaviour need not be.
+struct NodeActor<B: Agent> {
+    core: Box<NodeCore<B>>,
+    mailbox: Rc<RefCell<PriorityMailbox<Envelope<Letter<B>>>>>,
+}
+
+impl<B: Agent> Actor for NodeActor<B> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.add_stream(MailboxStream(Rc::clone(&self.mailbox)));
+        let every = self.core_timer_resolution();
+        ctx.run_interval(every, |act, _| act.core.on_timer());
+    }
+}
+
+impl<B: Agent> NodeActor<B> {
+    fn core_timer_resolution(&self) -> std::time::Duration {
+        self.core.timer_resolution()
+    }
+}
+
+impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
+    fn handle(&mut self, env: Envelope<Letter<B>>, ctx: &mut Self::Context) {
+        match self.core.handle(env) {
+            Control::Continue => {}
+            Control::Stop => {
+                // Graceful: refuse new messages, deliver what was accepted in priority order.
+                let left = self.mailbox.borrow_mut().drain();
+                for env in left {
+                    self.core.drain_one(env);
+                }
+                self.core.finish_stop();
+                ctx.stop();
+            }
+            Control::Kill => {
+                self.mailbox.borrow_mut().close();
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+struct OrchestratorActor<B: Agent> {
+    core: Box<OrchestratorCore<B>>,
+    mailbox: Rc<RefCell<PriorityMailbox<Envelope<Letter<B>>>>>,
+    every: std::time::Duration,
+}
+
+impl<B: Agent> Actor for OrchestratorActor<B> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.add_stream(MailboxStream(Rc::clone(&self.mailbox)));
+        ctx.run_interval(self.every, |act, _| act.core.on_timer());
+    }
+}
+
+impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for OrchestratorActor<B> {
+    fn handle(&mut self, env: Envelope<Letter<B>>, _ctx: &mut Self::Context) {
+        self.core.handle(env);
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+/// The running actix system and its workers.
+pub(crate) struct Executor {
+    system: System,
+    workers: Vec<ArbiterHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Executor {
+    /// Starts the system thread and `workers` arbiters.
+    pub(crate) fn start(workers: usize) -> std::io::Result<Executor> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("qorch-system".into())
+            .spawn(move || {
+                let sys = System::new();
+                sys.block_on(async move {
+                    let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+                    let handles: Vec<ArbiterHandle> =
+                        arbiters.iter().map(Arbiter::handle).collect();
+                    // The arbiters keep running after their `Arbiter` values are dropped; the
+                    // system stops them.
+                    drop(arbiters);
+                    let _ = tx.send((System::current(), handles));
+                });
+                let _ = sys.run();
+            })?;
+        let (system, workers) = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the actor system thread failed to start"))?;
+        Ok(Executor {
+            system,
+            workers,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Starts the orchestrator actor on worker 0.
+    pub(crate) fn start_orchestrator<B: Agent>(
+        &self,
+        core: OrchestratorCore<B>,
+        mailbox: PriorityMailbox<Envelope<Letter<B>>>,
+        every: std::time::Duration,
+    ) {
+        let mut slot = Some((core, mailbox));
+        OrchestratorActor::start_in_arbiter(&self.workers[0], move |_| {
+            let (core, mailbox) = slot.take().expect("started once");
+            OrchestratorActor {
+                core: Box::new(core),
+                mailbox: Rc::new(RefCell::new(mailbox)),
+                every,
+            }
+        });
+    }
+
+    /// Stops every actor and worker and waits for the system thread.
+    pub(crate) fn stop(&mut self) {
+        self.system.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts node actors for the runtime's shared state.
+pub(crate) struct ActixSpawner {
+    workers: Vec<ArbiterHandle>,
+}
+
+impl ActixSpawner {
+    pub(crate) fn new(executor: &Executor) -> Self {
+        ActixSpawner {
+            workers: executor.workers.clone(),
+        }
+    }
+}
+
+impl<B: Agent> Spawner<B> for ActixSpawner {
+    fn start_node(
+        &self,
+        shared: Arc<Shared<B>>,
+        key: NodeKey,
+        worker: usize,
+        mailbox: PriorityMailbox<Envelope<Letter<B>>>,
+    ) {
+        let address = shared.directory.tree.load().info(key).address;
+        let mut slot = Some((shared, mailbox));
+        let arbiter = &self.workers[worker % self.workers.len()];
+        NodeActor::start_in_arbiter(arbiter, move |_| {
+            let (shared, mailbox) = slot.take().expect("started once");
+            NodeActor {
+                core: Box::new(NodeCore::new(key, address, shared)),
+                mailbox: Rc::new(RefCell::new(mailbox)),
+            }
+        });
+    }
+}

@@ -1,0 +1,170 @@
+//! What travels in the runtime's mailboxes: user messages and the protocol's own letters.
+
+use std::sync::{Arc, Mutex};
+
+use qorch_protocol::{AgentId, EnvelopeId};
+use qorch_resources::{Grant, PoolId, ResourceRequest};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::Agent;
+use crate::directory::NodeKey;
+use crate::status::{ComponentStatus, StatusNode};
+
+/// Builds the behaviour of a new (or restarted) agent.
+pub type Factory<B> = Arc<dyn Fn(AgentId) -> B + Send + Sync>;
+
+/// One agent's line of a round report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// The agent.
+    pub agent: AgentId,
+    /// Its hosting node's address.
+    pub host: qorch_protocol::Address,
+    /// What it asks for now (`None`: nothing).
+    pub request: Option<ResourceRequest>,
+    /// Where it is placed now.
+    pub pool: Option<PoolId>,
+    /// Its status.
+    pub status: ComponentStatus,
+}
+
+/// The aggregated report of a subtree for one round: one message per node travels up, so the
+/// orchestrator handles O(clusters) reports per round, not O(agents).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundReport {
+    /// The round.
+    pub round: u64,
+    /// Every agent of the subtree.
+    pub agents: Vec<AgentReport>,
+}
+
+/// Grants for the agents of a subtree, sent down the tree at High priority.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllocationBatch {
+    /// The round that computed them.
+    pub round: u64,
+    /// `None`: the agent is unserved.
+    pub grants: Vec<(AgentId, Option<Grant>)>,
+}
+
+/// What a node knows of its own work, for queries, benchmarks and reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// User messages handled by its agents.
+    pub handled: u64,
+    /// Messages forwarded to another node.
+    pub forwarded: u64,
+    /// Agent restarts after a panic or an error.
+    pub restarts: u64,
+    /// Messages that could not be delivered (failed or unknown agent), reported not dropped.
+    pub dead_letters: u64,
+    /// Reliable messages redelivered after a timeout.
+    pub redeliveries: u64,
+    /// Duplicate deliveries recognised and not handled again.
+    pub duplicates: u64,
+    /// Reliable messages given up after the maximum number of attempts.
+    pub undeliverable: u64,
+    /// Messages sent to a full mailbox and queued to be retried.
+    pub backpressured: u64,
+    /// Messages taken from the mailbox, per priority lane (Control, High, Normal, Low).
+    pub by_priority: [u64; 4],
+}
+
+impl NodeStats {
+    /// Adds another node's counts.
+    pub fn merge(&mut self, o: &NodeStats) {
+        self.handled += o.handled;
+        self.forwarded += o.forwarded;
+        self.restarts += o.restarts;
+        self.dead_letters += o.dead_letters;
+        self.redeliveries += o.redeliveries;
+        self.duplicates += o.duplicates;
+        self.undeliverable += o.undeliverable;
+        self.backpressured += o.backpressured;
+        for (a, b) in self.by_priority.iter_mut().zip(o.by_priority) {
+            *a += b;
+        }
+    }
+}
+
+/// One handled message, for traces (enabled with `RuntimeConfig::trace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TraceEvent {
+    /// The agent that handled it.
+    pub agent: AgentId,
+    /// The envelope (sender and sequence number).
+    pub envelope: EnvelopeId,
+}
+
+/// What each node reports when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeShutdown {
+    /// Messages still in the node's mailbox when it closed, per priority lane.
+    pub left_in_mailbox: [u64; 4],
+    /// Messages waiting in its outbox for a full mailbox.
+    pub left_in_outbox: u64,
+    /// Reliable messages sent by its agents and never acknowledged.
+    pub unacknowledged: u64,
+    /// Its final counts.
+    pub stats: NodeStats,
+}
+
+/// Collects the nodes' shutdown reports.
+#[derive(Default)]
+pub(crate) struct ShutdownCollector {
+    pub(crate) reports: Mutex<Vec<NodeShutdown>>,
+}
+
+/// Queries from the handle, answered through a one-shot channel.
+pub(crate) enum Query {
+    /// A node's counts.
+    Stats(oneshot::Sender<NodeStats>),
+    /// A node's trace of handled messages.
+    Trace(oneshot::Sender<Vec<TraceEvent>>),
+    /// (Orchestrator) run a report round.
+    Round(u64, oneshot::Sender<RoundReport>),
+    /// (Orchestrator) the status tree.
+    Status(oneshot::Sender<StatusNode>),
+}
+
+/// Letters: the runtime's own messages and user messages.
+pub(crate) enum Letter<B: Agent> {
+    /// A user message for an agent (or, addressed to a node, for the application).
+    User(B::Msg),
+    /// Acknowledges a reliable envelope.
+    Ack(EnvelopeId),
+    /// A runtime tick, broadcast down the tree.
+    Tick(u64),
+    /// Asks a subtree for its round report.
+    Collect(u64),
+    /// A subtree's round report, going up.
+    Report(Box<RoundReport>),
+    /// Grants going down.
+    Allocate(Box<AllocationBatch>),
+    /// A child's heartbeat with its subtree's status.
+    Heartbeat(NodeKey, Box<StatusNode>),
+    /// New agents for this node.
+    Spawn(Vec<AgentId>, Factory<B>),
+    /// Agents (with their state) moving to this node from another one.
+    Adopt(Vec<Moved<B>>),
+    /// Hand these agents over to another node.
+    MoveOut(Vec<AgentId>, NodeKey),
+    /// A question from the handle.
+    Query(Query),
+    /// Stop: close the mailbox, drain, report.
+    Stop(Arc<ShutdownCollector>),
+    /// Fault injection: stop at once, like a crashed process (no drain, no heartbeat).
+    Kill,
+}
+
+/// An agent in transit between nodes, with its state and its messages not yet handled.
+pub(crate) struct Moved<B: Agent> {
+    pub(crate) id: AgentId,
+    pub(crate) behaviour: B,
+    pub(crate) factory: Factory<B>,
+    pub(crate) grant: Option<Grant>,
+    pub(crate) restarts: u32,
+    pub(crate) seq: u64,
+    pub(crate) random: u64,
+}

@@ -1,0 +1,84 @@
+//! The qorch actor runtime: agents, clusters, sub-clusters and the [`QuantumOrchestrator`].
+//!
+//! Users write behaviours as [`Agent`]s (no actix types in sight), start a runtime with
+//! [`QuantumOrchestrator::builder`], create clusters and sub-clusters and spawn agents in bulk
+//! with the [`ClusterManager`], and talk to the running system through a cloneable
+//! [`RuntimeHandle`].
+//!
+//! ```
+//! use qorch_protocol::Address;
+//! use qorch_runtime::{Agent, AgentResult, Context, QuantumOrchestrator};
+//!
+//! /// Passes a counter around a ring; the last agent reports it to the application.
+//! struct Hop { next: Option<qorch_protocol::AgentId> }
+//!
+//! impl Agent for Hop {
+//!     type Msg = u32;
+//!     fn handle(&mut self, n: u32, ctx: &mut Context<'_, u32>) -> AgentResult {
+//!         match self.next {
+//!             Some(next) => ctx.send(next, n + 1),
+//!             None => ctx.send(Address::Orchestrator, n),
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let rt = QuantumOrchestrator::<Hop>::builder().workers(2).build().unwrap();
+//! let m = rt.manager();
+//! let a = m.create_cluster("a").unwrap();
+//! let b = m.create_cluster("b").unwrap();
+//! let sub = m.create_sub_cluster(b.into(), "b/leaf").unwrap();
+//! // Agent ids are handed out in order, so each agent can know its successor.
+//! let first = m.spawn_agents(a.into(), 3, |id| Hop { next: Some(qorch_protocol::AgentId(id.0 + 1)) }).unwrap();
+//! let last = m.spawn_agents(sub.into(), 1, |_| Hop { next: None }).unwrap();
+//! rt.handle().send_blocking(first[0], 0).unwrap();
+//! let done = rt.handle().recv_blocking(std::time::Duration::from_secs(5)).unwrap();
+//! assert_eq!(done.payload, 3);
+//! assert_eq!(done.from, last[0].into());
+//! rt.shutdown();
+//! ```
+//!
+//! # Design
+//!
+//! * **Agents are actors without being actix actors.** A node (cluster or sub-cluster) is an
+//!   actix actor that hosts its agents in a slab and delivers their messages one at a time;
+//!   an agent has its own address, state, supervision and priority-ordered delivery, and costs
+//!   a slot (tens of bytes plus its state), not an actor. This is what lets a million agents
+//!   fit on a laptop.
+//! * **Every delivery goes through a [`qorch_protocol::PriorityMailbox`]**, the node's own
+//!   included, so Control and High messages overtake floods and every node yields between
+//!   messages. A full mailbox never blocks a node: the envelope waits in a per-destination FIFO
+//!   outbox and is retried (order kept, nothing dropped).
+//! * **Routing follows the tree**: up to the common ancestor and down, one hop per node.
+//! * **Supervision**: a panic or an `Err` in a hook restarts the agent from its factory (within
+//!   `restart_budget`, then it is failed). Hook effects (sends, timers) apply only when the hook
+//!   succeeds. Reliable messages (`Context::send_reliable`) are acknowledged after they are
+//!   handled and redelivered until then, de-duplicated by `(sender, sequence)`: a message
+//!   that went down with a crashing handler is handled by the restarted agent, once.
+//! * **Status and heartbeats** flow up; a node silent past `heartbeat_timeout` is failed by
+//!   its parent, and the orchestrator's status tree shows it.
+//! * **Only [`executor`](crate) names actix**: node logic is plain Rust, driven by the
+//!   executor, so the actor framework can be replaced without touching agents or protocol.
+
+#![deny(missing_docs)]
+
+mod agent;
+mod directory;
+mod executor;
+mod letter;
+mod node;
+mod orchestrator;
+mod panic_guard;
+mod reliable;
+mod runtime;
+mod shared;
+mod status;
+
+pub use agent::{Agent, AgentError, AgentResult, Context};
+pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
+pub use runtime::{
+    ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle, SendError,
+    ShutdownReport,
+};
+pub use shared::RuntimeConfig;
+pub use status::{AgentCounts, ComponentStatus, StatusNode, StatusTree};

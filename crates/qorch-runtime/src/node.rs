@@ -1,0 +1,918 @@
+//! A cluster or sub-cluster: hosts agents, routes envelopes, supervises, aggregates.
+//!
+//! `NodeCore` is plain Rust: the executor feeds it envelopes and timer ticks and it never
+//! blocks. Every delivery, including one between two agents of the same node, goes through a
+//! mailbox, so priorities hold and the node always yields between messages.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qorch_protocol::{Address, AgentId, Envelope, EnvelopeId, Priority, TrySendError};
+use qorch_resources::Grant;
+
+use crate::agent::{Context, Effects};
+use crate::directory::{Hop, NodeKey};
+use crate::letter::{
+    AgentReport, AllocationBatch, Factory, Letter, Moved, NodeShutdown, NodeStats, Query,
+    RoundReport, ShutdownCollector, TraceEvent,
+};
+use crate::reliable::{Dedup, Pending};
+use crate::shared::{Dest, Shared};
+use crate::status::{AgentCounts, ComponentStatus, StatusNode};
+use crate::{Agent, panic_guard};
+
+/// One hosted agent.
+pub(crate) struct Slot<B: Agent> {
+    id: AgentId,
+    behaviour: Option<B>,
+    factory: Factory<B>,
+    grant: Option<Grant>,
+    restarts: u32,
+    seq: u64,
+    random: u64,
+}
+
+struct Timer<M> {
+    due: Instant,
+    order: u64,
+    agent: AgentId,
+    msg: M,
+}
+
+impl<M> PartialEq for Timer<M> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.due, self.order) == (o.due, o.order)
+    }
+}
+impl<M> Eq for Timer<M> {}
+impl<M> PartialOrd for Timer<M> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<M> Ord for Timer<M> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.due, self.order).cmp(&(o.due, o.order))
+    }
+}
+
+/// A round in progress: the agents reported so far and the children still to report.
+struct RoundState {
+    round: u64,
+    waiting: HashSet<NodeKey>,
+    agents: Vec<AgentReport>,
+}
+
+/// The outcome of handling one envelope, for the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Continue,
+    /// Close the mailbox, drain it through `drain_one`, then `finish_stop`.
+    Stop,
+    /// Stop at once (fault injection).
+    Kill,
+}
+
+pub(crate) struct NodeCore<B: Agent> {
+    key: NodeKey,
+    address: Address,
+    shared: Arc<Shared<B>>,
+    slots: Vec<Slot<B>>,
+    index: HashMap<AgentId, u32>,
+    /// Envelopes for agents routed here that have not arrived yet (spawn or move in flight).
+    waiting: HashMap<AgentId, Vec<Envelope<Letter<B>>>>,
+    outbox: HashMap<Dest, VecDeque<Envelope<Letter<B>>>>,
+    pending: Pending<B::Msg>,
+    dedup: Dedup,
+    timers: BinaryHeap<Reverse<Timer<B::Msg>>>,
+    timer_order: u64,
+    tick: u64,
+    children_seen: HashMap<NodeKey, (Instant, StatusNode)>,
+    failed_children: HashSet<NodeKey>,
+    last_heartbeat: Instant,
+    last_expire: Instant,
+    round: Option<RoundState>,
+    stats: NodeStats,
+    trace: Option<Vec<TraceEvent>>,
+    effects: Effects<B::Msg>,
+    stopping: Option<NodeShutdown>,
+    collector: Option<Arc<ShutdownCollector>>,
+    failed_agents: u64,
+    restarted_agents: HashSet<AgentId>,
+}
+
+impl<B: Agent> NodeCore<B> {
+    pub(crate) fn new(key: NodeKey, address: Address, shared: Arc<Shared<B>>) -> Self {
+        let cfg = &shared.config;
+        let now = Instant::now();
+        let dedup_window = cfg.redelivery_timeout * (cfg.max_deliveries + 2);
+        NodeCore {
+            key,
+            address,
+            trace: cfg.trace.then(Vec::new),
+            pending: Pending::new(cfg.redelivery_timeout, cfg.max_deliveries),
+            dedup: Dedup::new(dedup_window),
+            shared,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            waiting: HashMap::new(),
+            outbox: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_order: 0,
+            tick: 0,
+            children_seen: HashMap::new(),
+            failed_children: HashSet::new(),
+            last_heartbeat: now,
+            last_expire: now,
+            round: None,
+            stats: NodeStats::default(),
+            effects: Effects::default(),
+            stopping: None,
+            collector: None,
+            failed_agents: 0,
+            restarted_agents: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn timer_resolution(&self) -> Duration {
+        self.shared.config.timer_resolution
+    }
+
+    /// Handles one envelope from the mailbox.
+    pub(crate) fn handle(&mut self, env: Envelope<Letter<B>>) -> Control {
+        self.stats.by_priority[env.priority.lane()] += 1;
+        let now = Instant::now();
+        let Envelope {
+            from,
+            to,
+            priority,
+            seq,
+            correlation,
+            deadline,
+            ack_required,
+            payload,
+        } = env;
+        let control = match payload {
+            Letter::User(msg) => {
+                let env = Envelope {
+                    from,
+                    to,
+                    priority,
+                    seq,
+                    correlation,
+                    deadline,
+                    ack_required,
+                    payload: msg,
+                };
+                self.on_user(env, now);
+                Control::Continue
+            }
+            Letter::Ack(id) => {
+                self.pending.ack(id);
+                Control::Continue
+            }
+            Letter::Tick(n) => {
+                self.on_tick(n);
+                Control::Continue
+            }
+            Letter::Collect(round) => {
+                self.on_collect(round);
+                Control::Continue
+            }
+            Letter::Report(rep) => {
+                self.on_report(from, *rep);
+                Control::Continue
+            }
+            Letter::Allocate(batch) => {
+                self.on_allocate(*batch);
+                Control::Continue
+            }
+            Letter::Heartbeat(child, tree) => {
+                self.failed_children.remove(&child);
+                self.children_seen.insert(child, (now, *tree));
+                Control::Continue
+            }
+            Letter::Spawn(ids, factory) => {
+                self.on_spawn(&ids, &factory);
+                Control::Continue
+            }
+            Letter::Adopt(moved) => {
+                self.on_adopt(moved);
+                Control::Continue
+            }
+            Letter::MoveOut(ids, to) => {
+                self.on_move_out(&ids, to);
+                Control::Continue
+            }
+            Letter::Query(q) => {
+                self.on_query(q);
+                Control::Continue
+            }
+            Letter::Stop(collector) => {
+                self.begin_stop(collector);
+                Control::Stop
+            }
+            Letter::Kill => Control::Kill,
+        };
+        if !self.outbox.is_empty() {
+            self.flush_outbox();
+        }
+        control
+    }
+
+    // ---- user messages -------------------------------------------------------------------
+
+    fn on_user(&mut self, env: Envelope<B::Msg>, now: Instant) {
+        match env.to {
+            Address::Agent(a) => {
+                if let Some(&i) = self.index.get(&a) {
+                    self.deliver(i as usize, env, now);
+                } else if self.shared.directory.agents.get(a) == Some(self.key) {
+                    // On its way here (spawn or move in flight): hold it.
+                    self.waiting
+                        .entry(a)
+                        .or_default()
+                        .push(env.map(Letter::User));
+                } else {
+                    self.route(env.map(Letter::User));
+                }
+            }
+            to if to == self.address => {
+                // For the application: up to the orchestrator's inbox.
+                self.send_dest(Dest::Orchestrator, env.map(Letter::User));
+            }
+            _ => self.route(env.map(Letter::User)),
+        }
+    }
+
+    fn deliver(&mut self, i: usize, env: Envelope<B::Msg>, now: Instant) {
+        let id = env.id();
+        if self.slots[i].behaviour.is_none() {
+            self.stats.dead_letters += 1;
+            tracing::debug!(agent = %self.slots[i].id, "dead letter: agent failed");
+            return;
+        }
+        if env.ack_required && self.dedup.contains(&id) {
+            self.stats.duplicates += 1;
+            self.send_ack(env.from, id);
+            return;
+        }
+        let (from, correlation, ack) = (env.from, env.correlation, env.ack_required);
+        let agent = self.slots[i].id;
+        let _span = tracing::trace_span!("handle", agent = agent.0, node = %self.address).entered();
+        let msg = env.payload;
+        let ok = self.run_hook(i, Some(from), correlation, |b, ctx| b.handle(msg, ctx));
+        if ok {
+            self.stats.handled += 1;
+            if let Some(t) = &mut self.trace {
+                t.push(TraceEvent {
+                    agent,
+                    envelope: id,
+                });
+            }
+            if ack {
+                self.dedup.insert(id, now);
+                self.send_ack(from, id);
+            }
+        } else if !ack {
+            // The message went down with its handler; reliable messages are redelivered by
+            // their sender, others are counted here.
+            self.stats.dead_letters += 1;
+        }
+    }
+
+    /// Runs a hook of agent `i` under supervision; applies its effects if it succeeds;
+    /// restarts the agent (or marks it failed) if it panics or returns an error.
+    fn run_hook(
+        &mut self,
+        i: usize,
+        sender: Option<Address>,
+        correlation: Option<qorch_protocol::CorrelationId>,
+        f: impl FnOnce(&mut B, &mut Context<'_, B::Msg>) -> crate::AgentResult,
+    ) -> bool {
+        let parent = self.address;
+        let tick = self.tick;
+        let slot = &mut self.slots[i];
+        let Some(behaviour) = slot.behaviour.as_mut() else {
+            return false;
+        };
+        let mut effects = std::mem::take(&mut self.effects);
+        let mut ctx = Context {
+            id: slot.id,
+            parent,
+            sender,
+            correlation,
+            grant: slot.grant.as_ref(),
+            tick,
+            random: &mut slot.random,
+            effects: &mut effects,
+        };
+        let result = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| f(behaviour, &mut ctx))));
+        let outcome = match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.0),
+            Err(payload) => Err(panic_guard::message(payload.as_ref())),
+        };
+        match outcome {
+            Ok(()) => {
+                self.apply_effects(i, &mut effects);
+                self.effects = effects;
+                true
+            }
+            Err(reason) => {
+                effects.sends.clear();
+                effects.timers.clear();
+                self.effects = effects;
+                self.restart(i, &reason);
+                false
+            }
+        }
+    }
+
+    fn restart(&mut self, i: usize, reason: &str) {
+        self.stats.restarts += 1;
+        let budget = self.shared.config.restart_budget;
+        let slot = &mut self.slots[i];
+        slot.restarts += 1;
+        let id = slot.id;
+        if slot.restarts > budget {
+            tracing::warn!(agent = id.0, node = %self.address, %reason, "agent failed: restart budget exhausted");
+            slot.behaviour = None;
+            self.failed_agents += 1;
+            self.restarted_agents.remove(&id);
+            return;
+        }
+        tracing::info!(agent = id.0, node = %self.address, %reason, restarts = slot.restarts, "restarting agent");
+        slot.behaviour = Some((slot.factory)(id));
+        self.restarted_agents.insert(id);
+        if !self.run_hook(i, None, None, |b, ctx| b.started(ctx)) {
+            // `run_hook` already restarted (or failed) it again.
+        }
+    }
+
+    fn apply_effects(&mut self, i: usize, effects: &mut Effects<B::Msg>) {
+        let now = Instant::now();
+        let from = Address::Agent(self.slots[i].id);
+        for out in effects.sends.drain(..) {
+            self.slots[i].seq += 1;
+            let seq = self.slots[i].seq;
+            let mut env = Envelope {
+                from,
+                to: out.to,
+                priority: out.priority,
+                seq,
+                correlation: out.correlation,
+                deadline: None,
+                ack_required: false,
+                payload: out.msg,
+            };
+            if let Some(copy) = out.reliable {
+                env.ack_required = true;
+                let keep = Envelope {
+                    from: env.from,
+                    to: env.to,
+                    priority: env.priority,
+                    seq: env.seq,
+                    correlation: env.correlation,
+                    deadline: env.deadline,
+                    ack_required: true,
+                    payload: copy(&env.payload),
+                };
+                self.pending.insert(keep, copy, now);
+            }
+            self.route(env.map(Letter::User));
+        }
+        let agent = self.slots[i].id;
+        for (delay, msg) in effects.timers.drain(..) {
+            self.timer_order += 1;
+            self.timers.push(Reverse(Timer {
+                due: now + delay,
+                order: self.timer_order,
+                agent,
+                msg,
+            }));
+        }
+    }
+
+    fn send_ack(&mut self, to: Address, id: EnvelopeId) {
+        let env = Envelope {
+            from: self.address,
+            to,
+            priority: Priority::Control,
+            seq: 0,
+            correlation: None,
+            deadline: None,
+            ack_required: false,
+            payload: Letter::Ack(id),
+        };
+        self.route(env);
+    }
+
+    // ---- routing ---------------------------------------------------------------------------
+
+    /// Sends an envelope one hop towards its destination.
+    fn route(&mut self, env: Envelope<Letter<B>>) {
+        let tree = self.shared.directory.tree.load();
+        let Ok(target) = self.shared.directory.resolve(&tree, env.to) else {
+            self.stats.dead_letters += 1;
+            tracing::debug!(to = %env.to, "dead letter: unknown address");
+            return;
+        };
+        let dest = match tree.next_hop(Some(self.key), target) {
+            Hop::Here => Dest::Node(self.key),
+            Hop::Down(c) | Hop::Up(Some(c)) => Dest::Node(c),
+            Hop::Up(None) => Dest::Orchestrator,
+            Hop::Unreachable => {
+                self.stats.dead_letters += 1;
+                return;
+            }
+        };
+        drop(tree);
+        if dest != Dest::Node(self.key) {
+            self.stats.forwarded += 1;
+        }
+        self.send_dest(dest, env);
+    }
+
+    fn send_dest(&mut self, dest: Dest, env: Envelope<Letter<B>>) {
+        if let Some(q) = self.outbox.get_mut(&dest)
+            && !q.is_empty()
+        {
+            q.push_back(env);
+            return;
+        }
+        match self.shared.try_send(dest, env) {
+            Ok(()) => {}
+            Err(TrySendError::Full(env)) => {
+                self.stats.backpressured += 1;
+                self.outbox.entry(dest).or_default().push_back(env);
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.stats.dead_letters += 1;
+            }
+        }
+    }
+
+    fn flush_outbox(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let mut dead = 0;
+        let keys: Vec<Dest> = self.outbox.keys().copied().collect();
+        for dest in keys {
+            let q = self.outbox.get_mut(&dest).expect("key listed");
+            while let Some(env) = q.pop_front() {
+                match shared.try_send(dest, env) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(env)) => {
+                        q.push_front(env);
+                        break;
+                    }
+                    Err(TrySendError::Closed(_)) => dead += 1,
+                }
+            }
+            if q.is_empty() {
+                self.outbox.remove(&dest);
+            }
+        }
+        self.stats.dead_letters += dead;
+    }
+
+    // ---- hierarchy -----------------------------------------------------------------------
+
+    fn children(&self) -> Vec<NodeKey> {
+        let tree = self.shared.directory.tree.load();
+        tree.info(self.key)
+            .children
+            .iter()
+            .copied()
+            .filter(|c| !tree.info(*c).removed)
+            .collect()
+    }
+
+    fn parent_dest(&self) -> Dest {
+        let tree = self.shared.directory.tree.load();
+        tree.info(self.key)
+            .parent
+            .map_or(Dest::Orchestrator, Dest::Node)
+    }
+
+    fn send_letter(&mut self, dest: Dest, priority: Priority, letter: Letter<B>) {
+        let env = Envelope {
+            from: self.address,
+            to: self.address,
+            priority,
+            seq: 0,
+            correlation: None,
+            deadline: None,
+            ack_required: false,
+            payload: letter,
+        };
+        self.send_dest(dest, env);
+    }
+
+    fn on_tick(&mut self, n: u64) {
+        self.tick = n;
+        for i in 0..self.slots.len() {
+            self.run_hook(i, None, None, |b, ctx| b.on_tick(n, ctx));
+        }
+        for c in self.children() {
+            self.send_letter(Dest::Node(c), Priority::Normal, Letter::Tick(n));
+        }
+    }
+
+    fn on_collect(&mut self, round: u64) {
+        let mut agents = Vec::with_capacity(self.slots.len());
+        for s in &self.slots {
+            let failed = s.behaviour.is_none();
+            agents.push(AgentReport {
+                agent: s.id,
+                host: self.address,
+                request: s.behaviour.as_ref().and_then(Agent::demand),
+                pool: s.grant.as_ref().map(|g| g.pool),
+                status: if failed {
+                    ComponentStatus::Failed
+                } else if self.restarted_agents.contains(&s.id) {
+                    ComponentStatus::Degraded
+                } else {
+                    ComponentStatus::Healthy
+                },
+            });
+        }
+        let waiting: HashSet<NodeKey> = self
+            .children()
+            .into_iter()
+            .filter(|c| !self.failed_children.contains(c))
+            .collect();
+        for &c in &waiting {
+            self.send_letter(Dest::Node(c), Priority::Normal, Letter::Collect(round));
+        }
+        self.round = Some(RoundState {
+            round,
+            waiting,
+            agents,
+        });
+        self.maybe_finish_round();
+    }
+
+    fn on_report(&mut self, from: Address, rep: RoundReport) {
+        let tree = self.shared.directory.tree.load();
+        let child = tree.node_of(from);
+        drop(tree);
+        if let Some(r) = &mut self.round
+            && r.round == rep.round
+        {
+            if let Some(c) = child {
+                r.waiting.remove(&c);
+            }
+            r.agents.extend(rep.agents);
+        }
+        self.maybe_finish_round();
+    }
+
+    fn maybe_finish_round(&mut self) {
+        let done = self.round.as_ref().is_some_and(|r| r.waiting.is_empty());
+        if done {
+            let r = self.round.take().expect("checked");
+            let report = RoundReport {
+                round: r.round,
+                agents: r.agents,
+            };
+            let parent = self.parent_dest();
+            self.send_letter(parent, Priority::Normal, Letter::Report(Box::new(report)));
+        }
+    }
+
+    fn on_allocate(&mut self, batch: AllocationBatch) {
+        let tree = self.shared.directory.tree.load();
+        let mut down: HashMap<NodeKey, Vec<(AgentId, Option<Grant>)>> = HashMap::new();
+        let mut mine = Vec::new();
+        for (agent, grant) in batch.grants {
+            if self.index.contains_key(&agent) {
+                mine.push((agent, grant));
+            } else if let Some(host) = self.shared.directory.agents.get(agent) {
+                match tree.next_hop(Some(self.key), Some(host)) {
+                    Hop::Down(c) => down.entry(c).or_default().push((agent, grant)),
+                    // Moved away or spawning here: deliver when it arrives (rare); drop
+                    // otherwise, the next round will allocate it again.
+                    _ => {}
+                }
+            }
+        }
+        drop(tree);
+        for (agent, grant) in mine {
+            let i = self.index[&agent] as usize;
+            self.slots[i].grant.clone_from(&grant);
+            let g = grant.clone();
+            self.run_hook(i, None, None, move |b, ctx| {
+                b.on_allocation(g.as_ref(), ctx)
+            });
+        }
+        let mut children: Vec<_> = down.into_iter().collect();
+        children.sort_by_key(|(k, _)| *k);
+        for (c, grants) in children {
+            let b = AllocationBatch {
+                round: batch.round,
+                grants,
+            };
+            self.send_letter(Dest::Node(c), Priority::High, Letter::Allocate(Box::new(b)));
+        }
+    }
+
+    // ---- agents arriving and leaving ---------------------------------------------------------
+
+    fn add_slot(&mut self, slot: Slot<B>) -> usize {
+        let i = self.slots.len();
+        self.index.insert(slot.id, i as u32);
+        self.slots.push(slot);
+        i
+    }
+
+    fn release_waiting(&mut self, id: AgentId) {
+        if let Some(envs) = self.waiting.remove(&id) {
+            for env in envs {
+                let _ = self.handle(env);
+            }
+        }
+    }
+
+    fn on_spawn(&mut self, ids: &[AgentId], factory: &Factory<B>) {
+        let seed = self.shared.config.seed;
+        for &id in ids {
+            let slot = Slot {
+                id,
+                behaviour: Some(factory(id)),
+                factory: Arc::clone(factory),
+                grant: None,
+                restarts: 0,
+                seq: 0,
+                random: seed ^ (u64::from(id.0) << 32 | 0x5bd1_e995),
+            };
+            let i = self.add_slot(slot);
+            self.run_hook(i, None, None, |b, ctx| b.started(ctx));
+        }
+        for &id in ids {
+            self.release_waiting(id);
+        }
+    }
+
+    fn on_adopt(&mut self, moved: Vec<Moved<B>>) {
+        let ids: Vec<AgentId> = moved.iter().map(|m| m.id).collect();
+        for m in moved {
+            self.add_slot(Slot {
+                id: m.id,
+                behaviour: Some(m.behaviour),
+                factory: m.factory,
+                grant: m.grant,
+                restarts: m.restarts,
+                seq: m.seq,
+                random: m.random,
+            });
+        }
+        for id in ids {
+            self.release_waiting(id);
+        }
+    }
+
+    fn on_move_out(&mut self, ids: &[AgentId], to: NodeKey) {
+        let mut moved = Vec::new();
+        let wanted: HashSet<AgentId> = ids.iter().copied().collect();
+        let mut keep = Vec::with_capacity(self.slots.len());
+        for s in self.slots.drain(..) {
+            if wanted.contains(&s.id) && s.behaviour.is_some() {
+                moved.push(s);
+            } else {
+                keep.push(s);
+            }
+        }
+        self.slots = keep;
+        self.index = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id, i as u32))
+            .collect();
+        let moved: Vec<Moved<B>> = moved
+            .into_iter()
+            .map(|s| {
+                self.shared.directory.agents.set(s.id, Some(to));
+                Moved {
+                    id: s.id,
+                    behaviour: s.behaviour.expect("filtered"),
+                    factory: s.factory,
+                    grant: s.grant,
+                    restarts: s.restarts,
+                    seq: s.seq,
+                    random: s.random,
+                }
+            })
+            .collect();
+        if !moved.is_empty() {
+            self.send_letter(Dest::Node(to), Priority::Control, Letter::Adopt(moved));
+        }
+    }
+
+    fn on_query(&mut self, q: Query) {
+        match q {
+            Query::Stats(tx) => {
+                let _ = tx.send(self.stats);
+            }
+            Query::Trace(tx) => {
+                let _ = tx.send(self.trace.clone().unwrap_or_default());
+            }
+            Query::Round(..) | Query::Status(_) => {}
+        }
+    }
+
+    // ---- timers, heartbeats, status ------------------------------------------------------------
+
+    /// Periodic work: agent timers, redeliveries, outbox, heartbeats, failure detection.
+    pub(crate) fn on_timer(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse(t)) = self.timers.peek() {
+            if t.due > now {
+                break;
+            }
+            let Reverse(t) = self.timers.pop().expect("peeked");
+            let env = Envelope {
+                from: Address::Agent(t.agent),
+                to: Address::Agent(t.agent),
+                priority: qorch_protocol::Message::priority(&t.msg),
+                seq: 0,
+                correlation: None,
+                deadline: None,
+                ack_required: false,
+                payload: Letter::User(t.msg),
+            };
+            self.route(env);
+        }
+        let (resend, gave_up) = self.pending.due(now);
+        self.stats.redeliveries += resend.len() as u64;
+        self.stats.undeliverable += gave_up.len() as u64;
+        for env in resend {
+            self.route(env.map(Letter::User));
+        }
+        if !self.outbox.is_empty() {
+            self.flush_outbox();
+        }
+        if now.duration_since(self.last_expire) >= self.shared.config.redelivery_timeout {
+            self.dedup.expire(now);
+            self.last_expire = now;
+        }
+        let cfg = &self.shared.config;
+        let (interval, timeout) = (cfg.heartbeat_interval, cfg.heartbeat_timeout);
+        // Children silent past the timeout are failed.
+        for c in self.children() {
+            let silent = self
+                .children_seen
+                .get(&c)
+                .map_or(Duration::ZERO, |(t, _)| now.duration_since(*t));
+            let known = self.children_seen.contains_key(&c);
+            if known && silent > timeout && self.failed_children.insert(c) {
+                tracing::warn!(node = %self.address, child = ?c, ?silent, "child missed its heartbeats: failed");
+                self.round_child_failed(c);
+            }
+        }
+        if now.duration_since(self.last_heartbeat) >= interval {
+            self.last_heartbeat = now;
+            let tree = self.status_tree(now);
+            let parent = self.parent_dest();
+            self.send_letter(
+                parent,
+                Priority::Control,
+                Letter::Heartbeat(self.key, Box::new(tree)),
+            );
+        }
+    }
+
+    fn round_child_failed(&mut self, c: NodeKey) {
+        if let Some(r) = &mut self.round {
+            r.waiting.remove(&c);
+        }
+        self.maybe_finish_round();
+    }
+
+    fn own_status(&self) -> ComponentStatus {
+        if self.stopping.is_some() {
+            ComponentStatus::Stopping
+        } else if !self.outbox.is_empty() {
+            ComponentStatus::Overloaded
+        } else if self.failed_agents > 0 || !self.restarted_agents.is_empty() {
+            ComponentStatus::Degraded
+        } else {
+            ComponentStatus::Healthy
+        }
+    }
+
+    /// This node's subtree as it knows it.
+    fn status_tree(&self, now: Instant) -> StatusNode {
+        let tree = self.shared.directory.tree.load();
+        let info = tree.info(self.key);
+        let failed = self.failed_agents;
+        let restarted = self.restarted_agents.len() as u64;
+        let total = self.slots.len() as u64;
+        let mut children = Vec::new();
+        for c in self.children() {
+            let child_info = tree.info(c);
+            let mut node = match self.children_seen.get(&c) {
+                Some((t, n)) => {
+                    let mut n = n.clone();
+                    n.silent_ms = now.duration_since(*t).as_millis() as u64;
+                    n
+                }
+                None => StatusNode {
+                    address: child_info.address,
+                    name: child_info.name.clone(),
+                    status: ComponentStatus::Starting,
+                    agents: AgentCounts::default(),
+                    silent_ms: 0,
+                    children: Vec::new(),
+                },
+            };
+            if self.failed_children.contains(&c) {
+                node.status = ComponentStatus::Failed;
+            }
+            children.push(node);
+        }
+        StatusNode {
+            address: self.address,
+            name: info.name.clone(),
+            status: self.own_status(),
+            agents: AgentCounts {
+                total,
+                healthy: total - failed - restarted,
+                restarted,
+                failed,
+            },
+            silent_ms: 0,
+            children,
+        }
+    }
+
+    // ---- shutdown --------------------------------------------------------------------------
+
+    fn begin_stop(&mut self, collector: Arc<ShutdownCollector>) {
+        self.stopping = Some(NodeShutdown::default());
+        for c in self.children() {
+            self.send_letter(
+                Dest::Node(c),
+                Priority::Control,
+                Letter::Stop(Arc::clone(&collector)),
+            );
+        }
+        self.collector = Some(collector);
+    }
+
+    /// Handles one envelope drained from the closed mailbox: user messages are still
+    /// delivered (in priority order); protocol letters are counted as left over.
+    pub(crate) fn drain_one(&mut self, env: Envelope<Letter<B>>) {
+        let lane = env.priority.lane();
+        match env.payload {
+            Letter::User(_) | Letter::Ack(_) | Letter::Tick(_) | Letter::Allocate(_) => {
+                let _ = self.handle(env);
+            }
+            _ => {
+                if let Some(s) = &mut self.stopping {
+                    s.left_in_mailbox[lane] += 1;
+                }
+            }
+        }
+    }
+
+    /// Ends the stop: stops the agents and files this node's report.
+    pub(crate) fn finish_stop(&mut self) {
+        for i in 0..self.slots.len() {
+            let parent = self.address;
+            let tick = self.tick;
+            let slot = &mut self.slots[i];
+            if let Some(b) = slot.behaviour.as_mut() {
+                let mut effects = Effects::default();
+                let mut ctx = Context {
+                    id: slot.id,
+                    parent,
+                    sender: None,
+                    correlation: None,
+                    grant: slot.grant.as_ref(),
+                    tick,
+                    random: &mut slot.random,
+                    effects: &mut effects,
+                };
+                let _ = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| b.stopped(&mut ctx))));
+            }
+        }
+        let mut report = self.stopping.take().unwrap_or_default();
+        report.left_in_outbox = self.outbox.values().map(|q| q.len() as u64).sum();
+        report.unacknowledged = self.pending.len() as u64;
+        report.stats = self.stats;
+        if let Some(c) = self.collector.take() {
+            c.reports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(report);
+        }
+        for s in &self.slots {
+            self.shared.directory.agents.set(s.id, None);
+        }
+    }
+}

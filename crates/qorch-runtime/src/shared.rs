@@ -1,0 +1,135 @@
+//! State shared by every node and handle of one runtime: configuration, directory, the
+//! mailboxes of all nodes, id counters. No actix here: the executor plugs in through
+//! [`Spawner`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use qorch_protocol::{Envelope, MailboxConfig, MailboxSender, PriorityMailbox, TrySendError};
+
+use crate::Agent;
+use crate::directory::{Directory, NodeKey};
+use crate::letter::Letter;
+
+/// Settings of a runtime (see `QuantumOrchestrator::builder`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Worker threads (one actix arbiter each); clusters are spread over them round-robin.
+    pub workers: usize,
+    /// Seed of every random choice in the runtime (agents' own streams included).
+    pub seed: u64,
+    /// Lanes of every node's mailbox.
+    pub mailbox: MailboxConfig,
+    /// Lanes of the application inbox (messages agents send to the orchestrator or a cluster).
+    pub inbox: MailboxConfig,
+    /// Restarts allowed per agent before it is marked failed.
+    pub restart_budget: u32,
+    /// How often nodes send heartbeats (and check their children's).
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is marked failed by its parent.
+    pub heartbeat_timeout: Duration,
+    /// Time after which an unacknowledged reliable message is redelivered.
+    pub redelivery_timeout: Duration,
+    /// Deliveries of a reliable message before giving up (and counting it undeliverable).
+    pub max_deliveries: u32,
+    /// Period of nodes' timer work (agent timers, redeliveries, backpressure retries).
+    pub timer_resolution: Duration,
+    /// Record the trace of handled messages (for tests of determinism).
+    pub trace: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            seed: 0,
+            mailbox: MailboxConfig::uniform(8192),
+            inbox: MailboxConfig::uniform(65_536),
+            restart_budget: 3,
+            heartbeat_interval: Duration::from_millis(100),
+            heartbeat_timeout: Duration::from_millis(500),
+            redelivery_timeout: Duration::from_millis(200),
+            max_deliveries: 10,
+            timer_resolution: Duration::from_millis(5),
+            trace: false,
+        }
+    }
+}
+
+/// Where a node sends: another node's mailbox, or the orchestrator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Dest {
+    Node(NodeKey),
+    Orchestrator,
+}
+
+/// Starts node actors on workers: implemented by the executor.
+pub(crate) trait Spawner<B: Agent>: Send + Sync {
+    /// Starts the actor of node `key` on `worker`, reading `mailbox`.
+    fn start_node(
+        &self,
+        shared: Arc<Shared<B>>,
+        key: NodeKey,
+        worker: usize,
+        mailbox: PriorityMailbox<Envelope<Letter<B>>>,
+    );
+}
+
+pub(crate) struct Shared<B: Agent> {
+    pub(crate) config: RuntimeConfig,
+    pub(crate) directory: Directory,
+    senders: ArcSwap<Vec<MailboxSender<Envelope<Letter<B>>>>>,
+    pub(crate) orchestrator: MailboxSender<Envelope<Letter<B>>>,
+    pub(crate) next_agent: AtomicU32,
+    pub(crate) next_cluster: AtomicU32,
+    pub(crate) next_sub: AtomicU32,
+}
+
+impl<B: Agent> Shared<B> {
+    pub(crate) fn new(
+        config: RuntimeConfig,
+        orchestrator: MailboxSender<Envelope<Letter<B>>>,
+    ) -> Self {
+        Shared {
+            config,
+            directory: Directory::new(),
+            senders: ArcSwap::from_pointee(Vec::new()),
+            orchestrator,
+            next_agent: AtomicU32::new(0),
+            next_cluster: AtomicU32::new(0),
+            next_sub: AtomicU32::new(0),
+        }
+    }
+
+    pub(crate) fn sender(&self, key: NodeKey) -> Option<MailboxSender<Envelope<Letter<B>>>> {
+        self.senders.load().get(key.0 as usize).cloned()
+    }
+
+    /// Registers the mailbox of a new node (its key is the next index).
+    pub(crate) fn add_sender(&self, sender: MailboxSender<Envelope<Letter<B>>>) {
+        let mut v = Vec::clone(&self.senders.load());
+        v.push(sender);
+        self.senders.store(Arc::new(v));
+    }
+
+    pub(crate) fn try_send(
+        &self,
+        dest: Dest,
+        env: Envelope<Letter<B>>,
+    ) -> Result<(), TrySendError<Envelope<Letter<B>>>> {
+        match dest {
+            Dest::Orchestrator => self.orchestrator.try_send(env),
+            Dest::Node(k) => match self.senders.load().get(k.0 as usize) {
+                Some(s) => s.try_send(env),
+                None => Err(TrySendError::Closed(env)),
+            },
+        }
+    }
+
+    pub(crate) fn allocate_agent_ids(&self, count: u32) -> Option<u32> {
+        let first = self.next_agent.fetch_add(count, Ordering::Relaxed);
+        first.checked_add(count).map(|_| first)
+    }
+}
