@@ -174,6 +174,69 @@ impl ResourceVector {
     pub fn total(&self) -> f64 {
         self.0.iter().sum()
     }
+
+    /// The element-wise maximum of `self` and `other` (growing to the longer length).
+    #[must_use]
+    pub fn max(&self, other: &ResourceVector) -> ResourceVector {
+        let n = self.0.len().max(other.0.len());
+        ResourceVector(
+            (0..n)
+                .map(|i| self.get(KindId(i as u16)).max(other.get(KindId(i as u16))))
+                .collect(),
+        )
+    }
+
+    /// The element-wise minimum of `self` and `other` (growing to the longer length; a
+    /// missing amount counts as zero).
+    #[must_use]
+    pub fn min(&self, other: &ResourceVector) -> ResourceVector {
+        let n = self.0.len().max(other.0.len());
+        ResourceVector(
+            (0..n)
+                .map(|i| self.get(KindId(i as u16)).min(other.get(KindId(i as u16))))
+                .collect(),
+        )
+    }
+
+    /// `self - other`, clamped at zero element-wise.
+    #[must_use]
+    pub fn saturating_sub(&self, other: &ResourceVector) -> ResourceVector {
+        let n = self.0.len().max(other.0.len());
+        ResourceVector(
+            (0..n)
+                .map(|i| (self.get(KindId(i as u16)) - other.get(KindId(i as u16))).max(0.0))
+                .collect(),
+        )
+    }
+
+    /// The vector padded with zeros (or truncated) to exactly `kinds` amounts.
+    #[must_use]
+    pub fn resized(&self, kinds: usize) -> ResourceVector {
+        let mut v = self.0.clone();
+        v.resize(kinds, 0.0);
+        ResourceVector(v)
+    }
+
+    /// The largest ratio `self[k] / capacity[k]` over the kinds with a positive amount: how
+    /// full `capacity` would be with `self` alone (`f64::INFINITY` if some kind has an amount
+    /// but no capacity, 0 for the zero vector).
+    pub fn max_share_of(&self, capacity: &ResourceVector) -> f64 {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a > 0.0)
+            .map(|(i, &a)| {
+                let c = capacity.0.get(i).copied().unwrap_or(0.0);
+                if c > 0.0 { a / c } else { f64::INFINITY }
+            })
+            .fold(0.0, f64::max)
+    }
+}
+
+impl From<Vec<f64>> for ResourceVector {
+    fn from(amounts: Vec<f64>) -> Self {
+        ResourceVector(amounts)
+    }
 }
 
 /// Identifies a pool.
@@ -218,6 +281,18 @@ pub struct Pool {
     pub kind: PoolKind,
     /// How much of each resource kind it holds.
     pub capacity: ResourceVector,
+}
+
+impl Pool {
+    /// A pool of kind [`PoolKind::Node`].
+    pub fn node(id: PoolId, name: impl Into<String>, capacity: ResourceVector) -> Self {
+        Pool {
+            id,
+            name: name.into(),
+            kind: PoolKind::Node,
+            capacity,
+        }
+    }
 }
 
 /// Which pools a request may use.
@@ -341,6 +416,13 @@ pub struct Grant {
     pub pool: PoolId,
     /// The amounts granted.
     pub amount: ResourceVector,
+}
+
+impl Grant {
+    /// A grant of `amount` on `pool`.
+    pub fn new(pool: PoolId, amount: ResourceVector) -> Self {
+        Grant { pool, amount }
+    }
 }
 
 #[cfg(test)]
