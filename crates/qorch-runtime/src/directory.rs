@@ -59,6 +59,9 @@ pub(crate) struct NodeInfo {
     pub(crate) worker: usize,
     /// Whether it was removed (its key is never reused).
     pub(crate) removed: bool,
+    /// Whether it was killed (fault injection): it stays in the tree, failed, but will never
+    /// answer again.
+    pub(crate) dead: bool,
 }
 
 /// The node tree: clusters are the roots' children (the orchestrator is the implicit root).
@@ -187,6 +190,7 @@ mod tests {
             children: Vec::new(),
             worker: 0,
             removed: false,
+            dead: false,
         }
     }
 

@@ -40,6 +40,7 @@ impl<M> Stream for MailboxStream<M> {
 struct NodeActor<B: Agent> {
     core: Box<NodeCore<B>>,
     mailbox: Rc<RefCell<PriorityMailbox<Envelope<Letter<B>>>>>,
+    started: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl<B: Agent> Actor for NodeActor<B> {
@@ -49,6 +50,9 @@ impl<B: Agent> Actor for NodeActor<B> {
         ctx.add_stream(MailboxStream(Rc::clone(&self.mailbox)));
         let every = self.core_timer_resolution();
         ctx.run_interval(every, |act, _| act.core.on_timer());
+        if let Some(tx) = self.started.take() {
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -87,6 +91,7 @@ struct OrchestratorActor<B: Agent> {
     core: Box<OrchestratorCore<B>>,
     mailbox: Rc<RefCell<PriorityMailbox<Envelope<Letter<B>>>>>,
     every: std::time::Duration,
+    started: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl<B: Agent> Actor for OrchestratorActor<B> {
@@ -95,6 +100,9 @@ impl<B: Agent> Actor for OrchestratorActor<B> {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.add_stream(MailboxStream(Rc::clone(&self.mailbox)));
         ctx.run_interval(self.every, |act, _| act.core.on_timer());
+        if let Some(tx) = self.started.take() {
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -155,15 +163,16 @@ impl Executor {
         mailbox: PriorityMailbox<Envelope<Letter<B>>>,
         every: std::time::Duration,
     ) {
-        let mut slot = Some((core, mailbox));
-        OrchestratorActor::start_in_arbiter(&self.workers[0], move |_| {
-            let (core, mailbox) = slot.take().expect("started once");
-            OrchestratorActor {
-                core: Box::new(core),
-                mailbox: Rc::new(RefCell::new(mailbox)),
-                every,
-            }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        OrchestratorActor::start_in_arbiter(&self.workers[0], move |_| OrchestratorActor {
+            core: Box::new(core),
+            mailbox: Rc::new(RefCell::new(mailbox)),
+            every,
+            started: Some(tx),
         });
+        if rx.recv_timeout(std::time::Duration::from_secs(5)).is_err() {
+            tracing::warn!("orchestrator actor not started within 5 s; continuing");
+        }
     }
 
     /// Stops every actor and worker and waits for the system thread.
@@ -203,14 +212,18 @@ impl<B: Agent> Spawner<B> for ActixSpawner {
         mailbox: PriorityMailbox<Envelope<Letter<B>>>,
     ) {
         let address = shared.directory.tree.load().info(key).address;
-        let mut slot = Some((shared, mailbox));
         let arbiter = &self.workers[worker % self.workers.len()];
-        NodeActor::start_in_arbiter(arbiter, move |_| {
-            let (shared, mailbox) = slot.take().expect("started once");
-            NodeActor {
-                core: Box::new(NodeCore::new(key, address, shared)),
-                mailbox: Rc::new(RefCell::new(mailbox)),
-            }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        NodeActor::start_in_arbiter(arbiter, move |_| NodeActor {
+            core: Box::new(NodeCore::new(key, address, shared)),
+            mailbox: Rc::new(RefCell::new(mailbox)),
+            started: Some(tx),
         });
+        // Return once the node runs, so that the order of events does not depend on how fast
+        // its worker picks it up. (Waiting is bounded: were this called from the node's own
+        // worker thread, the start could only happen after we return.)
+        if rx.recv_timeout(std::time::Duration::from_secs(5)).is_err() {
+            tracing::warn!(node = %address, "node actor not started within 5 s; continuing");
+        }
     }
 }

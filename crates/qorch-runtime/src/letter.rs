@@ -126,6 +126,41 @@ pub(crate) enum Query {
     Round(u64, oneshot::Sender<RoundReport>),
     /// (Orchestrator) the status tree.
     Status(oneshot::Sender<StatusNode>),
+    /// One of the per-lane letters of a barrier (see [`Barrier`]).
+    Barrier(Arc<Barrier>),
+}
+
+/// Completes once everything queued in a mailbox before it was handled. Lanes are FIFO but
+/// the starvation guard serves them out of strict order, so a barrier sends one letter per
+/// lane and completes when the last of them is handled.
+pub(crate) struct Barrier {
+    remaining: std::sync::atomic::AtomicUsize,
+    done: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Barrier {
+    pub(crate) fn new(done: oneshot::Sender<()>) -> Arc<Self> {
+        Arc::new(Barrier {
+            remaining: std::sync::atomic::AtomicUsize::new(qorch_protocol::Priority::COUNT),
+            done: Mutex::new(Some(done)),
+        })
+    }
+
+    /// One lane's letter was handled.
+    pub(crate) fn arrive(&self) {
+        if self
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+            && let Some(tx) = self
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// Letters: the runtime's own messages and user messages.

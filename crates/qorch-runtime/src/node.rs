@@ -348,9 +348,8 @@ impl<B: Agent> NodeCore<B> {
         tracing::info!(agent = id.0, node = %self.address, %reason, restarts = slot.restarts, "restarting agent");
         slot.behaviour = Some((slot.factory)(id));
         self.restarted_agents.insert(id);
-        if !self.run_hook(i, None, None, |b, ctx| b.started(ctx)) {
-            // `run_hook` already restarted (or failed) it again.
-        }
+        // A failing `started` restarts (or fails) the agent again inside `run_hook`.
+        self.run_hook(i, None, None, B::started);
     }
 
     fn apply_effects(&mut self, i: usize, effects: &mut Effects<B::Msg>) {
@@ -591,14 +590,13 @@ impl<B: Agent> NodeCore<B> {
         for (agent, grant) in batch.grants {
             if self.index.contains_key(&agent) {
                 mine.push((agent, grant));
-            } else if let Some(host) = self.shared.directory.agents.get(agent) {
-                match tree.next_hop(Some(self.key), Some(host)) {
-                    Hop::Down(c) => down.entry(c).or_default().push((agent, grant)),
-                    // Moved away or spawning here: deliver when it arrives (rare); drop
-                    // otherwise, the next round will allocate it again.
-                    _ => {}
-                }
+            } else if let Some(host) = self.shared.directory.agents.get(agent)
+                && let Hop::Down(c) = tree.next_hop(Some(self.key), Some(host))
+            {
+                down.entry(c).or_default().push((agent, grant));
             }
+            // Otherwise the agent moved away or failed meanwhile: the next round allocates it
+            // again.
         }
         drop(tree);
         for (agent, grant) in mine {
@@ -650,7 +648,7 @@ impl<B: Agent> NodeCore<B> {
                 random: seed ^ (u64::from(id.0) << 32 | 0x5bd1_e995),
             };
             let i = self.add_slot(slot);
-            self.run_hook(i, None, None, |b, ctx| b.started(ctx));
+            self.run_hook(i, None, None, B::started);
         }
         for &id in ids {
             self.release_waiting(id);
@@ -721,6 +719,7 @@ impl<B: Agent> NodeCore<B> {
             Query::Trace(tx) => {
                 let _ = tx.send(self.trace.clone().unwrap_or_default());
             }
+            Query::Barrier(b) => b.arrive(),
             Query::Round(..) | Query::Status(_) => {}
         }
     }

@@ -19,13 +19,13 @@ use crate::status::{AgentCounts, ComponentStatus, StatusNode};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct OrchestratorStats {
     pub(crate) routed: u64,
-    pub(crate) to_application: u64,
+    pub(crate) delivered_to_application: u64,
     pub(crate) application_overflow: u64,
     pub(crate) dead_letters: u64,
 }
 
 struct Round {
-    round: u64,
+    number: u64,
     waiting: HashSet<NodeKey>,
     agents: Vec<AgentReport>,
     reply: oneshot::Sender<RoundReport>,
@@ -90,7 +90,7 @@ impl<B: Agent> OrchestratorCore<B> {
                 if to.is_agent() {
                     self.route(env.map(Letter::User));
                 } else {
-                    self.to_application(env);
+                    self.deliver_to_application(env);
                 }
             }
             Letter::Ack(id) => {
@@ -115,7 +115,7 @@ impl<B: Agent> OrchestratorCore<B> {
             Letter::Query(Query::Status(reply)) => {
                 let _ = reply.send(self.status_tree(now));
             }
-            Letter::Query(Query::Stats(_) | Query::Trace(_)) => {}
+            Letter::Query(Query::Barrier(b)) => b.arrive(),
             Letter::Tick(n) => {
                 for r in self.live_roots() {
                     self.send_letter(Dest::Node(r), Priority::Normal, Letter::Tick(n));
@@ -123,7 +123,8 @@ impl<B: Agent> OrchestratorCore<B> {
             }
             Letter::Allocate(batch) => self.allocate(*batch),
             Letter::Stop(collector) => self.stop(&collector),
-            Letter::Collect(_)
+            Letter::Query(Query::Stats(_) | Query::Trace(_))
+            | Letter::Collect(_)
             | Letter::Spawn(..)
             | Letter::Adopt(_)
             | Letter::MoveOut(..)
@@ -134,9 +135,9 @@ impl<B: Agent> OrchestratorCore<B> {
         }
     }
 
-    fn to_application(&mut self, env: Envelope<B::Msg>) {
+    fn deliver_to_application(&mut self, env: Envelope<B::Msg>) {
         match self.inbox.try_send(env) {
-            Ok(()) => self.stats.to_application += 1,
+            Ok(()) => self.stats.delivered_to_application += 1,
             Err(TrySendError::Full(_)) => {
                 self.stats.application_overflow += 1;
                 tracing::warn!("application inbox full: message counted as overflow");
@@ -215,7 +216,7 @@ impl<B: Agent> OrchestratorCore<B> {
             self.send_letter(Dest::Node(r), Priority::Normal, Letter::Collect(round));
         }
         self.rounds.push_back(Round {
-            round,
+            number: round,
             waiting,
             agents: Vec::new(),
             reply,
@@ -227,7 +228,7 @@ impl<B: Agent> OrchestratorCore<B> {
         let tree = self.shared.directory.tree.load();
         let root = tree.node_of(from);
         drop(tree);
-        if let Some(r) = self.rounds.iter_mut().find(|r| r.round == rep.round) {
+        if let Some(r) = self.rounds.iter_mut().find(|r| r.number == rep.round) {
             if let Some(k) = root {
                 r.waiting.remove(&k);
             }
@@ -241,7 +242,7 @@ impl<B: Agent> OrchestratorCore<B> {
             let mut r = self.rounds.pop_front().expect("checked");
             r.agents.sort_by_key(|a| a.agent);
             let _ = r.reply.send(RoundReport {
-                round: r.round,
+                round: r.number,
                 agents: r.agents,
             });
         }

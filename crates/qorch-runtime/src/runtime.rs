@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use qorch_protocol::{
     Address, AgentId, ClusterId, Envelope, MailboxConfig, Message, Priority, PriorityMailbox,
-    SubClusterId, TryRecvError, TrySendError,
+    SubClusterId, TrySendError,
 };
 
 use crate::Agent;
 use crate::directory::{NodeInfo, NodeKey};
 use crate::executor::{ActixSpawner, Executor};
 use crate::letter::{
-    AllocationBatch, Factory, Letter, NodeShutdown, NodeStats, Query, RoundReport,
+    AllocationBatch, Barrier, Factory, Letter, NodeShutdown, NodeStats, Query, RoundReport,
     ShutdownCollector, TraceEvent,
 };
 use crate::orchestrator::OrchestratorCore;
@@ -141,6 +141,10 @@ impl<B: Agent> RuntimeBuilder<B> {
     ///
     /// [`RuntimeError::Config`] for an invalid configuration, [`RuntimeError::Start`] if the
     /// threads cannot start.
+    ///
+    /// # Panics
+    ///
+    /// Never: mailbox configurations are validated before use.
     pub fn build(self) -> Result<QuantumOrchestrator<B>, RuntimeError> {
         let c = &self.config;
         if c.workers == 0 {
@@ -409,10 +413,7 @@ impl<B: Agent> RuntimeHandle<B> {
     /// Takes the next application message if one is waiting.
     pub fn try_recv(&self) -> Option<Envelope<B::Msg>> {
         let mut inbox = self.inner.inbox.try_lock().ok()?;
-        match inbox.try_recv() {
-            Ok(m) => Some(m),
-            Err(TryRecvError::Empty | TryRecvError::Ended) => None,
-        }
+        inbox.try_recv().ok()
     }
 
     async fn ask<T>(
@@ -469,11 +470,44 @@ impl<B: Agent> RuntimeHandle<B> {
         Ok(all)
     }
 
+    /// Waits until every node and the orchestrator have handled everything that was queued in
+    /// their mailboxes when this was called (one barrier letter per lane and node). Messages
+    /// those send later are not waited for. With one worker, feeding the runtime only at such
+    /// settled points makes the order of message handling a function of the inputs alone.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn settle(&self) -> Result<(), RuntimeError> {
+        let mut waits = Vec::new();
+        let targets: Vec<Option<NodeKey>> = std::iter::once(None)
+            .chain(self.live_nodes().into_iter().map(Some))
+            .collect();
+        for node in targets {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let barrier = Barrier::new(tx);
+            let mb = self.mailbox(node).ok_or(RuntimeError::Stopped)?;
+            for p in Priority::DESCENDING {
+                let env = self.envelope(
+                    Address::Orchestrator,
+                    p,
+                    Letter::Query(Query::Barrier(Arc::clone(&barrier))),
+                );
+                mb.send(env).await.map_err(|_| RuntimeError::Stopped)?;
+            }
+            waits.push(rx);
+        }
+        for rx in waits {
+            rx.await.map_err(|_| RuntimeError::Stopped)?;
+        }
+        Ok(())
+    }
+
     fn live_nodes(&self) -> Vec<NodeKey> {
         let tree = self.inner.shared.directory.tree.load();
         (0..tree.nodes.len() as u32)
             .map(NodeKey)
-            .filter(|k| !tree.info(*k).removed)
+            .filter(|k| !tree.info(*k).removed && !tree.info(*k).dead)
             .collect()
     }
 
@@ -550,6 +584,22 @@ impl<B: Agent> RuntimeHandle<B> {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        // What the nodes sent the application while stopping is still in the orchestrator's
+        // mailbox: let it through before counting the inbox.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let barrier = Barrier::new(tx);
+        let mut sent = true;
+        for p in Priority::DESCENDING {
+            let env = self.envelope(
+                Address::Orchestrator,
+                p,
+                Letter::Query(Query::Barrier(Arc::clone(&barrier))),
+            );
+            sent &= self.inner.shared.orchestrator.send_blocking(env).is_ok();
+        }
+        if sent {
+            let _ = rx.blocking_recv();
+        }
         let reports: Vec<NodeShutdown> = std::mem::take(
             &mut *collector
                 .reports
@@ -625,6 +675,7 @@ impl<B: Agent> ClusterManager<B> {
                 children: Vec::new(),
                 worker,
                 removed: false,
+                dead: false,
             });
             if let Some(p) = parent {
                 t.nodes[p.0 as usize].children.push(key);
@@ -795,6 +846,11 @@ impl<B: Agent> ClusterManager<B> {
             stack.extend(tree.info(n).children.iter().copied());
         }
         drop(tree);
+        shared.directory.update_tree(|t| {
+            for n in &all {
+                t.nodes[n.0 as usize].dead = true;
+            }
+        });
         for n in all {
             if let Some(mb) = shared.sender(n) {
                 let addr = shared.directory.tree.load().info(n).address;

@@ -104,8 +104,8 @@ impl StatusNode {
     }
 
     /// Every component of the subtree, depth first.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = &StatusNode> + '_> {
-        Box::new(std::iter::once(self).chain(self.children.iter().flat_map(StatusNode::iter)))
+    pub fn components(&self) -> Box<dyn Iterator<Item = &StatusNode> + '_> {
+        Box::new(std::iter::once(self).chain(self.children.iter().flat_map(StatusNode::components)))
     }
 }
 
