@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagonal::{self, FnSource, Kind, QuboSource, Source, Storage};
 use crate::kernel::{
-    self, Dense, Diag, KernelConfig, Layout, Levels, PassA, PassAPair, PassB, PassBPair,
-    PhaseOp, PhaseTable,
+    self, Dense, Diag, KernelConfig, Layout, Levels, Mix, PassA, PassAPair, PassB, PassBPair,
+    PhaseOp, PhaseTable, cpow,
 };
 use crate::memory::STATE_BYTES_PER_AMPLITUDE;
 use crate::{CostDiagonal, MemoryPolicy, Polynomial, QaoaParams, Sense, SimError};
@@ -130,6 +130,8 @@ pub struct QaoaSimulator {
     /// The adjoint state of the gradient, allocated on first use.
     adjoint: Option<(Vec<f64>, Vec<f64>)>,
     table: PhaseTable,
+    /// The diagonal's levels padded to the range of its index type (empty when dense).
+    padded: Vec<f64>,
     /// Qubits the transverse field rotates.
     free: u64,
     /// XY gates `(a, b)` of one mixer layer, in order.
@@ -236,7 +238,7 @@ impl QaoaSimulator {
         };
         let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
         let parallel = n >= config.parallel_min_qubits && threads > 1;
-        let layout = Layout::new(n, &config.kernel, parallel);
+        let layout = Layout::new(n, &config.kernel, parallel, threads);
         let diag = CostDiagonal::build(src, kind, min, max);
         let len = 1_usize << n;
         let mut sim = QaoaSimulator {
@@ -248,6 +250,7 @@ impl QaoaSimulator {
             im: vec![0.0; len],
             adjoint: None,
             table: PhaseTable::default(),
+            padded: Vec::new(),
             free,
             gates,
             rings,
@@ -256,6 +259,10 @@ impl QaoaSimulator {
             evaluations: 0,
             config,
         };
+        if let Some(values) = level_values(&sim.diag) {
+            sim.padded = values.to_vec();
+            sim.padded.resize(table_len(&sim.diag), 0.0);
+        }
         sim.reset();
         Ok(sim)
     }
@@ -399,8 +406,20 @@ impl QaoaSimulator {
     }
 
     fn expectation_pass(&mut self) -> f64 {
-        let op = PassA { phase: PhaseOp::Skip, table: &self.table, rot: (1.0, 0.0), mask: 0, accumulate: true };
-        with_diag(&self.diag, |d| d.pass_a(&self.layout, &op, &mut self.re, &mut self.im))
+        let op = PassA {
+            phase: PhaseOp::Skip,
+            table: &self.table,
+            mix: Mix::Tan(0.0),
+            mask: 0,
+            fixup: None,
+            accumulate: true,
+        };
+        with_diag(&self.diag, &self.padded, |d| d.pass_a(&self.layout, &op, &mut self.re, &mut self.im))
+    }
+
+    /// Fills the phase table for `gamma`.
+    fn set_table(&mut self, gamma: f64) {
+        self.table.set(gamma, level_values(&self.diag).unwrap_or(&[]), table_len(&self.diag));
     }
 
     /// The whole circuit; returns `<D>` when `accumulate`.
@@ -424,33 +443,41 @@ impl QaoaSimulator {
     /// One layer; with `init`, the state is taken to be `|+>^n` (not read); with
     /// `accumulate`, returns `<D>` of the result.
     fn apply_layer(&mut self, gamma: f64, beta: f64, init: bool, accumulate: bool) -> f64 {
-        if let Some(values) = level_values(&self.diag) {
-            self.table.set(gamma, values);
-        } else {
-            self.table.gamma = gamma;
-        }
-        let (s, c) = beta.sin_cos();
+        self.set_table(gamma);
+        let (mix, g) = Mix::for_beta(beta);
+        // The scaled rotations leave out g per rotated qubit: put g^k back in the last pass.
+        let scale = cpow(g, self.free.count_ones());
         let fused_acc = accumulate && self.gates.is_empty();
         let groups = self.layout.groups.clone();
+        let group_mask = |group: &crate::kernel::Group| (self.free >> group.q0) & ((1 << group.k) - 1);
+        let last_group = groups
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(gi, group)| group_mask(group) != 0 || (fused_acc && gi + 1 == groups.len()))
+            .map(|(gi, _)| gi);
         let phase = if init { PhaseOp::InitPlus(plus_amplitude(self.n)) } else { PhaseOp::Apply };
         let op = PassA {
             phase,
             table: &self.table,
-            rot: (c, s),
+            mix,
             mask: self.free & self.layout.low_mask(),
+            fixup: last_group.is_none().then_some(scale),
             accumulate: fused_acc && groups.is_empty(),
         };
         let (layout, re, im) = (&self.layout, &mut self.re, &mut self.im);
-        let mut e = with_diag(&self.diag, |d| d.pass_a(layout, &op, re, im));
+        let mut e = with_diag(&self.diag, &self.padded, |d| d.pass_a(layout, &op, re, im));
         for (gi, &group) in groups.iter().enumerate() {
-            let mask = (self.free >> group.q0) & ((1 << group.k) - 1);
+            let mask = group_mask(&group);
             let acc = fused_acc && gi + 1 == groups.len();
             if mask == 0 && !acc {
                 continue;
             }
-            let op = PassB { group, rot: (c, s), mask, accumulate: acc };
-            e = with_diag(&self.diag, |d| d.pass_b(layout, &op, re, im));
+            let fixup = (Some(gi) == last_group).then_some(scale);
+            let op = PassB { group, mix, mask, fixup, accumulate: acc };
+            e = with_diag(&self.diag, &self.padded, |d| d.pass_b(layout, &op, re, im));
         }
+        let (s, c) = beta.sin_cos();
         for &(a, b) in &self.gates {
             kernel::xy_gate(layout.parallel, (&mut *re, &mut *im), None, a, b, (c, s));
         }
@@ -494,7 +521,7 @@ impl QaoaSimulator {
         if !self.gates.is_empty() && p > 0 {
             // l = D p, before undoing the XY gates.
             let op = PassAPair { init_lambda: true, rot: (1.0, 0.0), mask: 0, unphase: None };
-            with_diag(&self.diag, |d| d.pass_a_pair(layout, &op, (&mut self.re, &mut self.im), (&mut lr[..], &mut li[..])));
+            with_diag(&self.diag, &self.padded, |d| d.pass_a_pair(layout, &op, (&mut self.re, &mut self.im), (&mut lr[..], &mut li[..])));
             need_lambda = false;
         }
         for l in (0..p).rev() {
@@ -510,13 +537,12 @@ impl QaoaSimulator {
                 }
                 let op = PassBPair { group, rot: (c, s), mask, init_lambda: need_lambda };
                 need_lambda = false;
-                gb += with_diag(&self.diag, |d| {
+                gb += with_diag(&self.diag, &self.padded, |d| {
                     d.pass_b_pair(layout, &op, (&mut self.re, &mut self.im), (&mut lr[..], &mut li[..]))
                 });
             }
             if l > 0 {
-                self.table.set(-params.gammas[l], level_values(&self.diag).unwrap_or(&[]));
-                self.table.gamma = -params.gammas[l];
+                self.table.set(-params.gammas[l], level_values(&self.diag).unwrap_or(&[]), table_len(&self.diag));
             }
             let op = PassAPair {
                 init_lambda: need_lambda,
@@ -525,13 +551,36 @@ impl QaoaSimulator {
                 unphase: (l > 0).then_some(&self.table),
             };
             need_lambda = false;
-            let (gb_low, gd) = with_diag(&self.diag, |d| {
+            let (gb_low, gd) = with_diag(&self.diag, &self.padded, |d| {
                 d.pass_a_pair(layout, &op, (&mut self.re, &mut self.im), (&mut lr[..], &mut li[..]))
             });
             grad.betas[l] = 2.0 * (gb + gb_low);
             grad.gammas[l] = 2.0 * gd;
         }
         (e, grad)
+    }
+
+    /// The expectation of any diagonal observable `f` in the current state:
+    /// `sum_x |a_x|^2 f(x)`, for example the cut of one edge or a constraint's violation.
+    pub fn observable_expectation(&self, f: impl Fn(u64) -> f64 + Sync) -> f64 {
+        let bl = 1_usize << self.layout.block_bits;
+        let one = |(b, (re, im)): (usize, (&[f64], &[f64]))| {
+            re.iter()
+                .zip(im)
+                .enumerate()
+                .map(|(k, (r, i))| (r * r + i * i) * f((b * bl + k) as u64))
+                .fold(0.0, |a, x| a + x)
+        };
+        let parts: Vec<f64> = if self.layout.parallel {
+            let run = || self.re.par_chunks(bl).zip(self.im.par_chunks(bl)).enumerate().map(one).collect();
+            match &self.pool {
+                Some(pool) => pool.install(run),
+                None => run(),
+            }
+        } else {
+            self.re.chunks(bl).zip(self.im.chunks(bl)).enumerate().map(one).collect()
+        };
+        parts.into_iter().fold(0.0, |a, x| a + x)
     }
 
     /// The amplitude of basis state `x` in the current state.
@@ -627,13 +676,27 @@ fn level_values(d: &CostDiagonal) -> Option<&[f64]> {
     }
 }
 
-/// Calls `f` with the kernels' view of the diagonal.
-fn with_diag<R>(d: &CostDiagonal, f: impl FnOnce(&dyn DiagDispatch) -> R) -> R {
+/// Entries of the phase table: the range of the level index type.
+fn table_len(d: &CostDiagonal) -> usize {
     match d.storage() {
-        Storage::Levels8 { idx, values } => f(&Levels { idx, values }),
-        Storage::Levels16 { idx, values } => f(&Levels { idx, values }),
+        Storage::Levels8 { .. } => 1 << 8,
+        Storage::Levels16 { .. } => 1 << 16,
+        Storage::Dense(_) => 0,
+    }
+}
+
+/// Calls `f` with the kernels' view of the diagonal (`padded`: its levels padded to
+/// [`table_len`]).
+fn with_diag<R>(d: &CostDiagonal, padded: &[f64], f: impl FnOnce(&dyn DiagDispatch) -> R) -> R {
+    match d.storage() {
+        Storage::Levels8 { idx, .. } => f(&Levels::<u8, 256> { idx, values: fixed(padded) }),
+        Storage::Levels16 { idx, .. } => f(&Levels::<u16, 65_536> { idx, values: fixed(padded) }),
         Storage::Dense(d) => f(&Dense { d }),
     }
+}
+
+fn fixed<const N: usize>(v: &[f64]) -> &[f64; N] {
+    v.try_into().expect("padded to the index range")
 }
 
 /// `sum |a|^2` per block of `bl` amplitudes.

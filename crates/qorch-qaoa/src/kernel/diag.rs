@@ -11,16 +11,15 @@ pub(crate) struct PhaseTable {
 }
 
 impl PhaseTable {
-    /// Fills the table for `gamma` and the levels `values` (no allocation once the table has
-    /// grown to the number of levels).
-    pub(crate) fn set(&mut self, gamma: f64, values: &[f64]) {
+    /// Fills the table for `gamma` and the levels `values`, padded with zeros to `len` entries
+    /// (256 or 65,536: the range of the level index type, so that lookups need no bounds
+    /// check). Allocates only when the table first grows.
+    pub(crate) fn set(&mut self, gamma: f64, values: &[f64], len: usize) {
         self.gamma = gamma;
-        self.cos.clear();
-        self.sin.clear();
-        for &v in values {
-            let (s, c) = (gamma * v).sin_cos();
-            self.cos.push(c);
-            self.sin.push(s);
+        self.cos.resize(len, 0.0);
+        self.sin.resize(len, 0.0);
+        for ((c, s), &v) in self.cos.iter_mut().zip(self.sin.iter_mut()).zip(values) {
+            (*s, *c) = (gamma * v).sin_cos();
         }
     }
 }
@@ -42,10 +41,17 @@ pub(crate) trait Diag: Sync {
     fn imag_inner(&self, start: usize, pr: &[f64], pi: &[f64], lr: &[f64], li: &[f64]) -> f64;
 }
 
-/// A level-stored diagonal: `values[idx[x]]`.
-pub(crate) struct Levels<'a, T> {
+/// A level-stored diagonal: `values[idx[x]]`, the values padded to `N` entries, the range of
+/// the index type `T` (so that no lookup needs a bounds check).
+pub(crate) struct Levels<'a, T, const N: usize> {
     pub(crate) idx: &'a [T],
-    pub(crate) values: &'a [f64],
+    pub(crate) values: &'a [f64; N],
+}
+
+/// The first `N` entries of a table as an array (one check per block, none per lookup).
+#[inline(always)]
+fn table<const N: usize>(v: &[f64]) -> &[f64; N] {
+    v[..N].try_into().expect("phase tables are padded to the index range")
 }
 
 /// A dense diagonal.
@@ -74,14 +80,15 @@ fn sum4(len: usize, mut term: impl FnMut(usize) -> f64) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + rest
 }
 
-impl<T: Copy + Into<usize> + Sync> Diag for Levels<'_, T> {
+impl<T: Copy + Into<usize> + Sync, const N: usize> Diag for Levels<'_, T, N> {
     #[inline(always)]
     fn phase(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]) {
         let idx = &self.idx[start..start + re.len()];
         let im = &mut im[..re.len()];
+        let (cos, sin) = (table::<N>(&t.cos), table::<N>(&t.sin));
         for ((r, i), &k) in re.iter_mut().zip(im.iter_mut()).zip(idx) {
             let k: usize = k.into();
-            let (c, s) = (t.cos[k], t.sin[k]);
+            let (c, s) = (cos[k], sin[k]);
             let (a, b) = (*r, *i);
             *r = a * c + b * s;
             *i = b * c - a * s;
@@ -92,10 +99,11 @@ impl<T: Copy + Into<usize> + Sync> Diag for Levels<'_, T> {
     fn init_plus(&self, start: usize, t: &PhaseTable, amp: f64, re: &mut [f64], im: &mut [f64]) {
         let idx = &self.idx[start..start + re.len()];
         let im = &mut im[..re.len()];
+        let (cos, sin) = (table::<N>(&t.cos), table::<N>(&t.sin));
         for ((r, i), &k) in re.iter_mut().zip(im.iter_mut()).zip(idx) {
             let k: usize = k.into();
-            *r = amp * t.cos[k];
-            *i = -amp * t.sin[k];
+            *r = amp * cos[k];
+            *i = -amp * sin[k];
         }
     }
 

@@ -24,6 +24,8 @@
 
 mod diag;
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +59,7 @@ pub(crate) struct Group {
 }
 
 /// How the passes cut an `n`-qubit state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Layout {
     pub(crate) n: usize,
     /// Block bits of pass A: `min(n, config.block_bits)`.
@@ -68,13 +70,16 @@ pub(crate) struct Layout {
     pub(crate) parallel: bool,
     /// Use the AVX2 kernels.
     pub(crate) simd: bool,
+    /// Scratch buffers of the high-qubit passes, one per thread, kept between passes (a
+    /// fresh 128 KiB buffer per pass would be an mmap and a munmap, with a TLB shootdown).
+    scratch: Vec<Mutex<Vec<f64>>>,
 }
 
 /// Strips per super-block of a pass B (fixed, so that sums do not depend on the threads).
 const STRIPS: usize = 64;
 
 impl Layout {
-    pub(crate) fn new(n: usize, config: &KernelConfig, parallel: bool) -> Layout {
+    pub(crate) fn new(n: usize, config: &KernelConfig, parallel: bool, threads: usize) -> Layout {
         let b = n.min(config.block_bits.max(config.min_run_bits + 1).max(2));
         let high = n - b;
         let kmax = b.saturating_sub(config.min_run_bits).max(1);
@@ -87,7 +92,20 @@ impl Layout {
             groups.push(Group { q0, k, run_bits: b - k });
             q0 += k;
         }
-        Layout { n, block_bits: b, groups, parallel, simd: config.simd && simd_available() }
+        let threads = if parallel { threads } else { 0 };
+        let scratch = (0..=threads).map(|_| Mutex::new(Vec::new())).collect();
+        Layout { n, block_bits: b, groups, parallel, simd: config.simd && simd_available(), scratch }
+    }
+
+    /// Runs `f` with this thread's scratch buffer of at least `len` values.
+    fn with_scratch<R>(&self, len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        let slot = rayon::current_thread_index().map_or(0, |i| i + 1) % self.scratch.len();
+        // A poisoned lock only means another task panicked; the buffer is plain data.
+        let mut buf = self.scratch[slot].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
     }
 
     /// Passes over the state that one mixer layer makes.
@@ -114,108 +132,368 @@ pub(crate) fn simd_available() -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rotations.
+// Rotations. `F` selects fused multiply-adds (the AVX2+FMA build); without FMA hardware
+// `mul_add` would be a slow library call, so the portable build multiplies and adds.
+
+/// `a * b + c`.
+#[inline(always)]
+fn fma<const F: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if F { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// `exp(-i beta X)` on one pair `(a0, a1)` of amplitudes, up to a factor common to all pairs:
+/// returns `(re a0', im a0', re a1', im a1')` from `(re a0, im a0, re a1, im a1)`.
+pub(crate) trait Rot: Copy {
+    fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64);
+}
+
+/// The exact rotation: `a0' = c a0 - i s a1`, `a1' = c a1 - i s a0` (four multiplications and
+/// four additions per pair).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exact<const F: bool> {
+    pub(crate) c: f64,
+    pub(crate) s: f64,
+}
+
+impl<const F: bool> Rot for Exact<F> {
+    #[inline(always)]
+    fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64) {
+        let (c, s) = (self.c, self.s);
+        (fma::<F>(c, a, s * y), fma::<F>(c, b, -(s * x)), fma::<F>(c, x, s * b), fma::<F>(c, y, -(s * a)))
+    }
+}
+
+/// The rotation divided by `cos beta` (for `|cos| >= |sin|`): `a0' = a0 - i t a1`,
+/// `a1' = a1 - i t a0` with `t = tan beta`; one fused multiply-add per value. The factor
+/// `cos^k beta` of the `k` rotated qubits is applied once per layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tan<const F: bool> {
+    pub(crate) t: f64,
+}
+
+impl<const F: bool> Rot for Tan<F> {
+    #[inline(always)]
+    fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64) {
+        let t = self.t;
+        (fma::<F>(t, y, a), fma::<F>(-t, x, b), fma::<F>(t, b, x), fma::<F>(-t, a, y))
+    }
+}
+
+/// The rotation divided by `-i sin beta` (for `|sin| > |cos|`): `a0' = a1 + i u a0`,
+/// `a1' = a0 + i u a1` with `u = cot beta`; the factor `(-i sin beta)^k` is applied once per
+/// layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cot<const F: bool> {
+    pub(crate) u: f64,
+}
+
+impl<const F: bool> Rot for Cot<F> {
+    #[inline(always)]
+    fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64) {
+        let u = self.u;
+        (fma::<F>(-u, b, x), fma::<F>(u, a, y), fma::<F>(-u, y, a), fma::<F>(u, x, b))
+    }
+}
+
+/// How a forward pass rotates: the scaled forms, chosen per layer so that `|t|, |u| <= 1`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Mix {
+    /// [`Tan`].
+    Tan(f64),
+    /// [`Cot`].
+    Cot(f64),
+}
+
+impl Mix {
+    /// The scaled rotation for `beta`, and the factor `g` it leaves out per qubit.
+    pub(crate) fn for_beta(beta: f64) -> (Mix, (f64, f64)) {
+        let (s, c) = beta.sin_cos();
+        if c.abs() >= s.abs() { (Mix::Tan(s / c), (c, 0.0)) } else { (Mix::Cot(c / s), (0.0, -s)) }
+    }
+}
+
+/// `g^k` for a complex `g`, by squaring.
+pub(crate) fn cpow((mut gr, mut gi): (f64, f64), mut k: u32) -> (f64, f64) {
+    let (mut rr, mut ri) = (1.0, 0.0);
+    while k > 0 {
+        if k & 1 == 1 {
+            (rr, ri) = (rr * gr - ri * gi, rr * gi + ri * gr);
+        }
+        (gr, gi) = (gr * gr - gi * gi, 2.0 * gr * gi);
+        k >>= 1;
+    }
+    (rr, ri)
+}
+
+/// Multiplies a block by the complex factor `g`.
+#[inline(always)]
+fn scale(re: &mut [f64], im: &mut [f64], (gr, gi): (f64, f64)) {
+    let im = &mut im[..re.len()];
+    for (r, i) in re.iter_mut().zip(im.iter_mut()) {
+        (*r, *i) = (gr * *r - gi * *i, gr * *i + gi * *r);
+    }
+}
+
+/// Qubits below this are rotated in sub-blocks of `2^L1_BITS` amplitudes (16 KiB of real and
+/// imaginary parts, in the L1 cache) before the higher qubits of a block.
+const L1_BITS: usize = 10;
 
 /// `exp(-i beta X)` on pairs: `a0' = c a0 - i s a1`, `a1' = c a1 - i s a0`.
 #[inline(always)]
-fn rot(r0: &mut [f64], i0: &mut [f64], r1: &mut [f64], i1: &mut [f64], c: f64, s: f64) {
+fn rot<R: Rot>(r0: &mut [f64], i0: &mut [f64], r1: &mut [f64], i1: &mut [f64], r: R) {
     let len = r0.len();
     let (i0, r1, i1) = (&mut i0[..len], &mut r1[..len], &mut i1[..len]);
     for k in 0..len {
-        let (a, b, x, y) = (r0[k], i0[k], r1[k], i1[k]);
-        r0[k] = c * a + s * y;
-        i0[k] = c * b - s * x;
-        r1[k] = c * x + s * b;
-        i1[k] = c * y - s * a;
+        (r0[k], i0[k], r1[k], i1[k]) = r.pair(r0[k], i0[k], r1[k], i1[k]);
     }
 }
 
-/// `Im (conj(l0) p1 + conj(l1) p0)` summed over the pairs, then the rotation on both states.
+/// `Im (conj(l0) p1 + conj(l1) p0)` summed over the pairs (in four lanes, for
+/// vectorization), then the rotation of both states.
 #[inline(always)]
-#[allow(clippy::too_many_arguments, reason = "four pairs of slices and the angle")]
-fn rot_acc(
-    (pr0, pi0, pr1, pi1): (&mut [f64], &mut [f64], &mut [f64], &mut [f64]),
-    (lr0, li0, lr1, li1): (&mut [f64], &mut [f64], &mut [f64], &mut [f64]),
-    c: f64,
-    s: f64,
-) -> f64 {
+fn rot_acc<R: Rot>(p: [&mut [f64]; 4], l: [&mut [f64]; 4], r: R) -> f64 {
+    let [pr0, pi0, pr1, pi1] = p;
+    let [lr0, li0, lr1, li1] = l;
     let len = pr0.len();
     let (pi0, pr1, pi1) = (&mut pi0[..len], &mut pr1[..len], &mut pi1[..len]);
     let (lr0, li0, lr1, li1) = (&mut lr0[..len], &mut li0[..len], &mut lr1[..len], &mut li1[..len]);
-    let mut acc = 0.0;
+    let mut acc = [0.0_f64; 4];
     for k in 0..len {
-        acc += lr0[k] * pi1[k] - li0[k] * pr1[k] + lr1[k] * pi0[k] - li1[k] * pr0[k];
+        let t = lr0[k] * pi1[k] - li0[k] * pr1[k] + lr1[k] * pi0[k] - li1[k] * pr0[k];
+        acc[k % 4] += t;
     }
-    rot(pr0, pi0, pr1, pi1, c, s);
-    rot(lr0, li0, lr1, li1, c, s);
-    acc
+    rot(pr0, pi0, pr1, pi1, r);
+    rot(lr0, li0, lr1, li1, r);
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
-/// Rotates qubit `q` of a contiguous block.
+/// Rotates qubit `q` of a contiguous block (slow for `q < 2`: see [`rot_low2`]).
 #[inline(always)]
-fn rot_qubit(re: &mut [f64], im: &mut [f64], q: usize, c: f64, s: f64) {
+fn rot_qubit<R: Rot>(re: &mut [f64], im: &mut [f64], q: usize, r: R) {
     let half = 1 << q;
     for (rc, ic) in re.chunks_exact_mut(2 * half).zip(im.chunks_exact_mut(2 * half)) {
         let (r0, r1) = rc.split_at_mut(half);
         let (i0, i1) = ic.split_at_mut(half);
-        rot(r0, i0, r1, i1, c, s);
+        rot(r0, i0, r1, i1, r);
     }
 }
 
-/// Rotates qubits 0 and 1 of a contiguous block together (their pairs are within groups of
-/// four amplitudes, too short for the generic loop).
+/// One pair inside a group of four amplitudes.
 #[inline(always)]
-fn rot_low2(re: &mut [f64], im: &mut [f64], q0: bool, q1: bool, c: f64, s: f64) {
-    for (r, i) in re.chunks_exact_mut(4).zip(im.chunks_exact_mut(4)) {
-        let mut a = [r[0], r[1], r[2], r[3]];
-        let mut b = [i[0], i[1], i[2], i[3]];
-        let pair = |a: &mut [f64; 4], b: &mut [f64; 4], u: usize, v: usize| {
-            let (x0, y0, x1, y1) = (a[u], b[u], a[v], b[v]);
-            a[u] = c * x0 + s * y1;
-            b[u] = c * y0 - s * x1;
-            a[v] = c * x1 + s * y0;
-            b[v] = c * y1 - s * x0;
-        };
+fn pair4<R: Rot>(a: &mut [f64; 4], b: &mut [f64; 4], u: usize, v: usize, r: R) {
+    (a[u], b[u], a[v], b[v]) = r.pair(a[u], b[u], a[v], b[v]);
+}
+
+/// Rotates qubits 0 and/or 1 of a contiguous block (their pairs lie within groups of four
+/// amplitudes, too short for the generic loop).
+#[inline(always)]
+fn rot_low2<R: Rot>(re: &mut [f64], im: &mut [f64], q0: bool, q1: bool, r: R) {
+    for (rc, ic) in re.chunks_exact_mut(4).zip(im.chunks_exact_mut(4)) {
+        let mut a = [rc[0], rc[1], rc[2], rc[3]];
+        let mut b = [ic[0], ic[1], ic[2], ic[3]];
         if q0 {
-            pair(&mut a, &mut b, 0, 1);
-            pair(&mut a, &mut b, 2, 3);
+            pair4(&mut a, &mut b, 0, 1, r);
+            pair4(&mut a, &mut b, 2, 3, r);
         }
         if q1 {
-            pair(&mut a, &mut b, 0, 2);
-            pair(&mut a, &mut b, 1, 3);
+            pair4(&mut a, &mut b, 0, 2, r);
+            pair4(&mut a, &mut b, 1, 3, r);
         }
-        r.copy_from_slice(&a);
-        i.copy_from_slice(&b);
+        rc.copy_from_slice(&a);
+        ic.copy_from_slice(&b);
     }
 }
 
-/// Rotates the qubits of `mask` (all below the block's size) in a contiguous block.
+/// Rotates qubits `qa < qb` (both `>= 2`) of a contiguous block in one sweep: each group of
+/// four amplitudes `x, x+2^qa, x+2^qb, x+2^qa+2^qb` is loaded once, gets both rotations,
+/// and is stored once, which halves the stores (the limit in the L1 cache) of two sweeps.
 #[inline(always)]
-fn rot_block(re: &mut [f64], im: &mut [f64], mask: u64, c: f64, s: f64) {
+fn rot_two<R: Rot>(re: &mut [f64], im: &mut [f64], qa: usize, qb: usize, r: R) {
+    let (ha, hb) = (1 << qa, 1 << qb);
+    for (rbig, ibig) in re.chunks_exact_mut(2 * hb).zip(im.chunks_exact_mut(2 * hb)) {
+        let (rlo, rhi) = rbig.split_at_mut(hb);
+        let (ilo, ihi) = ibig.split_at_mut(hb);
+        let rs = rlo.chunks_exact_mut(2 * ha).zip(rhi.chunks_exact_mut(2 * ha));
+        let is = ilo.chunks_exact_mut(2 * ha).zip(ihi.chunks_exact_mut(2 * ha));
+        for ((rl, rh), (il, ih)) in rs.zip(is) {
+            let (r00, r01) = rl.split_at_mut(ha);
+            let (r10, r11) = rh.split_at_mut(ha);
+            let (i00, i01) = il.split_at_mut(ha);
+            let (i10, i11) = ih.split_at_mut(ha);
+            let (r01, r10, r11) = (&mut r01[..ha], &mut r10[..ha], &mut r11[..ha]);
+            let (i00, i01, i10, i11) = (&mut i00[..ha], &mut i01[..ha], &mut i10[..ha], &mut i11[..ha]);
+            for k in 0..ha {
+                let mut a = [r00[k], r01[k], r10[k], r11[k]];
+                let mut b = [i00[k], i01[k], i10[k], i11[k]];
+                pair4(&mut a, &mut b, 0, 1, r);
+                pair4(&mut a, &mut b, 2, 3, r);
+                pair4(&mut a, &mut b, 0, 2, r);
+                pair4(&mut a, &mut b, 1, 3, r);
+                (r00[k], r01[k], r10[k], r11[k]) = (a[0], a[1], a[2], a[3]);
+                (i00[k], i01[k], i10[k], i11[k]) = (b[0], b[1], b[2], b[3]);
+            }
+        }
+    }
+}
+
+/// Rotates the qubits of `mask` in `lo..hi` (all `>= 2`), two per sweep.
+#[inline(always)]
+fn rot_range<R: Rot>(re: &mut [f64], im: &mut [f64], mask: u64, lo: usize, hi: usize, r: R) {
+    let mut pending: Option<usize> = None;
+    for q in lo..hi {
+        if (mask >> q) & 1 == 0 {
+            continue;
+        }
+        match pending.take() {
+            Some(qa) => rot_two(re, im, qa, q, r),
+            None => pending = Some(q),
+        }
+    }
+    if let Some(q) = pending {
+        rot_qubit(re, im, q, r);
+    }
+}
+
+/// Rotates the qubits of `mask` in a block of at most `2^L1_BITS` amplitudes.
+#[inline(always)]
+fn rot_small<R: Rot>(re: &mut [f64], im: &mut [f64], mask: u64, r: R) {
     let bits = re.len().trailing_zeros() as usize;
-    if bits >= 2 && mask & 3 != 0 {
-        rot_low2(re, im, mask & 1 != 0, mask & 2 != 0, c, s);
-    }
-    let first = if bits >= 2 { 2 } else { 0 };
-    for q in first..bits {
-        if (mask >> q) & 1 == 1 {
-            rot_qubit(re, im, q, c, s);
+    if bits < 2 {
+        // One or two amplitudes: only qubit 0 can exist.
+        if bits == 1 && mask & 1 == 1 {
+            let (r0, r1) = re.split_at_mut(1);
+            let (i0, i1) = im.split_at_mut(1);
+            rot(r0, i0, r1, i1, r);
         }
+        return;
     }
+    if mask & 3 != 0 {
+        rot_low2(re, im, mask & 1 != 0, mask & 2 != 0, r);
+    }
+    rot_range(re, im, mask, 2, bits, r);
 }
 
-/// Rotates qubit `q` of a block in two states, accumulating `Im <l|X_q|p>`.
+/// Rotates the qubits of `mask` (all below the block's size) in a contiguous block: the low
+/// ones per L1-sized sub-block, then the others across the block.
 #[inline(always)]
-fn rot_qubit_acc(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), q: usize, c: f64, s: f64) -> f64 {
+fn rot_block<R: Rot>(re: &mut [f64], im: &mut [f64], mask: u64, r: R) {
+    let bits = re.len().trailing_zeros() as usize;
+    if bits <= L1_BITS {
+        rot_small(re, im, mask, r);
+        return;
+    }
+    let low = mask & ((1 << L1_BITS) - 1);
+    if low != 0 {
+        let sub = 1 << L1_BITS;
+        for (rs, is) in re.chunks_exact_mut(sub).zip(im.chunks_exact_mut(sub)) {
+            rot_small(rs, is, low, r);
+        }
+    }
+    rot_range(re, im, mask, L1_BITS, bits, r);
+}
+
+/// [`rot_low2`] on `(p, l)`, accumulating `Im <l|X_q|p>` for qubits 0 and 1.
+#[inline(always)]
+fn rot_low2_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), q0: bool, q1: bool, r: R) -> f64 {
+    let mut acc = 0.0;
+    let ps = p.0.chunks_exact_mut(4).zip(p.1.chunks_exact_mut(4));
+    let ls = l.0.chunks_exact_mut(4).zip(l.1.chunks_exact_mut(4));
+    for ((pr, pi), (lr, li)) in ps.zip(ls) {
+        let (mut a, mut b) = ([pr[0], pr[1], pr[2], pr[3]], [pi[0], pi[1], pi[2], pi[3]]);
+        let (mut u, mut v) = ([lr[0], lr[1], lr[2], lr[3]], [li[0], li[1], li[2], li[3]]);
+        let term = |x: usize, y: usize, a: &[f64; 4], b: &[f64; 4], u: &[f64; 4], v: &[f64; 4]| {
+            u[x] * b[y] - v[x] * a[y] + u[y] * b[x] - v[y] * a[x]
+        };
+        if q0 {
+            acc += term(0, 1, &a, &b, &u, &v) + term(2, 3, &a, &b, &u, &v);
+            pair4(&mut a, &mut b, 0, 1, r);
+            pair4(&mut a, &mut b, 2, 3, r);
+            pair4(&mut u, &mut v, 0, 1, r);
+            pair4(&mut u, &mut v, 2, 3, r);
+        }
+        if q1 {
+            acc += term(0, 2, &a, &b, &u, &v) + term(1, 3, &a, &b, &u, &v);
+            pair4(&mut a, &mut b, 0, 2, r);
+            pair4(&mut a, &mut b, 1, 3, r);
+            pair4(&mut u, &mut v, 0, 2, r);
+            pair4(&mut u, &mut v, 1, 3, r);
+        }
+        pr.copy_from_slice(&a);
+        pi.copy_from_slice(&b);
+        lr.copy_from_slice(&u);
+        li.copy_from_slice(&v);
+    }
+    acc
+}
+
+/// Rotates qubit `q >= 2` of a block in `(p, l)`, accumulating `Im <l|X_q|p>`.
+#[inline(always)]
+fn rot_qubit_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), q: usize, r: R) -> f64 {
     let half = 1 << q;
     let mut acc = 0.0;
-    let chunks = p.0.chunks_exact_mut(2 * half).zip(p.1.chunks_exact_mut(2 * half));
-    for ((prc, pic), (lrc, lic)) in chunks.zip(l.0.chunks_exact_mut(2 * half).zip(l.1.chunks_exact_mut(2 * half))) {
+    let ps = p.0.chunks_exact_mut(2 * half).zip(p.1.chunks_exact_mut(2 * half));
+    let ls = l.0.chunks_exact_mut(2 * half).zip(l.1.chunks_exact_mut(2 * half));
+    for ((prc, pic), (lrc, lic)) in ps.zip(ls) {
         let (pr0, pr1) = prc.split_at_mut(half);
         let (pi0, pi1) = pic.split_at_mut(half);
         let (lr0, lr1) = lrc.split_at_mut(half);
         let (li0, li1) = lic.split_at_mut(half);
-        acc += rot_acc((pr0, pi0, pr1, pi1), (lr0, li0, lr1, li1), c, s);
+        acc += rot_acc([pr0, pi0, pr1, pi1], [lr0, li0, lr1, li1], r);
+    }
+    acc
+}
+
+/// [`rot_small`] on `(p, l)` with accumulation.
+#[inline(always)]
+fn rot_small_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), mask: u64, r: R) -> f64 {
+    let bits = p.0.len().trailing_zeros() as usize;
+    let (pr, pi) = p;
+    let (lr, li) = l;
+    if bits < 2 {
+        if bits == 1 && mask & 1 == 1 {
+            let (pr0, pr1) = pr.split_at_mut(1);
+            let (pi0, pi1) = pi.split_at_mut(1);
+            let (lr0, lr1) = lr.split_at_mut(1);
+            let (li0, li1) = li.split_at_mut(1);
+            return rot_acc([pr0, pi0, pr1, pi1], [lr0, li0, lr1, li1], r);
+        }
+        return 0.0;
+    }
+    let mut acc = 0.0;
+    if mask & 3 != 0 {
+        acc += rot_low2_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), mask & 1 != 0, mask & 2 != 0, r);
+    }
+    for q in 2..bits {
+        if (mask >> q) & 1 == 1 {
+            acc += rot_qubit_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), q, r);
+        }
+    }
+    acc
+}
+
+/// [`rot_block`] on `(p, l)` with accumulation.
+#[inline(always)]
+fn rot_block_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), mask: u64, r: R) -> f64 {
+    let bits = p.0.len().trailing_zeros() as usize;
+    if bits <= L1_BITS {
+        return rot_small_acc(p, l, mask, r);
+    }
+    let (pr, pi) = p;
+    let (lr, li) = l;
+    let mut acc = 0.0;
+    let low = mask & ((1 << L1_BITS) - 1);
+    if low != 0 {
+        let sub = 1 << L1_BITS;
+        let ps = pr.chunks_exact_mut(sub).zip(pi.chunks_exact_mut(sub));
+        let ls = lr.chunks_exact_mut(sub).zip(li.chunks_exact_mut(sub));
+        for (ps, ls) in ps.zip(ls) {
+            acc += rot_small_acc(ps, ls, low, r);
+        }
+    }
+    for q in L1_BITS..bits {
+        if (mask >> q) & 1 == 1 {
+            acc += rot_qubit_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), q, r);
+        }
     }
     acc
 }
@@ -239,23 +517,31 @@ pub(crate) enum PhaseOp {
 pub(crate) struct PassA<'t> {
     pub(crate) phase: PhaseOp,
     pub(crate) table: &'t PhaseTable,
-    /// `(cos beta, sin beta)` of the rotations.
-    pub(crate) rot: (f64, f64),
+    /// The (scaled) rotations.
+    pub(crate) mix: Mix,
     /// Low qubits to rotate.
     pub(crate) mask: u64,
+    /// Multiply the result by this factor (the layer's scale, in its last pass).
+    pub(crate) fixup: Option<(f64, f64)>,
     /// Return `sum |a|^2 v` of the final amplitudes.
     pub(crate) accumulate: bool,
 }
 
 #[inline(always)]
-fn a_block<D: Diag>(d: &D, op: &PassA<'_>, start: usize, re: &mut [f64], im: &mut [f64]) -> f64 {
+fn a_block<D: Diag, const F: bool>(d: &D, op: &PassA<'_>, start: usize, re: &mut [f64], im: &mut [f64]) -> f64 {
     match op.phase {
         PhaseOp::Skip => {}
         PhaseOp::Apply => d.phase(start, op.table, re, im),
         PhaseOp::InitPlus(amp) => d.init_plus(start, op.table, amp, re, im),
     }
     if op.mask != 0 {
-        rot_block(re, im, op.mask, op.rot.0, op.rot.1);
+        match op.mix {
+            Mix::Tan(t) => rot_block(re, im, op.mask, Tan::<F> { t }),
+            Mix::Cot(u) => rot_block(re, im, op.mask, Cot::<F> { u }),
+        }
+    }
+    if let Some(g) = op.fixup {
+        scale(re, im, g);
     }
     if op.accumulate { d.expect(start, re, im) } else { 0.0 }
 }
@@ -272,20 +558,15 @@ pub(crate) struct PassAPair<'t> {
 }
 
 #[inline(always)]
-fn a_block_pair<D: Diag>(d: &D, op: &PassAPair<'_>, start: usize, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> (f64, f64) {
+fn a_block_pair<D: Diag, const F: bool>(d: &D, op: &PassAPair<'_>, start: usize, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> (f64, f64) {
     let (pr, pi) = p;
     let (lr, li) = l;
     if op.init_lambda {
         d.mul(start, pr, pi, lr, li);
     }
-    let mut gb = 0.0;
-    let bits = pr.len().trailing_zeros() as usize;
     let (c, s) = op.rot;
-    for q in 0..bits {
-        if (op.mask >> q) & 1 == 1 {
-            gb += rot_qubit_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), q, c, s);
-        }
-    }
+    let r = Exact::<F> { c, s };
+    let gb = if op.mask == 0 { 0.0 } else { rot_block_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), op.mask, r) };
     let gd = d.imag_inner(start, pr, pi, lr, li);
     if let Some(t) = op.unphase {
         d.phase(start, t, pr, pi);
@@ -301,53 +582,69 @@ pub(crate) struct Strip<'a, const A: usize> {
     rows: [Vec<&'a mut [f64]>; A],
 }
 
-/// Two distinct rows, mutably.
-#[inline(always)]
-fn two<'b>(rows: &'b mut [&mut [f64]], g: usize, h: usize, r: std::ops::Range<usize>) -> (&'b mut [f64], &'b mut [f64]) {
-    debug_assert!(g < h);
-    let (lo, hi) = rows.split_at_mut(h);
-    (&mut lo[g][r.clone()], &mut hi[0][r])
-}
-
 /// One pass B over a single state.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PassB {
     pub(crate) group: Group,
-    pub(crate) rot: (f64, f64),
+    pub(crate) mix: Mix,
     /// Qubits of the group to rotate (bit `j` is qubit `q0 + j`).
     pub(crate) mask: u64,
+    /// Multiply the result by this factor (the layer's scale, in its last pass).
+    pub(crate) fixup: Option<(f64, f64)>,
     pub(crate) accumulate: bool,
 }
 
+/// Copies run `r` of every row of the strip's arrays into `buf` (row after row: the group's
+/// qubit `j` becomes bit `log2(run) + j` of the buffer index), or back.
 #[inline(always)]
-fn b_strip<D: Diag>(d: &D, op: &PassB, strip: &mut Strip<'_, 2>) -> f64 {
+fn gather<const A: usize>(strip: &Strip<'_, A>, buf: &mut [f64], r: std::ops::Range<usize>) {
+    let run = r.len();
+    let rows = strip.rows[0].len();
+    for (a, array) in strip.rows.iter().enumerate() {
+        let dst = &mut buf[a * rows * run..(a + 1) * rows * run];
+        for (row, d) in array.iter().zip(dst.chunks_exact_mut(run)) {
+            d.copy_from_slice(&row[r.clone()]);
+        }
+    }
+}
+
+#[inline(always)]
+fn scatter<const A: usize>(strip: &mut Strip<'_, A>, buf: &[f64], r: std::ops::Range<usize>) {
+    let run = r.len();
+    let rows = strip.rows[0].len();
+    for (a, array) in strip.rows.iter_mut().enumerate() {
+        let src = &buf[a * rows * run..(a + 1) * rows * run];
+        for (row, s) in array.iter_mut().zip(src.chunks_exact(run)) {
+            row[r.clone()].copy_from_slice(s);
+        }
+    }
+}
+
+#[inline(always)]
+fn b_strip<D: Diag, const F: bool>(d: &D, op: &PassB, strip: &mut Strip<'_, 2>, buf: &mut [f64]) -> f64 {
     let Group { q0, k, run_bits } = op.group;
     let rows = 1_usize << k;
     let width = strip.rows[0][0].len();
     let run = (1_usize << run_bits).min(width);
-    let (c, s) = op.rot;
-    let [re, im] = &mut strip.rows;
+    let shift = run.trailing_zeros();
     let mut acc = 0.0;
-    let mut r0 = 0;
-    while r0 < width {
-        let r = r0..(r0 + run).min(width);
-        for j in 0..k {
-            if (op.mask >> j) & 1 == 0 {
-                continue;
-            }
-            let bit = 1 << j;
-            for g in (0..rows).filter(|g| g & bit == 0) {
-                let (a_re, b_re) = two(re, g, g | bit, r.clone());
-                let (a_im, b_im) = two(im, g, g | bit, r.clone());
-                rot(a_re, a_im, b_re, b_im, c, s);
-            }
+    for r0 in (0..width).step_by(run) {
+        let r = r0..r0 + run;
+        gather(strip, buf, r.clone());
+        let (bre, bim) = buf[..2 * rows * run].split_at_mut(rows * run);
+        match op.mix {
+            Mix::Tan(t) => rot_block(bre, bim, op.mask << shift, Tan::<F> { t }),
+            Mix::Cot(u) => rot_block(bre, bim, op.mask << shift, Cot::<F> { u }),
+        }
+        if let Some(g) = op.fixup {
+            scale(bre, bim, g);
         }
         if op.accumulate {
-            for g in 0..rows {
-                acc += d.expect(strip.base + (g << q0) + r.start, &re[g][r.clone()], &im[g][r.clone()]);
+            for (g, (gr, gi)) in bre.chunks_exact(run).zip(bim.chunks_exact(run)).enumerate() {
+                acc += d.expect(strip.base + (g << q0) + r0, gr, gi);
             }
         }
-        r0 += run;
+        scatter(strip, buf, r);
     }
     acc
 }
@@ -363,38 +660,30 @@ pub(crate) struct PassBPair {
 }
 
 #[inline(always)]
-fn b_strip_pair<D: Diag>(d: &D, op: &PassBPair, strip: &mut Strip<'_, 4>) -> f64 {
+fn b_strip_pair<D: Diag, const F: bool>(d: &D, op: &PassBPair, strip: &mut Strip<'_, 4>, buf: &mut [f64]) -> f64 {
     let Group { q0, k, run_bits } = op.group;
     let rows = 1_usize << k;
     let width = strip.rows[0][0].len();
     let run = (1_usize << run_bits).min(width);
+    let shift = run.trailing_zeros();
     let (c, s) = op.rot;
-    let [pr, pi, lr, li] = &mut strip.rows;
+    let len = rows * run;
     let mut acc = 0.0;
-    let mut r0 = 0;
-    while r0 < width {
-        let r = r0..(r0 + run).min(width);
+    for r0 in (0..width).step_by(run) {
+        let r = r0..r0 + run;
+        gather(strip, buf, r.clone());
+        let (p, l) = buf[..4 * len].split_at_mut(2 * len);
+        let (pr, pi) = p.split_at_mut(len);
+        let (lr, li) = l.split_at_mut(len);
         if op.init_lambda {
-            for g in 0..rows {
-                let start = strip.base + (g << q0) + r.start;
-                d.mul(start, &pr[g][r.clone()], &pi[g][r.clone()], &mut lr[g][r.clone()], &mut li[g][r.clone()]);
+            let ps = pr.chunks_exact(run).zip(pi.chunks_exact(run));
+            let ls = lr.chunks_exact_mut(run).zip(li.chunks_exact_mut(run));
+            for (g, ((gr, gi), (hr, hi))) in ps.zip(ls).enumerate() {
+                d.mul(strip.base + (g << q0) + r0, gr, gi, hr, hi);
             }
         }
-        for j in 0..k {
-            if (op.mask >> j) & 1 == 0 {
-                continue;
-            }
-            let bit = 1 << j;
-            for g in (0..rows).filter(|g| g & bit == 0) {
-                let h = g | bit;
-                let (pr0, pr1) = two(pr, g, h, r.clone());
-                let (pi0, pi1) = two(pi, g, h, r.clone());
-                let (lr0, lr1) = two(lr, g, h, r.clone());
-                let (li0, li1) = two(li, g, h, r.clone());
-                acc += rot_acc((pr0, pi0, pr1, pi1), (lr0, li0, lr1, li1), c, s);
-            }
-        }
-        r0 += run;
+        acc += rot_block_acc((pr, pi), (lr, li), op.mask << shift, Exact::<F> { c, s });
+        scatter(strip, buf, r);
     }
     acc
 }
@@ -411,7 +700,7 @@ mod simd {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn $avx<D: Diag>($($arg: $ty),*) -> $ret {
-                super::$generic($($arg),*)
+                super::$generic::<D, true>($($arg),*)
             }
 
             /// The work unit, in its AVX2+FMA build when `simd` is set.
@@ -419,13 +708,13 @@ mod simd {
             pub(super) fn $name<D: Diag>(simd: bool, $($arg: $ty),*) -> $ret {
                 #[cfg(target_arch = "x86_64")]
                 if simd {
-                    // SAFETY: `simd` is only set by `Layout::new` when
-                    // `simd_available()` detected AVX2 and FMA on this CPU, which is all
-                    // the target-feature function requires.
+                    // SAFETY: `simd` is only set by `Layout::new` when `simd_available()`
+                    // detected AVX2 and FMA on this CPU, which is all the target-feature
+                    // function requires; it has no other preconditions.
                     return unsafe { $avx::<D>($($arg),*) };
                 }
                 let _ = simd;
-                super::$generic($($arg),*)
+                super::$generic::<D, false>($($arg),*)
             }
         )*};
     }
@@ -433,8 +722,8 @@ mod simd {
     units! {
         a_block, a_block_avx2 => a_block(d: &D, op: &PassA<'_>, start: usize, re: &mut [f64], im: &mut [f64]) -> f64;
         a_block_pair, a_block_pair_avx2 => a_block_pair(d: &D, op: &PassAPair<'_>, start: usize, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> (f64, f64);
-        b_strip, b_strip_avx2 => b_strip(d: &D, op: &PassB, strip: &mut Strip<'_, 2>) -> f64;
-        b_strip_pair, b_strip_pair_avx2 => b_strip_pair(d: &D, op: &PassBPair, strip: &mut Strip<'_, 4>) -> f64;
+        b_strip, b_strip_avx2 => b_strip(d: &D, op: &PassB, strip: &mut Strip<'_, 2>, buf: &mut [f64]) -> f64;
+        b_strip_pair, b_strip_pair_avx2 => b_strip_pair(d: &D, op: &PassBPair, strip: &mut Strip<'_, 4>, buf: &mut [f64]) -> f64;
     }
 }
 
@@ -469,9 +758,8 @@ pub(crate) fn pass_a_pair<D: Diag>(
 ) -> (f64, f64) {
     let bl = 1 << layout.block_bits;
     let simd = layout.simd;
-    let work = |(b, ((pr, pi), (lr, li))): (usize, ((&mut [f64], &mut [f64]), (&mut [f64], &mut [f64])))| {
-        simd::a_block_pair(simd, d, op, b * bl, (pr, pi), (lr, li))
-    };
+    type Four<'x> = ((&'x mut [f64], &'x mut [f64]), (&'x mut [f64], &'x mut [f64]));
+    let work = |(b, (p, l)): (usize, Four<'_>)| simd::a_block_pair(simd, d, op, b * bl, p, l);
     let add = |a: (f64, f64), x: (f64, f64)| (a.0 + x.0, a.1 + x.1);
     if layout.parallel && p.0.len() > bl {
         let ps = p.0.par_chunks_mut(bl).zip(p.1.par_chunks_mut(bl));
@@ -511,17 +799,23 @@ fn strips<const A: usize>(arrays: [&mut [f64]; A], n: usize, group: Group) -> Ve
     out
 }
 
+/// Runs the strips of a pass B, each with a scratch buffer of `A` cache blocks.
+fn run_strips<const A: usize>(layout: &Layout, tasks: &mut [Strip<'_, A>], group: Group, work: impl Fn(&mut Strip<'_, A>, &mut [f64]) -> f64 + Sync) -> f64 {
+    let len = A << (group.k + group.run_bits);
+    let task = |s: &mut Strip<'_, A>| layout.with_scratch(len, |buf| work(s, buf));
+    if layout.parallel {
+        let parts: Vec<f64> = tasks.par_iter_mut().map(task).collect();
+        ordered_sum(parts.into_iter())
+    } else {
+        ordered_sum(tasks.iter_mut().map(task))
+    }
+}
+
 /// Runs pass B for `op.group`; returns the accumulated expectation.
 pub(crate) fn pass_b<D: Diag>(layout: &Layout, d: &D, op: &PassB, re: &mut [f64], im: &mut [f64]) -> f64 {
     let simd = layout.simd;
     let mut tasks = strips([re, im], layout.n, op.group);
-    let work = |s: &mut Strip<'_, 2>| simd::b_strip(simd, d, op, s);
-    if layout.parallel {
-        let parts: Vec<f64> = tasks.par_iter_mut().map(work).collect();
-        ordered_sum(parts.into_iter())
-    } else {
-        ordered_sum(tasks.iter_mut().map(work))
-    }
+    run_strips(layout, &mut tasks, op.group, |s, buf| simd::b_strip(simd, d, op, s, buf))
 }
 
 /// Runs a backward pass B on `(p, l)`; returns `sum Im <l|X_q|p>` over the group.
@@ -534,13 +828,7 @@ pub(crate) fn pass_b_pair<D: Diag>(
 ) -> f64 {
     let simd = layout.simd;
     let mut tasks = strips([p.0, p.1, l.0, l.1], layout.n, op.group);
-    let work = |s: &mut Strip<'_, 4>| simd::b_strip_pair(simd, d, op, s);
-    if layout.parallel {
-        let parts: Vec<f64> = tasks.par_iter_mut().map(work).collect();
-        ordered_sum(parts.into_iter())
-    } else {
-        ordered_sum(tasks.iter_mut().map(work))
-    }
+    run_strips(layout, &mut tasks, op.group, |s, buf| simd::b_strip_pair(simd, d, op, s, buf))
 }
 
 // ---------------------------------------------------------------------------------------------
