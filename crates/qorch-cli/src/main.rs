@@ -4,6 +4,7 @@
 
 mod alloc_count;
 mod bench;
+mod qaoa_cmd;
 mod qubo_cmd;
 
 use std::io::Write;
@@ -30,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+    /// QAOA on the exact statevector simulator: Max-Cut and the simulator's benchmark.
+    Qaoa {
+        #[command(subcommand)]
+        cmd: qaoa_cmd::QaoaCommand,
+    },
     /// The QUBO engine: solve models and Max-Cut graphs.
     Qubo {
         #[command(subcommand)]
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench { which } => bench::run(&which),
+        Command::Qaoa { cmd } => qaoa_cmd::run(&cmd),
         Command::Qubo { cmd } => qubo_cmd::run(&cmd),
     };
     match result {

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod bandwidth;
 mod diagonal;
 mod error;
 mod graphs;
@@ -22,3 +23,4 @@ pub use params::{QaoaParams, Sense};
 pub use simulator::{InitialState, Mixer, QaoaSimulator, Sample, SimConfig};
 pub use optimize::{History, HistoryRecord, InitStrategy, Method, OptimizeResult, OptimizeStop, OptimizerConfig, QaoaOptimizer};
 pub use solver::QaoaSolver;
+pub use bandwidth::{Bandwidth, measure_memory_bandwidth};
