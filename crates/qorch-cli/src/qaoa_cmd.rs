@@ -19,7 +19,7 @@ use serde::Serialize;
 pub(crate) enum QaoaCommand {
     /// QAOA for the Max-Cut of a graph: the expected cut of the circuit's state and the best
     /// sampled cut. Convention: cost C = weight of the cut edges; each layer applies
-    /// exp(-i gamma C), then exp(-i beta sum_j X_j); the start state is |+>^n.
+    /// `exp(-i gamma C)`, then `exp(-i beta sum_j X_j)`; the start state is `|+>^n`.
     Maxcut(MaxcutArgs),
     /// Time layers, expectations and gradients on random 3-regular graphs, next to the
     /// machine's measured memory bandwidth (the figures of docs/benchmarks.md).
@@ -71,10 +71,20 @@ pub(crate) struct MaxcutArgs {
     #[arg(long, value_enum, conflicts_with_all = ["gammas", "betas"])]
     angles: Option<Angles>,
     /// Explicit phase angles, one per layer (with --betas; p is their number).
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, requires = "betas")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "betas"
+    )]
     gammas: Option<Vec<f64>>,
     /// Explicit mixer angles, one per layer.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, requires = "gammas")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "gammas"
+    )]
     betas: Option<Vec<f64>>,
     /// Bitstrings sampled from the final state for the best cut.
     #[arg(long, default_value_t = 1000)]
@@ -120,7 +130,7 @@ pub(crate) struct BenchArgs {
     /// Seed of the random graphs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Write each graph as DIR/rr3_n{N}_s{SEED}.txt (rudy), for the peer scripts.
+    /// Write each graph as `DIR/rr3_n{N}_s{SEED}.txt` (rudy), for the peer scripts.
     #[arg(long, value_name = "DIR")]
     graph_dir: Option<PathBuf>,
     /// Also time the gradient (needs a second state).
@@ -164,7 +174,7 @@ struct MaxcutReport {
     seed: u64,
     /// The maximum cut (exact: the largest entry of the cost diagonal).
     max_cut: f64,
-    /// expectation / max_cut.
+    /// `expectation / max_cut`.
     approximation_ratio: f64,
     /// The fixed-angle table's cut fraction for 3-regular graphs of girth > 2p+1.
     table_cut_fraction: Option<f64>,
@@ -187,12 +197,14 @@ fn load_graph(args: &MaxcutArgs) -> anyhow::Result<Graph> {
 
 fn read_graph(path: &Path) -> anyhow::Result<Graph> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    qorch_qubo::read_rudy(BufReader::new(f)).with_context(|| format!("cannot read {}", path.display()))
+    qorch_qubo::read_rudy(BufReader::new(f))
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn write_graph(g: &Graph, path: &Path) -> anyhow::Result<()> {
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    qorch_qaoa::write_rudy(g, BufWriter::new(f)).with_context(|| format!("cannot write {}", path.display()))
+    qorch_qaoa::write_rudy(g, BufWriter::new(f))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Whether the fixed-angle table applies: an unweighted simple 3-regular graph.
@@ -203,21 +215,27 @@ fn is_unit_cubic(g: &Graph) -> bool {
 fn sim_config(threads: Option<usize>, cap_gib: Option<f64>) -> anyhow::Result<SimConfig> {
     let mut memory = MemoryPolicy::default();
     if let Some(gib) = cap_gib {
-        anyhow::ensure!(gib.is_finite() && gib > 0.0, "--memory-cap-gib must be a positive number, got {gib}");
+        anyhow::ensure!(
+            gib.is_finite() && gib > 0.0,
+            "--memory-cap-gib must be a positive number, got {gib}"
+        );
         memory.cap_bytes = Some((gib * f64::from(1_u32 << 30)) as u64);
     }
     if let Some(t) = threads {
         anyhow::ensure!(t > 0, "--threads must be at least 1");
     }
-    Ok(SimConfig { memory, threads, ..SimConfig::default() })
+    Ok(SimConfig {
+        memory,
+        threads,
+        ..SimConfig::default()
+    })
 }
 
-fn maxcut(args: &MaxcutArgs) -> anyhow::Result<()> {
-    let graph = load_graph(args)?;
-    if let Some(path) = &args.write_graph {
-        write_graph(&graph, path)?;
-    }
-    let unit_cubic = is_unit_cubic(&graph);
+/// Explicit angles, or where the angles come from; and the depth.
+fn choose_angles(
+    args: &MaxcutArgs,
+    unit_cubic: bool,
+) -> anyhow::Result<(Option<QaoaParams>, Option<Angles>, usize)> {
     let explicit = match (&args.gammas, &args.betas) {
         (Some(g), Some(b)) => Some(QaoaParams::new(g.clone(), b.clone())?),
         _ => None,
@@ -236,7 +254,11 @@ fn maxcut(args: &MaxcutArgs) -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(p > 0 || explicit.is_some(), "--p must be at least 1");
-    let config = OptimizerConfig {
+    Ok((explicit, angles, p))
+}
+
+fn optimizer_config(args: &MaxcutArgs) -> OptimizerConfig {
+    OptimizerConfig {
         method: match args.optimizer {
             Optimizer::Lbfgs => Method::Lbfgs,
             Optimizer::Adam => Method::Adam,
@@ -246,38 +268,65 @@ fn maxcut(args: &MaxcutArgs) -> anyhow::Result<()> {
         max_iterations: args.max_iterations,
         seed: args.seed,
         ..OptimizerConfig::default()
-    };
+    }
+}
+
+/// The best of the optimizations from the fixed angles (where they apply) and by INTERP.
+fn optimize(
+    opt: &mut QaoaOptimizer,
+    config: &OptimizerConfig,
+    p: usize,
+    unit_cubic: bool,
+) -> anyhow::Result<QaoaParams> {
+    let mut best: Option<qorch_qaoa::OptimizeResult> = None;
+    let mut inits = vec![InitStrategy::Interp];
+    if unit_cubic && p <= 11 {
+        inits.insert(0, InitStrategy::FixedAngles);
+    }
+    for init in inits {
+        opt.set_config(OptimizerConfig {
+            init,
+            ..config.clone()
+        });
+        let r = opt.optimize(p)?;
+        if best.as_ref().is_none_or(|b| r.expectation > b.expectation) {
+            best = Some(r);
+        }
+    }
+    Ok(best.expect("one run at least").params)
+}
+
+fn maxcut(args: &MaxcutArgs) -> anyhow::Result<()> {
+    let graph = load_graph(args)?;
+    if let Some(path) = &args.write_graph {
+        write_graph(&graph, path)?;
+    }
+    let unit_cubic = is_unit_cubic(&graph);
+    let (explicit, angles, p) = choose_angles(args, unit_cubic)?;
+    let config = optimizer_config(args);
 
     let began = Instant::now();
     let sim = sim_config(args.threads, args.memory_cap_gib)?;
-    let mut opt = QaoaOptimizer::for_max_cut(&graph, sim, config.clone()).context("cannot build the simulator")?;
+    let mut opt = QaoaOptimizer::for_max_cut(&graph, sim, config.clone())
+        .context("cannot build the simulator")?;
     let precompute_seconds = began.elapsed().as_secs_f64();
     let (params, label) = match (explicit, angles) {
         (Some(params), _) => (params, "explicit"),
-        (None, Some(Angles::Fixed)) => (QaoaParams::fixed_angles_3_regular(p).expect("checked above"), "fixed"),
+        (None, Some(Angles::Fixed)) => (
+            QaoaParams::fixed_angles_3_regular(p).expect("checked above"),
+            "fixed",
+        ),
         (None, Some(Angles::Ramp)) => (opt.initial_params(&InitStrategy::LinearRamp, p)?, "ramp"),
-        (None, Some(Angles::Optimize)) => {
-            let mut best = None;
-            let mut inits = vec![InitStrategy::Interp];
-            if unit_cubic && p <= 11 {
-                inits.insert(0, InitStrategy::FixedAngles);
-            }
-            for init in inits {
-                opt.set_config(OptimizerConfig { init, ..config.clone() });
-                let r = opt.optimize(p)?;
-                if best.as_ref().is_none_or(|b: &qorch_qaoa::OptimizeResult| r.expectation > b.expectation) {
-                    best = Some(r);
-                }
-            }
-            (best.expect("one run at least").params, "optimize")
-        }
+        (None, Some(Angles::Optimize)) => (optimize(&mut opt, &config, p, unit_cubic)?, "optimize"),
         (None, None) => unreachable!("angles are chosen above"),
     };
     let expectation = opt.evaluate(&params)?;
     let best = opt.best_sample(&params, args.shots, args.seed)?;
     let seconds = began.elapsed().as_secs_f64();
     if let Some(path) = &args.history {
-        opt.history().save_json(path).with_context(|| format!("cannot write {}", path.display()))?;
+        opt.history()
+            .save_json(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let total = graph.total_weight();
     let max_cut = opt.simulator().diagonal().max();
@@ -286,15 +335,27 @@ fn maxcut(args: &MaxcutArgs) -> anyhow::Result<()> {
         m: graph.num_edges(),
         p: params.p(),
         expectation,
-        cut_fraction: if total != 0.0 { expectation / total } else { 0.0 },
+        cut_fraction: if total == 0.0 {
+            0.0
+        } else {
+            expectation / total
+        },
         best_cut: best.map_or(f64::NAN, |s| s.cost),
         seconds,
         angles: label,
         shots: args.shots,
         seed: args.seed,
         max_cut,
-        approximation_ratio: if max_cut != 0.0 { expectation / max_cut } else { 1.0 },
-        table_cut_fraction: if unit_cubic { QaoaParams::fixed_angle_cut_fraction_3_regular(params.p()) } else { None },
+        approximation_ratio: if max_cut == 0.0 {
+            1.0
+        } else {
+            expectation / max_cut
+        },
+        table_cut_fraction: if unit_cubic {
+            QaoaParams::fixed_angle_cut_fraction_3_regular(params.p())
+        } else {
+            None
+        },
         girth: qorch_qaoa::girth(&graph),
         evaluations: opt.simulator().evaluations(),
         precompute_seconds,
@@ -304,8 +365,20 @@ fn maxcut(args: &MaxcutArgs) -> anyhow::Result<()> {
     if args.json {
         return crate::print_line(&serde_json::to_string(&report)?);
     }
-    let list = |v: &[f64]| v.iter().map(|x| format!("{x:.10}")).collect::<Vec<_>>().join(",");
-    let table = report.table_cut_fraction.map(|t| format!("  (table, girth > 2p+1: {t:.10})")).unwrap_or_default();
+    print_maxcut(&report)
+}
+
+fn print_maxcut(report: &MaxcutReport) -> anyhow::Result<()> {
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.10}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let table = report
+        .table_cut_fraction
+        .map(|t| format!("  (table, girth > 2p+1: {t:.10})"))
+        .unwrap_or_default();
     crate::print_line(&format!(
         "n {}  m {}  p {}  angles {}\ngammas {}\nbetas {}\nexpectation {:.10}  cut_fraction {:.10}{table}\nbest_cut {} of {} shots  (max_cut {}, approximation ratio {:.6})\nseconds {:.4}",
         report.n,
@@ -337,9 +410,9 @@ struct BenchRun {
     passes_per_layer: usize,
     /// Bytes one layer reads and writes.
     layer_bytes: u64,
-    /// layer_bytes / layer_s, in GB/s.
+    /// `layer_bytes / layer_s`, in GB/s.
     layer_gbps: f64,
-    /// layer_gbps over the measured read-write bandwidth.
+    /// `layer_gbps` over the measured read-write bandwidth.
     bandwidth_fraction: Option<f64>,
     /// Per depth: one full evaluation (initial state, p layers, <C>), median.
     expectations: Vec<BenchExpectation>,
@@ -380,76 +453,104 @@ fn time(reps: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Resul
 
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.reps > 0, "--reps must be at least 1");
-    anyhow::ensure!(args.p.iter().all(|p| (1..=11).contains(p)), "--p values must be 1..11 (fixed angles)");
+    anyhow::ensure!(
+        args.p.iter().all(|p| (1..=11).contains(p)),
+        "--p values must be 1..11 (fixed angles)"
+    );
     let config = sim_config(args.threads, None)?;
     if let Some(dir) = &args.graph_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let bandwidth = (args.bandwidth_mib > 0).then(|| qorch_qaoa::measure_memory_bandwidth(args.bandwidth_mib << 20, 3));
+    let bandwidth = (args.bandwidth_mib > 0)
+        .then(|| qorch_qaoa::measure_memory_bandwidth(args.bandwidth_mib << 20, 3));
     let mut runs = Vec::new();
     let mut simd = false;
     for &n in &args.nodes {
-        let g = qorch_qaoa::random_regular_graph(n, 3, args.seed)?;
-        let graph = match &args.graph_dir {
-            Some(dir) => {
-                let path = dir.join(format!("rr3_n{n}_s{}.txt", args.seed));
-                write_graph(&g, &path)?;
-                Some(path.display().to_string())
-            }
-            None => None,
-        };
-        let t = Instant::now();
-        let mut sim = QaoaSimulator::for_max_cut(&g, config.clone())?;
-        let precompute_s = t.elapsed().as_secs_f64();
-        simd = sim.uses_simd();
-        let layer_s = time(args.reps, || {
-            sim.layer(0.3, 0.2);
-            Ok(())
-        })?;
-        let mut expectations = Vec::new();
-        for &p in &args.p {
-            let params = QaoaParams::fixed_angles_3_regular(p).expect("p checked");
-            let mut expectation = 0.0;
-            let expectation_s = time(args.reps, || {
-                expectation = sim.expectation(&params)?;
-                Ok(())
-            })?;
-            let gradient_s = if args.gradient {
-                Some(time(args.reps, || {
-                    sim.expectation_and_gradient(&params)?;
-                    Ok(())
-                })?)
-            } else {
-                None
-            };
-            expectations.push(BenchExpectation {
-                p,
-                expectation_s,
-                gradient_s,
-                expectation,
-                cut_fraction: expectation / g.num_edges() as f64,
-            });
-        }
-        let layer_bytes = sim.layer_bytes();
-        let layer_gbps = layer_bytes as f64 / layer_s / 1e9;
-        runs.push(BenchRun {
-            n,
-            m: g.num_edges(),
-            graph,
-            precompute_s,
-            layer_s,
-            passes_per_layer: sim.passes_per_layer(),
-            layer_bytes,
-            layer_gbps,
-            bandwidth_fraction: bandwidth.map(|b| layer_gbps / b.read_write_gbps),
-            expectations,
-        });
+        let (run, uses_simd) = bench_one(args, &config, n, bandwidth.as_ref())?;
+        simd = uses_simd;
+        runs.push(run);
     }
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
-    let report = BenchReport { threads, simd, bandwidth, runs };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let report = BenchReport {
+        threads,
+        simd,
+        bandwidth,
+        runs,
+    };
     if args.json {
         return crate::print_line(&serde_json::to_string(&report)?);
     }
+    print_bench(&report)
+}
+
+/// Times one register size; returns the figures and whether the SIMD kernels ran.
+fn bench_one(
+    args: &BenchArgs,
+    config: &SimConfig,
+    n: usize,
+    bandwidth: Option<&qorch_qaoa::Bandwidth>,
+) -> anyhow::Result<(BenchRun, bool)> {
+    let g = qorch_qaoa::random_regular_graph(n, 3, args.seed)?;
+    let graph = match &args.graph_dir {
+        Some(dir) => {
+            let path = dir.join(format!("rr3_n{n}_s{}.txt", args.seed));
+            write_graph(&g, &path)?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
+    let t = Instant::now();
+    let mut sim = QaoaSimulator::for_max_cut(&g, config.clone())?;
+    let precompute_s = t.elapsed().as_secs_f64();
+    let layer_s = time(args.reps, || {
+        sim.layer(0.3, 0.2);
+        Ok(())
+    })?;
+    let mut expectations = Vec::new();
+    for &p in &args.p {
+        let params = QaoaParams::fixed_angles_3_regular(p).expect("p checked");
+        let mut expectation = 0.0;
+        let expectation_s = time(args.reps, || {
+            expectation = sim.expectation(&params)?;
+            Ok(())
+        })?;
+        let gradient_s = if args.gradient {
+            Some(time(args.reps, || {
+                sim.expectation_and_gradient(&params)?;
+                Ok(())
+            })?)
+        } else {
+            None
+        };
+        let cut_fraction = expectation / g.num_edges() as f64;
+        expectations.push(BenchExpectation {
+            p,
+            expectation_s,
+            gradient_s,
+            expectation,
+            cut_fraction,
+        });
+    }
+    let layer_bytes = sim.layer_bytes();
+    let layer_gbps = layer_bytes as f64 / layer_s / 1e9;
+    let run = BenchRun {
+        n,
+        m: g.num_edges(),
+        graph,
+        precompute_s,
+        layer_s,
+        passes_per_layer: sim.passes_per_layer(),
+        layer_bytes,
+        layer_gbps,
+        bandwidth_fraction: bandwidth.map(|b| layer_gbps / b.read_write_gbps),
+        expectations,
+    };
+    Ok((run, sim.uses_simd()))
+}
+
+fn print_bench(report: &BenchReport) -> anyhow::Result<()> {
     if let Some(b) = &report.bandwidth {
         crate::print_line(&format!(
             "memory bandwidth ({} MiB, {} threads): read-write {:.1} GB/s, read {:.1} GB/s",
@@ -464,11 +565,20 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             .expectations
             .iter()
             .map(|e| {
-                let grad = e.gradient_s.map(|g| format!(" grad {g:.4}s")).unwrap_or_default();
-                format!("p={} {:.4}s{grad} (cut fraction {:.6})", e.p, e.expectation_s, e.cut_fraction)
+                let grad = e
+                    .gradient_s
+                    .map(|g| format!(" grad {g:.4}s"))
+                    .unwrap_or_default();
+                format!(
+                    "p={} {:.4}s{grad} (cut fraction {:.6})",
+                    e.p, e.expectation_s, e.cut_fraction
+                )
             })
             .collect();
-        let frac = r.bandwidth_fraction.map(|f| format!(" = {:.0}% of bandwidth", 100.0 * f)).unwrap_or_default();
+        let frac = r
+            .bandwidth_fraction
+            .map(|f| format!(" = {:.0}% of bandwidth", 100.0 * f))
+            .unwrap_or_default();
         crate::print_line(&format!(
             "n={:>2}  precompute {:.4}s  layer {:.5}s ({} passes, {:.2} GB/s{frac})  expectation {}",
             r.n,

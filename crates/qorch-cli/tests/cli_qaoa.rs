@@ -3,29 +3,59 @@
 use std::process::Command;
 
 fn qorch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qorch")).args(args).output().expect("qorch runs")
+    Command::new(env!("CARGO_BIN_EXE_qorch"))
+        .args(args)
+        .output()
+        .expect("qorch runs")
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = qorch(args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "one JSON object on one line");
     serde_json::from_str(&stdout).unwrap()
 }
 
 fn num(v: &serde_json::Value, key: &str) -> f64 {
-    v[key].as_f64().unwrap_or_else(|| panic!("missing numeric key {key} in {v}"))
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("missing numeric key {key} in {v}"))
 }
 
 #[test]
 fn maxcut_prints_the_documented_keys_and_reproduces_the_p1_table() {
     // A triangle-free cubic graph: the p = 1 fixed angles give the table's cut fraction.
-    let v = json(&["qaoa", "maxcut", "--random-regular", "3", "--nodes", "12", "--seed", "1", "--json"]);
-    for key in ["n", "m", "p", "expectation", "cut_fraction", "best_cut", "seconds"] {
+    let v = json(&[
+        "qaoa",
+        "maxcut",
+        "--random-regular",
+        "3",
+        "--nodes",
+        "12",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    for key in [
+        "n",
+        "m",
+        "p",
+        "expectation",
+        "cut_fraction",
+        "best_cut",
+        "seconds",
+    ] {
         assert!(num(&v, key).is_finite(), "{key}");
     }
-    assert_eq!((num(&v, "n"), num(&v, "m"), num(&v, "p")), (12.0, 18.0, 1.0));
+    assert_eq!(
+        (num(&v, "n"), num(&v, "m"), num(&v, "p")),
+        (12.0, 18.0, 1.0)
+    );
     assert_eq!(v["angles"], "fixed");
     assert_eq!(v["gammas"].as_array().unwrap().len(), 1);
     assert_eq!(v["betas"].as_array().unwrap().len(), 1);
@@ -33,7 +63,10 @@ fn maxcut_prints_the_documented_keys_and_reproduces_the_p1_table() {
     assert!((num(&v, "cut_fraction") - 0.692_450_047_4).abs() < 1e-6);
     assert!((num(&v, "expectation") / 18.0 - num(&v, "cut_fraction")).abs() < 1e-12);
     assert!(num(&v, "best_cut") <= num(&v, "max_cut"));
-    assert!(num(&v, "best_cut") > num(&v, "expectation"), "1000 shots beat the mean");
+    assert!(
+        num(&v, "best_cut") > num(&v, "expectation"),
+        "1000 shots beat the mean"
+    );
 }
 
 #[test]
@@ -43,10 +76,25 @@ fn explicit_angles_and_a_graph_file_give_the_same_expectation_as_a_random_graph(
     let file = dir.join("g.txt");
     let file = file.to_str().unwrap();
     let a = json(&[
-        "qaoa", "maxcut", "--random-regular", "3", "--nodes", "10", "--seed", "4", "--gammas", "0.5,-0.3",
-        "--betas", "0.2,0.7", "--write-graph", file, "--json",
+        "qaoa",
+        "maxcut",
+        "--random-regular",
+        "3",
+        "--nodes",
+        "10",
+        "--seed",
+        "4",
+        "--gammas",
+        "0.5,-0.3",
+        "--betas",
+        "0.2,0.7",
+        "--write-graph",
+        file,
+        "--json",
     ]);
-    let b = json(&["qaoa", "maxcut", file, "--gammas", "0.5,-0.3", "--betas", "0.2,0.7", "--json"]);
+    let b = json(&[
+        "qaoa", "maxcut", file, "--gammas", "0.5,-0.3", "--betas", "0.2,0.7", "--json",
+    ]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(a["angles"], "explicit");
     assert_eq!(num(&a, "p"), 2.0);
@@ -59,26 +107,71 @@ fn optimized_angles_are_at_least_as_good_as_fixed_ones_and_the_history_is_saved(
     let dir = std::env::temp_dir().join(format!("qorch-cli-qaoa-h-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let history = dir.join("history.json");
-    let common = ["qaoa", "maxcut", "--random-regular", "3", "--nodes", "10", "--seed", "2", "--p", "2", "--json"];
+    let common = [
+        "qaoa",
+        "maxcut",
+        "--random-regular",
+        "3",
+        "--nodes",
+        "10",
+        "--seed",
+        "2",
+        "--p",
+        "2",
+        "--json",
+    ];
     let fixed = json(&common);
     let mut args = common.to_vec();
-    args.extend(["--angles", "optimize", "--history", history.to_str().unwrap()]);
+    args.extend([
+        "--angles",
+        "optimize",
+        "--history",
+        history.to_str().unwrap(),
+    ]);
     let opt = json(&args);
     assert!(num(&opt, "expectation") >= num(&fixed, "expectation") - 1e-12);
-    let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let records = h["records"].as_array().unwrap();
     assert!(!records.is_empty());
-    assert!(records.iter().all(|r| r["params"]["gammas"].is_array() && r["expectation"].is_f64()));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["params"]["gammas"].is_array() && r["expectation"].is_f64())
+    );
     // A ramp is a valid start as well, on any graph.
-    let ramp = json(&["qaoa", "maxcut", "--random-regular", "4", "--nodes", "8", "--angles", "ramp", "--p", "3", "--json"]);
+    let ramp = json(&[
+        "qaoa",
+        "maxcut",
+        "--random-regular",
+        "4",
+        "--nodes",
+        "8",
+        "--angles",
+        "ramp",
+        "--p",
+        "3",
+        "--json",
+    ]);
     assert_eq!(ramp["angles"], "ramp");
     assert!(ramp["table_cut_fraction"].is_null());
 }
 
 #[test]
 fn bench_prints_layer_and_expectation_times() {
-    let v = json(&["qaoa", "bench", "--nodes", "8,10", "--reps", "1", "--bandwidth-mib", "8", "--gradient", "--json"]);
+    let v = json(&[
+        "qaoa",
+        "bench",
+        "--nodes",
+        "8,10",
+        "--reps",
+        "1",
+        "--bandwidth-mib",
+        "8",
+        "--gradient",
+        "--json",
+    ]);
     assert!(num(&v["bandwidth"], "read_write_gbps") > 0.0);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
@@ -93,10 +186,51 @@ fn bench_prints_layer_and_expectation_times() {
 #[test]
 fn user_errors_exit_with_status_2_and_say_why() {
     let cases: [(&[&str], &str); 5] = [
-        (&["qaoa", "maxcut", "--random-regular", "4", "--nodes", "8", "--angles", "fixed"], "3-regular"),
-        (&["qaoa", "maxcut", "--random-regular", "3", "--nodes", "30", "--memory-cap-gib", "1"], "bytes"),
-        (&["qaoa", "maxcut", "--random-regular", "3", "--nodes", "9"], "odd"),
-        (&["qaoa", "maxcut", "--random-regular", "3", "--nodes", "8", "--gammas", "0.1,0.2", "--betas", "0.1"], "gammas"),
+        (
+            &[
+                "qaoa",
+                "maxcut",
+                "--random-regular",
+                "4",
+                "--nodes",
+                "8",
+                "--angles",
+                "fixed",
+            ],
+            "3-regular",
+        ),
+        (
+            &[
+                "qaoa",
+                "maxcut",
+                "--random-regular",
+                "3",
+                "--nodes",
+                "30",
+                "--memory-cap-gib",
+                "1",
+            ],
+            "bytes",
+        ),
+        (
+            &["qaoa", "maxcut", "--random-regular", "3", "--nodes", "9"],
+            "odd",
+        ),
+        (
+            &[
+                "qaoa",
+                "maxcut",
+                "--random-regular",
+                "3",
+                "--nodes",
+                "8",
+                "--gammas",
+                "0.1,0.2",
+                "--betas",
+                "0.1",
+            ],
+            "gammas",
+        ),
         (&["qaoa", "maxcut", "/nonexistent/graph.txt"], "cannot open"),
     ];
     for (args, needle) in cases {

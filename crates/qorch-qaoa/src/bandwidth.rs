@@ -25,8 +25,11 @@ pub struct Bandwidth {
 ///
 /// If `bytes` is smaller than 8 or `reps` is 0.
 pub fn measure_memory_bandwidth(bytes: usize, reps: usize) -> Bandwidth {
-    assert!(bytes >= 8 && reps > 0, "need a buffer and at least one repetition");
     const CHUNK: usize = 1 << 16;
+    assert!(
+        bytes >= 8 && reps > 0,
+        "need a buffer and at least one repetition"
+    );
     let len = bytes / 8;
     let mut a = vec![1.0_f64; len];
     let scale = |a: &mut [f64]| {
@@ -64,7 +67,11 @@ pub fn measure_memory_bandwidth(bytes: usize, reps: usize) -> Bandwidth {
     }
     std::hint::black_box(sink);
     let moved = (len * 8) as f64;
-    Bandwidth { bytes: (len * 8) as u64, read_write_gbps: 2.0 * moved / best_rw / 1e9, read_gbps: moved / best_r / 1e9 }
+    Bandwidth {
+        bytes: (len * 8) as u64,
+        read_write_gbps: 2.0 * moved / best_rw / 1e9,
+        read_gbps: moved / best_r / 1e9,
+    }
 }
 
 #[cfg(test)]

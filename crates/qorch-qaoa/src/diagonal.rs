@@ -1,7 +1,7 @@
 //! The cost Hamiltonian's diagonal: the cost of every basis state, computed once.
 //!
 //! Basis state `x` (an index in `0..2^n`) assigns variable `i` the bit `(x >> i) & 1`
-//! (little-endian, as in qulacs and QOKit); for Ising models spin `i` is `+1` where that bit
+//! (little-endian, as in qulacs and `QOKit`); for Ising models spin `i` is `+1` where that bit
 //! is 1 (`s = 2x - 1`, the convention of [`qorch_qubo::Qubo::to_ising`]).
 //!
 //! # Storage
@@ -77,7 +77,10 @@ pub struct Polynomial {
 impl Polynomial {
     /// The zero polynomial over `n` variables.
     pub fn new(n: usize) -> Self {
-        Polynomial { n, ..Polynomial::default() }
+        Polynomial {
+            n,
+            ..Polynomial::default()
+        }
     }
 
     /// Number of variables.
@@ -92,13 +95,15 @@ impl Polynomial {
         let mut mask = 0_u64;
         for &v in vars {
             if v >= self.n || v >= 64 {
-                self.error.get_or_insert(format!("variable {v} out of range 0..{}", self.n));
+                self.error
+                    .get_or_insert(format!("variable {v} out of range 0..{}", self.n));
                 return self;
             }
             mask |= 1 << v;
         }
         if !w.is_finite() {
-            self.error.get_or_insert(format!("weight {w} of term {vars:?} is not finite"));
+            self.error
+                .get_or_insert(format!("weight {w} of term {vars:?} is not finite"));
         } else if w != 0.0 {
             self.terms.push((mask, w));
         }
@@ -110,7 +115,8 @@ impl Polynomial {
         if c.is_finite() {
             self.offset += c;
         } else {
-            self.error.get_or_insert(format!("offset {c} is not finite"));
+            self.error
+                .get_or_insert(format!("offset {c} is not finite"));
         }
         self
     }
@@ -118,7 +124,12 @@ impl Polynomial {
     /// The value at basis state `x` (bit `i` is variable `i`).
     pub fn value(&self, x: u64) -> f64 {
         self.offset
-            + self.terms.iter().filter(|(m, _)| x & m == *m).map(|(_, w)| w).sum::<f64>()
+            + self
+                .terms
+                .iter()
+                .filter(|(m, _)| x & m == *m)
+                .map(|(_, w)| w)
+                .sum::<f64>()
     }
 
     pub(crate) fn check(&self) -> Result<(), SimError> {
@@ -208,7 +219,11 @@ impl<'q> QuboSource<'q> {
                 .collect();
             let (done, todo) = low.split_at_mut(1 << j);
             for (l, (dst, src)) in todo.iter_mut().zip(done.iter()).enumerate() {
-                let field: f64 = lower.iter().filter(|(i, _)| (l >> i) & 1 == 1).map(|t| t.1).sum();
+                let field: f64 = lower
+                    .iter()
+                    .filter(|(i, _)| (l >> i) & 1 == 1)
+                    .map(|t| t.1)
+                    .sum();
                 *dst = src + a + field;
             }
         }
@@ -244,7 +259,7 @@ impl Source for QuboSource<'_> {
     fn fill(&self, start: u64, out: &mut [f64], scratch: &mut [f64]) {
         let q = self.qubo;
         let s = self.s;
-        debug_assert!(out.len() == 1 << s && start % (1 << s) == 0);
+        debug_assert!(out.len() == 1 << s && start.is_multiple_of(1 << s));
         // High part and the low variables' fields for the high bits of this block.
         let mut e_hi = q.offset();
         let mut field = [0.0_f64; BUILD_BITS];
@@ -347,7 +362,12 @@ pub(crate) fn survey(src: &impl Source) -> Survey {
     let one = |b: usize, buf: &mut Vec<f64>, scratch: &mut Vec<f64>| {
         let start = (b * len) as u64;
         src.fill(start, buf, scratch);
-        let mut s = Survey { min: f64::INFINITY, max: f64::NEG_INFINITY, integral: true, non_finite: None };
+        let mut s = Survey {
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            integral: true,
+            non_finite: None,
+        };
         for (k, &v) in buf.iter().enumerate() {
             if !v.is_finite() {
                 s.non_finite.get_or_insert((start + k as u64, v));
@@ -366,7 +386,12 @@ pub(crate) fn survey(src: &impl Source) -> Survey {
         non_finite: a.non_finite.or(b.non_finite),
     };
     let init = || (vec![0.0; len], vec![0.0; len]);
-    let empty = || Survey { min: f64::INFINITY, max: f64::NEG_INFINITY, integral: true, non_finite: None };
+    let empty = || Survey {
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        integral: true,
+        non_finite: None,
+    };
     if n >= PARALLEL_BUILD_QUBITS {
         (0..blocks)
             .into_par_iter()
@@ -374,7 +399,9 @@ pub(crate) fn survey(src: &impl Source) -> Survey {
             .reduce(empty, merge)
     } else {
         let (mut buf, mut scratch) = init();
-        (0..blocks).map(|b| one(b, &mut buf, &mut scratch)).fold(empty(), merge)
+        (0..blocks)
+            .map(|b| one(b, &mut buf, &mut scratch))
+            .fold(empty(), merge)
     }
 }
 
@@ -388,7 +415,9 @@ impl CostDiagonal {
         let storage = match kind {
             Kind::Dense => {
                 let mut d = vec![0.0; len];
-                for_blocks(n, &mut d, |b, chunk, _, scratch| src.fill((b * bl) as u64, chunk, scratch));
+                for_blocks(n, &mut d, |b, chunk, _, scratch| {
+                    src.fill((b * bl) as u64, chunk, scratch)
+                });
                 Storage::Dense(d)
             }
             Kind::Levels8 { min: base } => {
@@ -399,7 +428,10 @@ impl CostDiagonal {
                         *i = (v - base) as u8;
                     }
                 });
-                Storage::Levels8 { idx, values: levels(base, max) }
+                Storage::Levels8 {
+                    idx,
+                    values: levels(base, max),
+                }
             }
             Kind::Levels16 { min: base } => {
                 let mut idx = vec![0_u16; len];
@@ -409,10 +441,18 @@ impl CostDiagonal {
                         *i = (v - base) as u16;
                     }
                 });
-                Storage::Levels16 { idx, values: levels(base, max) }
+                Storage::Levels16 {
+                    idx,
+                    values: levels(base, max),
+                }
             }
         };
-        CostDiagonal { n, storage, min, max }
+        CostDiagonal {
+            n,
+            storage,
+            min,
+            max,
+        }
     }
 
     /// The storage a source will use, after a survey of its costs.
@@ -464,7 +504,9 @@ impl CostDiagonal {
     /// costs spanning fewer than 65,536 values), else `None`.
     pub fn num_levels(&self) -> Option<usize> {
         match &self.storage {
-            Storage::Levels8 { values, .. } | Storage::Levels16 { values, .. } => Some(values.len()),
+            Storage::Levels8 { values, .. } | Storage::Levels16 { values, .. } => {
+                Some(values.len())
+            }
             Storage::Dense(_) => None,
         }
     }
@@ -566,7 +608,10 @@ mod tests {
         }
         let all = d.to_vec();
         assert_eq!(d.min(), all.iter().copied().fold(f64::INFINITY, f64::min));
-        assert_eq!(d.max(), all.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        assert_eq!(
+            d.max(),
+            all.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        );
     }
 
     #[test]
@@ -585,7 +630,10 @@ mod tests {
             b.add_linear(i, f64::from(1_u32 << i) * 3.0);
         }
         let q = b.build().unwrap();
-        assert!(matches!(qubo_plan(&QuboSource::new(&q, 1.0)).0, Kind::Levels16 { .. }));
+        assert!(matches!(
+            qubo_plan(&QuboSource::new(&q, 1.0)).0,
+            Kind::Levels16 { .. }
+        ));
         check_against_brute_force(&q);
     }
 
@@ -603,7 +651,9 @@ mod tests {
     #[test]
     fn polynomial_terms_of_any_order() {
         let mut p = Polynomial::new(4);
-        p.add_term(&[0, 1, 2, 3], 2.0).add_term(&[1, 3], -1.5).add_term(&[2], 0.5);
+        p.add_term(&[0, 1, 2, 3], 2.0)
+            .add_term(&[1, 3], -1.5)
+            .add_term(&[2], 0.5);
         for x in 0..16_u64 {
             let b = |i: u64| (x >> i) & 1;
             let want = 2.0 * (b(0) * b(1) * b(2) * b(3)) as f64 - 1.5 * (b(1) * b(3)) as f64
@@ -621,7 +671,9 @@ mod tests {
     #[test]
     fn energy_scale_of_3_regular_max_cut_is_sqrt3_over_2() {
         // K_{3,3} is 3-regular.
-        let edges = (0..3).flat_map(|i| (3..6).map(move |j| (i, j, 1.0))).collect();
+        let edges = (0..3)
+            .flat_map(|i| (3..6).map(move |j| (i, j, 1.0)))
+            .collect();
         let g = Graph::new(6, edges).unwrap();
         let q = cut_qubo(&g);
         let src = QuboSource::new(&q, -1.0);

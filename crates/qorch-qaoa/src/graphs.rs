@@ -11,7 +11,7 @@ use crate::SimError;
 
 /// A uniformly random simple `d`-regular graph on `n` vertices with unit weights: random
 /// pairings of the `n d` half-edges (the configuration model), redrawn until no self-loop or
-/// double edge remains. The same `(n, d, seed)` always gives the same graph (ChaCha8).
+/// double edge remains. The same `(n, d, seed)` always gives the same graph (`ChaCha8`).
 ///
 /// # Errors
 ///
@@ -27,11 +27,15 @@ use crate::SimError;
 /// assert_eq!(g, qorch_qaoa::random_regular_graph(10, 3, 7).unwrap());
 /// ```
 pub fn random_regular_graph(n: usize, d: usize, seed: u64) -> Result<Graph, SimError> {
-    if (n * d) % 2 != 0 {
-        return Err(SimError::Config(format!("no {d}-regular graph on {n} vertices: n d is odd")));
+    if !(n * d).is_multiple_of(2) {
+        return Err(SimError::Config(format!(
+            "no {d}-regular graph on {n} vertices: n d is odd"
+        )));
     }
     if d >= n && n > 0 {
-        return Err(SimError::Config(format!("a simple {d}-regular graph needs more than {n} vertices")));
+        return Err(SimError::Config(format!(
+            "a simple {d}-regular graph needs more than {n} vertices"
+        )));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut stubs: Vec<usize> = (0..n).flat_map(|v| std::iter::repeat_n(v, d)).collect();
@@ -49,11 +53,13 @@ pub fn random_regular_graph(n: usize, d: usize, seed: u64) -> Result<Graph, SimE
             a != b && seen.insert((a, b))
         });
         if simple {
-            edges.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+            edges.sort_by_key(|x| (x.0, x.1));
             return Graph::new(n, edges).map_err(|e| SimError::Config(e.to_string()));
         }
     }
-    Err(SimError::Config(format!("no simple {d}-regular graph on {n} vertices found in 10000 tries")))
+    Err(SimError::Config(format!(
+        "no simple {d}-regular graph on {n} vertices found in 10000 tries"
+    )))
 }
 
 /// A uniform integer in `0..bound` (Lemire's method, rejection-free in expectation).
@@ -91,7 +97,8 @@ fn degrees(g: &Graph) -> Option<Vec<usize>> {
 /// Whether every edge has weight 1 and no pair is listed twice.
 pub fn is_simple_unweighted(g: &Graph) -> bool {
     let mut seen = std::collections::HashSet::new();
-    g.edges().all(|(i, j, w)| w == 1.0 && i != j && seen.insert((i.min(j), i.max(j))))
+    g.edges()
+        .all(|(i, j, w)| w == 1.0 && i != j && seen.insert((i.min(j), i.max(j))))
 }
 
 /// The length of the shortest cycle, or `None` for a forest. A pair listed twice counts as a
@@ -164,7 +171,7 @@ pub fn write_rudy(g: &Graph, mut out: impl Write) -> io::Result<()> {
 }
 
 /// The closed-form `p = 1` QAOA expectation of the cut of an unweighted graph (Wang,
-/// Hadfield, Jiang & Rieffel, "Quantum approximate optimization algorithm for MaxCut: a
+/// Hadfield, Jiang & Rieffel, "Quantum approximate optimization algorithm for `MaxCut`: a
 /// fermionic view", PRA 97, 022304, 2018), in this crate's convention (`exp(-i gamma C)` then
 /// `exp(-i beta sum X)` from `|+>^n`). Edge `(u, v)` with `d_u = deg(u) - 1`,
 /// `d_v = deg(v) - 1` and `t` triangles through it contributes
@@ -179,7 +186,9 @@ pub fn write_rudy(g: &Graph, mut out: impl Write) -> io::Result<()> {
 /// [`SimError::Config`] for a weighted graph, a self-loop or a repeated edge.
 pub fn max_cut_p1_expectation(g: &Graph, gamma: f64, beta: f64) -> Result<f64, SimError> {
     if !is_simple_unweighted(g) {
-        return Err(SimError::Config("the p = 1 formula is for simple unweighted graphs".into()));
+        return Err(SimError::Config(
+            "the p = 1 formula is for simple unweighted graphs".into(),
+        ));
     }
     let n = g.num_vertices();
     let mut nbrs = vec![std::collections::HashSet::new(); n];
@@ -212,18 +221,38 @@ mod tests {
             assert!(is_simple_unweighted(&g));
             assert_eq!(g.num_edges(), n * d / 2);
         }
-        assert_ne!(random_regular_graph(16, 3, 1).unwrap(), random_regular_graph(16, 3, 2).unwrap());
+        assert_ne!(
+            random_regular_graph(16, 3, 1).unwrap(),
+            random_regular_graph(16, 3, 2).unwrap()
+        );
         assert!(random_regular_graph(5, 3, 0).is_err());
         assert!(random_regular_graph(3, 3, 0).is_err());
     }
 
     #[test]
     fn girth_of_known_graphs() {
-        let k4 = Graph::new(4, vec![(0, 1, 1.0), (0, 2, 1.0), (0, 3, 1.0), (1, 2, 1.0), (1, 3, 1.0), (2, 3, 1.0)]).unwrap();
+        let k4 = Graph::new(
+            4,
+            vec![
+                (0, 1, 1.0),
+                (0, 2, 1.0),
+                (0, 3, 1.0),
+                (1, 2, 1.0),
+                (1, 3, 1.0),
+                (2, 3, 1.0),
+            ],
+        )
+        .unwrap();
         assert_eq!(girth(&k4), Some(3));
         let c8 = Graph::new(8, (0..8).map(|i| (i, (i + 1) % 8, 1.0)).collect()).unwrap();
         assert_eq!(girth(&c8), Some(8));
-        let k33 = Graph::new(6, (0..3).flat_map(|i| (3..6).map(move |j| (i, j, 1.0))).collect()).unwrap();
+        let k33 = Graph::new(
+            6,
+            (0..3)
+                .flat_map(|i| (3..6).map(move |j| (i, j, 1.0)))
+                .collect(),
+        )
+        .unwrap();
         assert_eq!(girth(&k33), Some(4));
         let double = Graph::new(2, vec![(0, 1, 1.0), (1, 0, 1.0)]).unwrap();
         assert_eq!(girth(&double), Some(2));

@@ -47,19 +47,28 @@ pub struct MemoryPolicy {
 
 impl Default for MemoryPolicy {
     fn default() -> Self {
-        MemoryPolicy { cap_bytes: None, respect_available: true }
+        MemoryPolicy {
+            cap_bytes: None,
+            respect_available: true,
+        }
     }
 }
 
 impl MemoryPolicy {
     /// A policy with a cap, that also respects the available memory.
     pub fn capped(cap_bytes: u64) -> Self {
-        MemoryPolicy { cap_bytes: Some(cap_bytes), respect_available: true }
+        MemoryPolicy {
+            cap_bytes: Some(cap_bytes),
+            respect_available: true,
+        }
     }
 
     /// No checks besides [`MAX_QUBITS`] (for tests of what the allocator does).
     pub fn unchecked() -> Self {
-        MemoryPolicy { cap_bytes: None, respect_available: false }
+        MemoryPolicy {
+            cap_bytes: None,
+            respect_available: false,
+        }
     }
 
     /// Checks a request of `needed` bytes for an `n`-qubit simulation whose buffers take
@@ -147,13 +156,18 @@ mod tests {
         let err = MemoryPolicy::capped(1 << 30).check(26, 17).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&(17_u64 << 26).to_string()), "{msg}");
-        assert!(matches!(err, SimError::AboveCap { max_qubits: 25, .. }), "{err:?}");
+        assert!(
+            matches!(err, SimError::AboveCap { max_qubits: 25, .. }),
+            "{err:?}"
+        );
         assert!(MemoryPolicy::capped(1 << 30).check(20, 17).is_ok());
     }
 
     #[test]
     fn too_many_qubits_is_refused_whatever_the_policy() {
-        let err = MemoryPolicy::unchecked().check(MAX_QUBITS + 1, 16).unwrap_err();
+        let err = MemoryPolicy::unchecked()
+            .check(MAX_QUBITS + 1, 16)
+            .unwrap_err();
         assert!(matches!(err, SimError::TooManyQubits { .. }));
     }
 

@@ -134,6 +134,10 @@ pub struct History {
 
 impl History {
     /// The history as pretty-printed JSON.
+    ///
+    /// # Panics
+    ///
+    /// Never: the history is plain data (numbers, lists), which always serializes.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plain data serializes")
     }
@@ -222,7 +226,10 @@ impl Objective<'_> {
         if self.stop.is_some() {
             return true;
         }
-        if self.max_evaluations.is_some_and(|m| self.sim.evaluations() - self.start_evaluations >= m) {
+        if self
+            .max_evaluations
+            .is_some_and(|m| self.sim.evaluations() - self.start_evaluations >= m)
+        {
             self.stop = Some(OptimizeStop::EvaluationLimit);
         } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
             self.stop = Some(OptimizeStop::TimeLimit);
@@ -235,15 +242,26 @@ impl Objective<'_> {
     }
 
     fn value_and_gradient(&mut self, theta: &[f64]) -> Result<(f64, Vec<f64>), SimError> {
-        let (e, g) = self.sim.expectation_and_gradient(&QaoaParams::from_slice(theta))?;
-        Ok((self.sign * e, g.to_vec().into_iter().map(|x| self.sign * x).collect()))
+        let (e, g) = self
+            .sim
+            .expectation_and_gradient(&QaoaParams::from_slice(theta))?;
+        Ok((
+            self.sign * e,
+            g.to_vec().into_iter().map(|x| self.sign * x).collect(),
+        ))
     }
 }
 
 impl QaoaOptimizer {
     /// An optimizer for the cost of `sim`, in the given sense.
     pub fn new(sim: QaoaSimulator, sense: Sense, config: OptimizerConfig) -> Self {
-        QaoaOptimizer { sim, sense, config, history: History::default(), runs: 0 }
+        QaoaOptimizer {
+            sim,
+            sense,
+            config,
+            history: History::default(),
+            runs: 0,
+        }
     }
 
     /// An optimizer that minimizes the QUBO's energy.
@@ -251,8 +269,16 @@ impl QaoaOptimizer {
     /// # Errors
     ///
     /// As [`QaoaSimulator::from_qubo`].
-    pub fn for_qubo(qubo: &Qubo, sim: SimConfig, config: OptimizerConfig) -> Result<Self, SimError> {
-        Ok(Self::new(QaoaSimulator::from_qubo(qubo, sim)?, Sense::Minimize, config))
+    pub fn for_qubo(
+        qubo: &Qubo,
+        sim: SimConfig,
+        config: OptimizerConfig,
+    ) -> Result<Self, SimError> {
+        Ok(Self::new(
+            QaoaSimulator::from_qubo(qubo, sim)?,
+            Sense::Minimize,
+            config,
+        ))
     }
 
     /// An optimizer that maximizes the cut of the graph.
@@ -260,8 +286,16 @@ impl QaoaOptimizer {
     /// # Errors
     ///
     /// As [`QaoaSimulator::for_max_cut`].
-    pub fn for_max_cut(graph: &Graph, sim: SimConfig, config: OptimizerConfig) -> Result<Self, SimError> {
-        Ok(Self::new(QaoaSimulator::for_max_cut(graph, sim)?, Sense::Maximize, config))
+    pub fn for_max_cut(
+        graph: &Graph,
+        sim: SimConfig,
+        config: OptimizerConfig,
+    ) -> Result<Self, SimError> {
+        Ok(Self::new(
+            QaoaSimulator::for_max_cut(graph, sim)?,
+            Sense::Maximize,
+            config,
+        ))
     }
 
     /// The simulator.
@@ -304,7 +338,12 @@ impl QaoaOptimizer {
     /// # Errors
     ///
     /// As [`QaoaSimulator::prepare`].
-    pub fn best_sample(&mut self, params: &QaoaParams, shots: usize, seed: u64) -> Result<Option<Sample>, SimError> {
+    pub fn best_sample(
+        &mut self,
+        params: &QaoaParams,
+        shots: usize,
+        seed: u64,
+    ) -> Result<Option<Sample>, SimError> {
         if self.sim.prepared() != Some(params) {
             self.sim.prepare(params)?;
         }
@@ -318,7 +357,10 @@ impl QaoaOptimizer {
     /// [`SimError::Config`] for fixed angles at a depth without a table entry, or given
     /// angles of another depth.
     pub fn initial_params(&self, init: &InitStrategy, p: usize) -> Result<QaoaParams, SimError> {
-        let config = OptimizerConfig { init: init.clone(), ..self.config.clone() };
+        let config = OptimizerConfig {
+            init: init.clone(),
+            ..self.config.clone()
+        };
         initial_point(&config, self.sense, p, self.scale())
     }
 
@@ -335,10 +377,16 @@ impl QaoaOptimizer {
     ///
     /// As [`initial_params`](Self::initial_params); [`SimError::Config`] for settings that
     /// cannot work (`p = 0` with INTERP, a non-positive tolerance or step).
+    ///
+    /// # Panics
+    ///
+    /// Never: every depth runs at least one start.
     pub fn optimize(&mut self, p: usize) -> Result<OptimizeResult, SimError> {
         let config = self.config.clone();
         if !(config.tolerance > 0.0 && config.learning_rate > 0.0 && config.restart_sigma >= 0.0) {
-            return Err(SimError::Config("tolerance and learning rate must be positive".into()));
+            return Err(SimError::Config(
+                "tolerance and learning rate must be positive".into(),
+            ));
         }
         let began = Instant::now();
         let run = self.runs;
@@ -348,7 +396,9 @@ impl QaoaOptimizer {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let depths: Vec<usize> = match config.init {
             InitStrategy::Interp if p == 0 => {
-                return Err(SimError::Config("INTERP needs a depth of at least 1".into()));
+                return Err(SimError::Config(
+                    "INTERP needs a depth of at least 1".into(),
+                ));
             }
             InitStrategy::Interp => (1..=p).collect(),
             _ => vec![p],
@@ -392,7 +442,9 @@ impl QaoaOptimizer {
                 let (theta, f, why) = match config.method {
                     Method::Lbfgs => lbfgs(&mut objective, theta, &config, &mut record)?,
                     Method::Adam => adam(&mut objective, theta, &config, &mut record)?,
-                    Method::NelderMead => nelder_mead(&mut objective, theta, &config, scale, &mut record)?,
+                    Method::NelderMead => {
+                        nelder_mead(&mut objective, &theta, &config, scale, &mut record)?
+                    }
                 };
                 stop = why;
                 if depth_best.as_ref().is_none_or(|b| f < b.1) {
@@ -432,13 +484,23 @@ impl QaoaOptimizer {
 }
 
 /// The strategy's point at `depth` (INTERP starts from the ramp).
-fn initial_point(config: &OptimizerConfig, sense: Sense, depth: usize, scale: f64) -> Result<QaoaParams, SimError> {
+fn initial_point(
+    config: &OptimizerConfig,
+    sense: Sense,
+    depth: usize,
+    scale: f64,
+) -> Result<QaoaParams, SimError> {
     match &config.init {
-        InitStrategy::LinearRamp | InitStrategy::Interp => {
-            Ok(QaoaParams::linear_ramp(depth, config.ramp_delta, sense, scale))
-        }
+        InitStrategy::LinearRamp | InitStrategy::Interp => Ok(QaoaParams::linear_ramp(
+            depth,
+            config.ramp_delta,
+            sense,
+            scale,
+        )),
         InitStrategy::FixedAngles => QaoaParams::fixed_angles_3_regular(depth).ok_or_else(|| {
-            SimError::Config(format!("no fixed angles for p = {depth} (the table covers 1 to 11)"))
+            SimError::Config(format!(
+                "no fixed angles for p = {depth} (the table covers 1 to 11)"
+            ))
         }),
         InitStrategy::Given(params) if params.p() == depth => {
             params.validate()?;
@@ -473,7 +535,8 @@ fn lbfgs(
     const MEMORY: usize = 10;
     let (mut f, mut g) = obj.value_and_gradient(&x)?;
     record(0, &x, f, Some(inf_norm(&g)));
-    let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = std::collections::VecDeque::new();
+    let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> =
+        std::collections::VecDeque::new();
     for iteration in 1..=config.max_iterations {
         if inf_norm(&g) < config.tolerance {
             return Ok((x, f, OptimizeStop::Converged));
@@ -510,7 +573,11 @@ fn lbfgs(
             slope = -dot(&g, &g);
         }
         // First step of a steepest-descent direction: at most 0.1 rad per angle.
-        let mut step = if pairs.is_empty() { (0.1 / inf_norm(&d)).min(1.0) } else { 1.0 };
+        let mut step = if pairs.is_empty() {
+            (0.1 / inf_norm(&d)).min(1.0)
+        } else {
+            1.0
+        };
         let (mut lo, mut hi) = (0.0_f64, f64::INFINITY);
         let mut accepted: Option<(Vec<f64>, f64, Vec<f64>)> = None;
         for _ in 0..30 {
@@ -528,7 +595,11 @@ fn lbfgs(
             if obj.exhausted() {
                 break;
             }
-            step = if hi.is_finite() { 0.5 * (lo + hi) } else { 2.0 * lo };
+            step = if hi.is_finite() {
+                0.5 * (lo + hi)
+            } else {
+                2.0 * lo
+            };
             if hi.is_finite() && hi - lo < 1e-12 {
                 break;
             }
@@ -575,7 +646,11 @@ fn adam(
             return Ok((best.0, best.1, OptimizeStop::Converged));
         }
         if obj.exhausted() {
-            return Ok((best.0, best.1, obj.stop.unwrap_or(OptimizeStop::EvaluationLimit)));
+            return Ok((
+                best.0,
+                best.1,
+                obj.stop.unwrap_or(OptimizeStop::EvaluationLimit),
+            ));
         }
         let t32 = i32::try_from(t).unwrap_or(i32::MAX);
         for k in 0..x.len() {
@@ -598,7 +673,7 @@ fn adam(
 /// 0.1 rad along each angle (`gamma`s divided by the energy scale).
 fn nelder_mead(
     obj: &mut Objective<'_>,
-    x0: Vec<f64>,
+    x0: &[f64],
     config: &OptimizerConfig,
     scale: f64,
     record: &mut impl FnMut(usize, &[f64], f64, Option<f64>),
@@ -606,12 +681,17 @@ fn nelder_mead(
     let dim = x0.len();
     let p = dim / 2;
     let dim_f = dim.max(1) as f64;
-    let (alpha, gamma, rho, sigma) = (1.0, 1.0 + 2.0 / dim_f, 0.75 - 0.5 / dim_f, 1.0 - 1.0 / dim_f);
-    let f0 = obj.value(&x0)?;
-    record(0, &x0, f0, None);
-    let mut simplex = vec![(x0.clone(), f0)];
+    let (alpha, gamma, rho, sigma) = (
+        1.0,
+        1.0 + 2.0 / dim_f,
+        0.75 - 0.5 / dim_f,
+        1.0 - 1.0 / dim_f,
+    );
+    let f0 = obj.value(x0)?;
+    record(0, x0, f0, None);
+    let mut simplex = vec![(x0.to_vec(), f0)];
     for k in 0..dim {
-        let mut x = x0.clone();
+        let mut x = x0.to_vec();
         x[k] += if k < p { 0.1 / scale } else { 0.1 };
         let f = obj.value(&x)?;
         simplex.push((x, f));
@@ -624,12 +704,21 @@ fn nelder_mead(
             return Ok((simplex[0].0.clone(), simplex[0].1, OptimizeStop::Converged));
         }
         if obj.exhausted() {
-            return Ok((simplex[0].0.clone(), simplex[0].1, obj.stop.unwrap_or(OptimizeStop::EvaluationLimit)));
+            return Ok((
+                simplex[0].0.clone(),
+                simplex[0].1,
+                obj.stop.unwrap_or(OptimizeStop::EvaluationLimit),
+            ));
         }
-        let centroid: Vec<f64> =
-            (0..dim).map(|k| simplex[..dim].iter().map(|v| v.0[k]).sum::<f64>() / dim_f).collect();
+        let centroid: Vec<f64> = (0..dim)
+            .map(|k| simplex[..dim].iter().map(|v| v.0[k]).sum::<f64>() / dim_f)
+            .collect();
         let along = |t: f64, worst: &[f64]| -> Vec<f64> {
-            centroid.iter().zip(worst).map(|(c, w)| c + t * (c - w)).collect()
+            centroid
+                .iter()
+                .zip(worst)
+                .map(|(c, w)| c + t * (c - w))
+                .collect()
         };
         let worst = simplex[dim].0.clone();
         let xr = along(alpha, &worst);
@@ -655,7 +744,11 @@ fn nelder_mead(
             } else {
                 let best = simplex[0].0.clone();
                 for v in simplex.iter_mut().skip(1) {
-                    let x: Vec<f64> = best.iter().zip(&v.0).map(|(b, xi)| b + sigma * (xi - b)).collect();
+                    let x: Vec<f64> = best
+                        .iter()
+                        .zip(&v.0)
+                        .map(|(b, xi)| b + sigma * (xi - b))
+                        .collect();
                     let f = obj.value(&x)?;
                     *v = (x, f);
                 }
@@ -665,5 +758,9 @@ fn nelder_mead(
         record(iteration, &simplex[0].0, simplex[0].1, None);
     }
     order(&mut simplex);
-    Ok((simplex[0].0.clone(), simplex[0].1, OptimizeStop::MaxIterations))
+    Ok((
+        simplex[0].0.clone(),
+        simplex[0].1,
+        OptimizeStop::MaxIterations,
+    ))
 }

@@ -48,13 +48,35 @@ const FIXED_3_REGULAR: [(f64, &[f64], &[f64]); 11] = [
     ),
     (
         0.816_875_869_8,
-        &[0.408_763_845_2, 0.780_584_964_3, 0.987_728_120_3, 1.156_313_675_5],
-        &[0.599_565_466_5, 0.434_418_250_8, 0.296_950_014_9, 0.159_066_837_3],
+        &[
+            0.408_763_845_2,
+            0.780_584_964_3,
+            0.987_728_120_3,
+            1.156_313_675_5,
+        ],
+        &[
+            0.599_565_466_5,
+            0.434_418_250_8,
+            0.296_950_014_9,
+            0.159_066_837_3,
+        ],
     ),
     (
         0.836_379_126_5,
-        &[0.359_589_407_0, 0.706_572_602_6, 0.822_556_547_6, 1.004_754_894_9, 1.154_274_581_8],
-        &[0.631_852_029_4, 0.522_652_441_2, 0.389_742_061_0, 0.275_412_163_9, 0.149_170_049_6],
+        &[
+            0.359_589_407_0,
+            0.706_572_602_6,
+            0.822_556_547_6,
+            1.004_754_894_9,
+            1.154_274_581_8,
+        ],
+        &[
+            0.631_852_029_4,
+            0.522_652_441_2,
+            0.389_742_061_0,
+            0.275_412_163_9,
+            0.149_170_049_6,
+        ],
     ),
     (
         0.849_893_674_5,
@@ -264,7 +286,10 @@ impl QaoaParams {
         }
         for (name, list) in [("gamma", &self.gammas), ("beta", &self.betas)] {
             if let Some((l, v)) = list.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(SimError::Params(format!("{name} of layer {} is {v}", l + 1)));
+                return Err(SimError::Params(format!(
+                    "{name} of layer {} is {v}",
+                    l + 1
+                )));
             }
         }
         Ok(())
@@ -281,13 +306,19 @@ impl QaoaParams {
     ///
     /// If `theta` has odd length.
     pub fn from_slice(theta: &[f64]) -> Self {
-        assert!(theta.len() % 2 == 0, "a parameter vector holds 2p angles");
+        assert!(
+            theta.len().is_multiple_of(2),
+            "a parameter vector holds 2p angles"
+        );
         let p = theta.len() / 2;
-        QaoaParams { gammas: theta[..p].to_vec(), betas: theta[p..].to_vec() }
+        QaoaParams {
+            gammas: theta[..p].to_vec(),
+            betas: theta[p..].to_vec(),
+        }
     }
 
     /// The fixed angles for Max-Cut on 3-regular graphs at depth `p` (1 to 11), from Wurtz &
-    /// Lykov, "The fixed angle conjecture for QAOA on regular MaxCut graphs" (2021), in this
+    /// Lykov, "The fixed angle conjecture for QAOA on regular `MaxCut` graphs" (2021), in this
     /// crate's convention (cost = number of cut edges). `None` for other depths.
     ///
     /// # Examples
@@ -299,7 +330,10 @@ impl QaoaParams {
     /// ```
     pub fn fixed_angles_3_regular(p: usize) -> Option<Self> {
         let (_, g, b) = FIXED_3_REGULAR.get(p.checked_sub(1)?)?;
-        Some(QaoaParams { gammas: g.to_vec(), betas: b.to_vec() })
+        Some(QaoaParams {
+            gammas: g.to_vec(),
+            betas: b.to_vec(),
+        })
     }
 
     /// The expected cut fraction `<C>/m` the fixed angles reach on 3-regular graphs whose
@@ -351,7 +385,10 @@ impl QaoaParams {
     /// ```
     #[must_use]
     pub fn interp(&self) -> Self {
-        QaoaParams { gammas: interp(&self.gammas), betas: interp(&self.betas) }
+        QaoaParams {
+            gammas: interp(&self.gammas),
+            betas: interp(&self.betas),
+        }
     }
 }
 
@@ -390,9 +427,13 @@ mod tests {
             if cells.len() != 6 {
                 continue;
             }
-            let Ok(p) = cells[1].parse::<usize>() else { continue };
+            let Ok(p) = cells[1].parse::<usize>() else {
+                continue;
+            };
             let list = |s: &str| -> Vec<f64> {
-                s.split(',').map(|x| x.trim().parse::<f64>().unwrap()).collect()
+                s.split(',')
+                    .map(|x| x.trim().parse::<f64>().unwrap())
+                    .collect()
             };
             let params = QaoaParams::fixed_angles_3_regular(p).unwrap();
             assert_eq!(params.gammas, list(cells[3]), "gammas at p={p}");
@@ -409,7 +450,12 @@ mod tests {
         let p3 = QaoaParams::new(vec![0.1, 0.2, 0.3], vec![0.6, 0.4, 0.2]).unwrap();
         let p4 = p3.interp();
         assert_eq!(p4.p(), 4);
-        let want_g = [0.1, 0.1 / 3.0 + 0.2 * 2.0 / 3.0, 0.2 * 2.0 / 3.0 + 0.3 / 3.0, 0.3];
+        let want_g = [
+            0.1,
+            0.1 / 3.0 + 0.2 * 2.0 / 3.0,
+            0.2 * 2.0 / 3.0 + 0.3 / 3.0,
+            0.3,
+        ];
         for (a, b) in p4.gammas.iter().zip(want_g) {
             assert!((a - b).abs() < 1e-15);
         }

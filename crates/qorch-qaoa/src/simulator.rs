@@ -190,7 +190,11 @@ impl QaoaSimulator {
     /// # Errors
     ///
     /// As [`from_qubo`](Self::from_qubo), and [`SimError::NonFiniteCost`].
-    pub fn from_fn(n: usize, cost: impl Fn(u64) -> f64 + Sync, config: SimConfig) -> Result<Self, SimError> {
+    pub fn from_fn(
+        n: usize,
+        cost: impl Fn(u64) -> f64 + Sync,
+        config: SimConfig,
+    ) -> Result<Self, SimError> {
         config.memory.check(n, STATE_BYTES_PER_AMPLITUDE + 1)?;
         Self::from_source(&FnSource { n, f: cost }, config)
     }
@@ -202,7 +206,9 @@ impl QaoaSimulator {
     /// As [`from_fn`](Self::from_fn), and an invalid polynomial.
     pub fn from_polynomial(poly: &Polynomial, config: SimConfig) -> Result<Self, SimError> {
         poly.check()?;
-        config.memory.check(poly.num_vars(), STATE_BYTES_PER_AMPLITUDE + 1)?;
+        config
+            .memory
+            .check(poly.num_vars(), STATE_BYTES_PER_AMPLITUDE + 1)?;
         Self::from_source(poly, config)
     }
 
@@ -215,15 +221,25 @@ impl QaoaSimulator {
         Self::build(src, kind, survey.min, survey.max, config)
     }
 
-    fn build(src: &impl Source, kind: Kind, min: f64, max: f64, config: SimConfig) -> Result<Self, SimError> {
+    fn build(
+        src: &impl Source,
+        kind: Kind,
+        min: f64,
+        max: f64,
+        config: SimConfig,
+    ) -> Result<Self, SimError> {
         let n = src.num_qubits();
-        config.memory.check(n, STATE_BYTES_PER_AMPLITUDE + kind.bytes_per_amplitude())?;
+        config
+            .memory
+            .check(n, STATE_BYTES_PER_AMPLITUDE + kind.bytes_per_amplitude())?;
         let (rings, gates, free) = mixer_plan(n, &config.mixer)?;
         let initial = match config.initial {
             InitialState::Default if rings.is_empty() => InitialState::Plus,
             InitialState::Default => InitialState::OneHotUniform,
             InitialState::Basis(x) if n < 64 && x >> n != 0 => {
-                return Err(SimError::Circuit(format!("basis state {x} needs more than {n} qubits")));
+                return Err(SimError::Circuit(format!(
+                    "basis state {x} needs more than {n} qubits"
+                )));
             }
             other => other,
         };
@@ -236,7 +252,9 @@ impl QaoaSimulator {
             )),
             None => None,
         };
-        let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let threads = pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
         let parallel = n >= config.parallel_min_qubits && threads > 1;
         let layout = Layout::new(n, &config.kernel, parallel, threads);
         let diag = CostDiagonal::build(src, kind, min, max);
@@ -308,13 +326,18 @@ impl QaoaSimulator {
     /// diagonal.
     pub fn layer_bytes(&self) -> u64 {
         let len = 1_u64 << self.n;
-        len * (2 * STATE_BYTES_PER_AMPLITUDE * self.layout.passes() as u64 + self.diag.bytes_per_amplitude())
+        len * (2 * STATE_BYTES_PER_AMPLITUDE * self.layout.passes() as u64
+            + self.diag.bytes_per_amplitude())
     }
 
     /// Bytes of all `2^n`-sized buffers allocated now (diagonal, state, adjoint state).
     pub fn allocated_bytes(&self) -> u64 {
         let len = 1_u64 << self.n;
-        let adjoint = if self.adjoint.is_some() { STATE_BYTES_PER_AMPLITUDE } else { 0 };
+        let adjoint = if self.adjoint.is_some() {
+            STATE_BYTES_PER_AMPLITUDE
+        } else {
+            0
+        };
         len * (self.diag.bytes_per_amplitude() + STATE_BYTES_PER_AMPLITUDE + adjoint)
     }
 
@@ -336,8 +359,11 @@ impl QaoaSimulator {
 
     /// Writes the initial state.
     pub fn reset(&mut self) {
-        self.install(|s| s.write_initial());
-        self.prepared = Some(QaoaParams { gammas: Vec::new(), betas: Vec::new() });
+        self.install(Self::write_initial);
+        self.prepared = Some(QaoaParams {
+            gammas: Vec::new(),
+            betas: Vec::new(),
+        });
     }
 
     fn write_initial(&mut self) {
@@ -350,18 +376,31 @@ impl QaoaSimulator {
             }
             InitialState::Basis(x) => {
                 let x = x as usize;
-                kernel::fill_real(parallel, &mut self.re, &mut self.im, |i| if i == x { 1.0 } else { 0.0 });
+                kernel::fill_real(parallel, &mut self.re, &mut self.im, |i| {
+                    if i == x { 1.0 } else { 0.0 }
+                });
             }
             InitialState::OneHotUniform => {
                 let masks: Vec<(usize, f64)> = self
                     .rings
                     .iter()
-                    .map(|r| (r.iter().fold(0, |m, &q| m | 1 << q), 1.0 / (r.len() as f64).sqrt()))
+                    .map(|r| {
+                        (
+                            r.iter().fold(0, |m, &q| m | 1 << q),
+                            1.0 / (r.len() as f64).sqrt(),
+                        )
+                    })
                     .collect();
                 let free = self.free.count_ones() as usize;
                 let base = plus_amplitude(free);
                 kernel::fill_real(parallel, &mut self.re, &mut self.im, |x| {
-                    masks.iter().fold(base, |a, &(m, w)| if (x & m).count_ones() == 1 { a * w } else { 0.0 })
+                    masks.iter().fold(base, |a, &(m, w)| {
+                        if (x & m).is_power_of_two() {
+                            a * w
+                        } else {
+                            0.0
+                        }
+                    })
                 });
             }
         }
@@ -402,7 +441,7 @@ impl QaoaSimulator {
 
     /// The expectation of the current state, without running a circuit.
     pub fn current_expectation(&mut self) -> f64 {
-        self.install(|s| s.expectation_pass())
+        self.install(Self::expectation_pass)
     }
 
     fn expectation_pass(&mut self) -> f64 {
@@ -414,12 +453,18 @@ impl QaoaSimulator {
             fixup: None,
             accumulate: true,
         };
-        with_diag(&self.diag, &self.padded, |d| d.pass_a(&self.layout, &op, &mut self.re, &mut self.im))
+        with_diag(&self.diag, &self.padded, |d| {
+            d.pass_a(&self.layout, &op, &mut self.re, &mut self.im)
+        })
     }
 
     /// Fills the phase table for `gamma`.
     fn set_table(&mut self, gamma: f64) {
-        self.table.set(gamma, level_values(&self.diag).unwrap_or(&[]), table_len(&self.diag));
+        self.table.set(
+            gamma,
+            level_values(&self.diag).unwrap_or(&[]),
+            table_len(&self.diag),
+        );
     }
 
     /// The whole circuit; returns `<D>` when `accumulate`.
@@ -432,7 +477,12 @@ impl QaoaSimulator {
         let mut e = 0.0;
         for l in 0..p {
             let last = l + 1 == p;
-            e = self.apply_layer(params.gammas[l], params.betas[l], fused_init && l == 0, accumulate && last);
+            e = self.apply_layer(
+                params.gammas[l],
+                params.betas[l],
+                fused_init && l == 0,
+                accumulate && last,
+            );
         }
         if p == 0 && accumulate {
             e = self.expectation_pass();
@@ -449,14 +499,19 @@ impl QaoaSimulator {
         let scale = cpow(g, self.free.count_ones());
         let fused_acc = accumulate && self.gates.is_empty();
         let groups = self.layout.groups.clone();
-        let group_mask = |group: &crate::kernel::Group| (self.free >> group.q0) & ((1 << group.k) - 1);
+        let group_mask =
+            |group: &crate::kernel::Group| (self.free >> group.q0) & ((1 << group.k) - 1);
         let last_group = groups
             .iter()
             .enumerate()
             .rev()
             .find(|(gi, group)| group_mask(group) != 0 || (fused_acc && gi + 1 == groups.len()))
             .map(|(gi, _)| gi);
-        let phase = if init { PhaseOp::InitPlus(plus_amplitude(self.n)) } else { PhaseOp::Apply };
+        let phase = if init {
+            PhaseOp::InitPlus(plus_amplitude(self.n))
+        } else {
+            PhaseOp::Apply
+        };
         let op = PassA {
             phase,
             table: &self.table,
@@ -474,7 +529,13 @@ impl QaoaSimulator {
                 continue;
             }
             let fixup = (Some(gi) == last_group).then_some(scale);
-            let op = PassB { group, mix, mask, fixup, accumulate: acc };
+            let op = PassB {
+                group,
+                mix,
+                mask,
+                fixup,
+                accumulate: acc,
+            };
             e = with_diag(&self.diag, &self.padded, |d| d.pass_b(layout, &op, re, im));
         }
         let (s, c) = beta.sin_cos();
@@ -496,7 +557,10 @@ impl QaoaSimulator {
     ///
     /// [`SimError::Params`]; [`SimError::InsufficientMemory`] or [`SimError::AboveCap`] when
     /// the second state (allocated on first use) does not fit.
-    pub fn expectation_and_gradient(&mut self, params: &QaoaParams) -> Result<(f64, QaoaParams), SimError> {
+    pub fn expectation_and_gradient(
+        &mut self,
+        params: &QaoaParams,
+    ) -> Result<(f64, QaoaParams), SimError> {
         params.validate()?;
         if self.adjoint.is_none() {
             let per = 2 * STATE_BYTES_PER_AMPLITUDE + self.diag.bytes_per_amplitude();
@@ -513,36 +577,74 @@ impl QaoaSimulator {
     fn adjoint_gradient(&mut self, params: &QaoaParams) -> (f64, QaoaParams) {
         let p = params.p();
         let e = self.forward(params, true);
-        let mut grad = QaoaParams { gammas: vec![0.0; p], betas: vec![0.0; p] };
-        let Some((lr, li)) = self.adjoint.as_mut() else { unreachable!("allocated by the caller") };
+        let mut grad = QaoaParams {
+            gammas: vec![0.0; p],
+            betas: vec![0.0; p],
+        };
+        let Some((lr, li)) = self.adjoint.as_mut() else {
+            unreachable!("allocated by the caller")
+        };
         let layout = &self.layout;
         let groups = layout.groups.clone();
         let mut need_lambda = true;
         if !self.gates.is_empty() && p > 0 {
             // l = D p, before undoing the XY gates.
-            let op = PassAPair { init_lambda: true, rot: (1.0, 0.0), mask: 0, unphase: None };
-            with_diag(&self.diag, &self.padded, |d| d.pass_a_pair(layout, &op, (&mut self.re, &mut self.im), (&mut lr[..], &mut li[..])));
+            let op = PassAPair {
+                init_lambda: true,
+                rot: (1.0, 0.0),
+                mask: 0,
+                unphase: None,
+            };
+            with_diag(&self.diag, &self.padded, |d| {
+                d.pass_a_pair(
+                    layout,
+                    &op,
+                    (&mut self.re, &mut self.im),
+                    (&mut lr[..], &mut li[..]),
+                )
+            });
             need_lambda = false;
         }
         for l in (0..p).rev() {
             let (s, c) = (-params.betas[l]).sin_cos();
             let mut gb = 0.0;
             for &(a, b) in self.gates.iter().rev() {
-                gb += kernel::xy_gate(layout.parallel, (&mut self.re, &mut self.im), Some((&mut lr[..], &mut li[..])), a, b, (c, s));
+                gb += kernel::xy_gate(
+                    layout.parallel,
+                    (&mut self.re, &mut self.im),
+                    Some((&mut lr[..], &mut li[..])),
+                    a,
+                    b,
+                    (c, s),
+                );
             }
             for &group in groups.iter().rev() {
                 let mask = (self.free >> group.q0) & ((1 << group.k) - 1);
                 if mask == 0 {
                     continue;
                 }
-                let op = PassBPair { group, rot: (c, s), mask, init_lambda: need_lambda };
+                let op = PassBPair {
+                    group,
+                    rot: (c, s),
+                    mask,
+                    init_lambda: need_lambda,
+                };
                 need_lambda = false;
                 gb += with_diag(&self.diag, &self.padded, |d| {
-                    d.pass_b_pair(layout, &op, (&mut self.re, &mut self.im), (&mut lr[..], &mut li[..]))
+                    d.pass_b_pair(
+                        layout,
+                        &op,
+                        (&mut self.re, &mut self.im),
+                        (&mut lr[..], &mut li[..]),
+                    )
                 });
             }
             if l > 0 {
-                self.table.set(-params.gammas[l], level_values(&self.diag).unwrap_or(&[]), table_len(&self.diag));
+                self.table.set(
+                    -params.gammas[l],
+                    level_values(&self.diag).unwrap_or(&[]),
+                    table_len(&self.diag),
+                );
             }
             let op = PassAPair {
                 init_lambda: need_lambda,
@@ -552,7 +654,12 @@ impl QaoaSimulator {
             };
             need_lambda = false;
             let (gb_low, gd) = with_diag(&self.diag, &self.padded, |d| {
-                d.pass_a_pair(layout, &op, (&mut self.re, &mut self.im), (&mut lr[..], &mut li[..]))
+                d.pass_a_pair(
+                    layout,
+                    &op,
+                    (&mut self.re, &mut self.im),
+                    (&mut lr[..], &mut li[..]),
+                )
             });
             grad.betas[l] = 2.0 * (gb + gb_low);
             grad.gammas[l] = 2.0 * gd;
@@ -572,13 +679,25 @@ impl QaoaSimulator {
                 .fold(0.0, |a, x| a + x)
         };
         let parts: Vec<f64> = if self.layout.parallel {
-            let run = || self.re.par_chunks(bl).zip(self.im.par_chunks(bl)).enumerate().map(one).collect();
+            let run = || {
+                self.re
+                    .par_chunks(bl)
+                    .zip(self.im.par_chunks(bl))
+                    .enumerate()
+                    .map(one)
+                    .collect()
+            };
             match &self.pool {
                 Some(pool) => pool.install(run),
                 None => run(),
             }
         } else {
-            self.re.chunks(bl).zip(self.im.chunks(bl)).enumerate().map(one).collect()
+            self.re
+                .chunks(bl)
+                .zip(self.im.chunks(bl))
+                .enumerate()
+                .map(one)
+                .collect()
         };
         parts.into_iter().fold(0.0, |a, x| a + x)
     }
@@ -594,21 +713,31 @@ impl QaoaSimulator {
 
     /// The current state, as complex amplitudes (a copy; for small registers).
     pub fn state(&self) -> Vec<Complex64> {
-        self.re.iter().zip(&self.im).map(|(&r, &i)| Complex64::new(r, i)).collect()
+        self.re
+            .iter()
+            .zip(&self.im)
+            .map(|(&r, &i)| Complex64::new(r, i))
+            .collect()
     }
 
     /// The probability of every basis state in the current state.
     pub fn probabilities(&self) -> Vec<f64> {
-        self.re.iter().zip(&self.im).map(|(r, i)| r * r + i * i).collect()
+        self.re
+            .iter()
+            .zip(&self.im)
+            .map(|(r, i)| r * r + i * i)
+            .collect()
     }
 
     /// `<psi|psi>` of the current state (1 up to rounding).
     pub fn norm_squared(&self) -> f64 {
-        block_sums(&self.re, &self.im, 1 << self.layout.block_bits).iter().sum()
+        block_sums(&self.re, &self.im, 1 << self.layout.block_bits)
+            .iter()
+            .sum()
     }
 
     /// `shots` basis states drawn from the current state's distribution, with a seeded
-    /// ChaCha8 stream: the same seed gives the same draws. Costs one pass over the state plus
+    /// `ChaCha8` stream: the same seed gives the same draws. Costs one pass over the state plus
     /// `O(shots log shots)`.
     pub fn sample(&self, shots: usize, seed: u64) -> Vec<u64> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -616,7 +745,12 @@ impl QaoaSimulator {
         let sums = block_sums(&self.re, &self.im, bl);
         let total: f64 = sums.iter().sum();
         let mut draws: Vec<(f64, usize)> = (0..shots)
-            .map(|k| ((rng.next_u64() >> 11) as f64 * (1.0 / (1_u64 << 53) as f64) * total, k))
+            .map(|k| {
+                (
+                    (rng.next_u64() >> 11) as f64 * (1.0 / (1_u64 << 53) as f64) * total,
+                    k,
+                )
+            })
             .collect();
         draws.sort_by(|a, b| a.0.total_cmp(&b.0));
         let len = self.re.len();
@@ -689,8 +823,14 @@ fn table_len(d: &CostDiagonal) -> usize {
 /// [`table_len`]).
 fn with_diag<R>(d: &CostDiagonal, padded: &[f64], f: impl FnOnce(&dyn DiagDispatch) -> R) -> R {
     match d.storage() {
-        Storage::Levels8 { idx, .. } => f(&Levels::<u8, 256> { idx, values: fixed(padded) }),
-        Storage::Levels16 { idx, .. } => f(&Levels::<u16, 65_536> { idx, values: fixed(padded) }),
+        Storage::Levels8 { idx, .. } => f(&Levels::<u8, 256> {
+            idx,
+            values: fixed(padded),
+        }),
+        Storage::Levels16 { idx, .. } => f(&Levels::<u16, 65_536> {
+            idx,
+            values: fixed(padded),
+        }),
         Storage::Dense(d) => f(&Dense { d }),
     }
 }
@@ -710,7 +850,10 @@ fn block_sums(re: &[f64], im: &[f64], bl: usize) -> Vec<f64> {
 }
 
 /// The rings, the XY gates of one layer, and the qubits of the transverse field.
-fn mixer_plan(n: usize, mixer: &Mixer) -> Result<(Vec<Vec<usize>>, Vec<(usize, usize)>, u64), SimError> {
+type MixerPlan = (Vec<Vec<usize>>, Vec<(usize, usize)>, u64);
+
+/// Validates the mixer against the register and plans its gates.
+fn mixer_plan(n: usize, mixer: &Mixer) -> Result<MixerPlan, SimError> {
     let all = if n >= 64 { u64::MAX } else { (1_u64 << n) - 1 };
     let Mixer::XyRings(rings) = mixer else {
         return Ok((Vec::new(), Vec::new(), all));
@@ -721,14 +864,20 @@ fn mixer_plan(n: usize, mixer: &Mixer) -> Result<(Vec<Vec<usize>>, Vec<(usize, u
     let mut closing = Vec::new();
     for ring in rings {
         if ring.len() < 2 {
-            return Err(SimError::Circuit(format!("an XY ring needs at least 2 qubits, got {ring:?}")));
+            return Err(SimError::Circuit(format!(
+                "an XY ring needs at least 2 qubits, got {ring:?}"
+            )));
         }
         for &q in ring {
             if q >= n {
-                return Err(SimError::Circuit(format!("ring qubit {q} out of range 0..{n}")));
+                return Err(SimError::Circuit(format!(
+                    "ring qubit {q} out of range 0..{n}"
+                )));
             }
             if used >> q & 1 == 1 {
-                return Err(SimError::Circuit(format!("qubit {q} is in more than one ring position")));
+                return Err(SimError::Circuit(format!(
+                    "qubit {q} is in more than one ring position"
+                )));
             }
             used |= 1 << q;
         }
@@ -758,8 +907,20 @@ fn mixer_plan(n: usize, mixer: &Mixer) -> Result<(Vec<Vec<usize>>, Vec<(usize, u
 pub(crate) trait DiagDispatch {
     fn pass_a(&self, layout: &Layout, op: &PassA<'_>, re: &mut [f64], im: &mut [f64]) -> f64;
     fn pass_b(&self, layout: &Layout, op: &PassB, re: &mut [f64], im: &mut [f64]) -> f64;
-    fn pass_a_pair(&self, layout: &Layout, op: &PassAPair<'_>, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> (f64, f64);
-    fn pass_b_pair(&self, layout: &Layout, op: &PassBPair, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> f64;
+    fn pass_a_pair(
+        &self,
+        layout: &Layout,
+        op: &PassAPair<'_>,
+        p: (&mut [f64], &mut [f64]),
+        l: (&mut [f64], &mut [f64]),
+    ) -> (f64, f64);
+    fn pass_b_pair(
+        &self,
+        layout: &Layout,
+        op: &PassBPair,
+        p: (&mut [f64], &mut [f64]),
+        l: (&mut [f64], &mut [f64]),
+    ) -> f64;
 }
 
 impl<D: Diag> DiagDispatch for D {
@@ -769,10 +930,22 @@ impl<D: Diag> DiagDispatch for D {
     fn pass_b(&self, layout: &Layout, op: &PassB, re: &mut [f64], im: &mut [f64]) -> f64 {
         kernel::pass_b(layout, self, op, re, im)
     }
-    fn pass_a_pair(&self, layout: &Layout, op: &PassAPair<'_>, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> (f64, f64) {
+    fn pass_a_pair(
+        &self,
+        layout: &Layout,
+        op: &PassAPair<'_>,
+        p: (&mut [f64], &mut [f64]),
+        l: (&mut [f64], &mut [f64]),
+    ) -> (f64, f64) {
         kernel::pass_a_pair(layout, self, op, p, l)
     }
-    fn pass_b_pair(&self, layout: &Layout, op: &PassBPair, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> f64 {
+    fn pass_b_pair(
+        &self,
+        layout: &Layout,
+        op: &PassBPair,
+        p: (&mut [f64], &mut [f64]),
+        l: (&mut [f64], &mut [f64]),
+    ) -> f64 {
         kernel::pass_b_pair(layout, self, op, p, l)
     }
 }

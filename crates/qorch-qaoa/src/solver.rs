@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use qorch_qubo::{Qubo, SolveError, SolveOptions, Solution, Solver, StopReason, TracePoint};
+use qorch_qubo::{Qubo, Solution, SolveError, SolveOptions, Solver, StopReason, TracePoint};
 use serde::{Deserialize, Serialize};
 
 use crate::{InitStrategy, OptimizeStop, OptimizerConfig, QaoaOptimizer, SimConfig, SimError};
@@ -54,7 +54,11 @@ impl Default for QaoaSolver {
             max_qubits: 20,
             shots: 1000,
             sim: SimConfig::default(),
-            optimizer: OptimizerConfig { init: InitStrategy::Interp, max_iterations: 100, ..OptimizerConfig::default() },
+            optimizer: OptimizerConfig {
+                init: InitStrategy::Interp,
+                max_iterations: 100,
+                ..OptimizerConfig::default()
+            },
         }
     }
 }
@@ -73,7 +77,11 @@ impl Solver for QaoaSolver {
             return Err(SolveError::InitialLength { len: x.len(), n });
         }
         if n > self.max_qubits {
-            return Err(SolveError::TooLarge { solver: self.name().to_owned(), n, max: self.max_qubits });
+            return Err(SolveError::TooLarge {
+                solver: self.name().to_owned(),
+                n,
+                max: self.max_qubits,
+            });
         }
         if n == 0 {
             let energy = qubo.energy(&[]);
@@ -85,7 +93,11 @@ impl Solver for QaoaSolver {
                 seconds,
                 sweeps: 0,
                 stop: StopReason::Completed,
-                trace: vec![TracePoint { seconds, sweeps: 0, energy }],
+                trace: vec![TracePoint {
+                    seconds,
+                    sweeps: 0,
+                    energy,
+                }],
             });
         }
         let budget = options.budget;
@@ -96,13 +108,21 @@ impl Solver for QaoaSolver {
             ..self.optimizer.clone()
         };
         let to_solve_error = |e: SimError| match e {
-            SimError::InsufficientMemory { n, max_qubits, .. } | SimError::AboveCap { n, max_qubits, .. } => {
-                SolveError::TooLarge { solver: "qaoa".to_owned(), n, max: max_qubits }
-            }
-            SimError::TooManyQubits { n, max } => SolveError::TooLarge { solver: "qaoa".to_owned(), n, max },
+            SimError::InsufficientMemory { n, max_qubits, .. }
+            | SimError::AboveCap { n, max_qubits, .. } => SolveError::TooLarge {
+                solver: "qaoa".to_owned(),
+                n,
+                max: max_qubits,
+            },
+            SimError::TooManyQubits { n, max } => SolveError::TooLarge {
+                solver: "qaoa".to_owned(),
+                n,
+                max,
+            },
             other => SolveError::Config(other.to_string()),
         };
-        let mut opt = QaoaOptimizer::for_qubo(qubo, self.sim.clone(), config).map_err(to_solve_error)?;
+        let mut opt =
+            QaoaOptimizer::for_qubo(qubo, self.sim.clone(), config).map_err(to_solve_error)?;
         let result = opt.optimize(self.p).map_err(to_solve_error)?;
         let best = opt
             .best_sample(&result.params, self.shots.max(1), options.seed)
@@ -127,7 +147,11 @@ impl Solver for QaoaSolver {
             seconds,
             sweeps: evaluations,
             stop,
-            trace: vec![TracePoint { seconds, sweeps: evaluations, energy }],
+            trace: vec![TracePoint {
+                seconds,
+                sweeps: evaluations,
+                energy,
+            }],
         })
     }
 }

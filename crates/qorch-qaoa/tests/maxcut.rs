@@ -47,7 +47,10 @@ fn gnp(n: usize, p: f64, seed: u64) -> Graph {
 }
 
 fn expectation(g: &Graph, params: &QaoaParams) -> f64 {
-    QaoaSimulator::for_max_cut(g, SimConfig::default()).unwrap().expectation(params).unwrap()
+    QaoaSimulator::for_max_cut(g, SimConfig::default())
+        .unwrap()
+        .expectation(params)
+        .unwrap()
 }
 
 #[test]
@@ -61,22 +64,32 @@ fn p1_matches_the_closed_form_on_graphs_with_triangles_and_uneven_degrees() {
         graph(4, [(0, 1), (1, 2), (2, 0), (2, 3)]),
     ];
     for g in &graphs {
-        for (gamma, beta) in [(0.6155, 0.3927), (1.3, -0.4), (-0.7, 2.1), (0.05, 0.9)] {
+        for (gamma, beta) in [(0.6155, 0.39), (1.3, -0.4), (-0.7, 2.1), (0.05, 0.9)] {
             let params = QaoaParams::new(vec![gamma], vec![beta]).unwrap();
             let want = max_cut_p1_expectation(g, gamma, beta).unwrap();
             let got = expectation(g, &params);
-            assert!((got - want).abs() < 1e-11, "{} edges, g={gamma} b={beta}: {got} vs {want}", g.num_edges());
+            assert!(
+                (got - want).abs() < 1e-11,
+                "{} edges, g={gamma} b={beta}: {got} vs {want}",
+                g.num_edges()
+            );
         }
     }
 }
 
 /// `<C>/m` at the fixed angles must equal the table on graphs of girth > 2p + 1.
 fn check_fixed_angle_table(g: &Graph, p: usize) {
-    assert!(girth(g).is_none_or(|girth| girth > 2 * p + 1), "girth too small for p = {p}");
+    assert!(
+        girth(g).is_none_or(|girth| girth > 2 * p + 1),
+        "girth too small for p = {p}"
+    );
     let params = QaoaParams::fixed_angles_3_regular(p).unwrap();
     let fraction = expectation(g, &params) / g.num_edges() as f64;
     let table = QaoaParams::fixed_angle_cut_fraction_3_regular(p).unwrap();
-    assert!((fraction - table).abs() < 1e-6, "p={p}: {fraction} vs table {table}");
+    assert!(
+        (fraction - table).abs() < 1e-6,
+        "p={p}: {fraction} vs table {table}"
+    );
 }
 
 #[test]
@@ -96,7 +109,10 @@ fn fixed_angles_reproduce_the_table_at_p1_on_triangle_free_cubic_graphs() {
             break;
         }
     }
-    assert_eq!(found, 2, "triangle-free cubic graphs on 16 vertices are common");
+    assert_eq!(
+        found, 2,
+        "triangle-free cubic graphs on 16 vertices are common"
+    );
 }
 
 #[test]
@@ -137,7 +153,8 @@ fn the_light_cone_of_one_edge_gives_the_table_value() {
         let tree = light_cone_tree(p);
         assert_eq!(tree.num_vertices(), (1 << (p + 2)) - 2);
         let mut sim = QaoaSimulator::for_max_cut(&tree, SimConfig::default()).unwrap();
-        sim.prepare(&QaoaParams::fixed_angles_3_regular(p).unwrap()).unwrap();
+        sim.prepare(&QaoaParams::fixed_angles_3_regular(p).unwrap())
+            .unwrap();
         let edge = sim.observable_expectation(|x| ((x ^ (x >> 1)) & 1) as f64);
         let table = QaoaParams::fixed_angle_cut_fraction_3_regular(p).unwrap();
         assert!((edge - table).abs() < 1e-6, "p={p}: {edge} vs {table}");
@@ -150,7 +167,9 @@ fn the_light_cone_of_one_edge_gives_the_table_value() {
 #[test]
 fn fixed_angles_reproduce_the_table_at_p3_on_the_light_cone_tree() {
     if std::env::var("QORCH_SLOW_TESTS").as_deref() != Ok("1") {
-        eprintln!("skipped: set QORCH_SLOW_TESTS=1 (30 qubits, about 17 GiB and a minute in release)");
+        eprintln!(
+            "skipped: set QORCH_SLOW_TESTS=1 (30 qubits, about 17 GiB and a minute in release)"
+        );
         return;
     }
     let tree = light_cone_tree(3);
@@ -161,7 +180,8 @@ fn fixed_angles_reproduce_the_table_at_p3_on_the_light_cone_tree() {
             return;
         }
     };
-    sim.prepare(&QaoaParams::fixed_angles_3_regular(3).unwrap()).unwrap();
+    sim.prepare(&QaoaParams::fixed_angles_3_regular(3).unwrap())
+        .unwrap();
     let edge = sim.observable_expectation(|x| ((x ^ (x >> 1)) & 1) as f64);
     let table = QaoaParams::fixed_angle_cut_fraction_3_regular(3).unwrap();
     eprintln!("p=3 light cone: {edge:.10} vs table {table:.10}");
@@ -183,7 +203,11 @@ fn optimized_angles_do_at_least_as_well_as_the_fixed_ones() {
             };
             let mut opt = QaoaOptimizer::for_max_cut(&g, SimConfig::default(), config).unwrap();
             let result = opt.optimize(p).unwrap();
-            assert!(result.expectation >= fixed_e - 1e-12, "{method:?} n={n} p={p}: {} < {fixed_e}", result.expectation);
+            assert!(
+                result.expectation >= fixed_e - 1e-12,
+                "{method:?} n={n} p={p}: {} < {fixed_e}",
+                result.expectation
+            );
             assert!((opt.evaluate(&result.params).unwrap() - result.expectation).abs() < 1e-12);
         }
     }
@@ -194,9 +218,17 @@ fn interp_reaches_the_fixed_angle_quality_from_a_ramp() {
     // The fixed angles are near-optimal for tree-like graphs; INTERP from a ramp should find
     // angles at least as good on the Heawood graph at p = 2.
     let g = heawood();
-    let mut opt = QaoaOptimizer::for_max_cut(&g, SimConfig::default(), OptimizerConfig::default()).unwrap();
+    let mut opt =
+        QaoaOptimizer::for_max_cut(&g, SimConfig::default(), OptimizerConfig::default()).unwrap();
     let result = opt.optimize(2).unwrap();
     let fixed_e = expectation(&g, &QaoaParams::fixed_angles_3_regular(2).unwrap());
-    assert!(result.expectation >= fixed_e - 1e-9, "{} vs fixed {fixed_e}", result.expectation);
-    assert!(opt.history().records.iter().any(|r| r.p == 1) && opt.history().records.iter().any(|r| r.p == 2));
+    assert!(
+        result.expectation >= fixed_e - 1e-9,
+        "{} vs fixed {fixed_e}",
+        result.expectation
+    );
+    assert!(
+        opt.history().records.iter().any(|r| r.p == 1)
+            && opt.history().records.iter().any(|r| r.p == 2)
+    );
 }

@@ -4,7 +4,9 @@ use qorch_qaoa::{
     History, InitStrategy, MemoryPolicy, Method, OptimizeStop, OptimizerConfig, QaoaOptimizer,
     QaoaParams, QaoaSolver, Sense, SimConfig,
 };
-use qorch_qubo::{Budget, ExactSolver, Qubo, QuboBuilder, SolveError, SolveOptions, Solver, StopReason};
+use qorch_qubo::{
+    Budget, ExactSolver, Qubo, QuboBuilder, SolveError, SolveOptions, Solver, StopReason,
+};
 
 fn stream(seed: u64) -> impl FnMut() -> f64 {
     let mut s = seed | 1;
@@ -35,12 +37,21 @@ fn qubo(n: usize, seed: u64) -> Qubo {
 fn every_method_improves_on_its_start_and_records_every_iteration() {
     let q = qubo(8, 3);
     for method in [Method::Lbfgs, Method::Adam, Method::NelderMead] {
-        let config = OptimizerConfig { method, init: InitStrategy::LinearRamp, max_iterations: 80, ..OptimizerConfig::default() };
+        let config = OptimizerConfig {
+            method,
+            init: InitStrategy::LinearRamp,
+            max_iterations: 80,
+            ..OptimizerConfig::default()
+        };
         let mut opt = QaoaOptimizer::for_qubo(&q, SimConfig::default(), config).unwrap();
         let start = opt.initial_params(&InitStrategy::LinearRamp, 2).unwrap();
         let start_e = opt.evaluate(&start).unwrap();
         let result = opt.optimize(2).unwrap();
-        assert!(result.expectation < start_e - 1e-3, "{method:?}: {} vs start {start_e}", result.expectation);
+        assert!(
+            result.expectation < start_e - 1e-3,
+            "{method:?}: {} vs start {start_e}",
+            result.expectation
+        );
         let h = opt.history().records.clone();
         assert_eq!(h[0].iteration, 0);
         assert_eq!(h[0].params, start);
@@ -56,18 +67,31 @@ fn every_method_improves_on_its_start_and_records_every_iteration() {
 #[test]
 fn lbfgs_converges_to_a_stationary_point() {
     let q = qubo(6, 8);
-    let config = OptimizerConfig { init: InitStrategy::LinearRamp, max_iterations: 500, tolerance: 1e-7, ..OptimizerConfig::default() };
+    let config = OptimizerConfig {
+        init: InitStrategy::LinearRamp,
+        max_iterations: 500,
+        tolerance: 1e-7,
+        ..OptimizerConfig::default()
+    };
     let mut opt = QaoaOptimizer::for_qubo(&q, SimConfig::default(), config).unwrap();
     let result = opt.optimize(2).unwrap();
     assert_eq!(result.stop, OptimizeStop::Converged);
-    let (_, grad) = opt.simulator().expectation_and_gradient(&result.params).unwrap();
+    let (_, grad) = opt
+        .simulator()
+        .expectation_and_gradient(&result.params)
+        .unwrap();
     assert!(grad.to_vec().iter().all(|g| g.abs() < 1e-5), "{grad:?}");
 }
 
 #[test]
 fn interp_optimizes_every_depth_up_to_p_and_restarts_are_seeded() {
     let q = qubo(7, 5);
-    let config = OptimizerConfig { restarts: 2, seed: 9, max_iterations: 40, ..OptimizerConfig::default() };
+    let config = OptimizerConfig {
+        restarts: 2,
+        seed: 9,
+        max_iterations: 40,
+        ..OptimizerConfig::default()
+    };
     let run = |config: &OptimizerConfig| {
         let mut opt = QaoaOptimizer::for_qubo(&q, SimConfig::default(), config.clone()).unwrap();
         let result = opt.optimize(3).unwrap();
@@ -79,9 +103,17 @@ fn interp_optimizes_every_depth_up_to_p_and_restarts_are_seeded() {
     assert_eq!(ha, hb);
     assert_eq!(a.params.p(), 3);
     for p in 1..=3 {
-        let starts: std::collections::BTreeSet<usize> =
-            ha.records.iter().filter(|r| r.p == p).map(|r| r.start).collect();
-        assert_eq!(starts.into_iter().collect::<Vec<_>>(), [0, 1, 2], "depth {p}");
+        let starts: std::collections::BTreeSet<usize> = ha
+            .records
+            .iter()
+            .filter(|r| r.p == p)
+            .map(|r| r.start)
+            .collect();
+        assert_eq!(
+            starts.into_iter().collect::<Vec<_>>(),
+            [0, 1, 2],
+            "depth {p}"
+        );
     }
     let (c, _) = run(&OptimizerConfig { seed: 10, ..config });
     assert!(c.expectation.is_finite());
@@ -90,7 +122,8 @@ fn interp_optimizes_every_depth_up_to_p_and_restarts_are_seeded() {
 #[test]
 fn the_history_saves_as_json() {
     let q = qubo(5, 2);
-    let mut opt = QaoaOptimizer::for_qubo(&q, SimConfig::default(), OptimizerConfig::default()).unwrap();
+    let mut opt =
+        QaoaOptimizer::for_qubo(&q, SimConfig::default(), OptimizerConfig::default()).unwrap();
     opt.optimize(2).unwrap();
     let path = std::env::temp_dir().join(format!("qorch-qaoa-history-{}.json", std::process::id()));
     opt.history().save_json(&path).unwrap();
@@ -103,11 +136,18 @@ fn the_history_saves_as_json() {
 #[test]
 fn the_evaluation_budget_is_respected_and_the_depth_kept() {
     let q = qubo(8, 4);
-    let config = OptimizerConfig { max_evaluations: Some(12), ..OptimizerConfig::default() };
+    let config = OptimizerConfig {
+        max_evaluations: Some(12),
+        ..OptimizerConfig::default()
+    };
     let mut opt = QaoaOptimizer::for_qubo(&q, SimConfig::default(), config).unwrap();
     let result = opt.optimize(4).unwrap();
     assert_eq!(result.stop, OptimizeStop::EvaluationLimit);
-    assert_eq!(result.params.p(), 4, "INTERP cut short still answers at the depth asked");
+    assert_eq!(
+        result.params.p(),
+        4,
+        "INTERP cut short still answers at the depth asked"
+    );
     // The line search may finish its step: a few evaluations over the budget at most.
     assert!(result.evaluations <= 12 + 32, "{}", result.evaluations);
 }
@@ -115,13 +155,27 @@ fn the_evaluation_budget_is_respected_and_the_depth_kept() {
 #[test]
 fn bad_settings_are_errors() {
     let q = qubo(4, 1);
-    let mut opt = QaoaOptimizer::for_qubo(&q, SimConfig::default(), OptimizerConfig { init: InitStrategy::FixedAngles, ..OptimizerConfig::default() }).unwrap();
+    let mut opt = QaoaOptimizer::for_qubo(
+        &q,
+        SimConfig::default(),
+        OptimizerConfig {
+            init: InitStrategy::FixedAngles,
+            ..OptimizerConfig::default()
+        },
+    )
+    .unwrap();
     assert!(opt.optimize(12).is_err(), "no table entry at p = 12");
     let given = InitStrategy::Given(QaoaParams::new(vec![0.1], vec![0.2]).unwrap());
-    opt.set_config(OptimizerConfig { init: given, ..OptimizerConfig::default() });
+    opt.set_config(OptimizerConfig {
+        init: given,
+        ..OptimizerConfig::default()
+    });
     assert!(opt.optimize(2).is_err(), "depth mismatch");
     assert!(opt.optimize(1).is_ok());
-    opt.set_config(OptimizerConfig { tolerance: 0.0, ..OptimizerConfig::default() });
+    opt.set_config(OptimizerConfig {
+        tolerance: 0.0,
+        ..OptimizerConfig::default()
+    });
     assert!(opt.optimize(1).is_err());
 }
 
@@ -134,8 +188,11 @@ fn the_ramp_points_downhill_for_minimization() {
         b.add_linear(i, 1.0);
     }
     let q = b.build().unwrap();
-    let mut opt = QaoaOptimizer::for_qubo(&q, SimConfig::default(), OptimizerConfig::default()).unwrap();
-    let mean = opt.evaluate(&QaoaParams::new(vec![], vec![]).unwrap()).unwrap();
+    let mut opt =
+        QaoaOptimizer::for_qubo(&q, SimConfig::default(), OptimizerConfig::default()).unwrap();
+    let mean = opt
+        .evaluate(&QaoaParams::new(vec![], vec![]).unwrap())
+        .unwrap();
     let ramp = opt.initial_params(&InitStrategy::LinearRamp, 3).unwrap();
     assert!(opt.evaluate(&ramp).unwrap() < mean);
     assert_eq!(opt.sense(), Sense::Minimize);
@@ -147,8 +204,12 @@ fn qaoa_solver_finds_optima_of_small_models() {
     let trials = 6;
     for seed in 0..trials {
         let q = qubo(8, 100 + seed);
-        let exact = ExactSolver::default().solve(&q, &SolveOptions::default()).unwrap();
-        let sol = QaoaSolver::default().solve(&q, &SolveOptions::new(Budget::default(), seed)).unwrap();
+        let exact = ExactSolver::default()
+            .solve(&q, &SolveOptions::default())
+            .unwrap();
+        let sol = QaoaSolver::default()
+            .solve(&q, &SolveOptions::new(Budget::default(), seed))
+            .unwrap();
         assert_eq!(sol.energy, q.energy(&sol.assignment));
         assert!(sol.energy >= exact.energy);
         assert!(sol.sweeps > 0);
@@ -168,25 +229,58 @@ fn qaoa_solver_reports_budget_and_size_limits() {
     let sol = QaoaSolver::default().solve(&q, &opts).unwrap();
     assert_eq!(sol.stop, StopReason::SweepLimit);
     let target = SolveOptions::new(Budget::default().with_target(f64::INFINITY), 1);
-    assert_eq!(QaoaSolver::default().solve(&q, &target).unwrap().stop, StopReason::TargetReached);
-    let small = QaoaSolver { max_qubits: 8, ..QaoaSolver::default() };
-    assert!(matches!(small.solve(&q, &SolveOptions::default()), Err(SolveError::TooLarge { n: 10, max: 8, .. })));
-    let capped = QaoaSolver { sim: SimConfig { memory: MemoryPolicy::capped(4 << 10), ..SimConfig::default() }, ..QaoaSolver::default() };
+    assert_eq!(
+        QaoaSolver::default().solve(&q, &target).unwrap().stop,
+        StopReason::TargetReached
+    );
+    let small = QaoaSolver {
+        max_qubits: 8,
+        ..QaoaSolver::default()
+    };
+    assert!(matches!(
+        small.solve(&q, &SolveOptions::default()),
+        Err(SolveError::TooLarge { n: 10, max: 8, .. })
+    ));
+    let capped = QaoaSolver {
+        sim: SimConfig {
+            memory: MemoryPolicy::capped(4 << 10),
+            ..SimConfig::default()
+        },
+        ..QaoaSolver::default()
+    };
     let err = capped.solve(&q, &SolveOptions::default()).unwrap_err();
-    assert!(matches!(err, SolveError::TooLarge { n: 10, max, .. } if max < 10), "{err:?}");
+    assert!(
+        matches!(err, SolveError::TooLarge { n: 10, max, .. } if max < 10),
+        "{err:?}"
+    );
     let wrong = [true; 3];
-    assert!(matches!(QaoaSolver::default().solve(&q, &SolveOptions::default().with_initial(&wrong)), Err(SolveError::InitialLength { .. })));
+    assert!(matches!(
+        QaoaSolver::default().solve(&q, &SolveOptions::default().with_initial(&wrong)),
+        Err(SolveError::InitialLength { .. })
+    ));
     let empty = QuboBuilder::new(0).build().unwrap();
-    assert_eq!(QaoaSolver::default().solve(&empty, &SolveOptions::default()).unwrap().assignment, Vec::<bool>::new());
+    assert_eq!(
+        QaoaSolver::default()
+            .solve(&empty, &SolveOptions::default())
+            .unwrap()
+            .assignment,
+        Vec::<bool>::new()
+    );
 }
 
 #[test]
 fn the_solver_is_usable_as_a_trait_object() {
-    let solvers: Vec<Box<dyn Solver>> = vec![Box::new(QaoaSolver::default()), Box::new(ExactSolver::default())];
-    let q = qubo(6, 11);
-    let energies: Vec<f64> = solvers.iter().map(|s| s.solve(&q, &SolveOptions::default()).unwrap().energy).collect();
-    assert!(energies[0] >= energies[1]);
     fn assert_send_sync<T: Send + Sync>() {}
+    let solvers: Vec<Box<dyn Solver>> = vec![
+        Box::new(QaoaSolver::default()),
+        Box::new(ExactSolver::default()),
+    ];
+    let q = qubo(6, 11);
+    let energies: Vec<f64> = solvers
+        .iter()
+        .map(|s| s.solve(&q, &SolveOptions::default()).unwrap().energy)
+        .collect();
+    assert!(energies[0] >= energies[1]);
     assert_send_sync::<QaoaSolver>();
     assert_send_sync::<qorch_qaoa::QaoaSimulator>();
 }

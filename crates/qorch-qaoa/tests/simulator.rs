@@ -3,8 +3,8 @@
 
 use num_complex::Complex64;
 use qorch_qaoa::{
-    InitialState, KernelConfig, MemoryPolicy, Mixer, Polynomial, QaoaParams, QaoaSimulator,
-    Sense, SimConfig, SimError,
+    InitialState, KernelConfig, MemoryPolicy, Mixer, Polynomial, QaoaParams, QaoaSimulator, Sense,
+    SimConfig, SimError,
 };
 use qorch_qubo::{Qubo, QuboBuilder};
 
@@ -82,8 +82,11 @@ fn random_qubo(n: usize, seed: u64, integer: bool) -> Qubo {
 
 fn random_params(p: usize, seed: u64) -> QaoaParams {
     let mut r = stream(seed);
-    QaoaParams::new((0..p).map(|_| r() * 1.2 - 0.6).collect(), (0..p).map(|_| r() * 1.6 - 0.8).collect())
-        .unwrap()
+    QaoaParams::new(
+        (0..p).map(|_| r() * 1.2 - 0.6).collect(),
+        (0..p).map(|_| r() * 1.6 - 0.8).collect(),
+    )
+    .unwrap()
 }
 
 /// Kernel settings that exercise every code path on small registers: tiny cache blocks
@@ -94,7 +97,11 @@ fn configs() -> Vec<SimConfig> {
         for simd in [false, true] {
             for parallel_min_qubits in [0, 64] {
                 out.push(SimConfig {
-                    kernel: KernelConfig { block_bits, min_run_bits, simd },
+                    kernel: KernelConfig {
+                        block_bits,
+                        min_run_bits,
+                        simd,
+                    },
                     parallel_min_qubits,
                     ..SimConfig::default()
                 });
@@ -113,7 +120,9 @@ fn one_qubit_layer_matches_hand_computed_amplitudes() {
     // D = diag(0, 1): the cost of x0 = 1 is 1. |+> -> (1, e^{-ig})/sqrt2 -> mixer.
     let mut sim = QaoaSimulator::from_fn(1, |x| x as f64, SimConfig::default()).unwrap();
     let (g, b) = (0.9_f64, 0.4_f64);
-    let e = sim.expectation(&QaoaParams::new(vec![g], vec![b]).unwrap()).unwrap();
+    let e = sim
+        .expectation(&QaoaParams::new(vec![g], vec![b]).unwrap())
+        .unwrap();
     let h = std::f64::consts::FRAC_1_SQRT_2;
     let i = Complex64::i();
     let phase = (-i * g).exp();
@@ -123,7 +132,12 @@ fn one_qubit_layer_matches_hand_computed_amplitudes() {
     assert!((sim.amplitude(1) - a1).norm() < 1e-15);
     assert_close(e, a1.norm_sqr(), 1e-15, "expectation");
     // <D> = 1/2 + sin(2b) sin(g) / 2 for this circuit.
-    assert_close(e, 0.5 + 0.5 * (2.0 * b).sin() * g.sin(), 1e-14, "closed form");
+    assert_close(
+        e,
+        0.5 + 0.5 * (2.0 * b).sin() * g.sin(),
+        1e-14,
+        "closed form",
+    );
 }
 
 #[test]
@@ -133,7 +147,8 @@ fn two_qubit_edge_matches_hand_computed_amplitudes() {
     let g = qorch_qubo::Graph::new(2, vec![(0, 1, 1.0)]).unwrap();
     let mut sim = QaoaSimulator::for_max_cut(&g, SimConfig::default()).unwrap();
     let gamma = 0.3_f64;
-    sim.prepare(&QaoaParams::new(vec![gamma], vec![std::f64::consts::FRAC_PI_4]).unwrap()).unwrap();
+    sim.prepare(&QaoaParams::new(vec![gamma], vec![std::f64::consts::FRAC_PI_4]).unwrap())
+        .unwrap();
     let i = Complex64::i();
     let w = (-i * gamma).exp();
     let v = [Complex64::new(1.0, 0.0), w, w, Complex64::new(1.0, 0.0)].map(|a| a / 2.0);
@@ -144,7 +159,10 @@ fn two_qubit_edge_matches_hand_computed_amplitudes() {
     };
     for x in 0..4 {
         let want: Complex64 = (0..4).map(|y| m(x, y) * v[y]).sum();
-        assert!((sim.amplitude(x as u64) - want).norm() < 1e-15, "amplitude {x}");
+        assert!(
+            (sim.amplitude(x as u64) - want).norm() < 1e-15,
+            "amplitude {x}"
+        );
     }
 }
 
@@ -166,7 +184,10 @@ fn every_layout_matches_the_reference_state_and_expectation() {
                 let e = sim.expectation(&params).unwrap();
                 assert_close(e, want_e, 1e-12, &format!("n={n} {config:?}"));
                 for (x, a) in want.iter().enumerate() {
-                    assert!((sim.amplitude(x as u64) - a).norm() < 1e-12, "n={n} x={x} {config:?}");
+                    assert!(
+                        (sim.amplitude(x as u64) - a).norm() < 1e-12,
+                        "n={n} x={x} {config:?}"
+                    );
                 }
                 // Layer by layer from the initial state gives the same state.
                 sim.reset();
@@ -208,7 +229,11 @@ fn check_gradient(sim: &mut QaoaSimulator, params: &QaoaParams, grad: &QaoaParam
         let fd = (sim.expectation(&QaoaParams::from_slice(&up)).unwrap()
             - sim.expectation(&QaoaParams::from_slice(&down)).unwrap())
             / (2.0 * h);
-        assert!((fd - g[k]).abs() < 1e-7 * (1.0 + fd.abs()), "{what}: d/dtheta_{k}: adjoint {} vs fd {fd}", g[k]);
+        assert!(
+            (fd - g[k]).abs() < 1e-7 * (1.0 + fd.abs()),
+            "{what}: d/dtheta_{k}: adjoint {} vs fd {fd}",
+            g[k]
+        );
     }
 }
 
@@ -225,20 +250,30 @@ fn xy_ring_mixer_matches_the_reference_and_keeps_one_hot() {
     // Gate order of the parity ring mixer.
     let gates = [(0, 1), (3, 5), (6, 4), (1, 2), (5, 6), (4, 3), (2, 0)];
     let one_hot = |x: usize| {
-        ((x & 0b111).count_ones() == 1 && (x & 0b111_1000).count_ones() == 1) as u8 as f64
+        f64::from(u8::from(
+            (x & 0b111).is_power_of_two() && (x & 0b111_1000).is_power_of_two(),
+        ))
     };
     let norm = (3.0 * 4.0 * 2.0_f64).sqrt();
-    let init: Vec<Complex64> = (0..1 << n).map(|x| Complex64::new(one_hot(x) / norm, 0.0)).collect();
+    let init: Vec<Complex64> = (0..1 << n)
+        .map(|x| Complex64::new(one_hot(x) / norm, 0.0))
+        .collect();
     let want = reference(&diag, &params, &init, &gates, &[7]);
     for config in configs() {
-        let config = SimConfig { mixer: Mixer::XyRings(rings.clone()), ..config };
+        let config = SimConfig {
+            mixer: Mixer::XyRings(rings.clone()),
+            ..config
+        };
         let mut sim = QaoaSimulator::from_qubo(&q, config.clone()).unwrap();
         let e = sim.expectation(&params).unwrap();
         assert_close(e, expect(&want, &diag), 1e-12, "xy expectation");
         for x in 0..1 << n {
             assert!((sim.amplitude(x as u64) - want[x]).norm() < 1e-12);
             if one_hot(x) == 0.0 {
-                assert!(sim.amplitude(x as u64).norm() < 1e-15, "left the one-hot subspace");
+                assert!(
+                    sim.amplitude(x as u64).norm() < 1e-15,
+                    "left the one-hot subspace"
+                );
             }
         }
         let (_, grad) = sim.expectation_and_gradient(&params).unwrap();
@@ -249,15 +284,26 @@ fn xy_ring_mixer_matches_the_reference_and_keeps_one_hot() {
 #[test]
 fn basis_initial_state_and_higher_order_terms() {
     let mut poly = Polynomial::new(5);
-    poly.add_term(&[0, 1, 2], 3.0).add_term(&[2, 3, 4], -2.0).add_term(&[1, 4], 0.5).add_offset(1.0);
+    poly.add_term(&[0, 1, 2], 3.0)
+        .add_term(&[2, 3, 4], -2.0)
+        .add_term(&[1, 4], 0.5)
+        .add_offset(1.0);
     let diag: Vec<f64> = (0..32).map(|x| poly.value(x)).collect();
     let params = random_params(2, 9);
     let mut init = vec![Complex64::new(0.0, 0.0); 32];
     init[0b10110] = Complex64::new(1.0, 0.0);
     let want = reference(&diag, &params, &init, &[], &[0, 1, 2, 3, 4]);
-    let config = SimConfig { initial: InitialState::Basis(0b10110), ..SimConfig::default() };
+    let config = SimConfig {
+        initial: InitialState::Basis(0b10110),
+        ..SimConfig::default()
+    };
     let mut sim = QaoaSimulator::from_polynomial(&poly, config).unwrap();
-    assert_close(sim.expectation(&params).unwrap(), expect(&want, &diag), 1e-13, "poly");
+    assert_close(
+        sim.expectation(&params).unwrap(),
+        expect(&want, &diag),
+        1e-13,
+        "poly",
+    );
     let (_, grad) = sim.expectation_and_gradient(&params).unwrap();
     check_gradient(&mut sim, &params, &grad, "basis start");
     // The closure path gives the same diagonal.
@@ -269,10 +315,14 @@ fn basis_initial_state_and_higher_order_terms() {
 fn depth_zero_is_the_initial_state() {
     let q = random_qubo(6, 1, true);
     let mut sim = QaoaSimulator::from_qubo(&q, SimConfig::default()).unwrap();
-    let e = sim.expectation(&QaoaParams::new(vec![], vec![]).unwrap()).unwrap();
+    let e = sim
+        .expectation(&QaoaParams::new(vec![], vec![]).unwrap())
+        .unwrap();
     let (mean, _) = sim.diagonal().mean_and_variance();
     assert_close(e, mean, 1e-13, "uniform mean");
-    let (e2, grad) = sim.expectation_and_gradient(&QaoaParams::new(vec![], vec![]).unwrap()).unwrap();
+    let (e2, grad) = sim
+        .expectation_and_gradient(&QaoaParams::new(vec![], vec![]).unwrap())
+        .unwrap();
     assert_close(e2, mean, 1e-13, "gradient value");
     assert_eq!(grad.p(), 0);
 }
@@ -281,17 +331,38 @@ fn depth_zero_is_the_initial_state() {
 fn invalid_requests_are_typed_errors() {
     let q = random_qubo(3, 1, true);
     let mut sim = QaoaSimulator::from_qubo(&q, SimConfig::default()).unwrap();
-    let bad = QaoaParams { gammas: vec![0.1, 0.2], betas: vec![0.1] };
+    let bad = QaoaParams {
+        gammas: vec![0.1, 0.2],
+        betas: vec![0.1],
+    };
     assert!(matches!(sim.expectation(&bad), Err(SimError::Params(_))));
-    let ring_err = QaoaSimulator::from_qubo(&q, SimConfig { mixer: Mixer::XyRings(vec![vec![0, 5]]), ..SimConfig::default() });
+    let ring_err = QaoaSimulator::from_qubo(
+        &q,
+        SimConfig {
+            mixer: Mixer::XyRings(vec![vec![0, 5]]),
+            ..SimConfig::default()
+        },
+    );
     assert!(matches!(ring_err, Err(SimError::Circuit(_))));
-    let nan = QaoaSimulator::from_fn(3, |x| if x == 5 { f64::NAN } else { 0.0 }, SimConfig::default());
+    let nan = QaoaSimulator::from_fn(
+        3,
+        |x| if x == 5 { f64::NAN } else { 0.0 },
+        SimConfig::default(),
+    );
     assert!(matches!(nan, Err(SimError::NonFiniteCost { index: 5, .. })));
     // The gradient's second state is checked against the cap too.
-    let config = SimConfig { memory: MemoryPolicy::capped(17 << 10), ..SimConfig::default() };
+    let config = SimConfig {
+        memory: MemoryPolicy::capped(17 << 10),
+        ..SimConfig::default()
+    };
     let mut sim = QaoaSimulator::from_qubo(&random_qubo(10, 2, true), config).unwrap();
-    let err = sim.expectation_and_gradient(&random_params(1, 1)).unwrap_err();
-    assert!(matches!(err, SimError::AboveCap { needed_bytes, .. } if needed_bytes == 33 << 10), "{err}");
+    let err = sim
+        .expectation_and_gradient(&random_params(1, 1))
+        .unwrap_err();
+    assert!(
+        matches!(err, SimError::AboveCap { needed_bytes, .. } if needed_bytes == 33 << 10),
+        "{err}"
+    );
 }
 
 #[test]
@@ -303,8 +374,17 @@ fn memory_refusal_above_the_available_memory_names_the_bytes() {
     };
     let err = QaoaSimulator::from_fn(36, |_| 0.0, SimConfig::default()).unwrap_err();
     match err {
-        SimError::InsufficientMemory { needed_bytes, available_bytes, max_qubits, .. } => {
-            assert_eq!(needed_bytes, 17 << 36, "the smallest form: state and a one-byte diagonal");
+        SimError::InsufficientMemory {
+            needed_bytes,
+            available_bytes,
+            max_qubits,
+            ..
+        } => {
+            assert_eq!(
+                needed_bytes,
+                17 << 36,
+                "the smallest form: state and a one-byte diagonal"
+            );
             assert!(available_bytes <= avail * 2);
             assert!(max_qubits < 36);
             assert!(err.to_string().contains(&needed_bytes.to_string()));
@@ -340,7 +420,10 @@ fn sampling_follows_the_probabilities() {
     let p_value = 1.0 - ChiSquared::new(15.0).unwrap().cdf(chi2);
     assert!(p_value > 1e-4, "chi2 = {chi2}, p = {p_value}");
     // States of zero probability are never drawn.
-    let config = SimConfig { initial: InitialState::Basis(0b0101), ..SimConfig::default() };
+    let config = SimConfig {
+        initial: InitialState::Basis(0b0101),
+        ..SimConfig::default()
+    };
     let mut sim = QaoaSimulator::from_qubo(&q, config).unwrap();
     sim.reset();
     assert!(sim.sample(1000, 1).iter().all(|&x| x == 0b0101));
@@ -369,13 +452,22 @@ fn results_do_not_depend_on_the_thread_count() {
         let config = SimConfig {
             threads: Some(threads),
             parallel_min_qubits: 0,
-            kernel: KernelConfig { block_bits: 8, ..KernelConfig::default() },
+            kernel: KernelConfig {
+                block_bits: 8,
+                ..KernelConfig::default()
+            },
             ..SimConfig::default()
         };
         let mut sim = QaoaSimulator::from_qubo(&q, config).unwrap();
         let e = sim.expectation(&params).unwrap();
         let (_, g) = sim.expectation_and_gradient(&params).unwrap();
-        values.push((e.to_bits(), g.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>()));
+        values.push((
+            e.to_bits(),
+            g.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        ));
     }
-    assert!(values.windows(2).all(|w| w[0] == w[1]), "bitwise equal across 1, 2 and 3 threads");
+    assert!(
+        values.windows(2).all(|w| w[0] == w[1]),
+        "bitwise equal across 1, 2 and 3 threads"
+    );
 }

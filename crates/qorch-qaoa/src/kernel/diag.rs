@@ -1,5 +1,10 @@
 //! The diagonal as the kernels see it: block-wise phase, expectation and products.
 
+#![allow(
+    clippy::inline_always,
+    reason = "the kernels must inline into their #[target_feature] (AVX2+FMA) callers to be vectorized; measured"
+)]
+
 /// `cos(gamma v)` and `sin(gamma v)` for every level `v` of a level-stored diagonal, computed
 /// once per layer. Empty for a dense diagonal, whose kernels evaluate the phase per
 /// amplitude.
@@ -51,7 +56,9 @@ pub(crate) struct Levels<'a, T, const N: usize> {
 /// The first `N` entries of a table as an array (one check per block, none per lookup).
 #[inline(always)]
 fn table<const N: usize>(v: &[f64]) -> &[f64; N] {
-    v[..N].try_into().expect("phase tables are padded to the index range")
+    v[..N]
+        .try_into()
+        .expect("phase tables are padded to the index range")
 }
 
 /// A dense diagonal.
@@ -111,7 +118,9 @@ impl<T: Copy + Into<usize> + Sync, const N: usize> Diag for Levels<'_, T, N> {
     fn expect(&self, start: usize, re: &[f64], im: &[f64]) -> f64 {
         let len = re.len();
         let (idx, im) = (&self.idx[start..start + len], &im[..len]);
-        sum4(len, |k| (re[k] * re[k] + im[k] * im[k]) * self.values[idx[k].into()])
+        sum4(len, |k| {
+            (re[k] * re[k] + im[k] * im[k]) * self.values[idx[k].into()]
+        })
     }
 
     #[inline(always)]
@@ -131,7 +140,9 @@ impl<T: Copy + Into<usize> + Sync, const N: usize> Diag for Levels<'_, T, N> {
         let len = pr.len();
         let idx = &self.idx[start..start + len];
         let (pi, lr, li) = (&pi[..len], &lr[..len], &li[..len]);
-        sum4(len, |k| self.values[idx[k].into()] * (lr[k] * pi[k] - li[k] * pr[k]))
+        sum4(len, |k| {
+            self.values[idx[k].into()] * (lr[k] * pi[k] - li[k] * pr[k])
+        })
     }
 }
 

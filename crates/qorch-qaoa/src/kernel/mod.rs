@@ -1,4 +1,5 @@
 //! The statevector kernels: fused, cache-blocked passes over a state stored as two `f64`
+
 //! arrays (real and imaginary parts).
 //!
 //! A QAOA layer is a diagonal phase followed by `exp(-i beta X)` on every qubit. Applied one
@@ -21,6 +22,15 @@
 //!
 //! Every partition of the work depends only on `n` and the [`KernelConfig`], and partial sums
 //! are added in a fixed order, so results do not depend on the number of threads.
+
+#![allow(
+    clippy::inline_always,
+    reason = "the kernels must inline into their #[target_feature] (AVX2+FMA) callers to be vectorized; measured"
+)]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "pairs of mutable slices are passed by value and reborrowed, which keeps call sites short"
+)]
 
 mod diag;
 
@@ -46,7 +56,11 @@ pub struct KernelConfig {
 
 impl Default for KernelConfig {
     fn default() -> Self {
-        KernelConfig { block_bits: 13, min_run_bits: 5, simd: true }
+        KernelConfig {
+            block_bits: 13,
+            min_run_bits: 5,
+            simd: true,
+        }
     }
 }
 
@@ -89,19 +103,32 @@ impl Layout {
         for g in 0..count {
             // Split the high qubits as evenly as possible.
             let k = high / count + usize::from(g < high % count);
-            groups.push(Group { q0, k, run_bits: b - k });
+            groups.push(Group {
+                q0,
+                k,
+                run_bits: b - k,
+            });
             q0 += k;
         }
         let threads = if parallel { threads } else { 0 };
         let scratch = (0..=threads).map(|_| Mutex::new(Vec::new())).collect();
-        Layout { n, block_bits: b, groups, parallel, simd: config.simd && simd_available(), scratch }
+        Layout {
+            n,
+            block_bits: b,
+            groups,
+            parallel,
+            simd: config.simd && simd_available(),
+            scratch,
+        }
     }
 
     /// Runs `f` with this thread's scratch buffer of at least `len` values.
     fn with_scratch<R>(&self, len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
         let slot = rayon::current_thread_index().map_or(0, |i| i + 1) % self.scratch.len();
         // A poisoned lock only means another task panicked; the buffer is plain data.
-        let mut buf = self.scratch[slot].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buf = self.scratch[slot]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buf.len() < len {
             buf.resize(len, 0.0);
         }
@@ -159,7 +186,12 @@ impl<const F: bool> Rot for Exact<F> {
     #[inline(always)]
     fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64) {
         let (c, s) = (self.c, self.s);
-        (fma::<F>(c, a, s * y), fma::<F>(c, b, -(s * x)), fma::<F>(c, x, s * b), fma::<F>(c, y, -(s * a)))
+        (
+            fma::<F>(c, a, s * y),
+            fma::<F>(c, b, -(s * x)),
+            fma::<F>(c, x, s * b),
+            fma::<F>(c, y, -(s * a)),
+        )
     }
 }
 
@@ -175,7 +207,12 @@ impl<const F: bool> Rot for Tan<F> {
     #[inline(always)]
     fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64) {
         let t = self.t;
-        (fma::<F>(t, y, a), fma::<F>(-t, x, b), fma::<F>(t, b, x), fma::<F>(-t, a, y))
+        (
+            fma::<F>(t, y, a),
+            fma::<F>(-t, x, b),
+            fma::<F>(t, b, x),
+            fma::<F>(-t, a, y),
+        )
     }
 }
 
@@ -191,7 +228,12 @@ impl<const F: bool> Rot for Cot<F> {
     #[inline(always)]
     fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64) {
         let u = self.u;
-        (fma::<F>(-u, b, x), fma::<F>(u, a, y), fma::<F>(-u, y, a), fma::<F>(u, x, b))
+        (
+            fma::<F>(-u, b, x),
+            fma::<F>(u, a, y),
+            fma::<F>(-u, y, a),
+            fma::<F>(u, x, b),
+        )
     }
 }
 
@@ -208,7 +250,11 @@ impl Mix {
     /// The scaled rotation for `beta`, and the factor `g` it leaves out per qubit.
     pub(crate) fn for_beta(beta: f64) -> (Mix, (f64, f64)) {
         let (s, c) = beta.sin_cos();
-        if c.abs() >= s.abs() { (Mix::Tan(s / c), (c, 0.0)) } else { (Mix::Cot(c / s), (0.0, -s)) }
+        if c.abs() >= s.abs() {
+            (Mix::Tan(s / c), (c, 0.0))
+        } else {
+            (Mix::Cot(c / s), (0.0, -s))
+        }
     }
 }
 
@@ -256,7 +302,12 @@ fn rot_acc<R: Rot>(p: [&mut [f64]; 4], l: [&mut [f64]; 4], r: R) -> f64 {
     let [lr0, li0, lr1, li1] = l;
     let len = pr0.len();
     let (pi0, pr1, pi1) = (&mut pi0[..len], &mut pr1[..len], &mut pi1[..len]);
-    let (lr0, li0, lr1, li1) = (&mut lr0[..len], &mut li0[..len], &mut lr1[..len], &mut li1[..len]);
+    let (lr0, li0, lr1, li1) = (
+        &mut lr0[..len],
+        &mut li0[..len],
+        &mut lr1[..len],
+        &mut li1[..len],
+    );
     let mut acc = [0.0_f64; 4];
     for k in 0..len {
         let t = lr0[k] * pi1[k] - li0[k] * pr1[k] + lr1[k] * pi0[k] - li1[k] * pr0[k];
@@ -271,7 +322,10 @@ fn rot_acc<R: Rot>(p: [&mut [f64]; 4], l: [&mut [f64]; 4], r: R) -> f64 {
 #[inline(always)]
 fn rot_qubit<R: Rot>(re: &mut [f64], im: &mut [f64], q: usize, r: R) {
     let half = 1 << q;
-    for (rc, ic) in re.chunks_exact_mut(2 * half).zip(im.chunks_exact_mut(2 * half)) {
+    for (rc, ic) in re
+        .chunks_exact_mut(2 * half)
+        .zip(im.chunks_exact_mut(2 * half))
+    {
         let (r0, r1) = rc.split_at_mut(half);
         let (i0, i1) = ic.split_at_mut(half);
         rot(r0, i0, r1, i1, r);
@@ -313,15 +367,24 @@ fn rot_two<R: Rot>(re: &mut [f64], im: &mut [f64], qa: usize, qb: usize, r: R) {
     for (rbig, ibig) in re.chunks_exact_mut(2 * hb).zip(im.chunks_exact_mut(2 * hb)) {
         let (rlo, rhi) = rbig.split_at_mut(hb);
         let (ilo, ihi) = ibig.split_at_mut(hb);
-        let rs = rlo.chunks_exact_mut(2 * ha).zip(rhi.chunks_exact_mut(2 * ha));
-        let is = ilo.chunks_exact_mut(2 * ha).zip(ihi.chunks_exact_mut(2 * ha));
+        let rs = rlo
+            .chunks_exact_mut(2 * ha)
+            .zip(rhi.chunks_exact_mut(2 * ha));
+        let is = ilo
+            .chunks_exact_mut(2 * ha)
+            .zip(ihi.chunks_exact_mut(2 * ha));
         for ((rl, rh), (il, ih)) in rs.zip(is) {
             let (r00, r01) = rl.split_at_mut(ha);
             let (r10, r11) = rh.split_at_mut(ha);
             let (i00, i01) = il.split_at_mut(ha);
             let (i10, i11) = ih.split_at_mut(ha);
             let (r01, r10, r11) = (&mut r01[..ha], &mut r10[..ha], &mut r11[..ha]);
-            let (i00, i01, i10, i11) = (&mut i00[..ha], &mut i01[..ha], &mut i10[..ha], &mut i11[..ha]);
+            let (i00, i01, i10, i11) = (
+                &mut i00[..ha],
+                &mut i01[..ha],
+                &mut i10[..ha],
+                &mut i11[..ha],
+            );
             for k in 0..ha {
                 let mut a = [r00[k], r01[k], r10[k], r11[k]];
                 let mut b = [i00[k], i01[k], i10[k], i11[k]];
@@ -394,7 +457,13 @@ fn rot_block<R: Rot>(re: &mut [f64], im: &mut [f64], mask: u64, r: R) {
 
 /// [`rot_low2`] on `(p, l)`, accumulating `Im <l|X_q|p>` for qubits 0 and 1.
 #[inline(always)]
-fn rot_low2_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), q0: bool, q1: bool, r: R) -> f64 {
+fn rot_low2_acc<R: Rot>(
+    p: (&mut [f64], &mut [f64]),
+    l: (&mut [f64], &mut [f64]),
+    q0: bool,
+    q1: bool,
+    r: R,
+) -> f64 {
     let mut acc = 0.0;
     let ps = p.0.chunks_exact_mut(4).zip(p.1.chunks_exact_mut(4));
     let ls = l.0.chunks_exact_mut(4).zip(l.1.chunks_exact_mut(4));
@@ -428,11 +497,20 @@ fn rot_low2_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])
 
 /// Rotates qubit `q >= 2` of a block in `(p, l)`, accumulating `Im <l|X_q|p>`.
 #[inline(always)]
-fn rot_qubit_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), q: usize, r: R) -> f64 {
+fn rot_qubit_acc<R: Rot>(
+    p: (&mut [f64], &mut [f64]),
+    l: (&mut [f64], &mut [f64]),
+    q: usize,
+    r: R,
+) -> f64 {
     let half = 1 << q;
     let mut acc = 0.0;
-    let ps = p.0.chunks_exact_mut(2 * half).zip(p.1.chunks_exact_mut(2 * half));
-    let ls = l.0.chunks_exact_mut(2 * half).zip(l.1.chunks_exact_mut(2 * half));
+    let ps =
+        p.0.chunks_exact_mut(2 * half)
+            .zip(p.1.chunks_exact_mut(2 * half));
+    let ls =
+        l.0.chunks_exact_mut(2 * half)
+            .zip(l.1.chunks_exact_mut(2 * half));
     for ((prc, pic), (lrc, lic)) in ps.zip(ls) {
         let (pr0, pr1) = prc.split_at_mut(half);
         let (pi0, pi1) = pic.split_at_mut(half);
@@ -445,7 +523,12 @@ fn rot_qubit_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]
 
 /// [`rot_small`] on `(p, l)` with accumulation.
 #[inline(always)]
-fn rot_small_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), mask: u64, r: R) -> f64 {
+fn rot_small_acc<R: Rot>(
+    p: (&mut [f64], &mut [f64]),
+    l: (&mut [f64], &mut [f64]),
+    mask: u64,
+    r: R,
+) -> f64 {
     let bits = p.0.len().trailing_zeros() as usize;
     let (pr, pi) = p;
     let (lr, li) = l;
@@ -461,7 +544,13 @@ fn rot_small_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]
     }
     let mut acc = 0.0;
     if mask & 3 != 0 {
-        acc += rot_low2_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), mask & 1 != 0, mask & 2 != 0, r);
+        acc += rot_low2_acc(
+            (&mut *pr, &mut *pi),
+            (&mut *lr, &mut *li),
+            mask & 1 != 0,
+            mask & 2 != 0,
+            r,
+        );
     }
     for q in 2..bits {
         if (mask >> q) & 1 == 1 {
@@ -473,7 +562,12 @@ fn rot_small_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]
 
 /// [`rot_block`] on `(p, l)` with accumulation.
 #[inline(always)]
-fn rot_block_acc<R: Rot>(p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64]), mask: u64, r: R) -> f64 {
+fn rot_block_acc<R: Rot>(
+    p: (&mut [f64], &mut [f64]),
+    l: (&mut [f64], &mut [f64]),
+    mask: u64,
+    r: R,
+) -> f64 {
     let bits = p.0.len().trailing_zeros() as usize;
     if bits <= L1_BITS {
         return rot_small_acc(p, l, mask, r);
@@ -528,7 +622,13 @@ pub(crate) struct PassA<'t> {
 }
 
 #[inline(always)]
-fn a_block<D: Diag, const F: bool>(d: &D, op: &PassA<'_>, start: usize, re: &mut [f64], im: &mut [f64]) -> f64 {
+fn a_block<D: Diag, const F: bool>(
+    d: &D,
+    op: &PassA<'_>,
+    start: usize,
+    re: &mut [f64],
+    im: &mut [f64],
+) -> f64 {
     match op.phase {
         PhaseOp::Skip => {}
         PhaseOp::Apply => d.phase(start, op.table, re, im),
@@ -543,7 +643,11 @@ fn a_block<D: Diag, const F: bool>(d: &D, op: &PassA<'_>, start: usize, re: &mut
     if let Some(g) = op.fixup {
         scale(re, im, g);
     }
-    if op.accumulate { d.expect(start, re, im) } else { 0.0 }
+    if op.accumulate {
+        d.expect(start, re, im)
+    } else {
+        0.0
+    }
 }
 
 /// One backward pass A over `(p, l)`: optionally `l = D p` first, then undo the low rotations
@@ -558,7 +662,13 @@ pub(crate) struct PassAPair<'t> {
 }
 
 #[inline(always)]
-fn a_block_pair<D: Diag, const F: bool>(d: &D, op: &PassAPair<'_>, start: usize, p: (&mut [f64], &mut [f64]), l: (&mut [f64], &mut [f64])) -> (f64, f64) {
+fn a_block_pair<D: Diag, const F: bool>(
+    d: &D,
+    op: &PassAPair<'_>,
+    start: usize,
+    p: (&mut [f64], &mut [f64]),
+    l: (&mut [f64], &mut [f64]),
+) -> (f64, f64) {
     let (pr, pi) = p;
     let (lr, li) = l;
     if op.init_lambda {
@@ -566,7 +676,11 @@ fn a_block_pair<D: Diag, const F: bool>(d: &D, op: &PassAPair<'_>, start: usize,
     }
     let (c, s) = op.rot;
     let r = Exact::<F> { c, s };
-    let gb = if op.mask == 0 { 0.0 } else { rot_block_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), op.mask, r) };
+    let gb = if op.mask == 0 {
+        0.0
+    } else {
+        rot_block_acc((&mut *pr, &mut *pi), (&mut *lr, &mut *li), op.mask, r)
+    };
     let gd = d.imag_inner(start, pr, pi, lr, li);
     if let Some(t) = op.unphase {
         d.phase(start, t, pr, pi);
@@ -621,7 +735,12 @@ fn scatter<const A: usize>(strip: &mut Strip<'_, A>, buf: &[f64], r: std::ops::R
 }
 
 #[inline(always)]
-fn b_strip<D: Diag, const F: bool>(d: &D, op: &PassB, strip: &mut Strip<'_, 2>, buf: &mut [f64]) -> f64 {
+fn b_strip<D: Diag, const F: bool>(
+    d: &D,
+    op: &PassB,
+    strip: &mut Strip<'_, 2>,
+    buf: &mut [f64],
+) -> f64 {
     let Group { q0, k, run_bits } = op.group;
     let rows = 1_usize << k;
     let width = strip.rows[0][0].len();
@@ -660,7 +779,12 @@ pub(crate) struct PassBPair {
 }
 
 #[inline(always)]
-fn b_strip_pair<D: Diag, const F: bool>(d: &D, op: &PassBPair, strip: &mut Strip<'_, 4>, buf: &mut [f64]) -> f64 {
+fn b_strip_pair<D: Diag, const F: bool>(
+    d: &D,
+    op: &PassBPair,
+    strip: &mut Strip<'_, 4>,
+    buf: &mut [f64],
+) -> f64 {
     let Group { q0, k, run_bits } = op.group;
     let rows = 1_usize << k;
     let width = strip.rows[0][0].len();
@@ -691,7 +815,10 @@ fn b_strip_pair<D: Diag, const F: bool>(d: &D, op: &PassBPair, strip: &mut Strip
 // ---------------------------------------------------------------------------------------------
 // Dispatch to the AVX2+FMA builds of the work units.
 
-#[allow(unsafe_code, reason = "calls of #[target_feature] functions, guarded by CPU detection")]
+#[allow(
+    unsafe_code,
+    reason = "calls of #[target_feature] functions, guarded by CPU detection"
+)]
 mod simd {
     use super::{Diag, PassA, PassAPair, PassB, PassBPair, Strip};
 
@@ -736,17 +863,41 @@ fn ordered_sum(parts: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Runs pass A; returns the accumulated expectation (0 unless `op.accumulate`).
-pub(crate) fn pass_a<D: Diag>(layout: &Layout, d: &D, op: &PassA<'_>, re: &mut [f64], im: &mut [f64]) -> f64 {
+pub(crate) fn pass_a<D: Diag>(
+    layout: &Layout,
+    d: &D,
+    op: &PassA<'_>,
+    re: &mut [f64],
+    im: &mut [f64],
+) -> f64 {
     let bl = 1 << layout.block_bits;
     let simd = layout.simd;
-    let work = |(b, (re, im)): (usize, (&mut [f64], &mut [f64]))| simd::a_block(simd, d, op, b * bl, re, im);
+    let work = |(b, (re, im)): (usize, (&mut [f64], &mut [f64]))| {
+        simd::a_block(simd, d, op, b * bl, re, im)
+    };
     if layout.parallel && re.len() > bl {
-        let parts: Vec<f64> = re.par_chunks_mut(bl).zip(im.par_chunks_mut(bl)).enumerate().map(work).collect();
+        let parts: Vec<f64> = re
+            .par_chunks_mut(bl)
+            .zip(im.par_chunks_mut(bl))
+            .enumerate()
+            .map(work)
+            .collect();
         ordered_sum(parts.into_iter())
     } else {
-        ordered_sum(re.chunks_mut(bl).zip(im.chunks_mut(bl)).enumerate().map(work))
+        ordered_sum(
+            re.chunks_mut(bl)
+                .zip(im.chunks_mut(bl))
+                .enumerate()
+                .map(work),
+        )
     }
 }
+
+/// Two blocks `(re, im)` of `p` and `l`.
+type Four<'x> = (
+    (&'x mut [f64], &'x mut [f64]),
+    (&'x mut [f64], &'x mut [f64]),
+);
 
 /// Runs a backward pass A on `(p, l)`; returns `(sum Im <l|X_q|p>, Im <l|D|p>)`.
 pub(crate) fn pass_a_pair<D: Diag>(
@@ -758,7 +909,6 @@ pub(crate) fn pass_a_pair<D: Diag>(
 ) -> (f64, f64) {
     let bl = 1 << layout.block_bits;
     let simd = layout.simd;
-    type Four<'x> = ((&'x mut [f64], &'x mut [f64]), (&'x mut [f64], &'x mut [f64]));
     let work = |(b, (p, l)): (usize, Four<'_>)| simd::a_block_pair(simd, d, op, b * bl, p, l);
     let add = |a: (f64, f64), x: (f64, f64)| (a.0 + x.0, a.1 + x.1);
     if layout.parallel && p.0.len() > bl {
@@ -800,7 +950,12 @@ fn strips<const A: usize>(arrays: [&mut [f64]; A], n: usize, group: Group) -> Ve
 }
 
 /// Runs the strips of a pass B, each with a scratch buffer of `A` cache blocks.
-fn run_strips<const A: usize>(layout: &Layout, tasks: &mut [Strip<'_, A>], group: Group, work: impl Fn(&mut Strip<'_, A>, &mut [f64]) -> f64 + Sync) -> f64 {
+fn run_strips<const A: usize>(
+    layout: &Layout,
+    tasks: &mut [Strip<'_, A>],
+    group: Group,
+    work: impl Fn(&mut Strip<'_, A>, &mut [f64]) -> f64 + Sync,
+) -> f64 {
     let len = A << (group.k + group.run_bits);
     let task = |s: &mut Strip<'_, A>| layout.with_scratch(len, |buf| work(s, buf));
     if layout.parallel {
@@ -812,10 +967,18 @@ fn run_strips<const A: usize>(layout: &Layout, tasks: &mut [Strip<'_, A>], group
 }
 
 /// Runs pass B for `op.group`; returns the accumulated expectation.
-pub(crate) fn pass_b<D: Diag>(layout: &Layout, d: &D, op: &PassB, re: &mut [f64], im: &mut [f64]) -> f64 {
+pub(crate) fn pass_b<D: Diag>(
+    layout: &Layout,
+    d: &D,
+    op: &PassB,
+    re: &mut [f64],
+    im: &mut [f64],
+) -> f64 {
     let simd = layout.simd;
     let mut tasks = strips([re, im], layout.n, op.group);
-    run_strips(layout, &mut tasks, op.group, |s, buf| simd::b_strip(simd, d, op, s, buf))
+    run_strips(layout, &mut tasks, op.group, |s, buf| {
+        simd::b_strip(simd, d, op, s, buf)
+    })
 }
 
 /// Runs a backward pass B on `(p, l)`; returns `sum Im <l|X_q|p>` over the group.
@@ -828,7 +991,9 @@ pub(crate) fn pass_b_pair<D: Diag>(
 ) -> f64 {
     let simd = layout.simd;
     let mut tasks = strips([p.0, p.1, l.0, l.1], layout.n, op.group);
-    run_strips(layout, &mut tasks, op.group, |s, buf| simd::b_strip_pair(simd, d, op, s, buf))
+    run_strips(layout, &mut tasks, op.group, |s, buf| {
+        simd::b_strip_pair(simd, d, op, s, buf)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -873,10 +1038,18 @@ pub(crate) fn xy_gate(
     };
     match l {
         None if parallel && p.0.len() > chunk => {
-            let parts: Vec<f64> = p.0.par_chunks_mut(chunk).zip(p.1.par_chunks_mut(chunk)).map(|x| work(x, None)).collect();
+            let parts: Vec<f64> =
+                p.0.par_chunks_mut(chunk)
+                    .zip(p.1.par_chunks_mut(chunk))
+                    .map(|x| work(x, None))
+                    .collect();
             ordered_sum(parts.into_iter())
         }
-        None => ordered_sum(p.0.chunks_mut(chunk).zip(p.1.chunks_mut(chunk)).map(|x| work(x, None))),
+        None => ordered_sum(
+            p.0.chunks_mut(chunk)
+                .zip(p.1.chunks_mut(chunk))
+                .map(|x| work(x, None)),
+        ),
         Some((lr, li)) if parallel && p.0.len() > chunk => {
             let ps = p.0.par_chunks_mut(chunk).zip(p.1.par_chunks_mut(chunk));
             let ls = lr.par_chunks_mut(chunk).zip(li.par_chunks_mut(chunk));
@@ -892,7 +1065,12 @@ pub(crate) fn xy_gate(
 }
 
 /// Writes `f(x)` (a real amplitude) into every basis state.
-pub(crate) fn fill_real(parallel: bool, re: &mut [f64], im: &mut [f64], f: impl Fn(usize) -> f64 + Sync) {
+pub(crate) fn fill_real(
+    parallel: bool,
+    re: &mut [f64],
+    im: &mut [f64],
+    f: impl Fn(usize) -> f64 + Sync,
+) {
     const CHUNK: usize = 1 << 14;
     let work = |(c, (r, i)): (usize, (&mut [f64], &mut [f64]))| {
         for (k, (r, i)) in r.iter_mut().zip(i.iter_mut()).enumerate() {
@@ -901,9 +1079,15 @@ pub(crate) fn fill_real(parallel: bool, re: &mut [f64], im: &mut [f64], f: impl 
         }
     };
     if parallel {
-        re.par_chunks_mut(CHUNK).zip(im.par_chunks_mut(CHUNK)).enumerate().for_each(work);
+        re.par_chunks_mut(CHUNK)
+            .zip(im.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(work);
     } else {
-        re.chunks_mut(CHUNK).zip(im.chunks_mut(CHUNK)).enumerate().for_each(work);
+        re.chunks_mut(CHUNK)
+            .zip(im.chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(work);
     }
 }
 

@@ -4,16 +4,31 @@ use super::*;
 fn layouts_cover_every_qubit_once_with_cache_sized_steps() {
     for cfg in [
         KernelConfig::default(),
-        KernelConfig { block_bits: 3, min_run_bits: 1, simd: false },
-        KernelConfig { block_bits: 14, min_run_bits: 8, simd: true },
+        KernelConfig {
+            block_bits: 3,
+            min_run_bits: 1,
+            simd: false,
+        },
+        KernelConfig {
+            block_bits: 14,
+            min_run_bits: 8,
+            simd: true,
+        },
     ] {
         for n in 0..=30 {
             let l = Layout::new(n, &cfg, false, 1);
             let mut covered = l.low_mask();
             for g in &l.groups {
                 assert!(g.k >= 1 && g.q0 >= l.block_bits);
-                assert!(g.run_bits >= cfg.min_run_bits.min(l.block_bits - 1), "{cfg:?} n={n} {g:?}");
-                assert_eq!(g.k + g.run_bits, l.block_bits, "the working set is one cache block");
+                assert!(
+                    g.run_bits >= cfg.min_run_bits.min(l.block_bits - 1),
+                    "{cfg:?} n={n} {g:?}"
+                );
+                assert_eq!(
+                    g.k + g.run_bits,
+                    l.block_bits,
+                    "the working set is one cache block"
+                );
                 let mask = ((1_u64 << g.k) - 1) << g.q0;
                 assert_eq!(covered & mask, 0, "qubits in one pass only");
                 covered |= mask;
@@ -26,7 +41,11 @@ fn layouts_cover_every_qubit_once_with_cache_sized_steps() {
 #[test]
 fn strips_partition_the_state() {
     let n = 9;
-    let group = Group { q0: 4, k: 3, run_bits: 1 };
+    let group = Group {
+        q0: 4,
+        k: 3,
+        run_bits: 1,
+    };
     let mut re: Vec<f64> = (0..1 << n).map(f64::from).collect();
     let mut im = re.clone();
     let strips = strips([&mut re[..], &mut im[..]], n, group);
