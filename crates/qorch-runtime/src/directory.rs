@@ -5,7 +5,7 @@
 //! changes rarely; readers get a consistent snapshot from an `ArcSwap`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -19,12 +19,16 @@ const CHUNK_BITS: u32 = 16;
 const CHUNK: usize = 1 << CHUNK_BITS;
 const CHUNKS: usize = 1 << (32 - CHUNK_BITS);
 /// Marks an agent id with no hosting node.
-const NONE: u32 = u32::MAX;
+const NONE: u64 = u64::MAX;
+/// Slot of an agent that is on its way to its node (spawn or move in flight).
+pub(crate) const IN_TRANSIT: u32 = u32::MAX;
 
-/// Agent id -> hosting node, for up to 2^32 agents; a chunk of 65,536 entries (256 KiB) is
-/// allocated the first time one of its ids is set.
+/// Agent id -> (hosting node, slot in that node), for up to 2^32 agents; a chunk of 65,536
+/// entries (512 KiB) is allocated the first time one of its ids is set. Agent ids are dense, so
+/// neighbouring agents share cache lines: looking up the slot of the next agent in a ring or a
+/// batch is one load from memory that is already close.
 pub(crate) struct AgentMap {
-    chunks: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
 }
 
 impl AgentMap {
@@ -34,17 +38,25 @@ impl AgentMap {
         }
     }
 
-    pub(crate) fn get(&self, agent: AgentId) -> Option<NodeKey> {
+    /// The hosting node and the agent's slot there (`IN_TRANSIT` while it travels).
+    #[inline]
+    pub(crate) fn get(&self, agent: AgentId) -> Option<(NodeKey, u32)> {
         let chunk = self.chunks[(agent.0 >> CHUNK_BITS) as usize].get()?;
         let v = chunk[(agent.0 as usize) & (CHUNK - 1)].load(Ordering::Acquire);
-        (v != NONE).then_some(NodeKey(v))
+        (v != NONE).then_some((NodeKey((v >> 32) as u32), v as u32))
     }
 
-    pub(crate) fn set(&self, agent: AgentId, node: Option<NodeKey>) {
+    /// The hosting node.
+    #[inline]
+    pub(crate) fn node(&self, agent: AgentId) -> Option<NodeKey> {
+        self.get(agent).map(|(n, _)| n)
+    }
+
+    pub(crate) fn set(&self, agent: AgentId, place: Option<(NodeKey, u32)>) {
         let chunk = self.chunks[(agent.0 >> CHUNK_BITS) as usize]
-            .get_or_init(|| (0..CHUNK).map(|_| AtomicU32::new(NONE)).collect());
-        chunk[(agent.0 as usize) & (CHUNK - 1)]
-            .store(node.map_or(NONE, |n| n.0), Ordering::Release);
+            .get_or_init(|| (0..CHUNK).map(|_| AtomicU64::new(NONE)).collect());
+        let v = place.map_or(NONE, |(n, slot)| (u64::from(n.0) << 32) | u64::from(slot));
+        chunk[(agent.0 as usize) & (CHUNK - 1)].store(v, Ordering::Release);
     }
 }
 
@@ -161,7 +173,7 @@ impl Directory {
     ) -> Result<Option<NodeKey>, ()> {
         match address {
             Address::Orchestrator => Ok(None),
-            Address::Agent(a) => self.agents.get(a).map(Some).ok_or(()),
+            Address::Agent(a) => self.agents.node(a).map(Some).ok_or(()),
             other => tree
                 .node_of(other)
                 .filter(|k| !tree.info(*k).removed)
@@ -198,10 +210,11 @@ mod tests {
     fn agent_map_sets_and_gets_across_chunks() {
         let m = AgentMap::new();
         assert_eq!(m.get(AgentId(5)), None);
-        m.set(AgentId(5), Some(NodeKey(3)));
-        m.set(AgentId(1 << 20), Some(NodeKey(7)));
-        assert_eq!(m.get(AgentId(5)), Some(NodeKey(3)));
-        assert_eq!(m.get(AgentId(1 << 20)), Some(NodeKey(7)));
+        m.set(AgentId(5), Some((NodeKey(3), 9)));
+        m.set(AgentId(1 << 20), Some((NodeKey(7), IN_TRANSIT)));
+        assert_eq!(m.get(AgentId(5)), Some((NodeKey(3), 9)));
+        assert_eq!(m.node(AgentId(1 << 20)), Some(NodeKey(7)));
+        assert_eq!(m.get(AgentId(1 << 20)), Some((NodeKey(7), IN_TRANSIT)));
         assert_eq!(m.get(AgentId(6)), None);
         m.set(AgentId(5), None);
         assert_eq!(m.get(AgentId(5)), None);

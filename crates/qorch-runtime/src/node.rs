@@ -14,7 +14,7 @@ use qorch_protocol::{Address, AgentId, Envelope, EnvelopeId, Priority, TrySendEr
 use qorch_resources::Grant;
 
 use crate::agent::{Context, Effects};
-use crate::directory::{Hop, NodeKey};
+use crate::directory::{Hop, IN_TRANSIT, NodeKey};
 use crate::letter::{
     AgentReport, AllocationBatch, Factory, Letter, Moved, NodeShutdown, NodeStats, Query,
     RoundReport, ShutdownCollector, TraceEvent,
@@ -81,7 +81,6 @@ pub(crate) struct NodeCore<B: Agent> {
     address: Address,
     shared: Arc<Shared<B>>,
     slots: Vec<Slot<B>>,
-    index: HashMap<AgentId, u32>,
     /// Envelopes for agents routed here that have not arrived yet (spawn or move in flight).
     waiting: HashMap<AgentId, Vec<Envelope<Letter<B>>>>,
     outbox: HashMap<Dest, VecDeque<Envelope<Letter<B>>>>,
@@ -117,7 +116,6 @@ impl<B: Agent> NodeCore<B> {
             dedup: Dedup::new(dedup_window),
             shared,
             slots: Vec::new(),
-            index: HashMap::new(),
             waiting: HashMap::new(),
             outbox: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -144,7 +142,9 @@ impl<B: Agent> NodeCore<B> {
     /// Handles one envelope from the mailbox.
     pub(crate) fn handle(&mut self, env: Envelope<Letter<B>>) -> Control {
         self.stats.by_priority[env.priority.lane()] += 1;
-        let now = Instant::now();
+        if !env.from.is_agent() && env.from != self.address && env.from != Address::Orchestrator {
+            self.note_alive(env.from);
+        }
         let Envelope {
             from,
             to,
@@ -167,7 +167,7 @@ impl<B: Agent> NodeCore<B> {
                     ack_required,
                     payload: msg,
                 };
-                self.on_user(env, now);
+                self.on_user(env);
                 Control::Continue
             }
             Letter::Ack(id) => {
@@ -192,7 +192,7 @@ impl<B: Agent> NodeCore<B> {
             }
             Letter::Heartbeat(child, tree) => {
                 self.failed_children.remove(&child);
-                self.children_seen.insert(child, (now, *tree));
+                self.children_seen.insert(child, (Instant::now(), *tree));
                 Control::Continue
             }
             Letter::Spawn(ids, factory) => {
@@ -225,12 +225,21 @@ impl<B: Agent> NodeCore<B> {
 
     // ---- user messages -------------------------------------------------------------------
 
-    fn on_user(&mut self, env: Envelope<B::Msg>, now: Instant) {
+    /// The slot of agent `a` if this node hosts it.
+    #[inline]
+    fn slot_of(&self, a: AgentId) -> Option<usize> {
+        let (node, slot) = self.shared.directory.agents.get(a)?;
+        let i = slot as usize;
+        (node == self.key && slot != IN_TRANSIT && i < self.slots.len() && self.slots[i].id == a)
+            .then_some(i)
+    }
+
+    fn on_user(&mut self, env: Envelope<B::Msg>) {
         match env.to {
             Address::Agent(a) => {
-                if let Some(&i) = self.index.get(&a) {
-                    self.deliver(i as usize, env, now);
-                } else if self.shared.directory.agents.get(a) == Some(self.key) {
+                if let Some(i) = self.slot_of(a) {
+                    self.deliver(i, env);
+                } else if self.shared.directory.agents.node(a) == Some(self.key) {
                     // On its way here (spawn or move in flight): hold it.
                     self.waiting
                         .entry(a)
@@ -248,7 +257,7 @@ impl<B: Agent> NodeCore<B> {
         }
     }
 
-    fn deliver(&mut self, i: usize, env: Envelope<B::Msg>, now: Instant) {
+    fn deliver(&mut self, i: usize, env: Envelope<B::Msg>) {
         let id = env.id();
         if self.slots[i].behaviour.is_none() {
             self.stats.dead_letters += 1;
@@ -274,7 +283,7 @@ impl<B: Agent> NodeCore<B> {
                 });
             }
             if ack {
-                self.dedup.insert(id, now);
+                self.dedup.insert(id, Instant::now());
                 self.send_ack(from, id);
             }
         } else if !ack {
@@ -353,7 +362,6 @@ impl<B: Agent> NodeCore<B> {
     }
 
     fn apply_effects(&mut self, i: usize, effects: &mut Effects<B::Msg>) {
-        let now = Instant::now();
         let from = Address::Agent(self.slots[i].id);
         for out in effects.sends.drain(..) {
             self.slots[i].seq += 1;
@@ -370,6 +378,7 @@ impl<B: Agent> NodeCore<B> {
             };
             if let Some(copy) = out.reliable {
                 env.ack_required = true;
+                let now = Instant::now();
                 let keep = Envelope {
                     from: env.from,
                     to: env.to,
@@ -385,6 +394,10 @@ impl<B: Agent> NodeCore<B> {
             self.route(env.map(Letter::User));
         }
         let agent = self.slots[i].id;
+        if effects.timers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
         for (delay, msg) in effects.timers.drain(..) {
             self.timer_order += 1;
             self.timers.push(Reverse(Timer {
@@ -588,9 +601,9 @@ impl<B: Agent> NodeCore<B> {
         let mut down: HashMap<NodeKey, Vec<(AgentId, Option<Grant>)>> = HashMap::new();
         let mut mine = Vec::new();
         for (agent, grant) in batch.grants {
-            if self.index.contains_key(&agent) {
-                mine.push((agent, grant));
-            } else if let Some(host) = self.shared.directory.agents.get(agent)
+            if let Some(i) = self.slot_of(agent) {
+                mine.push((i, grant));
+            } else if let Some(host) = self.shared.directory.agents.node(agent)
                 && let Hop::Down(c) = tree.next_hop(Some(self.key), Some(host))
             {
                 down.entry(c).or_default().push((agent, grant));
@@ -599,8 +612,7 @@ impl<B: Agent> NodeCore<B> {
             // again.
         }
         drop(tree);
-        for (agent, grant) in mine {
-            let i = self.index[&agent] as usize;
+        for (i, grant) in mine {
             self.slots[i].grant.clone_from(&grant);
             let g = grant.clone();
             self.run_hook(i, None, None, move |b, ctx| {
@@ -622,7 +634,10 @@ impl<B: Agent> NodeCore<B> {
 
     fn add_slot(&mut self, slot: Slot<B>) -> usize {
         let i = self.slots.len();
-        self.index.insert(slot.id, i as u32);
+        self.shared
+            .directory
+            .agents
+            .set(slot.id, Some((self.key, i as u32)));
         self.slots.push(slot);
         i
     }
@@ -685,16 +700,19 @@ impl<B: Agent> NodeCore<B> {
             }
         }
         self.slots = keep;
-        self.index = self
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id, i as u32))
-            .collect();
+        for (i, s) in self.slots.iter().enumerate() {
+            self.shared
+                .directory
+                .agents
+                .set(s.id, Some((self.key, i as u32)));
+        }
         let moved: Vec<Moved<B>> = moved
             .into_iter()
             .map(|s| {
-                self.shared.directory.agents.set(s.id, Some(to));
+                self.shared
+                    .directory
+                    .agents
+                    .set(s.id, Some((to, IN_TRANSIT)));
                 Moved {
                     id: s.id,
                     behaviour: s.behaviour.expect("filtered"),
@@ -761,6 +779,9 @@ impl<B: Agent> NodeCore<B> {
         }
         let cfg = &self.shared.config;
         let (interval, timeout) = (cfg.heartbeat_interval, cfg.heartbeat_timeout);
+        if now.duration_since(self.last_heartbeat) < interval {
+            return;
+        }
         // Children silent past the timeout are failed.
         for c in self.children() {
             let silent = self
@@ -782,6 +803,18 @@ impl<B: Agent> NodeCore<B> {
                 Priority::Control,
                 Letter::Heartbeat(self.key, Box::new(tree)),
             );
+        }
+    }
+
+    /// A letter from `from`: if it is a child, it is alive.
+    fn note_alive(&mut self, from: Address) {
+        let tree = self.shared.directory.tree.load();
+        if let Some(k) = tree.node_of(from)
+            && tree.info(k).parent == Some(self.key)
+            && let Some(seen) = self.children_seen.get_mut(&k)
+        {
+            seen.0 = Instant::now();
+            self.failed_children.remove(&k);
         }
     }
 

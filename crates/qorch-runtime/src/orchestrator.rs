@@ -252,7 +252,7 @@ impl<B: Agent> OrchestratorCore<B> {
         let tree = self.shared.directory.tree.load();
         let mut per_root: HashMap<NodeKey, Vec<(AgentId, Option<Grant>)>> = HashMap::new();
         for (agent, grant) in batch.grants {
-            if let Some(host) = self.shared.directory.agents.get(agent)
+            if let Some(host) = self.shared.directory.agents.node(agent)
                 && let Hop::Down(root) = tree.next_hop(None, Some(host))
             {
                 per_root.entry(root).or_default().push((agent, grant));

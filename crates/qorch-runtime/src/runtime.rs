@@ -780,7 +780,10 @@ impl<B: Agent> ClusterManager<B> {
             .ok_or(RuntimeError::TooManyAgents)?;
         let ids: Vec<AgentId> = (first..first + count32).map(AgentId).collect();
         for &id in &ids {
-            shared.directory.agents.set(id, Some(node));
+            shared
+                .directory
+                .agents
+                .set(id, Some((node, crate::directory::IN_TRANSIT)));
         }
         let mb = shared.sender(node).ok_or(RuntimeError::Stopped)?;
         let env = self.handle.envelope(
@@ -808,7 +811,7 @@ impl<B: Agent> ClusterManager<B> {
         let mut by_host: std::collections::BTreeMap<NodeKey, Vec<AgentId>> =
             std::collections::BTreeMap::new();
         for &a in agents {
-            if let Some(h) = shared.directory.agents.get(a)
+            if let Some(h) = shared.directory.agents.node(a)
                 && h != dest
             {
                 by_host.entry(h).or_default().push(a);
@@ -863,7 +866,7 @@ impl<B: Agent> ClusterManager<B> {
     /// The agents hosted by a node, per the directory (its own agents, not its sub-clusters').
     pub fn host_of(&self, agent: AgentId) -> Option<Address> {
         let shared = &self.handle.inner.shared;
-        let k = shared.directory.agents.get(agent)?;
+        let k = shared.directory.agents.node(agent)?;
         Some(shared.directory.tree.load().info(k).address)
     }
 

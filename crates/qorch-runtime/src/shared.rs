@@ -28,7 +28,9 @@ pub struct RuntimeConfig {
     pub restart_budget: u32,
     /// How often nodes send heartbeats (and check their children's).
     pub heartbeat_interval: Duration,
-    /// Silence after which a node is marked failed by its parent.
+    /// Silence after which a node is marked failed by its parent. Keep it well above the
+    /// longest time a worker may be busy with other nodes (seconds, under heavy load): a busy
+    /// node is slow, not dead. Any letter from a child counts as a sign of life.
     pub heartbeat_timeout: Duration,
     /// Time after which an unacknowledged reliable message is redelivered.
     pub redelivery_timeout: Duration,
@@ -45,14 +47,14 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             seed: 0,
-            mailbox: MailboxConfig::uniform(8192),
+            mailbox: MailboxConfig::uniform(1024),
             inbox: MailboxConfig::uniform(65_536),
             restart_budget: 3,
-            heartbeat_interval: Duration::from_millis(100),
-            heartbeat_timeout: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_timeout: Duration::from_secs(3),
             redelivery_timeout: Duration::from_millis(200),
             max_deliveries: 10,
-            timer_resolution: Duration::from_millis(5),
+            timer_resolution: Duration::from_millis(10),
             trace: false,
         }
     }

@@ -1,6 +1,7 @@
 //! `qorch bench ...`: benchmarks that measure qorch and its baselines in the same run.
 
 mod mailbox;
+mod runtime;
 
 use clap::Subcommand;
 
@@ -10,10 +11,14 @@ pub(crate) enum BenchCommand {
     /// producers, High-priority latency under a Low flood, and the heap bytes of an empty
     /// mailbox.
     Mailbox(mailbox::Args),
+    /// The actor runtime against plain actix actors: spawn time, memory per agent, ring and
+    /// hierarchical report throughput.
+    Runtime(runtime::Args),
 }
 
 pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Mailbox(args) => mailbox::run(args),
+        BenchCommand::Runtime(args) => runtime::run(args),
     }
 }

@@ -341,6 +341,8 @@ pub struct PriorityMailbox<M> {
     passed_over: [u32; LANES],
     /// Whether some lane has been passed over `urgent_after` times (then the guard decides).
     any_urgent: bool,
+    /// The lane the last message came from.
+    last_lane: usize,
     urgent_after: u32,
     stats: MailboxStats,
 }
@@ -395,6 +397,7 @@ impl<M> PriorityMailbox<M> {
             shared: Arc::clone(&shared),
             passed_over: [0; LANES],
             any_urgent: false,
+            last_lane: LANES - 1,
             urgent_after,
             stats: MailboxStats::default(),
         };
@@ -410,10 +413,17 @@ impl<M> PriorityMailbox<M> {
         let shared = &*self.shared;
         for i in 0..LANES {
             let Some(lane) = shared.lane(i) else { continue };
+            // Lanes above the one served last are usually empty: checking costs two plain
+            // loads, a failed pop a fence.
+            if i < self.last_lane && lane.is_empty() {
+                self.passed_over[i] = 0;
+                continue;
+            }
             let Some(msg) = lane.pop() else {
                 self.passed_over[i] = 0;
                 continue;
             };
+            self.last_lane = i;
             self.delivered(i, i);
             return Some(msg);
         }
