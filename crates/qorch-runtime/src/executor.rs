@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::{
-    Actor, ActorContext, Arbiter, ArbiterHandle, AsyncContext, Context, StreamHandler, System,
+    Actor, ActorContext, Arbiter, ArbiterHandle, AsyncContext, Context, Handler,
+    Message as ActixMessage, StreamHandler, System,
 };
 use futures_core::Stream;
 use qorch_protocol::{Envelope, PriorityMailbox};
@@ -49,36 +50,101 @@ impl<B: Agent> Actor for NodeActor<B> {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.add_stream(MailboxStream(Rc::clone(&self.mailbox)));
         let every = self.core_timer_resolution();
-        ctx.run_interval(every, |act, _| act.core.on_timer());
+        ctx.run_interval(every, |act, ctx| {
+            act.core.on_timer();
+            act.run_local(ctx);
+        });
         if let Some(tx) = self.started.take() {
             let _ = tx.send(());
         }
     }
 }
 
+/// Local envelopes handled per turn before the node yields to its other work.
+const LOCAL_BUDGET: usize = 64;
+/// Local envelopes handled between two looks at the mailbox's highest waiting class.
+const PRIORITY_CHECK: usize = 16;
+
+/// Asks a node to continue with its local queue (sent to itself when a turn's budget ran out).
+struct LocalWork;
+
+impl ActixMessage for LocalWork {
+    type Result = ();
+}
+
 impl<B: Agent> NodeActor<B> {
     fn core_timer_resolution(&self) -> std::time::Duration {
         self.core.timer_resolution()
     }
-}
 
-impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
-    fn handle(&mut self, env: Envelope<Letter<B>>, ctx: &mut Self::Context) {
-        match self.core.handle(env) {
-            Control::Continue => {}
+    /// Acts on what the core asked for after a letter.
+    fn control(&mut self, control: Control, ctx: &mut Context<Self>) -> bool {
+        match control {
+            Control::Continue => true,
             Control::Stop => {
-                // Graceful: refuse new messages, deliver what was accepted in priority order.
+                // Graceful: refuse new messages, deliver what was accepted in priority order
+                // (the local queue first: it holds accepted messages too).
+                for _ in 0..1_000_000 {
+                    let Some(env) = self.core.pop_local(None) else {
+                        break;
+                    };
+                    self.core.drain_one(env);
+                }
                 let left = self.mailbox.borrow_mut().drain();
                 for env in left {
                     self.core.drain_one(env);
                 }
                 self.core.finish_stop();
                 ctx.stop();
+                false
             }
             Control::Kill => {
                 self.mailbox.borrow_mut().close();
                 ctx.stop();
+                false
             }
+        }
+    }
+
+    /// Handles local envelopes (between this node's own agents) for one turn, by priority,
+    /// leaving the rest for a later turn or for after a higher-priority mailbox letter.
+    ///
+    /// The mailbox is checked for higher-priority letters every `PRIORITY_CHECK` local
+    /// envelopes (a check costs loads on every lane), so a Control letter waits for at most that
+    /// many local handlings.
+    fn run_local(&mut self, ctx: &mut Context<Self>) {
+        let mut waiting = None;
+        for k in 0..LOCAL_BUDGET {
+            if k % PRIORITY_CHECK == 0 {
+                waiting = self.mailbox.borrow().highest_waiting();
+            }
+            let Some(env) = self.core.pop_local(waiting) else {
+                return;
+            };
+            let control = self.core.handle(env);
+            if !self.control(control, ctx) {
+                return;
+            }
+        }
+        if self.core.has_local() {
+            ctx.notify(LocalWork);
+        }
+    }
+}
+
+impl<B: Agent> Handler<LocalWork> for NodeActor<B> {
+    type Result = ();
+
+    fn handle(&mut self, _: LocalWork, ctx: &mut Context<Self>) {
+        self.run_local(ctx);
+    }
+}
+
+impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
+    fn handle(&mut self, env: Envelope<Letter<B>>, ctx: &mut Self::Context) {
+        let control = self.core.handle(env);
+        if self.control(control, ctx) {
+            self.run_local(ctx);
         }
     }
 

@@ -83,6 +83,9 @@ pub(crate) struct NodeCore<B: Agent> {
     slots: Vec<Slot<B>>,
     /// Envelopes for agents routed here that have not arrived yet (spawn or move in flight).
     waiting: HashMap<AgentId, Vec<Envelope<Letter<B>>>>,
+    /// Envelopes from this node to itself (between its own agents), per lane: they skip the
+    /// mailbox; the executor serves them between mailbox letters, by priority.
+    local: [VecDeque<Envelope<Letter<B>>>; 4],
     outbox: HashMap<Dest, VecDeque<Envelope<Letter<B>>>>,
     pending: Pending<B::Msg>,
     dedup: Dedup,
@@ -105,6 +108,7 @@ pub(crate) struct NodeCore<B: Agent> {
 
 impl<B: Agent> NodeCore<B> {
     pub(crate) fn new(key: NodeKey, address: Address, shared: Arc<Shared<B>>) -> Self {
+        panic_guard::install();
         let cfg = &shared.config;
         let now = Instant::now();
         let dedup_window = cfg.redelivery_timeout * (cfg.max_deliveries + 2);
@@ -117,6 +121,7 @@ impl<B: Agent> NodeCore<B> {
             shared,
             slots: Vec::new(),
             waiting: HashMap::new(),
+            local: Default::default(),
             outbox: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_order: 0,
@@ -425,8 +430,30 @@ impl<B: Agent> NodeCore<B> {
 
     // ---- routing ---------------------------------------------------------------------------
 
+    /// Whether envelopes are waiting in the local queue.
+    pub(crate) fn has_local(&self) -> bool {
+        self.local.iter().any(|q| !q.is_empty())
+    }
+
+    /// The next local envelope, unless the mailbox holds one of higher priority (`mailbox`:
+    /// the highest class waiting there).
+    pub(crate) fn pop_local(&mut self, mailbox: Option<Priority>) -> Option<Envelope<Letter<B>>> {
+        let lane = self.local.iter().position(|q| !q.is_empty())?;
+        if mailbox.is_some_and(|p| p.lane() < lane) {
+            return None;
+        }
+        self.local[lane].pop_front()
+    }
+
     /// Sends an envelope one hop towards its destination.
     fn route(&mut self, env: Envelope<Letter<B>>) {
+        // Fast path: an agent of this node.
+        if let Address::Agent(a) = env.to
+            && self.slot_of(a).is_some()
+        {
+            self.local[env.priority.lane()].push_back(env);
+            return;
+        }
         let tree = self.shared.directory.tree.load();
         let Ok(target) = self.shared.directory.resolve(&tree, env.to) else {
             self.stats.dead_letters += 1;
@@ -450,6 +477,10 @@ impl<B: Agent> NodeCore<B> {
     }
 
     fn send_dest(&mut self, dest: Dest, env: Envelope<Letter<B>>) {
+        if dest == Dest::Node(self.key) {
+            self.local[env.priority.lane()].push_back(env);
+            return;
+        }
         if let Some(q) = self.outbox.get_mut(&dest)
             && !q.is_empty()
         {
@@ -934,6 +965,9 @@ impl<B: Agent> NodeCore<B> {
             }
         }
         let mut report = self.stopping.take().unwrap_or_default();
+        for (lane, q) in self.local.iter().enumerate() {
+            report.left_in_mailbox[lane] += q.len() as u64;
+        }
         report.left_in_outbox = self.outbox.values().map(|q| q.len() as u64).sum();
         report.unacknowledged = self.pending.len() as u64;
         report.stats = self.stats;

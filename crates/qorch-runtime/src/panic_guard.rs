@@ -12,7 +12,8 @@ thread_local! {
 
 static INSTALL: Once = Once::new();
 
-fn install() {
+/// Installs the hook (once per process); called when a node starts.
+pub(crate) fn install() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -27,7 +28,6 @@ fn install() {
 
 /// Runs `f` (an agent hook wrapped in `catch_unwind`) with supervised-panic reporting.
 pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
-    install();
     let was = IN_HOOK.with(|c| c.replace(true));
     let r = f();
     IN_HOOK.with(|c| c.set(was));

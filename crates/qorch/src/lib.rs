@@ -10,6 +10,9 @@
 //!
 //! * [`protocol`]: the [`QuantumOrchestrationProtocol`] (priorities, addresses, envelopes, priority
 //!   mailboxes, wire codec).
+//! * [`runtime`]: the actor runtime ([`QuantumOrchestrator`], [`Agent`], [`ClusterManager`]).
+//! * [`resources`]: resource kinds, pools, requests, grants, the ledger and forecasts.
+//! * [`qubo`]: the QUBO engine and its solvers.
 //!
 //! ```
 //! use qorch::protocol::{Priority, PriorityMailbox};
@@ -25,6 +28,10 @@
 
 pub use qorch_protocol as protocol;
 pub use qorch_protocol::QuantumOrchestrationProtocol;
+pub use qorch_qubo as qubo;
+pub use qorch_resources as resources;
+pub use qorch_runtime as runtime;
+pub use qorch_runtime::{Agent, ClusterManager, Context, QuantumOrchestrator, RuntimeHandle};
 
 /// The README's examples, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]

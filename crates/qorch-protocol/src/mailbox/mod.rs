@@ -610,6 +610,13 @@ impl<M> PriorityMailbox<M> {
         self.shared.all_empty()
     }
 
+    /// The highest class with a message waiting, if any (a snapshot: senders may add more).
+    pub fn highest_waiting(&self) -> Option<Priority> {
+        (0..LANES)
+            .find(|&i| self.shared.lane(i).is_some_and(|l| !l.is_empty()))
+            .and_then(Priority::from_lane)
+    }
+
     /// Number of messages waiting in the lane of `priority`.
     pub fn lane_len(&self, priority: Priority) -> usize {
         self.shared.lane(priority.lane()).map_or(0, Lane::len)
