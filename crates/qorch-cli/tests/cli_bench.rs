@@ -59,3 +59,31 @@ fn bad_arguments_exit_with_status_2_and_a_message() {
     let out = qorch(&["bench", "nonsense"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bench_runtime_prints_the_documented_keys() {
+    let out = qorch(&[
+        "bench", "runtime", "--agents", "2000", "--tokens", "10", "--hops", "100", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["agents"], 2000);
+    for key in [
+        "spawn_seconds",
+        "bytes_per_agent",
+        "ring_msgs_per_s",
+        "actix_ring_msgs_per_s",
+        "report_msgs_per_s",
+        "actix_report_msgs_per_s",
+    ] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("missing numeric key {key}"));
+        assert!(x.is_finite(), "{key} = {x}");
+    }
+    assert!(v["ring_msgs_per_s"].as_f64().unwrap() > 0.0);
+}
