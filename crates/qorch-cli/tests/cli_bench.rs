@@ -20,7 +20,7 @@ fn bench_mailbox_prints_one_json_object_with_the_documented_keys() {
         "--reps",
         "1",
         "--samples",
-        "20",
+        "200",
         "--interval-us",
         "10",
     ]);

@@ -451,6 +451,11 @@ impl LatencyProbe {
     fn finish(mut self) -> Latencies {
         self.lat.running.sort_by(f64::total_cmp);
         self.lat.all.sort_by(f64::total_cmp);
+        if self.lat.running.is_empty() {
+            // Every sample overlapped a stall (tiny runs on a busy machine): report them all
+            // rather than nothing.
+            self.lat.running.clone_from(&self.lat.all);
+        }
         self.lat
     }
 }
