@@ -393,11 +393,13 @@ struct Latencies {
     running: Vec<f64>,
     /// Microseconds, sorted, of all samples.
     all: Vec<f64>,
+    /// Samples set apart because the consumer was descheduled during their flight.
+    stalled: usize,
 }
 
 impl Latencies {
     fn stalled(&self) -> usize {
-        self.all.len() - self.running.len()
+        self.stalled
     }
 }
 
@@ -419,6 +421,7 @@ impl LatencyProbe {
             lat: Latencies {
                 running: Vec::with_capacity(samples),
                 all: Vec::with_capacity(samples),
+                stalled: 0,
             },
         }
     }
@@ -451,6 +454,7 @@ impl LatencyProbe {
     fn finish(mut self) -> Latencies {
         self.lat.running.sort_by(f64::total_cmp);
         self.lat.all.sort_by(f64::total_cmp);
+        self.lat.stalled = self.lat.all.len() - self.lat.running.len();
         if self.lat.running.is_empty() {
             // Every sample overlapped a stall (tiny runs on a busy machine): report them all
             // rather than nothing.
