@@ -99,7 +99,8 @@ impl<B: Agent> NodeActor<B> {
                 false
             }
             Control::Kill => {
-                self.mailbox.borrow_mut().close();
+                let remaining = self.mailbox.borrow_mut().drain();
+                self.core.lose(remaining);
                 ctx.stop();
                 false
             }

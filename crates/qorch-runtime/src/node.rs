@@ -20,7 +20,7 @@ use crate::letter::{
     RoundReport, ShutdownCollector, TraceEvent,
 };
 use crate::reliable::{Dedup, Pending};
-use crate::shared::{Dest, Shared};
+use crate::shared::{Dest, Flow, Shared};
 use crate::status::{AgentCounts, ComponentStatus, StatusNode};
 use crate::{Agent, panic_guard};
 
@@ -80,6 +80,7 @@ pub(crate) struct NodeCore<B: Agent> {
     key: NodeKey,
     address: Address,
     shared: Arc<Shared<B>>,
+    flow: Arc<Flow>,
     slots: Vec<Slot<B>>,
     /// Envelopes for agents routed here that have not arrived yet (spawn or move in flight).
     waiting: HashMap<AgentId, Vec<Envelope<Letter<B>>>>,
@@ -118,6 +119,7 @@ impl<B: Agent> NodeCore<B> {
             trace: cfg.trace.then(Vec::new),
             pending: Pending::new(cfg.redelivery_timeout, cfg.max_deliveries),
             dedup: Dedup::new(dedup_window),
+            flow: shared.flow(key),
             shared,
             slots: Vec::new(),
             waiting: HashMap::new(),
@@ -263,6 +265,7 @@ impl<B: Agent> NodeCore<B> {
     }
 
     fn deliver(&mut self, i: usize, env: Envelope<B::Msg>) {
+        self.flow.consume(1);
         let id = env.id();
         if self.slots[i].behaviour.is_none() {
             self.stats.dead_letters += 1;
@@ -368,6 +371,7 @@ impl<B: Agent> NodeCore<B> {
 
     fn apply_effects(&mut self, i: usize, effects: &mut Effects<B::Msg>) {
         let from = Address::Agent(self.slots[i].id);
+        self.flow.produce(effects.sends.len() as u64);
         for out in effects.sends.drain(..) {
             self.slots[i].seq += 1;
             let seq = self.slots[i].seq;
@@ -456,8 +460,8 @@ impl<B: Agent> NodeCore<B> {
         }
         let tree = self.shared.directory.tree.load();
         let Ok(target) = self.shared.directory.resolve(&tree, env.to) else {
-            self.stats.dead_letters += 1;
             tracing::debug!(to = %env.to, "dead letter: unknown address");
+            self.dead_letter(&env);
             return;
         };
         let dest = match tree.next_hop(Some(self.key), target) {
@@ -465,7 +469,7 @@ impl<B: Agent> NodeCore<B> {
             Hop::Down(c) | Hop::Up(Some(c)) => Dest::Node(c),
             Hop::Up(None) => Dest::Orchestrator,
             Hop::Unreachable => {
-                self.stats.dead_letters += 1;
+                self.dead_letter(&env);
                 return;
             }
         };
@@ -493,15 +497,23 @@ impl<B: Agent> NodeCore<B> {
                 self.stats.backpressured += 1;
                 self.outbox.entry(dest).or_default().push_back(env);
             }
-            Err(TrySendError::Closed(_)) => {
-                self.stats.dead_letters += 1;
-            }
+            Err(TrySendError::Closed(env)) => self.dead_letter(&env),
+        }
+    }
+
+    /// Counts an envelope that cannot be delivered (user messages are consumed: reported, not
+    /// silently dropped).
+    fn dead_letter(&mut self, env: &Envelope<Letter<B>>) {
+        self.stats.dead_letters += 1;
+        if matches!(env.payload, Letter::User(_)) {
+            self.flow.consume(1);
         }
     }
 
     fn flush_outbox(&mut self) {
         let shared = Arc::clone(&self.shared);
         let mut dead = 0;
+        let mut dead_user = 0;
         let keys: Vec<Dest> = self.outbox.keys().copied().collect();
         for dest in keys {
             let q = self.outbox.get_mut(&dest).expect("key listed");
@@ -512,7 +524,10 @@ impl<B: Agent> NodeCore<B> {
                         q.push_front(env);
                         break;
                     }
-                    Err(TrySendError::Closed(_)) => dead += 1,
+                    Err(TrySendError::Closed(env)) => {
+                        dead += 1;
+                        dead_user += u64::from(matches!(env.payload, Letter::User(_)));
+                    }
                 }
             }
             if q.is_empty() {
@@ -520,6 +535,27 @@ impl<B: Agent> NodeCore<B> {
             }
         }
         self.stats.dead_letters += dead;
+        self.flow.consume(dead_user);
+    }
+
+    /// Fault injection: everything this node held is lost. User messages among it are
+    /// counted (consumed as lost), so that the flow accounting still balances.
+    pub(crate) fn lose(&mut self, remaining: Vec<Envelope<Letter<B>>>) {
+        let mut lost = remaining.iter().filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+        for q in &mut self.local {
+            lost += q.drain(..).filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+        }
+        for (_, envs) in self.waiting.drain() {
+            lost += envs.iter().filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+        }
+        for q in self.outbox.values_mut() {
+            lost += q.drain(..).filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+        }
+        self.stats.dead_letters += lost;
+        self.flow.consume(lost);
+        for s in &self.slots {
+            self.shared.directory.agents.set(s.id, None);
+        }
     }
 
     // ---- hierarchy -----------------------------------------------------------------------
@@ -563,6 +599,7 @@ impl<B: Agent> NodeCore<B> {
         for c in self.children() {
             self.send_letter(Dest::Node(c), Priority::Normal, Letter::Tick(n));
         }
+        self.flow.tick.store(n, std::sync::atomic::Ordering::Release);
     }
 
     fn on_collect(&mut self, round: u64) {
@@ -793,11 +830,13 @@ impl<B: Agent> NodeCore<B> {
                 ack_required: false,
                 payload: Letter::User(t.msg),
             };
+            self.flow.produce(1);
             self.route(env);
         }
         let (resend, gave_up) = self.pending.due(now);
         self.stats.redeliveries += resend.len() as u64;
         self.stats.undeliverable += gave_up.len() as u64;
+        self.flow.produce(resend.len() as u64);
         for env in resend {
             self.route(env.map(Letter::User));
         }

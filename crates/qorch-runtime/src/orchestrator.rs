@@ -40,11 +40,13 @@ pub(crate) struct OrchestratorCore<B: Agent> {
     outbox: HashMap<Dest, VecDeque<Envelope<Letter<B>>>>,
     pub(crate) stats: OrchestratorStats,
     started: Instant,
+    flow: Arc<crate::shared::Flow>,
 }
 
 impl<B: Agent> OrchestratorCore<B> {
     pub(crate) fn new(shared: Arc<Shared<B>>, inbox: MailboxSender<Envelope<B::Msg>>) -> Self {
         OrchestratorCore {
+            flow: Arc::clone(&shared.orchestrator_flow),
             shared,
             inbox,
             roots_seen: HashMap::new(),
@@ -136,6 +138,7 @@ impl<B: Agent> OrchestratorCore<B> {
     }
 
     fn deliver_to_application(&mut self, env: Envelope<B::Msg>) {
+        self.flow.consume(1);
         match self.inbox.try_send(env) {
             Ok(()) => self.stats.delivered_to_application += 1,
             Err(TrySendError::Full(_)) => {
@@ -158,7 +161,7 @@ impl<B: Agent> OrchestratorCore<B> {
                 self.stats.routed += 1;
                 self.send_dest(Dest::Node(c), env);
             }
-            _ => self.stats.dead_letters += 1,
+            _ => self.dead_letter(&env),
         }
     }
 
@@ -172,7 +175,14 @@ impl<B: Agent> OrchestratorCore<B> {
         match self.shared.try_send(dest, env) {
             Ok(()) => {}
             Err(TrySendError::Full(env)) => self.outbox.entry(dest).or_default().push_back(env),
-            Err(TrySendError::Closed(_)) => self.stats.dead_letters += 1,
+            Err(TrySendError::Closed(env)) => self.dead_letter(&env),
+        }
+    }
+
+    fn dead_letter(&mut self, env: &Envelope<Letter<B>>) {
+        self.stats.dead_letters += 1;
+        if matches!(env.payload, Letter::User(_)) {
+            self.flow.consume(1);
         }
     }
 
@@ -192,6 +202,7 @@ impl<B: Agent> OrchestratorCore<B> {
 
     fn flush_outbox(&mut self) {
         let keys: Vec<Dest> = self.outbox.keys().copied().collect();
+        let mut dead = Vec::new();
         for dest in keys {
             let q = self.outbox.get_mut(&dest).expect("key listed");
             while let Some(env) = q.pop_front() {
@@ -201,12 +212,15 @@ impl<B: Agent> OrchestratorCore<B> {
                         q.push_front(env);
                         break;
                     }
-                    Err(TrySendError::Closed(_)) => self.stats.dead_letters += 1,
+                    Err(TrySendError::Closed(env)) => dead.push(env),
                 }
             }
             if q.is_empty() {
                 self.outbox.remove(&dest);
             }
+        }
+        for env in &dead {
+            self.dead_letter(env);
         }
     }
 

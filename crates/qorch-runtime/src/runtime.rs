@@ -343,14 +343,16 @@ impl<B: Agent> RuntimeHandle<B> {
     /// [`SendError::Full`] or [`SendError::Closed`], with the message.
     pub fn try_send(&self, to: impl Into<Address>, msg: B::Msg) -> Result<(), SendError<B::Msg>> {
         let to = to.into();
-        let Ok(node) = self.entry(to) else {
-            return Err(SendError::Closed(msg));
-        };
-        let Some(mb) = self.mailbox(node) else {
-            return Err(SendError::Closed(msg));
-        };
+        let Ok(node) = self.entry(to) else { return Err(SendError::Closed(msg)) };
+        let Some(mb) = self.mailbox(node) else { return Err(SendError::Closed(msg)) };
         let priority = msg.priority();
-        match mb.try_send(self.envelope(to, priority, Letter::User(msg))) {
+        let flow = &self.inner.shared.external_flow;
+        flow.produce(1);
+        let r = mb.try_send(self.envelope(to, priority, Letter::User(msg)));
+        if r.is_err() {
+            flow.consume(1);
+        }
+        match r {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(e)) => Err(SendError::Full(unwrap_user(e.payload))),
             Err(TrySendError::Closed(e)) => Err(SendError::Closed(unwrap_user(e.payload))),
@@ -371,9 +373,12 @@ impl<B: Agent> RuntimeHandle<B> {
             return Err(SendError::Closed(msg));
         };
         let priority = msg.priority();
-        mb.send(self.envelope(to, priority, Letter::User(msg)))
-            .await
-            .map_err(|e| SendError::Closed(unwrap_user(e.0.payload)))
+        let flow = &self.inner.shared.external_flow;
+        flow.produce(1);
+        mb.send(self.envelope(to, priority, Letter::User(msg))).await.map_err(|e| {
+            flow.consume(1);
+            SendError::Closed(unwrap_user(e.0.payload))
+        })
     }
 
     /// Sends `msg`, parking the thread while the destination's mailbox is full.
@@ -394,8 +399,12 @@ impl<B: Agent> RuntimeHandle<B> {
             return Err(SendError::Closed(msg));
         };
         let priority = msg.priority();
-        mb.send_blocking(self.envelope(to, priority, Letter::User(msg)))
-            .map_err(|e| SendError::Closed(unwrap_user(e.0.payload)))
+        let flow = &self.inner.shared.external_flow;
+        flow.produce(1);
+        mb.send_blocking(self.envelope(to, priority, Letter::User(msg))).map_err(|e| {
+            flow.consume(1);
+            SendError::Closed(unwrap_user(e.0.payload))
+        })
     }
 
     /// The next message agents sent to the application (to the orchestrator or a cluster's
@@ -501,6 +510,51 @@ impl<B: Agent> RuntimeHandle<B> {
             rx.await.map_err(|_| RuntimeError::Stopped)?;
         }
         Ok(())
+    }
+
+    /// Waits until the runtime is quiet after tick `tick`: every live node has processed the
+    /// tick, and every user message produced so far (by agents, timers, redeliveries or
+    /// handles) has been consumed (handled, delivered to the application, or counted dead or
+    /// lost). Agent timers still pending do not count as activity. Returns the number of
+    /// settle passes it took.
+    ///
+    /// Counting: each node counts what it produces before it can be consumed, and this reads
+    /// all consumed counters before all produced ones, so equality means nothing was in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Timeout`] if the runtime is still busy after `timeout`,
+    /// [`RuntimeError::Stopped`] if it has stopped.
+    pub async fn quiesce(&self, tick: u64, timeout: Duration) -> Result<u32, RuntimeError> {
+        let start = Instant::now();
+        let mut passes = 0;
+        loop {
+            self.settle().await?;
+            passes += 1;
+            let shared = &self.inner.shared;
+            let tree = shared.directory.tree.load();
+            let flows = shared.flows.load();
+            let live: Vec<usize> = (0..flows.len())
+                .filter(|&k| {
+                    let info = tree.info(NodeKey(k as u32));
+                    !info.removed && !info.dead
+                })
+                .collect();
+            let all = || {
+                live.iter()
+                    .map(|&k| &flows[k])
+                    .chain([&shared.orchestrator_flow, &shared.external_flow])
+            };
+            let consumed: u64 = all().map(|f| f.consumed.load(Ordering::Acquire)).sum();
+            let produced: u64 = all().map(|f| f.produced.load(Ordering::Acquire)).sum();
+            let ticked = live.iter().all(|&k| flows[k].tick.load(Ordering::Acquire) >= tick);
+            if ticked && produced == consumed {
+                return Ok(passes);
+            }
+            if start.elapsed() >= timeout {
+                return Err(RuntimeError::Timeout(timeout));
+            }
+        }
     }
 
     fn live_nodes(&self) -> Vec<NodeKey> {

@@ -3,7 +3,7 @@
 //! [`Spawner`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -79,10 +79,39 @@ pub(crate) trait Spawner<B: Agent>: Send + Sync {
     );
 }
 
+/// Message flow counters of one participant (a node, the orchestrator, or the handles),
+/// written only by it and read by `quiesce`: user messages it produced (sent, redelivered,
+/// fired from a timer) and consumed (delivered to an agent or the application, or counted as
+/// dead or lost), and the last tick it processed.
+#[derive(Default)]
+pub(crate) struct Flow {
+    pub(crate) produced: crossbeam_utils::CachePadded<AtomicU64>,
+    pub(crate) consumed: crossbeam_utils::CachePadded<AtomicU64>,
+    pub(crate) tick: AtomicU64,
+}
+
+impl Flow {
+    #[inline]
+    pub(crate) fn produce(&self, n: u64) {
+        self.produced.fetch_add(n, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn consume(&self, n: u64) {
+        self.consumed.fetch_add(n, Ordering::Release);
+    }
+}
+
 pub(crate) struct Shared<B: Agent> {
     pub(crate) config: RuntimeConfig,
     pub(crate) directory: Directory,
     senders: ArcSwap<Vec<MailboxSender<Envelope<Letter<B>>>>>,
+    /// Each node's flow counters, by node key.
+    pub(crate) flows: ArcSwap<Vec<Arc<Flow>>>,
+    /// The orchestrator's flow counters.
+    pub(crate) orchestrator_flow: Arc<Flow>,
+    /// Messages sent in from outside (handles).
+    pub(crate) external_flow: Arc<Flow>,
     pub(crate) orchestrator: MailboxSender<Envelope<Letter<B>>>,
     pub(crate) next_agent: AtomicU32,
     pub(crate) next_cluster: AtomicU32,
@@ -98,6 +127,9 @@ impl<B: Agent> Shared<B> {
             config,
             directory: Directory::new(),
             senders: ArcSwap::from_pointee(Vec::new()),
+            flows: ArcSwap::from_pointee(Vec::new()),
+            orchestrator_flow: Arc::default(),
+            external_flow: Arc::default(),
             orchestrator,
             next_agent: AtomicU32::new(0),
             next_cluster: AtomicU32::new(0),
@@ -109,11 +141,19 @@ impl<B: Agent> Shared<B> {
         self.senders.load().get(key.0 as usize).cloned()
     }
 
-    /// Registers the mailbox of a new node (its key is the next index).
+    /// Registers the mailbox and flow counters of a new node (its key is the next index).
     pub(crate) fn add_sender(&self, sender: MailboxSender<Envelope<Letter<B>>>) {
         let mut v = Vec::clone(&self.senders.load());
         v.push(sender);
         self.senders.store(Arc::new(v));
+        let mut f = Vec::clone(&self.flows.load());
+        f.push(Arc::default());
+        self.flows.store(Arc::new(f));
+    }
+
+    /// The flow counters of node `key`.
+    pub(crate) fn flow(&self, key: NodeKey) -> Arc<Flow> {
+        Arc::clone(&self.flows.load()[key.0 as usize])
     }
 
     pub(crate) fn try_send(

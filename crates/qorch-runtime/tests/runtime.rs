@@ -577,3 +577,59 @@ fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// Starts a chain of `hops` messages on every tick (from every tenth agent).
+struct Chainer {
+    n: u32,
+}
+
+impl Agent for Chainer {
+    type Msg = u32;
+
+    fn on_tick(&mut self, _tick: u64, ctx: &mut Context<'_, u32>) -> AgentResult {
+        if ctx.id().0 % 10 == 0 {
+            ctx.send(AgentId((ctx.id().0 + 1) % self.n), 30);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, hops: u32, ctx: &mut Context<'_, u32>) -> AgentResult {
+        if hops == 0 {
+            ctx.send(Address::Orchestrator, 0);
+        } else {
+            // Jump far, so that chains cross clusters.
+            ctx.send(AgentId((ctx.id().0 + 37) % self.n), hops - 1);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn quiesce_waits_for_the_cascades_a_tick_starts() {
+    let rt = QuantumOrchestrator::<Chainer>::builder()
+        .workers(2)
+        .build()
+        .unwrap();
+    let m = rt.manager();
+    let n = 200_u32;
+    for c in 0..4 {
+        let cid = m.create_cluster(&format!("c{c}")).unwrap();
+        let sub = m.create_sub_cluster(cid.into(), "s").unwrap();
+        m.spawn_agents(sub.into(), (n / 4) as usize, move |_| Chainer { n })
+            .unwrap();
+    }
+    let h = rt.handle();
+    let mut done = 0;
+    for tick in 1..=5 {
+        futures_block_on(h.tick(tick)).unwrap();
+        futures_block_on(h.quiesce(tick, WAIT)).unwrap();
+        // Every chain of this tick has finished: exactly 20 more completions, none pending.
+        while h.try_recv().is_some() {
+            done += 1;
+        }
+        assert_eq!(done, 20 * tick, "after tick {tick}");
+    }
+    let stats = futures_block_on(h.stats()).unwrap();
+    assert_eq!(stats.handled, 5 * 20 * 31);
+    rt.shutdown();
+}
