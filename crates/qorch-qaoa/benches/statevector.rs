@@ -29,7 +29,9 @@ fn expectations(c: &mut Criterion) {
     for n in [12, 16, 20] {
         let mut s = sim(n);
         g.throughput(Throughput::Elements(1 << n));
-        g.bench_function(format!("n{n}"), |b| b.iter(|| s.expectation(&params).expect("valid")));
+        g.bench_function(format!("n{n}"), |b| {
+            b.iter(|| s.expectation(&params).expect("valid"))
+        });
     }
     g.finish();
     let mut g = c.benchmark_group("gradient_p3");

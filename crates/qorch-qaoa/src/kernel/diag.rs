@@ -35,7 +35,7 @@ impl PhaseTable {
 /// `(re + i im) * phase = (re cos + im sin) + i (im cos - re sin)`.
 pub(crate) trait Diag: Sync {
     /// Multiplies the block by the phase.
-    fn phase(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]);
+    fn phase<const F: bool>(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]);
     /// Writes `amp * phase` (the phase layer applied to the uniform state `amp |+...+>`).
     fn init_plus(&self, start: usize, t: &PhaseTable, amp: f64, re: &mut [f64], im: &mut [f64]);
     /// `sum_x |a_x|^2 v_x` over the block.
@@ -89,7 +89,7 @@ fn sum4(len: usize, mut term: impl FnMut(usize) -> f64) -> f64 {
 
 impl<T: Copy + Into<usize> + Sync, const N: usize> Diag for Levels<'_, T, N> {
     #[inline(always)]
-    fn phase(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]) {
+    fn phase<const F: bool>(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]) {
         let idx = &self.idx[start..start + re.len()];
         let im = &mut im[..re.len()];
         let (cos, sin) = (table::<N>(&t.cos), table::<N>(&t.sin));
@@ -97,8 +97,8 @@ impl<T: Copy + Into<usize> + Sync, const N: usize> Diag for Levels<'_, T, N> {
             let k: usize = k.into();
             let (c, s) = (cos[k], sin[k]);
             let (a, b) = (*r, *i);
-            *r = a * c + b * s;
-            *i = b * c - a * s;
+            *r = super::fma::<F>(a, c, b * s);
+            *i = super::fma::<F>(b, c, -(a * s));
         }
     }
 
@@ -148,14 +148,14 @@ impl<T: Copy + Into<usize> + Sync, const N: usize> Diag for Levels<'_, T, N> {
 
 impl Diag for Dense<'_> {
     #[inline(always)]
-    fn phase(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]) {
+    fn phase<const F: bool>(&self, start: usize, t: &PhaseTable, re: &mut [f64], im: &mut [f64]) {
         let d = &self.d[start..start + re.len()];
         let im = &mut im[..re.len()];
         for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(d) {
             let (s, c) = (t.gamma * v).sin_cos();
             let (a, b) = (*r, *i);
-            *r = a * c + b * s;
-            *i = b * c - a * s;
+            *r = super::fma::<F>(a, c, b * s);
+            *i = super::fma::<F>(b, c, -(a * s));
         }
     }
 

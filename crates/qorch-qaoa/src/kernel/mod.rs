@@ -172,6 +172,14 @@ fn fma<const F: bool>(a: f64, b: f64, c: f64) -> f64 {
 /// returns `(re a0', im a0', re a1', im a1')` from `(re a0, im a0, re a1, im a1)`.
 pub(crate) trait Rot: Copy {
     fn pair(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64, f64, f64);
+
+    /// The same map seen from one amplitude `(a, b)` with its partner `(x, y)` (the rotation
+    /// is symmetric in the pair): the new value of `(a, b)`.
+    #[inline(always)]
+    fn partner(self, a: f64, b: f64, x: f64, y: f64) -> (f64, f64) {
+        let (a2, b2, _, _) = self.pair(a, b, x, y);
+        (a2, b2)
+    }
 }
 
 /// The exact rotation: `a0' = c a0 - i s a1`, `a1' = c a1 - i s a0` (four multiplications and
@@ -417,6 +425,31 @@ fn rot_range<R: Rot>(re: &mut [f64], im: &mut [f64], mask: u64, lo: usize, hi: u
     }
 }
 
+/// Rotates qubits 0, 1 and 2 of a contiguous block in one sweep: each group of eight
+/// amplitudes is two vectors per array, and each amplitude's partner is a lane permutation
+/// (qubits 0 and 1) or the other vector (qubit 2), so that no loop runs over fewer than eight
+/// values.
+#[inline(always)]
+fn rot_low3<R: Rot>(re: &mut [f64], im: &mut [f64], r: R) {
+    #[inline(always)]
+    fn step<R: Rot, const BIT: usize>(a: &mut [f64; 8], b: &mut [f64; 8], r: R) {
+        let pa: [f64; 8] = std::array::from_fn(|k| a[k ^ BIT]);
+        let pb: [f64; 8] = std::array::from_fn(|k| b[k ^ BIT]);
+        for k in 0..8 {
+            (a[k], b[k]) = r.partner(a[k], b[k], pa[k], pb[k]);
+        }
+    }
+    for (rc, ic) in re.chunks_exact_mut(8).zip(im.chunks_exact_mut(8)) {
+        let mut a: [f64; 8] = std::array::from_fn(|k| rc[k]);
+        let mut b: [f64; 8] = std::array::from_fn(|k| ic[k]);
+        step::<R, 1>(&mut a, &mut b, r);
+        step::<R, 2>(&mut a, &mut b, r);
+        step::<R, 4>(&mut a, &mut b, r);
+        rc.copy_from_slice(&a);
+        ic.copy_from_slice(&b);
+    }
+}
+
 /// Rotates the qubits of `mask` in a block of at most `2^L1_BITS` amplitudes.
 #[inline(always)]
 fn rot_small<R: Rot>(re: &mut [f64], im: &mut [f64], mask: u64, r: R) {
@@ -428,6 +461,11 @@ fn rot_small<R: Rot>(re: &mut [f64], im: &mut [f64], mask: u64, r: R) {
             let (i0, i1) = im.split_at_mut(1);
             rot(r0, i0, r1, i1, r);
         }
+        return;
+    }
+    if bits >= 3 && mask & 7 == 7 {
+        rot_low3(re, im, r);
+        rot_range(re, im, mask, 3, bits, r);
         return;
     }
     if mask & 3 != 0 {
@@ -631,7 +669,7 @@ fn a_block<D: Diag, const F: bool>(
 ) -> f64 {
     match op.phase {
         PhaseOp::Skip => {}
-        PhaseOp::Apply => d.phase(start, op.table, re, im),
+        PhaseOp::Apply => d.phase::<F>(start, op.table, re, im),
         PhaseOp::InitPlus(amp) => d.init_plus(start, op.table, amp, re, im),
     }
     if op.mask != 0 {
@@ -683,8 +721,8 @@ fn a_block_pair<D: Diag, const F: bool>(
     };
     let gd = d.imag_inner(start, pr, pi, lr, li);
     if let Some(t) = op.unphase {
-        d.phase(start, t, pr, pi);
-        d.phase(start, t, lr, li);
+        d.phase::<F>(start, t, pr, pi);
+        d.phase::<F>(start, t, lr, li);
     }
     (gb, gd)
 }
