@@ -416,7 +416,7 @@ impl CostDiagonal {
             Kind::Dense => {
                 let mut d = vec![0.0; len];
                 for_blocks(n, &mut d, |b, chunk, _, scratch| {
-                    src.fill((b * bl) as u64, chunk, scratch)
+                    src.fill((b * bl) as u64, chunk, scratch);
                 });
                 Storage::Dense(d)
             }
