@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the simulator's kernels on random 3-regular Max-Cut graphs.
 //!
-//! `cargo bench -p qorch-qaoa`. Side-by-side figures against qulacs (and QOKit's published
+//! `cargo bench -p qorch-qaoa`. Side-by-side figures against qulacs (and `QOKit`'s published
 //! ones), with the memory-bandwidth fraction, come from `scripts/bench-qaoa.sh` (see
 //! `docs/benchmarks.md`).
 
@@ -30,7 +30,7 @@ fn expectations(c: &mut Criterion) {
         let mut s = sim(n);
         g.throughput(Throughput::Elements(1 << n));
         g.bench_function(format!("n{n}"), |b| {
-            b.iter(|| s.expectation(&params).expect("valid"))
+            b.iter(|| s.expectation(&params).expect("valid"));
         });
     }
     g.finish();
