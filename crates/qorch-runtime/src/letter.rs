@@ -37,6 +37,9 @@ pub struct RoundReport {
     pub round: u64,
     /// Every agent of the subtree.
     pub agents: Vec<AgentReport>,
+    /// Observed affinity since the previous round: `(from, to, estimated messages)` between
+    /// agents, sampled one message in `RuntimeConfig::affinity_sample` (and scaled back).
+    pub affinity: Vec<(AgentId, AgentId, f64)>,
 }
 
 /// Grants for the agents of a subtree, sent down the tree at High priority.

@@ -64,6 +64,7 @@ struct RoundState {
     round: u64,
     waiting: HashSet<NodeKey>,
     agents: Vec<AgentReport>,
+    affinity: Vec<(AgentId, AgentId, f64)>,
 }
 
 /// The outcome of handling one envelope, for the executor.
@@ -105,6 +106,8 @@ pub(crate) struct NodeCore<B: Agent> {
     collector: Option<Arc<ShutdownCollector>>,
     failed_agents: u64,
     restarted_agents: HashSet<AgentId>,
+    /// Sampled agent-to-agent message counts since the last round.
+    affinity: HashMap<(AgentId, AgentId), u32>,
 }
 
 impl<B: Agent> NodeCore<B> {
@@ -139,6 +142,7 @@ impl<B: Agent> NodeCore<B> {
             collector: None,
             failed_agents: 0,
             restarted_agents: HashSet::new(),
+            affinity: HashMap::new(),
         }
     }
 
@@ -372,9 +376,16 @@ impl<B: Agent> NodeCore<B> {
     fn apply_effects(&mut self, i: usize, effects: &mut Effects<B::Msg>) {
         let from = Address::Agent(self.slots[i].id);
         self.flow.produce(effects.sends.len() as u64);
+        let sample = u64::from(self.shared.config.affinity_sample);
         for out in effects.sends.drain(..) {
             self.slots[i].seq += 1;
             let seq = self.slots[i].seq;
+            if sample > 0
+                && seq % sample == 0
+                && let Address::Agent(to) = out.to
+            {
+                *self.affinity.entry((self.slots[i].id, to)).or_insert(0) += 1;
+            }
             let mut env = Envelope {
                 from,
                 to: out.to,
@@ -628,10 +639,18 @@ impl<B: Agent> NodeCore<B> {
         for &c in &waiting {
             self.send_letter(Dest::Node(c), Priority::Normal, Letter::Collect(round));
         }
+        let scale = f64::from(self.shared.config.affinity_sample.max(1));
+        let mut affinity: Vec<(AgentId, AgentId, f64)> = self
+            .affinity
+            .drain()
+            .map(|((a, b), n)| (a, b, f64::from(n) * scale))
+            .collect();
+        affinity.sort_by_key(|e| (e.0, e.1));
         self.round = Some(RoundState {
             round,
             waiting,
             agents,
+            affinity,
         });
         self.maybe_finish_round();
     }
@@ -647,6 +666,7 @@ impl<B: Agent> NodeCore<B> {
                 r.waiting.remove(&c);
             }
             r.agents.extend(rep.agents);
+            r.affinity.extend(rep.affinity);
         }
         self.maybe_finish_round();
     }
@@ -658,6 +678,7 @@ impl<B: Agent> NodeCore<B> {
             let report = RoundReport {
                 round: r.round,
                 agents: r.agents,
+                affinity: r.affinity,
             };
             let parent = self.parent_dest();
             self.send_letter(parent, Priority::Normal, Letter::Report(Box::new(report)));

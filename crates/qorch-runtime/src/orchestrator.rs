@@ -28,6 +28,7 @@ struct Round {
     number: u64,
     waiting: HashSet<NodeKey>,
     agents: Vec<AgentReport>,
+    affinity: Vec<(AgentId, AgentId, f64)>,
     reply: oneshot::Sender<RoundReport>,
 }
 
@@ -233,6 +234,7 @@ impl<B: Agent> OrchestratorCore<B> {
             number: round,
             waiting,
             agents: Vec::new(),
+            affinity: Vec::new(),
             reply,
         });
         self.finish_rounds();
@@ -247,6 +249,7 @@ impl<B: Agent> OrchestratorCore<B> {
                 r.waiting.remove(&k);
             }
             r.agents.extend(rep.agents);
+            r.affinity.extend(rep.affinity);
         }
         self.finish_rounds();
     }
@@ -255,9 +258,11 @@ impl<B: Agent> OrchestratorCore<B> {
         while self.rounds.front().is_some_and(|r| r.waiting.is_empty()) {
             let mut r = self.rounds.pop_front().expect("checked");
             r.agents.sort_by_key(|a| a.agent);
+            r.affinity.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             let _ = r.reply.send(RoundReport {
                 round: r.number,
                 agents: r.agents,
+                affinity: r.affinity,
             });
         }
     }

@@ -40,6 +40,9 @@ pub struct RuntimeConfig {
     pub timer_resolution: Duration,
     /// Record the trace of handled messages (for tests of determinism).
     pub trace: bool,
+    /// Observe who talks to whom: one agent-to-agent message in this many is counted (by
+    /// sequence number, so deterministically) and reported with each round (0: off).
+    pub affinity_sample: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -56,6 +59,7 @@ impl Default for RuntimeConfig {
             max_deliveries: 10,
             timer_resolution: Duration::from_millis(10),
             trace: false,
+            affinity_sample: 16,
         }
     }
 }
