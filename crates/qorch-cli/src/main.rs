@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 mod alloc_count;
+mod allocate_cmd;
 mod bench;
 mod qaoa_cmd;
 mod qubo_cmd;
@@ -26,6 +27,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Allocation with the `EnhancedQuboScheduler`: solve generalized assignment files.
+    Allocate {
+        #[command(subcommand)]
+        cmd: allocate_cmd::AllocateCommand,
+    },
     /// Benchmarks that print figures measured side by side with baselines.
     Bench {
         #[command(subcommand)]
@@ -46,6 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Allocate { cmd } => allocate_cmd::run(&cmd),
         Command::Bench { which } => bench::run(&which),
         Command::Qaoa { cmd } => qaoa_cmd::run(&cmd),
         Command::Qubo { cmd } => qubo_cmd::run(&cmd),

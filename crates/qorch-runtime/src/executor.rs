@@ -100,7 +100,7 @@ impl<B: Agent> NodeActor<B> {
             }
             Control::Kill => {
                 let remaining = self.mailbox.borrow_mut().drain();
-                self.core.lose(remaining);
+                self.core.lose(&remaining);
                 ctx.stop();
                 false
             }

@@ -67,6 +67,7 @@ mod directory;
 mod executor;
 mod letter;
 mod node;
+mod optimizer;
 mod orchestrator;
 mod panic_guard;
 mod reliable;
@@ -76,6 +77,10 @@ mod status;
 
 pub use agent::{Agent, AgentError, AgentResult, Context};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
+pub use optimizer::{
+    OptimizationState, Optimizer, OptimizerConfig, OptimizerError, RoundReason, RoundSummary,
+    SolverStats, Triggers,
+};
 pub use runtime::{
     ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle, SendError,
     ShutdownReport,

@@ -381,7 +381,7 @@ impl<B: Agent> NodeCore<B> {
             self.slots[i].seq += 1;
             let seq = self.slots[i].seq;
             if sample > 0
-                && seq % sample == 0
+                && seq.is_multiple_of(sample)
                 && let Address::Agent(to) = out.to
             {
                 *self.affinity.entry((self.slots[i].id, to)).or_insert(0) += 1;
@@ -551,16 +551,28 @@ impl<B: Agent> NodeCore<B> {
 
     /// Fault injection: everything this node held is lost. User messages among it are
     /// counted (consumed as lost), so that the flow accounting still balances.
-    pub(crate) fn lose(&mut self, remaining: Vec<Envelope<Letter<B>>>) {
-        let mut lost = remaining.iter().filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+    pub(crate) fn lose(&mut self, remaining: &[Envelope<Letter<B>>]) {
+        let mut lost = remaining
+            .iter()
+            .filter(|e| matches!(e.payload, Letter::User(_)))
+            .count() as u64;
         for q in &mut self.local {
-            lost += q.drain(..).filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+            lost += q
+                .drain(..)
+                .filter(|e| matches!(e.payload, Letter::User(_)))
+                .count() as u64;
         }
         for (_, envs) in self.waiting.drain() {
-            lost += envs.iter().filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+            lost += envs
+                .iter()
+                .filter(|e| matches!(e.payload, Letter::User(_)))
+                .count() as u64;
         }
         for q in self.outbox.values_mut() {
-            lost += q.drain(..).filter(|e| matches!(e.payload, Letter::User(_))).count() as u64;
+            lost += q
+                .drain(..)
+                .filter(|e| matches!(e.payload, Letter::User(_)))
+                .count() as u64;
         }
         self.stats.dead_letters += lost;
         self.flow.consume(lost);
@@ -610,7 +622,9 @@ impl<B: Agent> NodeCore<B> {
         for c in self.children() {
             self.send_letter(Dest::Node(c), Priority::Normal, Letter::Tick(n));
         }
-        self.flow.tick.store(n, std::sync::atomic::Ordering::Release);
+        self.flow
+            .tick
+            .store(n, std::sync::atomic::Ordering::Release);
     }
 
     fn on_collect(&mut self, round: u64) {

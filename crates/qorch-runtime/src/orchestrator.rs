@@ -258,7 +258,7 @@ impl<B: Agent> OrchestratorCore<B> {
         while self.rounds.front().is_some_and(|r| r.waiting.is_empty()) {
             let mut r = self.rounds.pop_front().expect("checked");
             r.agents.sort_by_key(|a| a.agent);
-            r.affinity.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            r.affinity.sort_by_key(|a| (a.0, a.1));
             let _ = r.reply.send(RoundReport {
                 round: r.number,
                 agents: r.agents,

@@ -343,8 +343,12 @@ impl<B: Agent> RuntimeHandle<B> {
     /// [`SendError::Full`] or [`SendError::Closed`], with the message.
     pub fn try_send(&self, to: impl Into<Address>, msg: B::Msg) -> Result<(), SendError<B::Msg>> {
         let to = to.into();
-        let Ok(node) = self.entry(to) else { return Err(SendError::Closed(msg)) };
-        let Some(mb) = self.mailbox(node) else { return Err(SendError::Closed(msg)) };
+        let Ok(node) = self.entry(to) else {
+            return Err(SendError::Closed(msg));
+        };
+        let Some(mb) = self.mailbox(node) else {
+            return Err(SendError::Closed(msg));
+        };
         let priority = msg.priority();
         let flow = &self.inner.shared.external_flow;
         flow.produce(1);
@@ -375,10 +379,12 @@ impl<B: Agent> RuntimeHandle<B> {
         let priority = msg.priority();
         let flow = &self.inner.shared.external_flow;
         flow.produce(1);
-        mb.send(self.envelope(to, priority, Letter::User(msg))).await.map_err(|e| {
-            flow.consume(1);
-            SendError::Closed(unwrap_user(e.0.payload))
-        })
+        mb.send(self.envelope(to, priority, Letter::User(msg)))
+            .await
+            .map_err(|e| {
+                flow.consume(1);
+                SendError::Closed(unwrap_user(e.0.payload))
+            })
     }
 
     /// Sends `msg`, parking the thread while the destination's mailbox is full.
@@ -401,10 +407,11 @@ impl<B: Agent> RuntimeHandle<B> {
         let priority = msg.priority();
         let flow = &self.inner.shared.external_flow;
         flow.produce(1);
-        mb.send_blocking(self.envelope(to, priority, Letter::User(msg))).map_err(|e| {
-            flow.consume(1);
-            SendError::Closed(unwrap_user(e.0.payload))
-        })
+        mb.send_blocking(self.envelope(to, priority, Letter::User(msg)))
+            .map_err(|e| {
+                flow.consume(1);
+                SendError::Closed(unwrap_user(e.0.payload))
+            })
     }
 
     /// The next message agents sent to the application (to the orchestrator or a cluster's
@@ -547,7 +554,9 @@ impl<B: Agent> RuntimeHandle<B> {
             };
             let consumed: u64 = all().map(|f| f.consumed.load(Ordering::Acquire)).sum();
             let produced: u64 = all().map(|f| f.produced.load(Ordering::Acquire)).sum();
-            let ticked = live.iter().all(|&k| flows[k].tick.load(Ordering::Acquire) >= tick);
+            let ticked = live
+                .iter()
+                .all(|&k| flows[k].tick.load(Ordering::Acquire) >= tick);
             if ticked && produced == consumed {
                 return Ok(passes);
             }

@@ -2,6 +2,7 @@
 
 mod mailbox;
 mod runtime;
+mod scheduler;
 
 use clap::Subcommand;
 
@@ -14,11 +15,15 @@ pub(crate) enum BenchCommand {
     /// The actor runtime against plain actix actors: spawn time, memory per agent, ring and
     /// hierarchical report throughput.
     Runtime(runtime::Args),
+    /// One round of the `EnhancedQuboScheduler` on a synthetic problem of N agents in K
+    /// clusters over P pools: round time, objective, Lagrangian bound, efficiency.
+    Scheduler(scheduler::Args),
 }
 
 pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Mailbox(args) => mailbox::run(args),
         BenchCommand::Runtime(args) => runtime::run(args),
+        BenchCommand::Scheduler(args) => scheduler::run(args),
     }
 }

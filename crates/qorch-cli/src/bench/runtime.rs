@@ -60,6 +60,10 @@ pub(crate) struct Args {
 }
 
 #[derive(Serialize, Debug)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the field names are the JSON keys users rely on"
+)]
 struct Report {
     agents: usize,
     clusters: usize,
@@ -139,6 +143,7 @@ fn rss_bytes() -> Option<f64> {
     Some(pages * 4096.0)
 }
 
+#[allow(clippy::too_many_lines, reason = "the benchmark's phases in sequence")]
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.agents >= 2, "--agents must be at least 2");
     anyhow::ensure!(args.subclusters >= 1, "--subclusters must be at least 1");
