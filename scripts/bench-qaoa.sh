@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# QAOA statevector benchmark: qorch's simulator next to qulacs (the gate circuit, and the
-# diagonal-phase variant "qulacs-diag") on the same random 3-regular graphs and angles, in one
-# run on one machine; then the agreement check of the expectations (same graph, same angles,
-# |difference| <= 1e-9) against the gate-based qulacs circuit, which shares no code or
-# diagonal with qorch. The figures in docs/benchmarks.md come from this script.
+# QAOA statevector benchmark: qorch's simulator next to QOKit's C simulator (built by
+# scripts/setup-peers.sh) and qulacs (the gate circuit, and the diagonal-phase variant
+# "qulacs-diag") on the same random 3-regular graphs and angles, in one run on one machine;
+# then the agreement check of the expectations (same graph, same angles, |difference| <=
+# 1e-9) against the gate-based qulacs circuit, which shares no code or diagonal with qorch.
+# The figures in docs/benchmarks.md come from this script.
 #
 #   scripts/bench-qaoa.sh [NODES] [P] [REPS]        (defaults: 16,20,22,24  1  3)
 #
@@ -37,7 +38,7 @@ echo "# output in $out" >&2
 IFS=, read -r -a ns <<< "$nodes"
 for n in "${ns[@]}"; do
     g="$out/graphs/rr3_n${n}_s1.txt"
-    "$py" "$peers/qaoa_time.py" --graph "$g" --p "$ps" --sims qulacs-diag,qulacs --reps "$reps" \
+    "$py" "$peers/qaoa_time.py" --graph "$g" --p "$ps" --sims qokit-c,qulacs-diag,qulacs --reps "$reps" \
         --angles fixed > "$out/peers_n$n.json"
 done
 
@@ -56,21 +57,23 @@ bw = bench["bandwidth"]
 print(f"memory bandwidth ({bw['bytes'] >> 20} MiB, {bench['threads']} threads): "
       f"read-write {bw['read_write_gbps']:.1f} GB/s, read {bw['read_gbps']:.1f} GB/s; simd {bench['simd']}")
 print()
-hdr = ("n", "layer_s", "GB/s", "%bw", "p", "qorch_s", "grad_s", "qdiag_s", "qulacs_s", "speedup", "cut_frac", "table")
-print("%3s %9s %6s %4s %2s %9s %9s %9s %9s %8s %10s %10s" % hdr)
+hdr = ("n", "layer_s", "GB/s", "%bw", "p", "qorch_s", "grad_s", "qokit_s", "qdiag_s", "qulacs_s", "speedup", "cut_frac", "table")
+print("%3s %9s %6s %4s %2s %9s %9s %9s %9s %9s %8s %10s %10s" % hdr)
 for run in bench["runs"]:
     n = run["n"]
     peers = json.load(open(f"{out}/peers_n{n}.json"))["runs"]
     for e in run["expectations"]:
         t = {r["sim"]: r for r in peers if r.get("p") == e["p"] and "error" not in r}
-        qd, ql = t.get("qulacs-diag", {}), t.get("qulacs", {})
-        fastest = min(x["time_per_eval_s"] for x in (qd, ql) if x) if (qd or ql) else float("nan")
-        print("%3d %9.5f %6.2f %3.0f%% %2d %9.5f %9.5f %9.4f %9.4f %7.1fx %10.7f %10.7f" % (
+        qk, qd, ql = t.get("qokit-c", {}), t.get("qulacs-diag", {}), t.get("qulacs", {})
+        peers_t = [x["time_per_eval_s"] for x in (qk, qd, ql) if x]
+        fastest = min(peers_t) if peers_t else float("nan")
+        print("%3d %9.5f %6.2f %3.0f%% %2d %9.5f %9.5f %9.4f %9.4f %9.4f %7.1fx %10.7f %10.7f" % (
             n, run["layer_s"], run["layer_gbps"], 100 * run["bandwidth_fraction"], e["p"],
-            e["expectation_s"], e["gradient_s"], qd.get("time_per_eval_s", float("nan")),
+            e["expectation_s"], e["gradient_s"], qk.get("time_per_eval_s", float("nan")),
+            qd.get("time_per_eval_s", float("nan")),
             ql.get("time_per_eval_s", float("nan")), fastest / e["expectation_s"], e["cut_fraction"],
-            qd.get("fixed_angle_AR_table", float("nan"))))
-        for name, r in (("qulacs-diag", qd), ("qulacs", ql)):
+            (qd or qk).get("fixed_angle_AR_table", float("nan"))))
+        for name, r in (("qokit-c", qk), ("qulacs-diag", qd), ("qulacs", ql)):
             if r:
                 diff = abs(r["expectation"] - e["expectation"])
                 print(f"      same fixed angles (QOKit's table, rounded differently): |<C>_qorch - <C>_{name}| = {diff:.1e}")
