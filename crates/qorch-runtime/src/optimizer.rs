@@ -196,6 +196,9 @@ pub enum OptimizerError {
     /// The scheduler refused the problem.
     #[error("scheduling failed: {0}")]
     Schedule(#[from] qorch_scheduler::ScheduleError),
+    /// The scheduler panicked (a bug; the round is abandoned, later rounds still run).
+    #[error("the scheduler {0}")]
+    Panic(String),
     /// The ledger refused the allocation (a bug: the scheduler's allocations are feasible).
     #[error("ledger: {0}")]
     Ledger(#[from] qorch_resources::ResourceError),
@@ -470,7 +473,12 @@ impl<B: Agent> Worker<B> {
         let problem = self.problem(&report, affinity);
         let previous = st.allocation.clone();
         let t1 = Instant::now();
-        let outcome = self.scheduler.schedule(&problem, Some(&previous))?;
+        // A panic in the scheduler is a bug, but it must not take the optimizer thread (and
+        // every later round) with it: it fails this round with an error that says so.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.scheduler.schedule(&problem, Some(&previous))
+        }))
+        .map_err(|p| OptimizerError::Panic(crate::panic_guard::message(p.as_ref())))??;
         let solve_seconds = t1.elapsed().as_secs_f64();
         let batch = AllocationBatch {
             round: number,

@@ -291,6 +291,14 @@ impl EnhancedQuboScheduler {
         warm: &Hints,
         deadlines: Deadlines,
     ) -> Solved {
+        if share.pools.is_empty() {
+            // No capacity came down to this group (more groups than pools, say): its agents
+            // wait unserved for the reconciliation pass, which offers whatever is left.
+            return Solved {
+                placements: agents_of(flat, g).iter().map(|&a| (a, None)).collect(),
+                records: Vec::new(),
+            };
+        }
         match g {
             Group::Node(n) if !flat.nodes[n].children.is_empty() => {
                 let node = &flat.nodes[n];

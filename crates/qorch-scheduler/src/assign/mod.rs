@@ -221,6 +221,15 @@ impl AssignmentProblem {
         }
     }
 
+    /// Number of options of item `i` (valid option indices are `0..num_options_of(i)`).
+    ///
+    /// # Panics
+    ///
+    /// If the item does not exist.
+    pub fn num_options_of(&self, i: usize) -> u32 {
+        self.start[i + 1] - self.start[i]
+    }
+
     /// The pool of option `k` of item `i`.
     ///
     /// # Panics
