@@ -58,6 +58,7 @@
 
 mod assign;
 mod config;
+mod dual;
 mod error;
 mod gap;
 mod hierarchy;
