@@ -20,7 +20,8 @@
 //!    pool.
 //!
 //! The outcome's bound is a Lagrangian bound of the whole, unrestricted problem (every
-//! allowed pool, both amounts, affinity costs dropped): valid for any allocation, so
+//! allowed pool, both amounts; of the affinity costs only the floor that unserved agents
+//! cause, half of each incident edge): valid for any allocation, so
 //! `efficiency = objective / bound` measures the hierarchy's loss as well as the solver's.
 
 use std::collections::{BTreeMap, HashMap};
@@ -231,7 +232,7 @@ impl EnhancedQuboScheduler {
             migration_cost: migration,
             communication_cost: communication,
             bound,
-            bound_kind: "lagrangian: capacities relaxed over every allowed pool and amount, affinity costs dropped".into(),
+            bound_kind: "lagrangian: capacities relaxed over every allowed pool and amount; affinity: half of each edge charged to an unserved endpoint, split pairs of served agents not charged".into(),
             efficiency: efficiency(objective_value, bound),
             served,
             unserved: flat.agents.len() - served,
@@ -956,7 +957,8 @@ fn reconcile(flat: &Flat, place: &mut [Placement], max_candidates: usize) {
     }
 }
 
-/// The Lagrangian bound of the whole problem with affinity costs dropped: with at most 64
+/// The Lagrangian bound of the whole problem, with affinity costs reduced to what unserved
+/// agents surely cause ([`Flat::unserved_affinity_floor`]): with at most 64
 /// distinct pool capacities, one multiplier per pool *class* (pools of equal capacity) and
 /// kind, which for pools of a few types gives the LP relaxation's value; otherwise one per
 /// pool, with each agent's other allowed pools priced kind by kind ([`global_bound_pools`]).
@@ -1050,7 +1052,7 @@ fn class_bound(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
                         0.0
                     };
                     let home = ag.current.map(|p| class_of[p as usize]);
-                    let mut best = -mig;
+                    let mut best = -mig - flat.unserved_affinity_floor(a);
                     let mut pick: Option<usize> = None;
                     let lo = ag.min.as_ref().unwrap_or(&ag.desired);
                     let unit = ag.weight / flat.active_kinds;
@@ -1115,7 +1117,7 @@ fn class_bound(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
 
 /// The Lagrangian bound with one multiplier per pool: per agent its current pool explicitly
 /// (no migration there), every other allowed pool as a wildcard (minus migration), at both
-/// amounts; affinity costs dropped.
+/// amounts; affinity costs reduced to the unserved floor.
 fn global_bound_pools(flat: &Flat, iterations: usize, objective: f64) -> f64 {
     let k = flat.kinds;
     let mut b = AssignmentBuilder::new(k, flat.capacity.clone());
@@ -1129,7 +1131,7 @@ fn global_bound_pools(flat: &Flat, iterations: usize, objective: f64) -> f64 {
         } else {
             0.0
         };
-        let item = b.add_item(Some(-mig));
+        let item = b.add_item(Some(-mig - flat.unserved_affinity_floor(a)));
         // One dominating option per pool: the value of the desired amount with the demand of
         // the minimum (every grant in [min, desired] is worth at most that and uses at
         // least that).

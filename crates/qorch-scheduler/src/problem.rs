@@ -159,6 +159,13 @@ pub(crate) struct Flat {
 }
 
 impl Flat {
+    /// A lower bound on the communication cost agent `a` causes by staying unserved: half of
+    /// its incident affinity (an edge with an unserved endpoint always pays, and each edge has
+    /// two endpoints). Charging it to the unserved option keeps a relaxation an upper bound.
+    pub(crate) fn unserved_affinity_floor(&self, a: usize) -> f64 {
+        0.5 * self.adj[a].iter().map(|&(_, w)| w).sum::<f64>()
+    }
+
     /// The size of a demand vector: mean over kinds of amount / mean capacity.
     pub(crate) fn size(&self, v: &[f64]) -> f64 {
         v.iter()
