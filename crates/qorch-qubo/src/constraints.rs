@@ -131,8 +131,15 @@ impl QuboBuilder {
 }
 
 /// Binary weights `1, 2, 4, ..., 2^(K-2), r` summing to `max` (each value `0..=max` is
-/// representable); empty for `max == 0`.
-fn slack_weights(max: u64) -> Vec<u64> {
+/// representable); empty for `max == 0`. These are the slack bits' weights of
+/// [`QuboBuilder::add_inequality_slack`]; encoders that build their own slack terms use them
+/// too.
+///
+/// ```
+/// assert_eq!(qorch_qubo::slack_weights(10), vec![1, 2, 4, 3]);
+/// assert!(qorch_qubo::slack_weights(0).is_empty());
+/// ```
+pub fn slack_weights(max: u64) -> Vec<u64> {
     let mut weights = Vec::new();
     let mut total = 0_u64;
     let mut next = 1_u64;

@@ -85,6 +85,7 @@ mod io;
 mod model;
 mod solver;
 
+pub use constraints::slack_weights;
 pub use io::{Graph, ReadError, read_json, read_qubo_text, read_rudy, write_json, write_qubo_text};
 pub use model::{Coupling, FlipState, Ising, ModelError, Qubo, QuboBuilder, QuboTerms};
 pub use solver::{

@@ -262,10 +262,9 @@ pub(crate) fn solve_flat(p: &AssignmentProblem, params: &FlatParams<'_>) -> Flat
                 break;
             }
             if inc.feasible {
-                s = State::new(p, inc.choice.clone());
-                s.track_members();
-                run_windows(
-                    &mut s,
+                s = polish_incumbent(
+                    p,
+                    &mut inc,
                     params,
                     &mut rng,
                     &mut work,
@@ -273,8 +272,6 @@ pub(crate) fn solve_flat(p: &AssignmentProblem, params: &FlatParams<'_>) -> Flat
                     windows_per_phase,
                     &mut window_seed,
                 );
-                descent(&mut s, &mut rng, &mut work);
-                inc.offer(&s);
                 d.reset(&inc.choice);
                 let k = ((n as f64 * (0.02 + 0.02 * (phase % 4) as f64)).ceil() as usize).max(1);
                 d.perturb(k, &mut rng);
@@ -296,10 +293,9 @@ pub(crate) fn solve_flat(p: &AssignmentProblem, params: &FlatParams<'_>) -> Flat
             }
             // QUBO windows around the incumbent, then polish, then a perturbed restart.
             if inc.feasible {
-                s = State::new(p, inc.choice.clone());
-                s.track_members();
-                run_windows(
-                    &mut s,
+                s = polish_incumbent(
+                    p,
+                    &mut inc,
                     params,
                     &mut rng,
                     &mut work,
@@ -307,8 +303,6 @@ pub(crate) fn solve_flat(p: &AssignmentProblem, params: &FlatParams<'_>) -> Flat
                     windows_per_phase,
                     &mut window_seed,
                 );
-                descent(&mut s, &mut rng, &mut work);
-                inc.offer(&s);
                 perturb(&mut s, &mut rng, phase);
             }
         }
@@ -357,6 +351,30 @@ pub(crate) fn solve_flat(p: &AssignmentProblem, params: &FlatParams<'_>) -> Flat
         evaluations: params.evaluations - work.left,
         search: if use_tabu { "tabu" } else { "descent" },
     }
+}
+
+/// Restarts from the incumbent: QUBO windows around it, then descent; offers the result to
+/// the incumbent and returns the state, ready for the next phase.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the solve's running state, passed through"
+)]
+fn polish_incumbent<'p>(
+    p: &'p AssignmentProblem,
+    inc: &mut Incumbent,
+    params: &FlatParams<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+    work: &mut Work,
+    stats: &mut WindowStats,
+    windows: u64,
+    seed: &mut u64,
+) -> State<'p> {
+    let mut s = State::new(p, inc.choice.clone());
+    s.track_members();
+    run_windows(&mut s, params, rng, work, stats, windows, seed);
+    descent(&mut s, rng, work);
+    inc.offer(&s);
+    s
 }
 
 /// Moves a few random items to random options (the penalized search repairs what breaks).

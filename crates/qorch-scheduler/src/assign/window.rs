@@ -23,7 +23,7 @@
 
 use std::time::Instant;
 
-use qorch_qubo::{Budget, Qubo, QuboBuilder, SolveOptions, Solver};
+use qorch_qubo::{Budget, Qubo, QuboBuilder, SolveOptions, Solver, slack_weights};
 
 use super::state::State;
 use super::{NONE, within};
@@ -298,18 +298,4 @@ pub(crate) fn solve_window(
 
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
-}
-
-/// The slack weights `add_inequality_slack` uses for a maximum of `max` steps.
-fn slack_weights(max: u64) -> Vec<u64> {
-    let mut weights = Vec::new();
-    let mut total = 0_u64;
-    let mut next = 1_u64;
-    while total < max {
-        let w = next.min(max - total);
-        weights.push(w);
-        total += w;
-        next = next.saturating_mul(2);
-    }
-    weights
 }
