@@ -1,5 +1,8 @@
 //! Starting solutions and the repair step that makes any assignment feasible.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -107,49 +110,47 @@ pub(crate) fn greedy(p: &AssignmentProblem, lambda: &[f64]) -> Vec<u32> {
 /// whether the result is feasible (always, when every item may stay unserved).
 pub(crate) fn repair(s: &mut State<'_>, rng: &mut Xoshiro256PlusPlus) -> bool {
     let p = s.p;
-    let k = p.kinds;
     if s.members.is_none() {
         s.track_members();
     }
     let mut guard = 0_usize;
     let limit = 4 * p.num_items() + 16;
     for pool in 0..p.pools {
+        if s.pool_ok(pool) {
+            continue;
+        }
+        // Lazy greedy: every member's key once, then pop the cheapest, re-price it against
+        // the current loads, and move it only if it is still no worse than the next one
+        // (else push it back). One scan of the pool instead of one per move, which made
+        // repair quadratic in the members of a pool.
+        let mut heap: BinaryHeap<Reverse<(Key, u32)>> = s.members.as_ref().expect("tracked").list
+            [pool]
+            .iter()
+            .filter_map(|&i| {
+                let (key, _) = leave_key(s, i as usize, pool)?;
+                // Small random tie-breaking keeps repeated repairs from cycling.
+                let jitter = 1.0 + 1e-9 * rng.random_range(0.0..1.0);
+                Some(Reverse((Key(key * jitter), i)))
+            })
+            .collect();
         while !s.pool_ok(pool) {
             guard += 1;
             if guard > limit {
                 return s.is_feasible();
             }
-            let over: Vec<bool> = (0..k)
-                .map(|r| !super::within(s.load[pool * k + r], p.capacity[pool * k + r]))
-                .collect();
-            let members = s.members.as_ref().expect("tracked").list[pool].clone();
-            // (loss per unit, alternative, item)
-            let mut best: Option<(f64, u32, usize)> = None;
-            for &i in &members {
-                let i = i as usize;
-                let cur = s.choice[i];
-                let size: f64 = (0..k)
-                    .filter(|&r| over[r])
-                    .map(|r| p.opt_demand[cur as usize * k + r] * p.inv_scale[r])
-                    .sum();
-                if size <= 0.0 {
-                    continue;
-                }
-                let Some(alt) = best_alternative(s, i, pool) else {
-                    continue;
-                };
-                let loss = -s.delta_objective(i, alt);
-                let key = loss / size;
-                // Small random tie-breaking keeps repeated repairs from cycling.
-                let jitter = 1.0 + 1e-9 * rng.random_range(0.0..1.0);
-                if best.is_none_or(|b| key * jitter < b.0) {
-                    best = Some((key * jitter, alt, i));
-                }
-            }
-            let Some((_, alt, i)) = best else {
+            let Some(Reverse((_, i))) = heap.pop() else {
                 break; // Nothing can leave this pool: only mandatory items that fit nowhere.
             };
-            s.apply(i, alt);
+            let Some((key, alt)) = leave_key(s, i as usize, pool) else {
+                continue;
+            };
+            if let Some(Reverse((next, _))) = heap.peek()
+                && key > next.0
+            {
+                heap.push(Reverse((Key(key), i)));
+                continue;
+            }
+            s.apply(i as usize, alt);
         }
     }
     if s.is_feasible() {
@@ -189,6 +190,44 @@ pub(crate) fn repair(s: &mut State<'_>, rng: &mut Xoshiro256PlusPlus) -> bool {
         }
     }
     s.is_feasible()
+}
+
+/// What moving item `i` off overloaded `pool` costs per unit of the overloaded kinds it frees,
+/// and where it would go; `None` if it frees nothing or has nowhere to go.
+fn leave_key(s: &State<'_>, i: usize, pool: usize) -> Option<(f64, u32)> {
+    let p = s.p;
+    let k = p.kinds;
+    let cur = s.choice[i];
+    if cur == NONE || p.opt_pool[cur as usize] as usize != pool {
+        return None;
+    }
+    let size: f64 = (0..k)
+        .filter(|&r| !super::within(s.load[pool * k + r], p.capacity[pool * k + r]))
+        .map(|r| p.opt_demand[cur as usize * k + r] * p.inv_scale[r])
+        .sum();
+    if size <= 0.0 {
+        return None;
+    }
+    let alt = best_alternative(s, i, pool)?;
+    Some((-s.delta_objective(i, alt) / size, alt))
+}
+
+/// A total order on `f64` keys for the repair heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Key(f64);
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 /// The best option for item `i` other than staying on `pool` at its current size: one that

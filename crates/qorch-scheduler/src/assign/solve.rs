@@ -471,29 +471,60 @@ fn pick_window(
         return None;
     }
     let members = &s.members.as_ref()?.list;
-    let mut cands: Vec<u32> = pools
-        .iter()
-        .flat_map(|&q| members[q as usize].iter().copied())
-        .collect();
-    shuffle(&mut cands, rng);
-    if s.choice[i0] == NONE {
-        cands.insert(0, i0 as u32);
-    }
+    let total: usize = pools.iter().map(|&q| members[q as usize].len()).sum();
     let mut items = Vec::new();
     let mut vars = 0;
-    for i in cands {
+    // Adds item `i` if it has options on the window's pools; false once the window is full.
+    let mut take = |i: u32, items: &mut Vec<u32>| -> bool {
         let v = p
             .options(i as usize)
             .filter(|&o| pools.contains(&p.opt_pool[o]))
             .count();
         if v == 0 {
-            continue;
+            return true;
         }
         if vars + v > target && !items.is_empty() {
-            break;
+            return false;
         }
         vars += v;
         items.push(i);
+        true
+    };
+    if s.choice[i0] == NONE {
+        take(i0 as u32, &mut items);
+    }
+    if total <= SHUFFLE_UP_TO {
+        let mut cands: Vec<u32> = pools
+            .iter()
+            .flat_map(|&q| members[q as usize].iter().copied())
+            .collect();
+        shuffle(&mut cands, rng);
+        for i in cands {
+            if !take(i, &mut items) {
+                break;
+            }
+        }
+    } else {
+        // Many members: draw them at random (O(window) per window, not O(members), which
+        // made large flat solves quadratic), skipping repeats.
+        for _ in 0..4 * target.max(8) {
+            let mut r = rng.random_range(0..total);
+            let mut q = 0;
+            while r >= members[pools[q] as usize].len() {
+                r -= members[pools[q] as usize].len();
+                q += 1;
+            }
+            let i = members[pools[q] as usize][r];
+            if items.contains(&i) {
+                continue;
+            }
+            if !take(i, &mut items) {
+                break;
+            }
+        }
     }
     (!items.is_empty()).then_some((pools, items))
 }
+
+/// Up to this many members on a window's pools, candidates are shuffled in full.
+const SHUFFLE_UP_TO: usize = 256;
