@@ -168,6 +168,8 @@ impl EnhancedQuboScheduler {
             place[a] = p;
         }
         let mut records = solved.records;
+        let evicted = enforce_capacity(&flat, &mut place);
+        debug_assert_eq!(evicted, 0, "a leaf solve left a pool over capacity");
         // Reconciliation.
         let tr = Instant::now();
         let before = objective(&flat, &place);
@@ -658,6 +660,52 @@ impl EnhancedQuboScheduler {
             records: vec![record(level, node, &problem, &r)],
         }
     }
+}
+
+/// The last guard of the capacity invariant: on any pool whose placements exceed its
+/// capacity in some kind (a sub-solve that ended infeasible, which is a bug), evicts agents,
+/// lightest weight first, until it fits. Returns how many it evicted; the reconciliation pass
+/// that follows may place them again where there is room.
+fn enforce_capacity(flat: &Flat, place: &mut [Placement]) -> usize {
+    let k = flat.kinds;
+    let np = flat.pool_ids.len();
+    let mut load = vec![0.0; np * k];
+    let mut on: Vec<Vec<usize>> = vec![Vec::new(); np];
+    for (a, p) in place.iter().enumerate() {
+        if let Some((pool, amount)) = p {
+            let q = *pool as usize;
+            for r in 0..k {
+                load[q * k + r] += amount[r];
+            }
+            on[q].push(a);
+        }
+    }
+    let over =
+        |load: &[f64], q: usize| (0..k).any(|r| !within(load[q * k + r], flat.capacity[q * k + r]));
+    let mut evicted = 0;
+    for q in 0..np {
+        if !over(&load, q) {
+            continue;
+        }
+        on[q].sort_by(|&x, &y| {
+            flat.agents[x]
+                .weight
+                .total_cmp(&flat.agents[y].weight)
+                .then(x.cmp(&y))
+        });
+        for &a in &on[q] {
+            if !over(&load, q) {
+                break;
+            }
+            if let Some((_, amount)) = place[a].take() {
+                for r in 0..k {
+                    load[q * k + r] -= amount[r];
+                }
+                evicted += 1;
+            }
+        }
+    }
+    evicted
 }
 
 /// Places unserved agents of a leaf on any pool of its share with room (every pool, not

@@ -328,3 +328,62 @@ fn unsatisfiable_and_malformed_problems_are_typed_errors() {
     empty.pools.clear();
     assert!(s.schedule(&empty, None).is_err());
 }
+
+/// Two clusters of two sub-clusters, 40 agents asking for 80 cpu (at least 40) from pools of
+/// 30 and 20: leaves must shrink and evict, and no grant may exceed a capacity.
+fn tight_problem() -> AllocationProblem {
+    let kinds = ResourceKinds::from_names(["cpu"]);
+    let mut next = 0_u32;
+    let mut agent = |cpu: f64| {
+        next += 1;
+        AgentSpec {
+            id: AgentId(next),
+            request: ResourceRequest::new(
+                ResourceVector::from(vec![cpu / 2.0]),
+                ResourceVector::from(vec![cpu]),
+                1.0,
+                PoolFilter::Any,
+            )
+            .expect("valid request"),
+            current: None,
+        }
+    };
+    let clusters = (0..2)
+        .map(|c| Cluster {
+            id: ClusterId(c),
+            agents: Vec::new(),
+            subclusters: (0..2)
+                .map(|s| qorch_scheduler::SubCluster {
+                    id: qorch_resources::SubClusterId(c * 2 + s),
+                    agents: (0..10).map(|i| agent(1.0 + f64::from(i % 3))).collect(),
+                    subclusters: Vec::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    AllocationProblem {
+        kinds,
+        pools: vec![
+            Pool::node(PoolId(0), "a", ResourceVector::from(vec![30.0])),
+            Pool::node(PoolId(1), "b", ResourceVector::from(vec![20.0])),
+        ],
+        clusters,
+        affinity: Vec::new(),
+        costs: CostModel::default(),
+    }
+}
+
+#[test]
+fn tight_rounds_never_exceed_a_capacity() {
+    let problem = tight_problem();
+    for seed in 0..8 {
+        let s = EnhancedQuboScheduler::new(SchedulerConfig {
+            seed,
+            ..SchedulerConfig::default()
+        })
+        .expect("valid");
+        let out = s.schedule(&problem, None).expect("valid problem");
+        check_feasible(&problem, &out);
+        assert!(out.served > 0, "seed {seed}: nothing served");
+    }
+}

@@ -151,6 +151,11 @@ pub(crate) fn repair(s: &mut State<'_>, rng: &mut Xoshiro256PlusPlus) -> bool {
                 continue;
             }
             s.apply(i as usize, alt);
+            // A smaller option keeps the item on this pool: it may have to shrink or leave
+            // again, so it goes back into the heap at its new price.
+            if let Some((key, _)) = leave_key(s, i as usize, pool) {
+                heap.push(Reverse((Key(key), i)));
+            }
         }
     }
     if s.is_feasible() {
