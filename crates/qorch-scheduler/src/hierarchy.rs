@@ -1086,6 +1086,21 @@ fn class_bound(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
         })
         .collect();
     let n = flat.agents.len();
+    // Per agent, fixed across evaluations: its migration cost and the unserved option's value.
+    let migration: Vec<f64> = flat
+        .agents
+        .iter()
+        .map(|ag| {
+            if ag.current.is_some() {
+                flat.migration * flat.size(&ag.desired)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let unserved: Vec<f64> = (0..n)
+        .map(|a| -migration[a] - flat.unserved_affinity_floor(a))
+        .collect();
     let eval = |mu: &[f64]| -> (f64, Vec<f64>) {
         let parts: Vec<(f64, Vec<f64>)> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
@@ -1094,13 +1109,9 @@ fn class_bound(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
                 let mut sum = 0.0;
                 for a in ch * CHUNK..((ch + 1) * CHUNK).min(n) {
                     let ag = &flat.agents[a];
-                    let mig = if ag.current.is_some() {
-                        flat.migration * flat.size(&ag.desired)
-                    } else {
-                        0.0
-                    };
+                    let mig = migration[a];
                     let home = ag.current.map(|p| class_of[p as usize]);
-                    let mut best = -mig - flat.unserved_affinity_floor(a);
+                    let mut best = unserved[a];
                     let mut pick: Option<usize> = None;
                     let lo = ag.min.as_ref().unwrap_or(&ag.desired);
                     let unit = ag.weight / flat.active_kinds;
