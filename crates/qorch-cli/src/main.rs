@@ -7,6 +7,7 @@ mod allocate_cmd;
 mod bench;
 mod qaoa_cmd;
 mod qubo_cmd;
+mod simulate_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         cmd: qubo_cmd::QuboCommand,
     },
+    /// Run a simulation: a scenario file, or the built-in default scenario (10,000 agents,
+    /// 100 clusters), with flags overriding its values.
+    Simulate(simulate_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Bench { which } => bench::run(&which),
         Command::Qaoa { cmd } => qaoa_cmd::run(&cmd),
         Command::Qubo { cmd } => qubo_cmd::run(&cmd),
+        Command::Simulate(args) => simulate_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

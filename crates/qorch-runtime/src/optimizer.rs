@@ -79,6 +79,12 @@ pub struct OptimizerConfig {
     pub affinity_memory: f64,
 }
 
+// The observed affinity counts messages, while the objective counts resources in units of a
+// mean pool (see `AllocationProblem`): before a round, the edges are scaled so that their
+// total weight equals the total desired size of the agents that report. `costs.communication`
+// then reads as "splitting every pair that talks costs this share of the demand", whatever
+// the message rates.
+
 impl OptimizerConfig {
     /// A configuration for these pools, with default costs, scheduler and triggers and no
     /// period.
@@ -231,6 +237,21 @@ impl Optimizer {
     ) -> Result<Optimizer, OptimizerError> {
         let scheduler = EnhancedQuboScheduler::new(config.scheduler.clone())
             .map_err(|e| OptimizerError::Config(e.to_string()))?;
+        Self::start_with(handle, config, scheduler)
+    }
+
+    /// Starts the optimizer with a scheduler built by the caller (for instance one with a
+    /// QAOA sub-solver plugged in, see `EnhancedQuboScheduler::with_qaoa_solver`); the
+    /// scheduler's own settings are used, `config.scheduler` is ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`OptimizerError::Config`] for invalid pools.
+    pub fn start_with<B: Agent>(
+        handle: RuntimeHandle<B>,
+        config: OptimizerConfig,
+        scheduler: EnhancedQuboScheduler,
+    ) -> Result<Optimizer, OptimizerError> {
         if config.pools.is_empty() {
             return Err(OptimizerError::Config("at least one pool is needed".into()));
         }
@@ -469,7 +490,8 @@ impl<B: Agent> Worker<B> {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let affinity = self.update_affinity(&mut st.affinity, &report);
+        let mut affinity = self.update_affinity(&mut st.affinity, &report);
+        self.normalize_affinity(&mut affinity, &report);
         let problem = self.problem(&report, affinity);
         let previous = st.allocation.clone();
         let t1 = Instant::now();
@@ -582,6 +604,46 @@ impl<B: Agent> Worker<B> {
             .collect();
         edges.sort_by_key(|e| (e.a, e.b));
         edges
+    }
+
+    /// Scales the edges so that their total weight equals the reporting agents' total
+    /// desired size (in units of a mean pool, as the objective counts it).
+    fn normalize_affinity(&self, edges: &mut [Affinity], report: &RoundReport) {
+        let kinds = self.config.kinds.len();
+        let pools = self.config.pools.len().max(1) as f64;
+        let mean_cap: Vec<f64> = (0..kinds)
+            .map(|k| {
+                self.config
+                    .pools
+                    .iter()
+                    .map(|p| p.capacity.amounts().get(k).copied().unwrap_or(0.0))
+                    .sum::<f64>()
+                    / pools
+            })
+            .collect();
+        let size: f64 = report
+            .agents
+            .iter()
+            .filter(|r| r.status != ComponentStatus::Failed)
+            .filter_map(|r| r.request.as_ref())
+            .map(|req| {
+                req.desired
+                    .amounts()
+                    .iter()
+                    .zip(&mean_cap)
+                    .filter(|(_, c)| **c > 0.0)
+                    .map(|(d, c)| d / c)
+                    .sum::<f64>()
+                    / kinds.max(1) as f64
+            })
+            .sum();
+        let total: f64 = edges.iter().map(|e| e.weight).sum();
+        if total > 0.0 && size > 0.0 {
+            let scale = size / total;
+            for e in edges {
+                e.weight *= scale;
+            }
+        }
     }
 
     /// The allocation problem of a round: the cluster tree of the runtime, with every

@@ -1,0 +1,120 @@
+//! `qorch simulate`: run a scenario (the built-in one without an argument).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args as ClapArgs;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use qorch_sim::{Progress, Scenario};
+
+/// Runs a simulation: the scenario file (or the built-in default scenario of 10,000 agents
+/// in 100 clusters), flags overriding its values.
+#[derive(ClapArgs, Debug)]
+pub(crate) struct Args {
+    /// Scenario file (TOML); without it, the built-in default scenario.
+    pub(crate) scenario: Option<PathBuf>,
+    /// Number of agents.
+    #[arg(long)]
+    pub(crate) agents: Option<usize>,
+    /// Number of top-level clusters.
+    #[arg(long)]
+    pub(crate) clusters: Option<usize>,
+    /// Rebalancing rounds.
+    #[arg(long)]
+    pub(crate) rounds: Option<u64>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Worker threads (0: one per core; 1: a reproducible report).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Solver: default, qaoa, sa, pt, tabu, descent, exact, decompose or hybrid.
+    #[arg(long)]
+    pub(crate) solver: Option<String>,
+    /// Write report.json, timings.json, scenario.toml and SVG plots into this directory.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Print the report as one JSON object instead of the summary table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Print the scenario (after the flags) as TOML and exit.
+    #[arg(long)]
+    pub(crate) print_scenario: bool,
+}
+
+/// The scenario of the arguments: the file or the default, then the flags.
+pub(crate) fn scenario(args: &Args) -> anyhow::Result<Scenario> {
+    let mut s = match &args.scenario {
+        Some(path) => Scenario::from_path(path)?,
+        None => Scenario::default(),
+    };
+    if let Some(n) = args.agents {
+        s.topology.agents = n;
+    }
+    if let Some(k) = args.clusters {
+        s.topology.clusters = k;
+    }
+    if let Some(r) = args.rounds {
+        s.rounds = r;
+        // Faults scheduled past the last round are dropped with the rounds they belonged to.
+        s.faults.retain(|f| f.round <= r);
+    }
+    if let Some(seed) = args.seed {
+        s.seed = seed;
+    }
+    if let Some(w) = args.workers {
+        s.workers = w;
+    }
+    if let Some(name) = &args.solver {
+        s.solver.name.clone_from(name);
+    }
+    s.validate()?;
+    Ok(s)
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let s = scenario(args)?;
+    if args.print_scenario {
+        return crate::print_line(s.to_toml().trim_end());
+    }
+    let bar = ProgressBar::with_draw_target(Some(s.rounds), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg:<40} [{bar:30}] {pos}/{len} rounds, {elapsed}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("setting up {} agents", s.topology.agents));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let outcome = qorch_sim::run(&s, &mut |p| match p {
+        Progress::Ready { agents, .. } => bar.set_message(format!("{agents} agents running")),
+        Progress::Round(summary) => {
+            bar.set_message(format!(
+                "round {}: efficiency {:.3}",
+                summary.round, summary.efficiency
+            ));
+            bar.inc(1);
+        }
+        Progress::Baseline => bar.set_message("baseline: the same work in a plain loop"),
+    });
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    if let Some(dir) = &args.out {
+        qorch_sim::write_outputs(dir, &s, &outcome)
+            .with_context(|| format!("writing the report into {}", dir.display()))?;
+    }
+    if args.json {
+        crate::print_line(&serde_json::to_string(&outcome.report)?)
+    } else {
+        let mut table = outcome.report.summary_table(&outcome.timings);
+        if let Some(dir) = &args.out {
+            table.push_str(&format!(
+                "  report, timings and plots in {}\n",
+                dir.display()
+            ));
+        }
+        crate::print_line(table.trim_end())
+    }
+}

@@ -1,0 +1,293 @@
+//! SVG plots of a report: utilization and unmet demand, round latency, solver energies
+//! against the bound, cluster sizes, message rates per priority.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::SimError;
+use crate::report::{Report, Timings};
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+const SIZE: (u32, u32) = (800, 480);
+
+/// Writes the plots into `dir`; returns the file names.
+///
+/// # Errors
+///
+/// [`SimError::Plot`] naming the plot that could not be drawn.
+pub fn write_plots(
+    dir: &Path,
+    report: &Report,
+    timings: &Timings,
+) -> Result<Vec<String>, SimError> {
+    let plots: [(&str, &dyn Fn(&Path) -> DrawResult); 5] = [
+        ("utilization.svg", &|p| utilization(p, report)),
+        ("round_latency.svg", &|p| latency(p, timings)),
+        ("solver_energy.svg", &|p| energy(p, report)),
+        ("cluster_sizes.svg", &|p| sizes(p, report)),
+        ("message_rates.svg", &|p| messages(p, report)),
+    ];
+    let mut written = Vec::new();
+    for (name, draw) in plots {
+        let path = dir.join(name);
+        draw(&path).map_err(|e| SimError::Plot {
+            file: path.display().to_string(),
+            error: e.to_string(),
+        })?;
+        written.push(name.to_owned());
+    }
+    Ok(written)
+}
+
+fn rounds_axis(n: usize) -> std::ops::Range<f64> {
+    0.5..(n.max(1) as f64 + 0.5)
+}
+
+fn utilization(path: &Path, r: &Report) -> DrawResult {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Utilization and unmet demand per round", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(rounds_axis(r.per_round.len()), 0.0..1.05)?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .y_desc("share")
+        .draw()?;
+    let series: [(&str, RGBColor, Box<dyn Fn(&crate::RoundRecord) -> f64>); 4] = [
+        ("utilization", BLUE, Box::new(|x| x.utilization)),
+        ("unmet demand", RED, Box::new(|x| x.unmet_demand)),
+        (
+            "efficiency (objective / bound)",
+            GREEN,
+            Box::new(|x| x.efficiency),
+        ),
+        ("fairness (Jain)", MAGENTA, Box::new(|x| x.fairness)),
+    ];
+    for (label, color, f) in series {
+        chart
+            .draw_series(LineSeries::new(
+                r.per_round
+                    .iter()
+                    .map(|x| (x.round as f64, f(x).clamp(0.0, 1.05))),
+                color.stroke_width(2),
+            ))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn latency(path: &Path, t: &Timings) -> DrawResult {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = t.round_latency_seconds.iter().copied().fold(1e-3, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Round latency", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(rounds_axis(t.round_latency_seconds.len()), 0.0..max * 1.1)?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .y_desc("seconds")
+        .draw()?;
+    let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter()
+            .enumerate()
+            .map(|(i, &s)| ((i + 1) as f64, s))
+            .collect()
+    };
+    chart
+        .draw_series(LineSeries::new(
+            pts(&t.round_latency_seconds),
+            BLUE.stroke_width(2),
+        ))?
+        .label("round (collect + solve + send)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(
+            pts(&t.round_solve_seconds),
+            RED.stroke_width(2),
+        ))?
+        .label("of which solving")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn energy(path: &Path, r: &Report) -> DrawResult {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (lo, hi) = r
+        .per_round
+        .iter()
+        .flat_map(|x| [-x.objective, -x.bound])
+        .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(v), h.max(v)));
+    let (lo, hi) = if lo < hi {
+        (lo, hi)
+    } else {
+        (lo - 1.0, lo + 1.0)
+    };
+    let pad = 0.05 * (hi - lo);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Energy of each round's allocation against its bound (lower is better)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(rounds_axis(r.per_round.len()), (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .y_desc("energy = -objective")
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            r.per_round.iter().map(|x| (x.round as f64, -x.objective)),
+            BLUE.stroke_width(2),
+        ))?
+        .label("solver's allocation")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(
+            r.per_round.iter().map(|x| (x.round as f64, -x.bound)),
+            BLACK.stroke_width(1),
+        ))?
+        .label("bound (no allocation does better)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn sizes(path: &Path, r: &Report) -> DrawResult {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = r
+        .cluster_sizes
+        .initial
+        .iter()
+        .chain(&r.cluster_sizes.last)
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let bins = 30_u32;
+    let width = max.div_ceil(bins).max(1);
+    let hist = |v: &[u32]| -> Vec<u32> {
+        let mut h = vec![0_u32; bins as usize + 1];
+        for &s in v {
+            h[(s / width).min(bins) as usize] += 1;
+        }
+        h
+    };
+    let (a, b) = (hist(&r.cluster_sizes.initial), hist(&r.cluster_sizes.last));
+    let top = a.iter().chain(&b).copied().max().unwrap_or(1).max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Leaf sizes: at the start and at the end",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0_u32..(bins + 1) * width, 0_u32..top + top / 10 + 1)?;
+    chart
+        .configure_mesh()
+        .x_desc("agents in the leaf")
+        .y_desc("leaves")
+        .draw()?;
+    for (h, color, label, shift) in [(&a, BLUE, "start", 0), (&b, RED, "end", width / 2)] {
+        chart
+            .draw_series(h.iter().enumerate().map(|(i, &c)| {
+                let x0 = i as u32 * width + shift;
+                Rectangle::new(
+                    [(x0, 0), (x0 + (width / 2).max(1), c)],
+                    color.mix(0.6).filled(),
+                )
+            }))?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn messages(path: &Path, r: &Report) -> DrawResult {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = r
+        .per_round
+        .iter()
+        .flat_map(|x| x.messages_by_priority)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Messages per round and priority lane", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(rounds_axis(r.per_round.len()), 0.0..max * 1.1)?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .y_desc("messages taken from mailboxes")
+        .draw()?;
+    for (lane, (label, color)) in [
+        ("control", BLACK),
+        ("high", RED),
+        ("normal", BLUE),
+        ("low", GREEN),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        chart
+            .draw_series(LineSeries::new(
+                r.per_round
+                    .iter()
+                    .map(|x| (x.round as f64, x.messages_by_priority[lane] as f64)),
+                color.stroke_width(2),
+            ))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

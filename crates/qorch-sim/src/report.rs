@@ -1,0 +1,293 @@
+//! The report of a run: what `report.json` holds and `qorch simulate --json` prints.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// The report of a simulation.
+///
+/// Every figure is defined in `docs/guide.md` (Metrics). Fields that measure time
+/// (`wall_seconds`, `communication_overhead`, `round_latency_seconds`, per-round and
+/// per-solver seconds) depend on the machine; in a reproducible run (one worker) they are
+/// left out of the report (`null`, or empty lists) so that the same seed gives the same
+/// report byte for byte, and [`Timings`] carries them instead (`timings.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its seed.
+    pub seed: u64,
+    /// Worker threads.
+    pub workers: usize,
+    /// One worker: timing fields are left out and the report is reproducible.
+    pub reproducible: bool,
+    /// Agents at the start.
+    pub agents: usize,
+    /// Top-level clusters.
+    pub clusters: usize,
+    /// Leaf nodes (the sub-clusters that hold agents) at the end.
+    pub leaves: usize,
+    /// Pools.
+    pub pools: usize,
+    /// Rounds run.
+    pub rounds: u64,
+    /// Ticks run.
+    pub ticks: u64,
+    /// Wall-clock seconds of the whole run (set-up, ticks, rounds, baseline, shutdown).
+    pub wall_seconds: Option<f64>,
+    /// Mean over rounds of objective / bound.
+    pub allocation_efficiency: f64,
+    /// Mean over rounds and kinds of granted / capacity.
+    pub utilization: f64,
+    /// Mean over rounds of granted / capacity, per kind.
+    pub utilization_by_kind: BTreeMap<String, f64>,
+    /// Mean over rounds of Jain's fairness index of the agents' satisfaction.
+    pub fairness: f64,
+    /// Mean over rounds of the share of desired demand not granted.
+    pub unmet_demand: f64,
+    /// Mean over rounds (after the first) of the share of agents whose placement changed.
+    pub churn: f64,
+    /// Mean absolute percentage error of one-round-ahead demand forecasts (Holt's linear
+    /// trend) over a sample of agents.
+    pub forecast_error: f64,
+    /// Extra wall time of the ticks in the runtime over the same work in a plain loop:
+    /// `runtime / plain - 1`.
+    pub communication_overhead: Option<f64>,
+    /// Each round's latency (collection, solve, allocations sent), seconds.
+    pub round_latency_seconds: Vec<f64>,
+    /// Message accounting.
+    pub messages: Messages,
+    /// Share of the agents' messages between agents of different top-level clusters (from
+    /// the agents' peers and send rates, not from the sampled observation the re-clustering
+    /// works with).
+    pub cross_cluster_traffic: CrossTraffic,
+    /// Faults injected and what they cost.
+    pub faults: FaultReport,
+    /// Leaf sizes at the start and at the end.
+    pub cluster_sizes: ClusterSizes,
+    /// Re-clustering passes.
+    pub reclustering: Vec<ReclusterRecord>,
+    /// QUBO windows per solver over all rounds.
+    pub solver_windows: BTreeMap<String, u64>,
+    /// Per round.
+    pub per_round: Vec<RoundRecord>,
+}
+
+/// Messages handled and where the others went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Messages {
+    /// Agent messages sent by the agents' ticks.
+    pub sent: u64,
+    /// Handled by agents.
+    pub handled: u64,
+    /// Handled by the plain loop doing the same work (no faults there).
+    pub baseline_handled: u64,
+    /// Taken from mailboxes per priority lane: control, high, normal, low.
+    pub by_priority: BTreeMap<String, u64>,
+    /// Undeliverable (their receiver was lost), counted, never dropped silently.
+    pub dead_letters: u64,
+    /// Agent restarts.
+    pub restarts: u64,
+    /// Left in mailboxes, outboxes or unacknowledged at shutdown.
+    pub left_at_shutdown: u64,
+}
+
+/// Cross-cluster traffic before and after the run's re-clustering.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrossTraffic {
+    /// At the first round.
+    pub first_round: f64,
+    /// At the last round.
+    pub last_round: f64,
+}
+
+/// Faults injected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultReport {
+    /// Agents made to panic.
+    pub agent_panics: u64,
+    /// Sub-clusters stopped.
+    pub subclusters_lost: u64,
+    /// Agents lost with them.
+    pub agents_lost: u64,
+}
+
+/// Leaf sizes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSizes {
+    /// At the start, per leaf.
+    pub initial: Vec<u32>,
+    /// At the end, per leaf (empty leaves left out).
+    pub last: Vec<u32>,
+}
+
+/// One re-clustering pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReclusterRecord {
+    /// After which round.
+    pub round: u64,
+    /// Agents moved.
+    pub moved: u64,
+    /// Leaves split.
+    pub splits: u64,
+    /// Leaves merged into a sibling.
+    pub merges: u64,
+    /// Share of the messages across top-level clusters, before.
+    pub cross_before: f64,
+    /// And after.
+    pub cross_after: f64,
+}
+
+/// One round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// Its number.
+    pub round: u64,
+    /// Agents that asked.
+    pub agents: usize,
+    /// Of which served.
+    pub served: usize,
+    /// Objective.
+    pub objective: f64,
+    /// Bound.
+    pub bound: f64,
+    /// Objective / bound.
+    pub efficiency: f64,
+    /// Mean over kinds of granted / capacity.
+    pub utilization: f64,
+    /// Share of desired demand not granted.
+    pub unmet_demand: f64,
+    /// Jain's index.
+    pub fairness: f64,
+    /// Share of agents moved.
+    pub churn: f64,
+    /// Messages taken from mailboxes in the ticks before it, per lane (control, high,
+    /// normal, low).
+    pub messages_by_priority: [u64; 4],
+    /// Energies of its sub-solves (QUBO convention: lower is better).
+    pub energies: Vec<f64>,
+    /// Latency, seconds (`None` in reproducible runs).
+    pub seconds: Option<f64>,
+}
+
+/// What a run measured in time (`timings.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Whole run.
+    pub wall_seconds: f64,
+    /// Ticks in the runtime.
+    pub runtime_tick_seconds: f64,
+    /// The same ticks in the plain loop.
+    pub baseline_tick_seconds: f64,
+    /// `runtime / plain - 1`.
+    pub communication_overhead: f64,
+    /// Each round's latency.
+    pub round_latency_seconds: Vec<f64>,
+    /// Of which solving.
+    pub round_solve_seconds: Vec<f64>,
+    /// Seconds per solver.
+    pub solver_seconds: BTreeMap<String, f64>,
+    /// Setting up the hierarchy and spawning the agents.
+    pub setup_seconds: f64,
+}
+
+impl Report {
+    /// The report as pretty JSON (what `report.json` holds).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialize")
+    }
+
+    /// A summary table for people.
+    pub fn summary_table(&self, timings: &Timings) -> String {
+        let mut s = String::new();
+        let row = |s: &mut String, k: &str, v: String| {
+            let _ = writeln!(s, "  {k:<28} {v}");
+        };
+        let _ = writeln!(
+            s,
+            "scenario {} (seed {}, {} workers)",
+            self.scenario, self.seed, self.workers
+        );
+        row(
+            &mut s,
+            "agents / clusters / leaves",
+            format!("{} / {} / {}", self.agents, self.clusters, self.leaves),
+        );
+        row(
+            &mut s,
+            "rounds / ticks",
+            format!("{} / {}", self.rounds, self.ticks),
+        );
+        row(
+            &mut s,
+            "wall time",
+            format!("{:.2} s", timings.wall_seconds),
+        );
+        row(
+            &mut s,
+            "allocation efficiency",
+            format!("{:.4}", self.allocation_efficiency),
+        );
+        row(&mut s, "utilization", format!("{:.3}", self.utilization));
+        row(&mut s, "unmet demand", format!("{:.3}", self.unmet_demand));
+        row(&mut s, "fairness (Jain)", format!("{:.3}", self.fairness));
+        row(&mut s, "churn", format!("{:.3}", self.churn));
+        row(
+            &mut s,
+            "forecast error (MAPE)",
+            format!("{:.3}", self.forecast_error),
+        );
+        row(
+            &mut s,
+            "communication overhead",
+            format!(
+                "{:+.1}% ({:.2} s in the runtime, {:.2} s in a plain loop)",
+                100.0 * timings.communication_overhead,
+                timings.runtime_tick_seconds,
+                timings.baseline_tick_seconds
+            ),
+        );
+        let lat = &timings.round_latency_seconds;
+        if !lat.is_empty() {
+            let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+            let max = lat.iter().copied().fold(0.0, f64::max);
+            row(
+                &mut s,
+                "round latency",
+                format!("mean {mean:.3} s, max {max:.3} s"),
+            );
+        }
+        row(
+            &mut s,
+            "messages handled",
+            format!(
+                "{} (plain loop: {}), dead letters {}, left at shutdown {}",
+                self.messages.handled,
+                self.messages.baseline_handled,
+                self.messages.dead_letters,
+                self.messages.left_at_shutdown
+            ),
+        );
+        row(
+            &mut s,
+            "cross-cluster traffic",
+            format!(
+                "{:.3} -> {:.3}",
+                self.cross_cluster_traffic.first_round, self.cross_cluster_traffic.last_round
+            ),
+        );
+        row(
+            &mut s,
+            "faults",
+            format!(
+                "{} agent panics ({} restarts), {} sub-clusters lost ({} agents)",
+                self.faults.agent_panics,
+                self.messages.restarts,
+                self.faults.subclusters_lost,
+                self.faults.agents_lost
+            ),
+        );
+        s
+    }
+}

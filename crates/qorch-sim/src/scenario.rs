@@ -1,0 +1,594 @@
+//! Scenarios: what a simulation runs, read from TOML (every field optional, defaults are the
+//! built-in scenario), checked before anything starts.
+
+use std::path::Path;
+
+use qorch_qubo::SolverKind;
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+
+/// A simulation scenario.
+///
+/// Every section and field may be left out; what is missing comes from
+/// [`Scenario::default`], the built-in scenario `qorch simulate` runs without an argument
+/// (10,000 agents in 100 clusters of 4 sub-clusters, 20 pools, 10 rounds). Unknown fields are
+/// errors, so a typo never passes silently.
+///
+/// ```
+/// let s = qorch_sim::Scenario::from_toml_str(r#"
+///     name = "small"
+///     rounds = 3
+///     [topology]
+///     agents = 200
+///     clusters = 4
+/// "#).unwrap();
+/// assert_eq!(s.topology.agents, 200);
+/// assert_eq!(s.topology.fanout, 4); // from the default scenario
+/// assert!(qorch_sim::Scenario::from_toml_str("[topology]\nagnets = 3").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// A name for reports.
+    pub name: String,
+    /// Seed of every random choice: agents, workloads, faults, solvers.
+    pub seed: u64,
+    /// Worker threads of the runtime (and of the baseline loop); 0: one per core. With one
+    /// worker the report is reproducible byte for byte.
+    pub workers: usize,
+    /// Rebalancing rounds.
+    pub rounds: u64,
+    /// Simulated ticks between two rounds (each tick: every agent works and sends).
+    pub ticks_per_round: u64,
+    /// Clusters and agents.
+    pub topology: Topology,
+    /// Pools and their capacities.
+    pub pools: Pools,
+    /// What agents do.
+    pub behaviour: Behaviour,
+    /// How demand moves over time.
+    pub workload: Workload,
+    /// Faults injected during the run.
+    pub faults: Vec<Fault>,
+    /// Solver settings.
+    pub solver: SolverSettings,
+    /// Dynamic re-clustering by observed affinity.
+    pub clustering: Clustering,
+}
+
+/// The hierarchy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topology {
+    /// Agents in all.
+    pub agents: usize,
+    /// Top-level clusters.
+    pub clusters: usize,
+    /// Levels of sub-clusters below each cluster (0: agents live in the clusters).
+    pub depth: usize,
+    /// Sub-clusters per node on each level.
+    pub fanout: usize,
+    /// Share of agents that start in a random other leaf than the one their peers live in
+    /// (re-clustering by observed affinity brings them back).
+    pub misplaced: f64,
+}
+
+/// The pools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pools {
+    /// Number of pools.
+    pub count: usize,
+    /// Resource kinds.
+    pub kinds: Vec<String>,
+    /// Desired demand at the start over total capacity, per kind (1.0: demand fills the
+    /// pools exactly). Capacities are scaled from the agents' demand to meet it.
+    pub load: f64,
+    /// Pools differ in size: each pool's capacity is scaled by a factor drawn uniformly in
+    /// `[1 - jitter, 1 + jitter]`.
+    pub jitter: f64,
+}
+
+/// The mix of agent behaviours and the work they do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Behaviour {
+    /// Share of compute agents (cpu-heavy, few messages, heavy ticks).
+    pub compute: f64,
+    /// Share of chatty agents (bandwidth-heavy, many messages).
+    pub chatty: f64,
+    /// Share of idle agents (small memory demand, rare messages).
+    pub idle: f64,
+    /// Work units of one message handled (one unit: one step of a dependent
+    /// multiply-xorshift chain, about a nanosecond).
+    pub message_work: u32,
+    /// Work units of a compute agent's tick (a quarter for the others).
+    pub tick_work: u32,
+    /// Fixed peers each agent talks to.
+    pub partners: usize,
+    /// Share of an agent's peers in its own sub-cluster (the rest anywhere).
+    pub locality: f64,
+}
+
+/// A demand pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// Constant, with noise.
+    Steady,
+    /// Occasional bursts of a few ticks.
+    Bursty,
+    /// A sine wave (a day is `period_ticks`), each agent with its own phase.
+    Diurnal,
+    /// Linear growth (or decline).
+    Trending,
+}
+
+/// How demand moves: each agent follows one pattern, drawn from the mix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workload {
+    /// Share of steady agents.
+    pub steady: f64,
+    /// Share of bursty agents.
+    pub bursty: f64,
+    /// Share of diurnal agents.
+    pub diurnal: f64,
+    /// Share of trending agents.
+    pub trending: f64,
+    /// Relative noise of every agent's demand, per tick.
+    pub noise: f64,
+    /// Length of a diurnal cycle, in ticks.
+    pub period_ticks: u64,
+    /// Relative amplitude of the diurnal wave.
+    pub amplitude: f64,
+    /// Probability that a bursty agent starts a burst on a tick.
+    pub burst_probability: f64,
+    /// Demand multiplier during a burst.
+    pub burst_factor: f64,
+    /// Length of a burst, in ticks.
+    pub burst_ticks: u64,
+    /// Relative change of a trending agent's demand per tick (its sign drawn per agent:
+    /// two in three grow).
+    pub trend: f64,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// `count` random agents panic while handling a message (and are restarted by their
+    /// cluster, which hands the message to the fresh instance).
+    AgentPanic,
+    /// `count` random sub-clusters (clusters when the depth is 0) stop at once, as if their
+    /// process crashed; they are detected by missing heartbeats, marked Failed, and their
+    /// resources go back to the pools in the next round.
+    SubclusterLoss,
+}
+
+/// A fault injected before a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Before which round (1-based: the fault strikes during the ticks that precede it).
+    pub round: u64,
+    /// What happens.
+    pub kind: FaultKind,
+    /// How many agents or sub-clusters.
+    #[serde(default = "one")]
+    pub count: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Solver settings of the optimizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SolverSettings {
+    /// `default` (tabu for windows, decomposition for large ones), one of the QUBO solvers
+    /// (`sa`, `pt`, `tabu`, `descent`, `exact`, `decompose`, `hybrid`) for every window, or
+    /// `qaoa` (QAOA on the statevector for windows up to `qaoa_max_vars`, the default
+    /// otherwise).
+    pub name: String,
+    /// The scheduler's work budget per option (see `SchedulerConfig::effort`).
+    pub effort: f64,
+    /// Largest QUBO window given to QAOA with `name = "qaoa"`.
+    pub qaoa_max_vars: usize,
+    /// Cost of moving an agent, per unit of its desired size.
+    pub migration_cost: f64,
+    /// Cost of splitting a pair of agents that talk, per unit of affinity.
+    pub communication_cost: f64,
+}
+
+/// Dynamic re-clustering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Clustering {
+    /// Re-cluster after every this many rounds (0: never).
+    pub every: u64,
+    /// A leaf larger than this many times the mean leaf size is split.
+    pub split_above: f64,
+    /// Two sibling leaves smaller than this many times the mean together are merged.
+    pub merge_below: f64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            name: "default".to_owned(),
+            seed: 1,
+            workers: 0,
+            rounds: 10,
+            ticks_per_round: 4,
+            topology: Topology::default(),
+            pools: Pools::default(),
+            behaviour: Behaviour::default(),
+            workload: Workload::default(),
+            faults: vec![Fault {
+                round: 6,
+                kind: FaultKind::AgentPanic,
+                count: 20,
+            }],
+            solver: SolverSettings::default(),
+            clustering: Clustering::default(),
+        }
+    }
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            agents: 10_000,
+            clusters: 100,
+            depth: 1,
+            fanout: 4,
+            misplaced: 0.1,
+        }
+    }
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools {
+            count: 20,
+            kinds: vec!["cpu".into(), "memory".into(), "bandwidth".into()],
+            load: 0.9,
+            jitter: 0.3,
+        }
+    }
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            compute: 0.5,
+            chatty: 0.3,
+            idle: 0.2,
+            message_work: 4_000,
+            tick_work: 40_000,
+            partners: 6,
+            locality: 0.8,
+        }
+    }
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            steady: 0.4,
+            bursty: 0.2,
+            diurnal: 0.3,
+            trending: 0.1,
+            noise: 0.05,
+            period_ticks: 24,
+            amplitude: 0.3,
+            burst_probability: 0.02,
+            burst_factor: 2.0,
+            burst_ticks: 4,
+            trend: 0.01,
+        }
+    }
+}
+
+impl Default for SolverSettings {
+    fn default() -> Self {
+        SolverSettings {
+            name: "default".to_owned(),
+            effort: 40.0,
+            qaoa_max_vars: 12,
+            migration_cost: 0.1,
+            communication_cost: 0.05,
+        }
+    }
+}
+
+impl Default for Clustering {
+    fn default() -> Self {
+        Clustering {
+            every: 3,
+            split_above: 2.0,
+            merge_below: 0.5,
+        }
+    }
+}
+
+/// The solver a scenario names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SolverChoice {
+    /// The scheduler's own policy.
+    Default,
+    /// One QUBO solver for every window.
+    Qubo(SolverKind),
+    /// QAOA for small windows.
+    Qaoa,
+}
+
+impl SolverSettings {
+    pub(crate) fn choice(&self) -> Result<SolverChoice, SimError> {
+        match self.name.to_ascii_lowercase().as_str() {
+            "default" => Ok(SolverChoice::Default),
+            "qaoa" => Ok(SolverChoice::Qaoa),
+            other => other.parse().map(SolverChoice::Qubo).map_err(|_| {
+                SimError::Scenario(format!(
+                    "solver.name: unknown solver `{}`: expected default, qaoa, sa, pt, tabu, \
+                     descent, exact, decompose or hybrid",
+                    self.name
+                ))
+            }),
+        }
+    }
+}
+
+impl Scenario {
+    /// Parses a scenario from TOML text and checks it.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Toml`] for malformed TOML or unknown fields (with the line),
+    /// [`SimError::Scenario`] for values out of range.
+    pub fn from_toml_str(text: &str) -> Result<Scenario, SimError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Toml(e.to_string()))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Reads a scenario file.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Io`] if the file cannot be read, otherwise as
+    /// [`from_toml_str`](Self::from_toml_str).
+    pub fn from_path(path: &Path) -> Result<Scenario, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SimError::Io {
+            path: path.display().to_string(),
+            error: e.to_string(),
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// The scenario as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The number of worker threads this scenario runs with (0 resolved to the cores).
+    pub fn worker_threads(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        } else {
+            self.workers
+        }
+    }
+
+    /// Leaves (the nodes that hold agents): `clusters * fanout^depth`.
+    pub fn leaves(&self) -> usize {
+        let t = &self.topology;
+        (0..t.depth).fold(t.clusters, |n, _| n.saturating_mul(t.fanout))
+    }
+
+    /// Checks every value; the message names the field and the range.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Scenario`] naming the first field out of range.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let bad = |m: String| Err(SimError::Scenario(m));
+        let t = &self.topology;
+        if t.agents == 0 {
+            return bad("topology.agents must be at least 1".into());
+        }
+        if t.agents > u32::MAX as usize / 2 {
+            return bad(format!("topology.agents {} is too many", t.agents));
+        }
+        if t.clusters == 0 {
+            return bad("topology.clusters must be at least 1".into());
+        }
+        if t.depth > 0 && t.fanout == 0 {
+            return bad("topology.fanout must be at least 1 when depth > 0".into());
+        }
+        if !(0.0..=1.0).contains(&t.misplaced) {
+            return bad(format!(
+                "topology.misplaced must lie in [0, 1], got {}",
+                t.misplaced
+            ));
+        }
+        if t.depth > 8 {
+            return bad(format!(
+                "topology.depth {} is above the limit of 8",
+                t.depth
+            ));
+        }
+        let leaves = self.leaves();
+        if leaves > t.agents {
+            return bad(format!(
+                "the topology has {leaves} leaf nodes (clusters x fanout^depth) for {} agents: \
+                 every node needs an agent at least; lower clusters, fanout or depth",
+                t.agents
+            ));
+        }
+        if leaves > 1_000_000 {
+            return bad(format!(
+                "{leaves} leaf nodes is above the limit of 1,000,000"
+            ));
+        }
+        if self.rounds == 0 {
+            return bad("rounds must be at least 1".into());
+        }
+        if self.ticks_per_round == 0 {
+            return bad("ticks_per_round must be at least 1".into());
+        }
+        if self.workers > 1024 {
+            return bad(format!(
+                "workers {} is above the limit of 1024",
+                self.workers
+            ));
+        }
+        let p = &self.pools;
+        if p.count == 0 {
+            return bad("pools.count must be at least 1".into());
+        }
+        if p.kinds.is_empty() {
+            return bad("pools.kinds must name at least one resource kind".into());
+        }
+        let mut names = p.kinds.clone();
+        names.sort();
+        names.dedup();
+        if names.len() != p.kinds.len() {
+            return bad(format!("pools.kinds has duplicates: {:?}", p.kinds));
+        }
+        if !(p.load.is_finite() && p.load > 0.0 && p.load <= 100.0) {
+            return bad(format!("pools.load must lie in (0, 100], got {}", p.load));
+        }
+        if !(0.0..1.0).contains(&p.jitter) {
+            return bad(format!("pools.jitter must lie in [0, 1), got {}", p.jitter));
+        }
+        let b = &self.behaviour;
+        shares(
+            "behaviour",
+            &[
+                ("compute", b.compute),
+                ("chatty", b.chatty),
+                ("idle", b.idle),
+            ],
+        )?;
+        if !(0.0..=1.0).contains(&b.locality) {
+            return bad(format!(
+                "behaviour.locality must lie in [0, 1], got {}",
+                b.locality
+            ));
+        }
+        if b.partners > 64 {
+            return bad(format!(
+                "behaviour.partners {} is above the limit of 64",
+                b.partners
+            ));
+        }
+        let w = &self.workload;
+        shares(
+            "workload",
+            &[
+                ("steady", w.steady),
+                ("bursty", w.bursty),
+                ("diurnal", w.diurnal),
+                ("trending", w.trending),
+            ],
+        )?;
+        for (name, v, hi) in [
+            ("noise", w.noise, 0.5),
+            ("amplitude", w.amplitude, 0.95),
+            ("burst_probability", w.burst_probability, 1.0),
+            ("trend", w.trend, 0.5),
+        ] {
+            if !(v.is_finite() && (0.0..=hi).contains(&v)) {
+                return bad(format!("workload.{name} must lie in [0, {hi}], got {v}"));
+            }
+        }
+        if !(w.burst_factor.is_finite() && (1.0..=100.0).contains(&w.burst_factor)) {
+            return bad(format!(
+                "workload.burst_factor must lie in [1, 100], got {}",
+                w.burst_factor
+            ));
+        }
+        if w.period_ticks == 0 {
+            return bad("workload.period_ticks must be at least 1".into());
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            if f.round == 0 || f.round > self.rounds {
+                return bad(format!(
+                    "faults[{i}].round {} must lie in 1..={} (the scenario's rounds)",
+                    f.round, self.rounds
+                ));
+            }
+            let limit = match f.kind {
+                FaultKind::AgentPanic => t.agents,
+                FaultKind::SubclusterLoss => leaves.saturating_sub(1),
+            };
+            if f.count > limit {
+                return bad(format!(
+                    "faults[{i}]: {} {:?} faults, but only {limit} can be injected (at least \
+                     one leaf must survive)",
+                    f.count, f.kind
+                ));
+            }
+        }
+        let s = &self.solver;
+        s.choice()?;
+        if !(s.effort.is_finite() && (0.0..=1e6).contains(&s.effort)) {
+            return bad(format!(
+                "solver.effort must lie in [0, 1e6], got {}",
+                s.effort
+            ));
+        }
+        if s.qaoa_max_vars == 0 || s.qaoa_max_vars > 24 {
+            return bad(format!(
+                "solver.qaoa_max_vars must lie in 1..=24 (the statevector holds 2^n \
+                 amplitudes), got {}",
+                s.qaoa_max_vars
+            ));
+        }
+        for (name, v) in [
+            ("migration_cost", s.migration_cost),
+            ("communication_cost", s.communication_cost),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!(
+                    "solver.{name} must be finite and non-negative, got {v}"
+                ));
+            }
+        }
+        let c = &self.clustering;
+        if !(c.split_above.is_finite() && c.split_above > 1.0) {
+            return bad(format!(
+                "clustering.split_above must be above 1, got {}",
+                c.split_above
+            ));
+        }
+        if !(c.merge_below.is_finite() && (0.0..1.0).contains(&c.merge_below)) {
+            return bad(format!(
+                "clustering.merge_below must lie in [0, 1), got {}",
+                c.merge_below
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn shares(section: &str, parts: &[(&str, f64)]) -> Result<(), SimError> {
+    for (name, v) in parts {
+        if !(v.is_finite() && *v >= 0.0) {
+            return Err(SimError::Scenario(format!(
+                "{section}.{name} must be a non-negative share, got {v}"
+            )));
+        }
+    }
+    if parts.iter().map(|p| p.1).sum::<f64>() <= 0.0 {
+        return Err(SimError::Scenario(format!(
+            "{section}: the shares {} are all zero",
+            parts.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(())
+}
