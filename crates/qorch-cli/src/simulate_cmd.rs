@@ -1,5 +1,6 @@
 //! `qorch simulate`: run a scenario (the built-in one without an argument).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -110,10 +111,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         let mut table = outcome.report.summary_table(&outcome.timings);
         if let Some(dir) = &args.out {
-            table.push_str(&format!(
-                "  report, timings and plots in {}\n",
-                dir.display()
-            ));
+            let _ = writeln!(table, "  report, timings and plots in {}", dir.display());
         }
         crate::print_line(table.trim_end())
     }

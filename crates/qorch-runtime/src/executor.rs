@@ -260,12 +260,15 @@ impl Drop for Executor {
 /// Starts node actors for the runtime's shared state.
 pub(crate) struct ActixSpawner {
     workers: Vec<ArbiterHandle>,
+    /// The system thread's arbiter: it runs no node, so timers there are on time.
+    system: ArbiterHandle,
 }
 
 impl ActixSpawner {
     pub(crate) fn new(executor: &Executor) -> Self {
         ActixSpawner {
             workers: executor.workers.clone(),
+            system: executor.system.arbiter().clone(),
         }
     }
 }
@@ -292,5 +295,15 @@ impl<B: Agent> Spawner<B> for ActixSpawner {
         if rx.recv_timeout(std::time::Duration::from_secs(5)).is_err() {
             tracing::warn!(node = %address, "node actor not started within 5 s; continuing");
         }
+    }
+
+    fn sleep(&self, pause: std::time::Duration) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // If the system has stopped, the sender is dropped and the receiver completes at once.
+        self.system.spawn(async move {
+            actix::clock::sleep(pause).await;
+            let _ = tx.send(());
+        });
+        rx
     }
 }

@@ -70,8 +70,11 @@ pub struct NodeStats {
     pub undeliverable: u64,
     /// Messages sent to a full mailbox and queued to be retried.
     pub backpressured: u64,
-    /// Messages taken from the mailbox, per priority lane (Control, High, Normal, Low).
+    /// Messages taken from the mailbox, per priority lane (Control, High, Normal, Low): user
+    /// messages and the protocol's own letters (heartbeats, reports, barriers, ...).
     pub by_priority: [u64; 4],
+    /// User messages handled by agents, per priority lane (Control, High, Normal, Low).
+    pub handled_by_priority: [u64; 4],
 }
 
 impl NodeStats {
@@ -86,6 +89,13 @@ impl NodeStats {
         self.undeliverable += o.undeliverable;
         self.backpressured += o.backpressured;
         for (a, b) in self.by_priority.iter_mut().zip(o.by_priority) {
+            *a += b;
+        }
+        for (a, b) in self
+            .handled_by_priority
+            .iter_mut()
+            .zip(o.handled_by_priority)
+        {
             *a += b;
         }
     }

@@ -282,12 +282,14 @@ impl<B: Agent> NodeCore<B> {
             return;
         }
         let (from, correlation, ack) = (env.from, env.correlation, env.ack_required);
+        let lane = env.priority.lane();
         let agent = self.slots[i].id;
         let _span = tracing::trace_span!("handle", agent = agent.0, node = %self.address).entered();
         let msg = env.payload;
         let ok = self.run_hook(i, Some(from), correlation, |b, ctx| b.handle(msg, ctx));
         if ok {
             self.stats.handled += 1;
+            self.stats.handled_by_priority[lane] += 1;
             if let Some(t) = &mut self.trace {
                 t.push(TraceEvent {
                     agent,

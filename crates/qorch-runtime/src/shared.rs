@@ -81,6 +81,10 @@ pub(crate) trait Spawner<B: Agent>: Send + Sync {
         worker: usize,
         mailbox: PriorityMailbox<Envelope<Letter<B>>>,
     );
+
+    /// A receiver that completes after `pause`, timed by the executor's own clock (so that
+    /// handles can wait inside any executor, with or without timers of its own).
+    fn sleep(&self, pause: Duration) -> tokio::sync::oneshot::Receiver<()>;
 }
 
 /// Message flow counters of one participant (a node, the orchestrator, or the handles),

@@ -20,7 +20,8 @@ pub enum SimMsg {
         units: u32,
     },
     /// Fault injection: the receiver panics while handling it, once (the fuse burns on the
-    /// first attempt, so the restarted agent handles it normally).
+    /// first attempt). Its cluster restarts the agent; the message went down with the
+    /// handler and is counted as a dead letter (only reliable messages are redelivered).
     Panic(Arc<AtomicBool>),
 }
 
@@ -67,9 +68,11 @@ impl Agent for SimAgent {
                 Ok(())
             }
             SimMsg::Panic(fuse) => {
-                if fuse.swap(false, Ordering::AcqRel) {
-                    panic!("injected fault: agent {} panics", self.model.id);
-                }
+                assert!(
+                    !fuse.swap(false, Ordering::AcqRel),
+                    "injected fault: agent {} panics",
+                    self.model.id
+                );
                 Ok(())
             }
         }

@@ -4,7 +4,7 @@
 //! agent behaviours, how demand moves (steady, bursty, diurnal, trending), the faults to
 //! inject and the solver. [`run`] builds the hierarchy in a [`qorch_runtime`] runtime,
 //! spawns the agents, drives ticks (every agent works and sends to its peers) and
-//! rebalancing rounds (the optimizer's EnhancedQuboScheduler allocates the pools), injects
+//! rebalancing rounds (the optimizer's `EnhancedQuboScheduler` allocates the pools), injects
 //! the faults, re-clusters agents by their observed traffic, and finally runs the same agent
 //! work in a plain loop to measure what the runtime costs. The [`Report`] is what
 //! `qorch simulate` writes to `report.json`.
@@ -71,6 +71,10 @@ pub use simulation::{Outcome, Progress, run};
 
 /// Writes `report.json`, `timings.json`, `scenario.toml` and the SVG plots into `dir`
 /// (created if missing); returns the files written.
+///
+/// # Panics
+///
+/// Never: timings always serialize.
 ///
 /// # Errors
 ///

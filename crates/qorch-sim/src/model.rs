@@ -66,7 +66,7 @@ pub(crate) struct AgentModel {
     pub(crate) peers: Vec<u32>,
 }
 
-/// SplitMix64's finalizer: a well-mixed hash of a 64-bit value.
+/// `SplitMix64`'s finalizer: a well-mixed hash of a 64-bit value.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -377,7 +377,7 @@ mod tests {
         s.workload.trend = 0.05;
         let sp = ModelSpec::new(&s);
         let find = |p: Pattern| {
-            (0..)
+            (0..2_000)
                 .map(|id| sp.build(id))
                 .find(|m| m.pattern == p)
                 .unwrap()

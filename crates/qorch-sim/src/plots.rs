@@ -9,6 +9,8 @@ use crate::SimError;
 use crate::report::{Report, Timings};
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+type Draw<'a> = &'a dyn Fn(&Path) -> DrawResult;
+type Field = Box<dyn Fn(&crate::RoundRecord) -> f64>;
 
 const SIZE: (u32, u32) = (800, 480);
 
@@ -22,7 +24,7 @@ pub fn write_plots(
     report: &Report,
     timings: &Timings,
 ) -> Result<Vec<String>, SimError> {
-    let plots: [(&str, &dyn Fn(&Path) -> DrawResult); 5] = [
+    let plots: [(&str, Draw<'_>); 5] = [
         ("utilization.svg", &|p| utilization(p, report)),
         ("round_latency.svg", &|p| latency(p, timings)),
         ("solver_energy.svg", &|p| energy(p, report)),
@@ -59,7 +61,7 @@ fn utilization(path: &Path, r: &Report) -> DrawResult {
         .x_desc("round")
         .y_desc("share")
         .draw()?;
-    let series: [(&str, RGBColor, Box<dyn Fn(&crate::RoundRecord) -> f64>); 4] = [
+    let series: [(&str, RGBColor, Field); 4] = [
         ("utilization", BLUE, Box::new(|x| x.utilization)),
         ("unmet demand", RED, Box::new(|x| x.unmet_demand)),
         (
@@ -254,7 +256,10 @@ fn messages(path: &Path, r: &Report) -> DrawResult {
         .unwrap_or(1)
         .max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Messages per round and priority lane", ("sans-serif", 22))
+        .caption(
+            "Agent messages handled per round and priority lane",
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -262,7 +267,7 @@ fn messages(path: &Path, r: &Report) -> DrawResult {
     chart
         .configure_mesh()
         .x_desc("round")
-        .y_desc("messages taken from mailboxes")
+        .y_desc("messages handled")
         .draw()?;
     for (lane, (label, color)) in [
         ("control", BLACK),

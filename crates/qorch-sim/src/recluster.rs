@@ -20,7 +20,7 @@ use crate::model::ModelSpec;
 use crate::report::ReclusterRecord;
 use crate::scenario::Clustering;
 
-/// SplitMix64's finalizer.
+/// `SplitMix64`'s finalizer.
 pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -206,6 +206,33 @@ impl Layout {
         Ok(())
     }
 
+    /// Creates an empty leaf under `parent` (a new top-level cluster when `None`).
+    fn new_leaf(
+        &mut self,
+        m: &ClusterManager<SimAgent>,
+        parent: Option<Address>,
+        cluster: u32,
+    ) -> Result<u32, SimError> {
+        let name = format!("split-{}", self.leaves.len());
+        let (address, cluster) = if let Some(p) = parent {
+            (
+                Address::SubCluster(m.create_sub_cluster(p, &name)?),
+                cluster,
+            )
+        } else {
+            self.roots += 1;
+            (Address::Cluster(m.create_cluster(&name)?), self.roots - 1)
+        };
+        self.leaves.push(Leaf {
+            address,
+            cluster,
+            parent,
+            members: Vec::new(),
+            dead: false,
+        });
+        Ok((self.leaves.len() - 1) as u32)
+    }
+
     fn mean_size(&self) -> f64 {
         let live: Vec<usize> = self
             .leaves
@@ -230,7 +257,7 @@ fn adjacency(layout: &Layout, affinity: &HashMap<(AgentId, AgentId), f64>) -> Ve
         })
         .map(|(&(a, b), &w)| (a.0, b.0, w))
         .collect();
-    edges.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    edges.sort_by_key(|e| (e.0, e.1));
     let mut adj = vec![Vec::new(); layout.leaf_of.len()];
     for (a, b, w) in edges {
         adj[a as usize].push((b, w));
@@ -242,6 +269,10 @@ fn adjacency(layout: &Layout, affinity: &HashMap<(AgentId, AgentId), f64>) -> Ve
 /// Re-assigns agents to the leaves they talk with, as one QUBO: a one-hot choice among each
 /// movable agent's current leaf and the two leaves that pull it most, rewarding affinity kept
 /// inside a leaf and penalizing leaves that drift from the mean size. Returns the moves.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one model: variables, affinity, one-hot, balance"
+)]
 fn assignment_moves(layout: &Layout, adj: &[Vec<(u32, f64)>], seed: u64) -> Vec<(u32, u32)> {
     let mean = layout.mean_size().max(1.0);
     // Candidate leaves per movable agent.
@@ -509,32 +540,10 @@ pub(crate) fn recluster(
             let leaf = &layout.leaves[s as usize];
             s != l && !leaf.dead && leaf.members.is_empty() && leaf.parent == parent
         });
-        let to = match spare {
-            Some(s) => s,
-            None => {
-                let (address, cluster) = match parent {
-                    Some(p) => {
-                        let name = format!("split-{}", layout.leaves.len());
-                        (
-                            Address::SubCluster(m.create_sub_cluster(p, &name)?),
-                            layout.leaves[l as usize].cluster,
-                        )
-                    }
-                    None => {
-                        let c = m.create_cluster(&format!("split-{}", layout.leaves.len()))?;
-                        layout.roots += 1;
-                        (Address::Cluster(c), layout.roots - 1)
-                    }
-                };
-                layout.leaves.push(Leaf {
-                    address,
-                    cluster,
-                    parent,
-                    members: Vec::new(),
-                    dead: false,
-                });
-                (layout.leaves.len() - 1) as u32
-            }
+        let to = if let Some(s) = spare {
+            s
+        } else {
+            layout.new_leaf(m, parent, layout.leaves[l as usize].cluster)?
         };
         let moves: Vec<(u32, u32)> = half.iter().map(|&a| (a, to)).collect();
         moved += layout.apply_moves(m, &moves)?;

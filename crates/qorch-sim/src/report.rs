@@ -83,23 +83,24 @@ pub struct Messages {
     pub handled: u64,
     /// Handled by the plain loop doing the same work (no faults there).
     pub baseline_handled: u64,
-    /// Taken from mailboxes per priority lane: control, high, normal, low.
+    /// Handled by agents per priority lane: control, high, normal, low.
     pub by_priority: BTreeMap<String, u64>,
     /// Undeliverable (their receiver was lost), counted, never dropped silently.
     pub dead_letters: u64,
     /// Agent restarts.
     pub restarts: u64,
-    /// Left in mailboxes, outboxes or unacknowledged at shutdown.
-    pub left_at_shutdown: u64,
+    /// `|sent + panics injected - handled - dead letters|`: messages neither handled nor
+    /// reported undeliverable (0 when nothing is lost).
+    pub unaccounted: u64,
 }
 
 /// Cross-cluster traffic before and after the run's re-clustering.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CrossTraffic {
-    /// At the first round.
-    pub first_round: f64,
-    /// At the last round.
-    pub last_round: f64,
+    /// At the start (after the scenario's misplacement).
+    pub start: f64,
+    /// At the end.
+    pub end: f64,
 }
 
 /// Faults injected.
@@ -162,8 +163,8 @@ pub struct RoundRecord {
     pub fairness: f64,
     /// Share of agents moved.
     pub churn: f64,
-    /// Messages taken from mailboxes in the ticks before it, per lane (control, high,
-    /// normal, low).
+    /// Agent messages handled in the ticks before it, per lane (control, high, normal,
+    /// low).
     pub messages_by_priority: [u64; 4],
     /// Energies of its sub-solves (QUBO convention: lower is better).
     pub energies: Vec<f64>,
@@ -171,7 +172,8 @@ pub struct RoundRecord {
     pub seconds: Option<f64>,
 }
 
-/// What a run measured in time (`timings.json`).
+/// What a run measured in time, and what else depends on the machine's timing
+/// (`timings.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     /// Whole run.
@@ -190,10 +192,18 @@ pub struct Timings {
     pub solver_seconds: BTreeMap<String, f64>,
     /// Setting up the hierarchy and spawning the agents.
     pub setup_seconds: f64,
+    /// Protocol letters (heartbeats, barriers, ...) left in mailboxes or outboxes, and
+    /// reliable messages unacknowledged, when the runtime stopped (their number depends on
+    /// timing; user messages in mailboxes are delivered while stopping).
+    pub letters_left_at_shutdown: u64,
 }
 
 impl Report {
     /// The report as pretty JSON (what `report.json` holds).
+    ///
+    /// # Panics
+    ///
+    /// Never: every field serializes.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialize")
     }
@@ -262,11 +272,12 @@ impl Report {
             &mut s,
             "messages handled",
             format!(
-                "{} (plain loop: {}), dead letters {}, left at shutdown {}",
+                "{} of {} sent (plain loop: {}), dead letters {}, unaccounted {}",
                 self.messages.handled,
+                self.messages.sent,
                 self.messages.baseline_handled,
                 self.messages.dead_letters,
-                self.messages.left_at_shutdown
+                self.messages.unaccounted
             ),
         );
         row(
@@ -274,7 +285,7 @@ impl Report {
             "cross-cluster traffic",
             format!(
                 "{:.3} -> {:.3}",
-                self.cross_cluster_traffic.first_round, self.cross_cluster_traffic.last_round
+                self.cross_cluster_traffic.start, self.cross_cluster_traffic.end
             ),
         );
         row(

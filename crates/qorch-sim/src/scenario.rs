@@ -49,7 +49,7 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     /// How demand moves over time.
     pub workload: Workload,
-    /// Faults injected during the run.
+    /// Faults injected during the run (none by default; `[[faults]]` tables in TOML).
     pub faults: Vec<Fault>,
     /// Solver settings.
     pub solver: SolverSettings,
@@ -222,16 +222,12 @@ impl Default for Scenario {
             seed: 1,
             workers: 0,
             rounds: 10,
-            ticks_per_round: 4,
+            ticks_per_round: 2,
             topology: Topology::default(),
             pools: Pools::default(),
             behaviour: Behaviour::default(),
             workload: Workload::default(),
-            faults: vec![Fault {
-                round: 6,
-                kind: FaultKind::AgentPanic,
-                count: 20,
-            }],
+            faults: Vec::new(),
             solver: SolverSettings::default(),
             clustering: Clustering::default(),
         }
@@ -267,8 +263,8 @@ impl Default for Behaviour {
             compute: 0.5,
             chatty: 0.3,
             idle: 0.2,
-            message_work: 4_000,
-            tick_work: 40_000,
+            message_work: 10_000,
+            tick_work: 100_000,
             partners: 6,
             locality: 0.8,
         }
@@ -394,6 +390,10 @@ impl Scenario {
     /// # Errors
     ///
     /// [`SimError::Scenario`] naming the first field out of range.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one check per field, in the file's order"
+    )]
     pub fn validate(&self) -> Result<(), SimError> {
         let bad = |m: String| Err(SimError::Scenario(m));
         let t = &self.topology;

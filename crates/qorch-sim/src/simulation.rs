@@ -1,7 +1,7 @@
 //! The run: build the hierarchy, spawn the agents, drive ticks and rounds, inject faults,
 //! re-cluster, measure, and run the plain-loop baseline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -18,8 +18,9 @@ use qorch_runtime::{
 use qorch_scheduler::{CostModel, EnhancedQuboScheduler, SchedulerConfig, SolverPolicy};
 
 use crate::agent::{SimAgent, SimMsg};
-use crate::model::ModelSpec;
+use crate::model::{AgentModel, ModelSpec};
 use crate::recluster::{self, Layout};
+use crate::report::ReclusterRecord;
 use crate::report::{
     ClusterSizes, CrossTraffic, FaultReport, Messages, Report, RoundRecord, Timings,
 };
@@ -63,268 +64,344 @@ const FORECAST_SAMPLE: u32 = 512;
 pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, SimError> {
     scenario.validate()?;
     let started = Instant::now();
-    let workers = scenario.worker_threads();
-    let spec = Arc::new(ModelSpec::new(scenario));
-    let exec = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SimError::Optimizer(format!("cannot start the driver's executor: {e}")))?;
-
-    let rt = QuantumOrchestrator::<SimAgent>::builder()
-        .workers(workers)
-        .seed(scenario.seed)
-        .build()?;
-    let handle = rt.handle();
-    let mut layout = build_hierarchy(&rt, scenario, &spec)?;
-    let initial_sizes = layout.sizes();
-    let pools = pools(scenario, &spec);
-    let optimizer = start_optimizer(&handle, scenario, pools)?;
-    let setup_seconds = started.elapsed().as_secs_f64();
+    let mut d = Driver::start(scenario)?;
+    d.setup_seconds = started.elapsed().as_secs_f64();
     progress(Progress::Ready {
         agents: scenario.topology.agents,
         rounds: scenario.rounds,
     });
-
-    let mut sampled: Vec<(u32, SeriesForecaster)> = (0..FORECAST_SAMPLE.min(spec.agents()))
-        .map(|i| {
-            let id = (u64::from(i) * u64::from(spec.agents()) / u64::from(FORECAST_SAMPLE)) as u32;
-            let model = ForecastModel::Holt {
-                alpha: 0.5,
-                beta: 0.2,
-            };
-            (id, SeriesForecaster::new(model, 64))
-        })
-        .collect();
-    let models_sampled: HashMap<u32, crate::model::AgentModel> = sampled
-        .iter()
-        .map(|(id, _)| (*id, spec.build(*id)))
-        .collect();
-    let (mut actual, mut predicted) = (Vec::new(), Vec::new());
-
-    let mut faults = FaultReport::default();
-    let mut dead_from: Vec<u64> = vec![u64::MAX; spec.agents() as usize];
-    let mut tick_seconds = 0.0;
-    let mut ticks_run = Vec::new();
-    let mut rounds = Vec::new();
-    let mut per_round_priority = Vec::new();
-    let mut last_stats = NodeStats::default();
-    let mut reclustering = Vec::new();
-    let mut cross = CrossTraffic::default();
     for r in 1..=scenario.rounds {
-        // Faults strike before the round's ticks.
-        for (i, f) in scenario.faults.iter().enumerate() {
+        d.inject_faults(r)?;
+        d.ticks(r)?;
+        let summary = d.round(r)?;
+        progress(Progress::Round(Box::new(summary)));
+        let every = scenario.clustering.every;
+        if every > 0 && r % every == 0 && r < scenario.rounds {
+            d.recluster(r)?;
+        }
+    }
+    progress(Progress::Baseline);
+    Ok(d.finish(started))
+}
+
+/// The state of a run between its steps.
+struct Driver<'s> {
+    scenario: &'s Scenario,
+    workers: usize,
+    spec: Arc<ModelSpec>,
+    exec: tokio::runtime::Runtime,
+    rt: QuantumOrchestrator<SimAgent>,
+    handle: RuntimeHandle<SimAgent>,
+    optimizer: Optimizer,
+    layout: Layout,
+    initial_sizes: Vec<u32>,
+    setup_seconds: f64,
+    /// Forecasters of the sampled agents, and the forecasts made and what came.
+    sampled: Vec<(AgentModel, SeriesForecaster)>,
+    actual: Vec<f64>,
+    predicted: Vec<f64>,
+    faults: FaultReport,
+    /// The tick from which each agent is lost (`u64::MAX`: never).
+    dead_from: Vec<u64>,
+    tick_seconds: f64,
+    ticks_run: Vec<u64>,
+    rounds: Vec<RoundSummary>,
+    per_round_priority: Vec<[u64; 4]>,
+    last_stats: NodeStats,
+    reclustering: Vec<ReclusterRecord>,
+    cross: CrossTraffic,
+}
+
+impl<'s> Driver<'s> {
+    fn start(scenario: &'s Scenario) -> Result<Driver<'s>, SimError> {
+        let workers = scenario.worker_threads();
+        let spec = Arc::new(ModelSpec::new(scenario));
+        let exec = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SimError::Optimizer(format!("cannot start the driver's executor: {e}")))?;
+        let rt = QuantumOrchestrator::<SimAgent>::builder()
+            .workers(workers)
+            .seed(scenario.seed)
+            .build()?;
+        let handle = rt.handle();
+        let layout = build_hierarchy(&rt, scenario, &spec)?;
+        let optimizer = start_optimizer(&handle, scenario, pools(scenario, &spec))?;
+        let n = spec.agents();
+        let sampled = (0..FORECAST_SAMPLE.min(n))
+            .map(|i| {
+                let id = (u64::from(i) * u64::from(n) / u64::from(FORECAST_SAMPLE.min(n))) as u32;
+                let model = ForecastModel::Holt {
+                    alpha: 0.5,
+                    beta: 0.2,
+                };
+                (spec.build(id), SeriesForecaster::new(model, 64))
+            })
+            .collect();
+        Ok(Driver {
+            scenario,
+            workers,
+            initial_sizes: layout.sizes(),
+            cross: CrossTraffic {
+                start: layout.expected_cross_share(&spec),
+                end: 0.0,
+            },
+            dead_from: vec![u64::MAX; n as usize],
+            spec,
+            exec,
+            rt,
+            handle,
+            optimizer,
+            layout,
+            setup_seconds: 0.0,
+            sampled,
+            actual: Vec::new(),
+            predicted: Vec::new(),
+            faults: FaultReport::default(),
+            tick_seconds: 0.0,
+            ticks_run: Vec::new(),
+            rounds: Vec::new(),
+            per_round_priority: Vec::new(),
+            last_stats: NodeStats::default(),
+            reclustering: Vec::new(),
+        })
+    }
+
+    /// Faults strike before the round's ticks.
+    fn inject_faults(&mut self, r: u64) -> Result<(), SimError> {
+        let s = self.scenario;
+        for (i, f) in s.faults.iter().enumerate() {
             if f.round != r {
                 continue;
             }
-            let first_tick = (r - 1) * scenario.ticks_per_round + 1;
-            match f.kind {
-                FaultKind::AgentPanic => {
-                    for k in 0..f.count {
-                        let id = pick_alive(&dead_from, scenario.seed, (r, i, k));
+            let first_tick = (r - 1) * s.ticks_per_round + 1;
+            for k in 0..f.count {
+                match f.kind {
+                    FaultKind::AgentPanic => {
+                        let id = pick_alive(&self.dead_from, s.seed, (r, i, k));
                         let fuse = Arc::new(AtomicBool::new(true));
-                        exec.block_on(handle.send(AgentId(id), SimMsg::Panic(fuse)))
+                        self.exec
+                            .block_on(self.handle.send(AgentId(id), SimMsg::Panic(fuse)))
                             .map_err(|e| SimError::Optimizer(format!("fault injection: {e}")))?;
-                        faults.agent_panics += 1;
+                        self.faults.agent_panics += 1;
                     }
-                }
-                FaultKind::SubclusterLoss => {
-                    for k in 0..f.count {
-                        let Some(leaf) = layout.pick_live_leaf(scenario.seed, (r, i, k)) else {
+                    FaultKind::SubclusterLoss => {
+                        let Some(leaf) = self.layout.pick_live_leaf(s.seed, (r, i, k)) else {
                             break;
                         };
-                        let addr = layout.leaf_address(leaf);
-                        for a in layout.kill_leaf(leaf) {
-                            dead_from[a as usize] = first_tick;
-                            faults.agents_lost += 1;
+                        let addr = self.layout.leaf_address(leaf);
+                        for a in self.layout.kill_leaf(leaf) {
+                            self.dead_from[a as usize] = first_tick;
+                            self.faults.agents_lost += 1;
                         }
-                        rt.manager().kill(addr)?;
-                        faults.subclusters_lost += 1;
-                        wait_failed(&exec, &handle, addr)?;
+                        self.rt.manager().kill(addr)?;
+                        self.faults.subclusters_lost += 1;
+                        wait_failed(&self.exec, &self.handle, addr)?;
                     }
                 }
             }
         }
+        Ok(())
+    }
 
-        // The ticks: every agent works and sends; each tick runs until the runtime is quiet.
-        for k in 1..=scenario.ticks_per_round {
-            let t = (r - 1) * scenario.ticks_per_round + k;
+    /// The round's ticks: every agent works and sends; each tick runs until the runtime is
+    /// quiet.
+    fn ticks(&mut self, r: u64) -> Result<(), SimError> {
+        let per = self.scenario.ticks_per_round;
+        for k in 1..=per {
+            let t = (r - 1) * per + k;
             let t0 = Instant::now();
-            exec.block_on(handle.tick(t))?;
-            exec.block_on(handle.quiesce(t, Duration::from_secs(600)))?;
-            tick_seconds += t0.elapsed().as_secs_f64();
-            ticks_run.push(t);
+            self.exec.block_on(self.handle.tick(t))?;
+            self.exec
+                .block_on(self.handle.quiesce(t, Duration::from_secs(600)))?;
+            self.tick_seconds += t0.elapsed().as_secs_f64();
+            self.ticks_run.push(t);
         }
-        let stats = exec.block_on(handle.stats())?;
+        let stats = self.exec.block_on(self.handle.stats())?;
         let mut by_priority = [0_u64; 4];
         for (i, b) in by_priority.iter_mut().enumerate() {
-            *b = stats.by_priority[i].saturating_sub(last_stats.by_priority[i]);
+            *b =
+                stats.handled_by_priority[i].saturating_sub(self.last_stats.handled_by_priority[i]);
         }
-        per_round_priority.push(by_priority);
-        last_stats = stats;
+        self.per_round_priority.push(by_priority);
+        self.last_stats = stats;
+        Ok(())
+    }
 
-        // The round.
-        let summary = optimizer
+    /// The rebalancing round, and the forecasts of the sampled agents' demand.
+    fn round(&mut self, r: u64) -> Result<RoundSummary, SimError> {
+        let summary = self
+            .optimizer
             .run_round()
             .map_err(|e| SimError::Optimizer(e.to_string()))?;
-        let round_tick = r * scenario.ticks_per_round;
-        for (id, f) in &mut sampled {
-            if dead_from[*id as usize] <= round_tick {
+        let tick = r * self.scenario.ticks_per_round;
+        for (m, f) in &mut self.sampled {
+            if self.dead_from[m.id as usize] <= tick {
                 continue;
             }
-            let y = spec.desired_total(&models_sampled[id], round_tick);
+            let y = self.spec.desired_total(m, tick);
             if let Some(p) = f.forecast(1) {
-                actual.push(y);
-                predicted.push(p);
+                self.actual.push(y);
+                self.predicted.push(p);
             }
             f.observe(y);
         }
-        if r == 1 {
-            cross.first_round = layout.expected_cross_share(&spec);
-        }
-        progress(Progress::Round(Box::new(summary.clone())));
-        rounds.push(summary);
-
-        // Re-clustering by the observed affinity.
-        let every = scenario.clustering.every;
-        if every > 0 && r % every == 0 && r < scenario.rounds {
-            let affinity = optimizer.with_state(|s| s.affinity.clone());
-            let rec = recluster::recluster(
-                &rt.manager(),
-                &mut layout,
-                &spec,
-                &affinity,
-                &scenario.clustering,
-                scenario.seed ^ r,
-            )?;
-            exec.block_on(handle.settle())?;
-            let mut rec = rec;
-            rec.round = r;
-            reclustering.push(rec);
-        }
+        self.rounds.push(summary.clone());
+        Ok(summary)
     }
-    let (solver_windows, solver_seconds) = optimizer.with_state(|s| {
-        (
-            s.solvers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.windows))
-                .collect::<BTreeMap<_, _>>(),
-            s.solvers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.seconds))
-                .collect::<BTreeMap<_, _>>(),
-        )
-    });
-    cross.last_round = layout.expected_cross_share(&spec);
-    optimizer.stop();
-    let shutdown = rt.shutdown();
 
-    progress(Progress::Baseline);
-    let thread_of = layout.threads_of_agents(workers);
-    let plain = baseline::run(&spec, workers, &thread_of, &ticks_run, &|a, t| {
-        dead_from[a as usize] > t
-    });
+    /// Re-clustering by the affinity the optimizer observed.
+    fn recluster(&mut self, r: u64) -> Result<(), SimError> {
+        let affinity = self.optimizer.with_state(|s| s.affinity.clone());
+        let mut rec = recluster::recluster(
+            &self.rt.manager(),
+            &mut self.layout,
+            &self.spec,
+            &affinity,
+            &self.scenario.clustering,
+            self.scenario.seed ^ r,
+        )?;
+        self.exec.block_on(self.handle.settle())?;
+        rec.round = r;
+        self.reclustering.push(rec);
+        Ok(())
+    }
 
-    let last = shutdown.stats;
-    let reproducible = workers == 1;
-    let kinds = &scenario.pools.kinds;
-    let n = rounds.len().max(1) as f64;
-    let mean = |f: &dyn Fn(&RoundSummary) -> f64| rounds.iter().map(f).sum::<f64>() / n;
-    let mut utilization_by_kind = BTreeMap::new();
-    for (i, k) in kinds.iter().enumerate() {
-        utilization_by_kind.insert(
-            k.clone(),
-            mean(&|s| s.utilization.get(i).copied().unwrap_or(0.0)),
+    /// Stops the runtime, runs the baseline, and writes the report.
+    #[allow(clippy::too_many_lines, reason = "one struct literal, field by field")]
+    fn finish(mut self, started: Instant) -> Outcome {
+        let (solver_windows, solver_seconds) = self.optimizer.with_state(|s| {
+            (
+                s.solvers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.windows))
+                    .collect::<BTreeMap<_, _>>(),
+                s.solvers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.seconds))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        });
+        self.cross.end = self.layout.expected_cross_share(&self.spec);
+        self.optimizer.stop();
+        let shutdown = self.rt.shutdown();
+        let thread_of = self.layout.threads_of_agents(self.workers);
+        let dead_from = &self.dead_from;
+        let plain = baseline::run(
+            &self.spec,
+            self.workers,
+            &thread_of,
+            &self.ticks_run,
+            &|a, t| dead_from[a as usize] > t,
         );
-    }
-    let utilization =
-        mean(&|s| s.utilization.iter().sum::<f64>() / s.utilization.len().max(1) as f64);
-    let churn = if rounds.len() > 1 {
-        rounds[1..].iter().map(|s| s.churn).sum::<f64>() / (rounds.len() - 1) as f64
-    } else {
-        0.0
-    };
-    let latency: Vec<f64> = rounds.iter().map(|s| s.seconds).collect();
-    let overhead = tick_seconds / plain.seconds.max(1e-9) - 1.0;
-    let names = ["control", "high", "normal", "low"];
-    let timings = Timings {
-        wall_seconds: started.elapsed().as_secs_f64(),
-        runtime_tick_seconds: tick_seconds,
-        baseline_tick_seconds: plain.seconds,
-        communication_overhead: overhead,
-        round_latency_seconds: latency.clone(),
-        round_solve_seconds: rounds.iter().map(|s| s.solve_seconds).collect(),
-        solver_seconds,
-        setup_seconds,
-    };
-    let report = Report {
-        scenario: scenario.name.clone(),
-        seed: scenario.seed,
-        workers,
-        reproducible,
-        agents: scenario.topology.agents,
-        clusters: scenario.topology.clusters,
-        leaves: layout.live_leaves(),
-        pools: scenario.pools.count,
-        rounds: scenario.rounds,
-        ticks: ticks_run.len() as u64,
-        wall_seconds: (!reproducible).then_some(timings.wall_seconds),
-        allocation_efficiency: mean(&|s| s.efficiency),
-        utilization,
-        utilization_by_kind,
-        fairness: mean(&|s| s.fairness),
-        unmet_demand: mean(&|s| s.unmet_demand),
-        churn,
-        forecast_error: if actual.is_empty() {
-            0.0
-        } else {
-            mape(&actual, &predicted)
-        },
-        communication_overhead: (!reproducible).then_some(overhead),
-        round_latency_seconds: if reproducible { Vec::new() } else { latency },
-        messages: Messages {
-            sent: plain.sent,
-            handled: last.handled,
-            baseline_handled: plain.handled,
-            by_priority: names
-                .iter()
-                .zip(last.by_priority)
-                .map(|(k, v)| ((*k).to_owned(), v))
-                .collect(),
-            dead_letters: last.dead_letters,
-            restarts: last.restarts,
-            left_at_shutdown: shutdown.left_in_mailboxes.iter().sum::<u64>()
+        let overhead = self.tick_seconds / plain.seconds.max(1e-9) - 1.0;
+        let rounds = &self.rounds;
+        let timings = Timings {
+            wall_seconds: started.elapsed().as_secs_f64(),
+            runtime_tick_seconds: self.tick_seconds,
+            baseline_tick_seconds: plain.seconds,
+            communication_overhead: overhead,
+            round_latency_seconds: rounds.iter().map(|s| s.seconds).collect(),
+            round_solve_seconds: rounds.iter().map(|s| s.solve_seconds).collect(),
+            solver_seconds,
+            setup_seconds: self.setup_seconds,
+            letters_left_at_shutdown: shutdown.left_in_mailboxes.iter().sum::<u64>()
                 + shutdown.left_in_outboxes
                 + shutdown.unacknowledged,
-        },
-        cross_cluster_traffic: cross,
-        faults,
-        cluster_sizes: ClusterSizes {
-            initial: initial_sizes,
-            last: layout.sizes().into_iter().filter(|&s| s > 0).collect(),
-        },
-        reclustering,
-        solver_windows,
-        per_round: rounds
-            .iter()
-            .zip(&per_round_priority)
-            .map(|(s, p)| RoundRecord {
-                round: s.round,
-                agents: s.agents,
-                served: s.served,
-                objective: s.objective,
-                bound: s.bound,
-                efficiency: s.efficiency,
-                utilization: s.utilization.iter().sum::<f64>() / s.utilization.len().max(1) as f64,
-                unmet_demand: s.unmet_demand,
-                fairness: s.fairness,
-                churn: s.churn,
-                messages_by_priority: *p,
-                energies: s.energies.clone(),
-                seconds: (!reproducible).then_some(s.seconds),
-            })
-            .collect(),
-    };
-    Ok(Outcome { report, timings })
+        };
+        let last = shutdown.stats;
+        let s = self.scenario;
+        let reproducible = self.workers == 1;
+        let n = rounds.len().max(1) as f64;
+        let mean = |f: &dyn Fn(&RoundSummary) -> f64| rounds.iter().map(f).sum::<f64>() / n;
+        let mean_kinds = |u: &[f64]| u.iter().sum::<f64>() / u.len().max(1) as f64;
+        let names = ["control", "high", "normal", "low"];
+        let report = Report {
+            scenario: s.name.clone(),
+            seed: s.seed,
+            workers: self.workers,
+            reproducible,
+            agents: s.topology.agents,
+            clusters: s.topology.clusters,
+            leaves: self.layout.live_leaves(),
+            pools: s.pools.count,
+            rounds: s.rounds,
+            ticks: self.ticks_run.len() as u64,
+            wall_seconds: (!reproducible).then_some(timings.wall_seconds),
+            allocation_efficiency: mean(&|r| r.efficiency),
+            utilization: mean(&|r| mean_kinds(&r.utilization)),
+            utilization_by_kind: s
+                .pools
+                .kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let u = mean(&|r| r.utilization.get(i).copied().unwrap_or(0.0));
+                    (k.clone(), u)
+                })
+                .collect(),
+            fairness: mean(&|r| r.fairness),
+            unmet_demand: mean(&|r| r.unmet_demand),
+            churn: if rounds.len() > 1 {
+                rounds[1..].iter().map(|r| r.churn).sum::<f64>() / (rounds.len() - 1) as f64
+            } else {
+                0.0
+            },
+            forecast_error: if self.actual.is_empty() {
+                0.0
+            } else {
+                mape(&self.actual, &self.predicted)
+            },
+            communication_overhead: (!reproducible).then_some(overhead),
+            round_latency_seconds: if reproducible {
+                Vec::new()
+            } else {
+                timings.round_latency_seconds.clone()
+            },
+            messages: Messages {
+                sent: plain.sent,
+                handled: last.handled,
+                baseline_handled: plain.handled,
+                by_priority: names
+                    .iter()
+                    .zip(last.handled_by_priority)
+                    .map(|(k, v)| ((*k).to_owned(), v))
+                    .collect(),
+                dead_letters: last.dead_letters,
+                restarts: last.restarts,
+                unaccounted: (plain.sent + self.faults.agent_panics)
+                    .abs_diff(last.handled + last.dead_letters),
+            },
+            cross_cluster_traffic: self.cross.clone(),
+            faults: self.faults.clone(),
+            cluster_sizes: ClusterSizes {
+                initial: self.initial_sizes.clone(),
+                last: self.layout.sizes().into_iter().filter(|&x| x > 0).collect(),
+            },
+            reclustering: self.reclustering.clone(),
+            solver_windows,
+            per_round: rounds
+                .iter()
+                .zip(&self.per_round_priority)
+                .map(|(r, p)| RoundRecord {
+                    round: r.round,
+                    agents: r.agents,
+                    served: r.served,
+                    objective: r.objective,
+                    bound: r.bound,
+                    efficiency: r.efficiency,
+                    utilization: mean_kinds(&r.utilization),
+                    unmet_demand: r.unmet_demand,
+                    fairness: r.fairness,
+                    churn: r.churn,
+                    messages_by_priority: *p,
+                    energies: r.energies.clone(),
+                    seconds: (!reproducible).then_some(r.seconds),
+                })
+                .collect(),
+        };
+        Outcome { report, timings }
+    }
 }
 
 /// A deterministic pick of a live agent.
