@@ -60,8 +60,12 @@ pub struct NodeStats {
     pub forwarded: u64,
     /// Agent restarts after a panic or an error.
     pub restarts: u64,
-    /// Messages that could not be delivered (failed or unknown agent), reported not dropped.
+    /// User messages that could not be delivered (failed or unknown agent, killed node),
+    /// reported not dropped.
     pub dead_letters: u64,
+    /// The runtime's own letters (ticks, acknowledgements, collections, ...) addressed to a
+    /// node that was killed.
+    pub dead_protocol_letters: u64,
     /// Reliable messages redelivered after a timeout.
     pub redeliveries: u64,
     /// Duplicate deliveries recognised and not handled again.
@@ -84,6 +88,7 @@ impl NodeStats {
         self.forwarded += o.forwarded;
         self.restarts += o.restarts;
         self.dead_letters += o.dead_letters;
+        self.dead_protocol_letters += o.dead_protocol_letters;
         self.redeliveries += o.redeliveries;
         self.duplicates += o.duplicates;
         self.undeliverable += o.undeliverable;

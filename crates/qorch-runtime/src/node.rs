@@ -517,9 +517,11 @@ impl<B: Agent> NodeCore<B> {
     /// Counts an envelope that cannot be delivered (user messages are consumed: reported, not
     /// silently dropped).
     fn dead_letter(&mut self, env: &Envelope<Letter<B>>) {
-        self.stats.dead_letters += 1;
         if matches!(env.payload, Letter::User(_)) {
+            self.stats.dead_letters += 1;
             self.flow.consume(1);
+        } else {
+            self.stats.dead_protocol_letters += 1;
         }
     }
 
@@ -547,7 +549,8 @@ impl<B: Agent> NodeCore<B> {
                 self.outbox.remove(&dest);
             }
         }
-        self.stats.dead_letters += dead;
+        self.stats.dead_letters += dead_user;
+        self.stats.dead_protocol_letters += dead - dead_user;
         self.flow.consume(dead_user);
     }
 
@@ -578,6 +581,11 @@ impl<B: Agent> NodeCore<B> {
         }
         self.stats.dead_letters += lost;
         self.flow.consume(lost);
+        self.shared
+            .killed_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .merge(&self.stats);
         for s in &self.slots {
             self.shared.directory.agents.set(s.id, None);
         }
@@ -889,14 +897,26 @@ impl<B: Agent> NodeCore<B> {
         if now.duration_since(self.last_heartbeat) < interval {
             return;
         }
-        // Children silent past the timeout are failed.
+        // Children silent past the timeout are failed. A child's silence counts from the
+        // first time this node looked for it, so that a child that dies before its first
+        // heartbeat is failed too.
         for c in self.children() {
-            let silent = self
-                .children_seen
-                .get(&c)
-                .map_or(Duration::ZERO, |(t, _)| now.duration_since(*t));
-            let known = self.children_seen.contains_key(&c);
-            if known && silent > timeout && self.failed_children.insert(c) {
+            let (seen, _) = self.children_seen.entry(c).or_insert_with(|| {
+                let info = self.shared.directory.tree.load().info(c).clone();
+                (
+                    now,
+                    StatusNode {
+                        address: info.address,
+                        name: info.name,
+                        status: ComponentStatus::Starting,
+                        agents: AgentCounts::default(),
+                        silent_ms: 0,
+                        children: Vec::new(),
+                    },
+                )
+            });
+            let silent = now.duration_since(*seen);
+            if silent > timeout && self.failed_children.insert(c) {
                 tracing::warn!(node = %self.address, child = ?c, ?silent, "child missed its heartbeats: failed");
                 self.round_child_failed(c);
             }

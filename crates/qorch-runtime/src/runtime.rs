@@ -72,7 +72,7 @@ pub struct ShutdownReport {
     pub unacknowledged: u64,
     /// Messages for the application not read from the inbox.
     pub left_in_inbox: u64,
-    /// Final counts of all nodes.
+    /// Final counts of all nodes (killed ones included, as they were when they died).
     pub stats: NodeStats,
 }
 
@@ -458,13 +458,13 @@ impl<B: Agent> RuntimeHandle<B> {
         self.ask(None, Query::Status).await
     }
 
-    /// Every live node's counts, summed.
+    /// Every node's counts, summed (killed nodes' final counts included).
     ///
     /// # Errors
     ///
     /// [`RuntimeError::Stopped`] if the runtime has stopped.
     pub async fn stats(&self) -> Result<NodeStats, RuntimeError> {
-        let mut total = NodeStats::default();
+        let mut total = self.killed_stats();
         for k in self.live_nodes() {
             if let Ok(s) = self.ask(Some(k), Query::Stats).await {
                 total.merge(&s);
@@ -559,28 +559,33 @@ impl<B: Agent> RuntimeHandle<B> {
     /// Every live node has processed tick `tick` and every user message produced so far has
     /// been consumed, per the counters (consumed read before produced).
     fn looks_quiet(&self, tick: u64) -> bool {
-        {
-            let shared = &self.inner.shared;
-            let tree = shared.directory.tree.load();
-            let flows = shared.flows.load();
-            let live: Vec<usize> = (0..flows.len())
-                .filter(|&k| {
-                    let info = tree.info(NodeKey(k as u32));
-                    !info.removed && !info.dead
-                })
-                .collect();
-            let all = || {
-                live.iter()
-                    .map(|&k| &flows[k])
-                    .chain([&shared.orchestrator_flow, &shared.external_flow])
-            };
-            let consumed: u64 = all().map(|f| f.consumed.load(Ordering::Acquire)).sum();
-            let produced: u64 = all().map(|f| f.produced.load(Ordering::Acquire)).sum();
-            let ticked = live
+        let shared = &self.inner.shared;
+        let tree = shared.directory.tree.load();
+        let flows = shared.flows.load();
+        // Every node's counters count, killed ones included: what a node produced before it
+        // was killed is consumed elsewhere, and what was sent to it is consumed by it (its
+        // leftovers counted lost when it dies) or by its senders (as dead letters).
+        let all = || {
+            flows
                 .iter()
-                .all(|&k| flows[k].tick.load(Ordering::Acquire) >= tick);
-            ticked && produced == consumed
-        }
+                .chain([&shared.orchestrator_flow, &shared.external_flow])
+        };
+        let consumed: u64 = all().map(|f| f.consumed.load(Ordering::Acquire)).sum();
+        let produced: u64 = all().map(|f| f.produced.load(Ordering::Acquire)).sum();
+        let ticked = (0..flows.len()).all(|k| {
+            let info = tree.info(NodeKey(k as u32));
+            info.removed || info.dead || flows[k].tick.load(Ordering::Acquire) >= tick
+        });
+        ticked && produced == consumed
+    }
+
+    fn killed_stats(&self) -> NodeStats {
+        *self
+            .inner
+            .shared
+            .killed_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn live_nodes(&self) -> Vec<NodeKey> {
@@ -689,6 +694,7 @@ impl<B: Agent> RuntimeHandle<B> {
         let mut out = ShutdownReport {
             nodes_reported: reports.len(),
             nodes_missing: expected.saturating_sub(reports.len()),
+            stats: self.killed_stats(),
             ..ShutdownReport::default()
         };
         for r in &reports {

@@ -124,6 +124,9 @@ pub(crate) struct Shared<B: Agent> {
     pub(crate) next_agent: AtomicU32,
     pub(crate) next_cluster: AtomicU32,
     pub(crate) next_sub: AtomicU32,
+    /// The final counts of killed nodes (they file no shutdown report), so that totals still
+    /// include what they did before they died.
+    pub(crate) killed_stats: std::sync::Mutex<crate::letter::NodeStats>,
 }
 
 impl<B: Agent> Shared<B> {
@@ -142,6 +145,7 @@ impl<B: Agent> Shared<B> {
             next_agent: AtomicU32::new(0),
             next_cluster: AtomicU32::new(0),
             next_sub: AtomicU32::new(0),
+            killed_stats: std::sync::Mutex::default(),
         }
     }
 

@@ -633,3 +633,35 @@ fn quiesce_waits_for_the_cascades_a_tick_starts() {
     assert_eq!(stats.handled, 5 * 20 * 31);
     rt.shutdown();
 }
+
+#[test]
+fn quiesce_returns_after_a_sub_cluster_is_killed_with_messages_in_flight() {
+    let rt = QuantumOrchestrator::<Chainer>::builder()
+        .workers(2)
+        .heartbeat(Duration::from_millis(20), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let m = rt.manager();
+    let n = 200_u32;
+    let mut subs = Vec::new();
+    for c in 0..4 {
+        let cid = m.create_cluster(&format!("c{c}")).unwrap();
+        let sub = m.create_sub_cluster(cid.into(), "s").unwrap();
+        m.spawn_agents(sub.into(), (n / 4) as usize, move |_| Chainer { n })
+            .unwrap();
+        subs.push(sub);
+    }
+    let h = rt.handle();
+    futures_block_on(h.tick(1)).unwrap();
+    futures_block_on(h.quiesce(1, WAIT)).unwrap();
+    // Kill one sub-cluster while the next tick's chains run through it.
+    futures_block_on(h.tick(2)).unwrap();
+    m.kill(subs[1].into()).unwrap();
+    futures_block_on(h.quiesce(2, WAIT)).expect("the killed node's messages are accounted for");
+    // And later ticks still settle: chains into the dead sub-cluster end as dead letters.
+    futures_block_on(h.tick(3)).unwrap();
+    futures_block_on(h.quiesce(3, WAIT)).unwrap();
+    let stats = futures_block_on(h.stats()).unwrap();
+    assert!(stats.dead_letters > 0, "{stats:?}");
+    rt.shutdown();
+}

@@ -1,6 +1,7 @@
 //! `qorch bench ...`: benchmarks that measure qorch and its baselines in the same run.
 
 mod mailbox;
+mod overhead;
 mod runtime;
 mod scheduler;
 
@@ -18,6 +19,9 @@ pub(crate) enum BenchCommand {
     /// One round of the `EnhancedQuboScheduler` on a synthetic problem of N agents in K
     /// clusters over P pools: round time, objective, Lagrangian bound, efficiency.
     Scheduler(scheduler::Args),
+    /// The runtime's communication overhead: the same agent work in the runtime and in a
+    /// plain loop on as many threads.
+    Overhead(overhead::Args),
 }
 
 pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
@@ -25,5 +29,6 @@ pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Mailbox(args) => mailbox::run(args),
         BenchCommand::Runtime(args) => runtime::run(args),
         BenchCommand::Scheduler(args) => scheduler::run(args),
+        BenchCommand::Overhead(args) => overhead::run(args),
     }
 }
