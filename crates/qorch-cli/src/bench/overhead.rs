@@ -51,14 +51,16 @@ struct Figures {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    let mut s = Scenario::default();
-    s.name = "bench-overhead".into();
-    s.seed = args.seed;
+    let mut s = Scenario {
+        name: "bench-overhead".into(),
+        seed: args.seed,
+        workers: args.workers,
+        rounds: 1,
+        ticks_per_round: args.ticks,
+        ..Scenario::default()
+    };
     s.topology.agents = args.agents;
     s.topology.clusters = args.clusters;
-    s.workers = args.workers;
-    s.rounds = 1;
-    s.ticks_per_round = args.ticks;
     s.clustering.every = 0;
     if let Some(w) = args.message_work {
         s.behaviour.message_work = w;
