@@ -5,13 +5,15 @@ use qorch_sim::{Fault, FaultKind, Scenario, SimError, run};
 
 /// A small, light scenario (debug builds run the tests).
 fn small(agents: usize, clusters: usize, rounds: u64) -> Scenario {
-    let mut s = Scenario::default();
-    s.name = "test".into();
+    let mut s = Scenario {
+        name: "test".into(),
+        rounds,
+        workers: 1,
+        ..Scenario::default()
+    };
     s.topology.agents = agents;
     s.topology.clusters = clusters;
     s.topology.fanout = 2;
-    s.rounds = rounds;
-    s.workers = 1;
     s.pools.count = 6;
     s.behaviour.message_work = 50;
     s.behaviour.tick_work = 200;
