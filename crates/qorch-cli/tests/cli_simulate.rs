@@ -113,7 +113,7 @@ fn flags_override_the_scenario_file() {
         "sa",
         "--print-scenario",
     ]);
-    let s: toml::Value = toml.parse().unwrap();
+    let s: toml::Table = toml.parse().unwrap();
     assert_eq!(s["topology"]["agents"].as_integer(), Some(400));
     assert_eq!(s["topology"]["clusters"].as_integer(), Some(50));
     assert_eq!(s["rounds"].as_integer(), Some(5));

@@ -1,0 +1,66 @@
+//! Runs the quick examples (built by `cargo test`, which compiles every example) and checks
+//! what they print. The large simulation is built but not run here: it takes minutes in a
+//! debug build.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The example binary next to this test's binary (`target/<profile>/examples/<name>`).
+fn example(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    path.is_file().then_some(path)
+}
+
+fn run(name: &str) -> Option<String> {
+    let Some(path) = example(name) else {
+        // `cargo test --workspace` builds the examples; a run of this test alone may not.
+        eprintln!(
+            "SKIPPED: example `{name}` is not built; run `cargo test --workspace` (or \
+             `cargo build -p qorch --examples`) first"
+        );
+        return None;
+    };
+    let out = Command::new(&path).output().expect("the example runs");
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).expect("utf-8"))
+}
+
+#[test]
+fn quickstart_serves_agents_within_the_pools() {
+    let Some(out) = run("quickstart") else { return };
+    assert!(out.contains("of 10 served, efficiency"), "{out}");
+    assert_eq!(out.matches(", got ").count(), 10, "{out}");
+}
+
+#[test]
+fn priority_mailbox_example_runs() {
+    run("priority_mailbox");
+}
+
+#[test]
+fn embed_tokio_example_runs() {
+    run("embed_tokio");
+}
+
+#[test]
+fn fault_injection_accounts_for_every_message() {
+    let Some(out) = run("fault_injection") else {
+        return;
+    };
+    assert!(out.contains("(0 unaccounted)"), "{out}");
+}
+
+#[test]
+fn qaoa_subsolver_compares_both_solvers() {
+    let Some(out) = run("qaoa_subsolver") else {
+        return;
+    };
+    assert_eq!(out.matches(" qaoa ").count(), 3, "{out}");
+    assert_eq!(out.matches(" default ").count(), 3, "{out}");
+}
