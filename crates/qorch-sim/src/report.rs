@@ -196,6 +196,8 @@ pub struct Timings {
     /// reliable messages unacknowledged, when the runtime stopped (their number depends on
     /// timing; user messages in mailboxes are delivered while stopping).
     pub letters_left_at_shutdown: u64,
+    /// Nodes that did not file their shutdown report within the runtime's wait.
+    pub nodes_missing_at_shutdown: usize,
 }
 
 impl Report {

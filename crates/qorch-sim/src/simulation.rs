@@ -308,8 +308,11 @@ impl<'s> Driver<'s> {
             letters_left_at_shutdown: shutdown.left_in_mailboxes.iter().sum::<u64>()
                 + shutdown.left_in_outboxes
                 + shutdown.unacknowledged,
+            nodes_missing_at_shutdown: shutdown.nodes_missing,
         };
-        let last = shutdown.stats;
+        // The counts after the last ticks (the runtime was quiet then, and nothing was sent
+        // after): the shutdown report would miss a node that did not report in time.
+        let last = self.last_stats;
         let s = self.scenario;
         let reproducible = self.workers == 1;
         let n = rounds.len().max(1) as f64;

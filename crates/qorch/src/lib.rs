@@ -37,3 +37,8 @@ pub use qorch_runtime::{Agent, ClusterManager, Context, QuantumOrchestrator, Run
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The user guide's examples, compiled as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide.md")]
+struct GuideDoctests;
