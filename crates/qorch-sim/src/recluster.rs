@@ -273,7 +273,12 @@ fn adjacency(layout: &Layout, affinity: &HashMap<(AgentId, AgentId), f64>) -> Ve
     clippy::too_many_lines,
     reason = "one model: variables, affinity, one-hot, balance"
 )]
-fn assignment_moves(layout: &Layout, adj: &[Vec<(u32, f64)>], seed: u64) -> Vec<(u32, u32)> {
+fn assignment_moves(
+    layout: &Layout,
+    adj: &[Vec<(u32, f64)>],
+    min_pull: f64,
+    seed: u64,
+) -> Vec<(u32, u32)> {
     let mean = layout.mean_size().max(1.0);
     // Candidate leaves per movable agent.
     let mut movable: Vec<(u32, Vec<u32>, f64)> = Vec::new();
@@ -292,7 +297,7 @@ fn assignment_moves(layout: &Layout, adj: &[Vec<(u32, f64)>], seed: u64) -> Vec<
         let total: f64 = nbrs.iter().map(|e| e.1).sum();
         let mut others: Vec<(u32, f64)> = pull
             .iter()
-            .filter(|&(&l, &w)| l != cur && w > 2.0 * here && w >= 0.5 * total)
+            .filter(|&(&l, &w)| l != cur && w >= min_pull && w > 2.0 * here && w >= 0.5 * total)
             .map(|(&l, &w)| (l, w))
             .collect();
         if others.is_empty() {
@@ -474,18 +479,21 @@ fn bisect(members: &[u32], adj: &[Vec<(u32, f64)>], seed: u64) -> Vec<u32> {
     }
 }
 
-/// One re-clustering pass: affinity moves, then merges, then splits.
+/// One re-clustering pass: affinity moves, then merges, then splits. An agent moves only
+/// for at least `min_pull` of observed traffic towards its new leaf (a few samples' worth:
+/// a single sampled message is no evidence).
 pub(crate) fn recluster(
     m: &ClusterManager<SimAgent>,
     layout: &mut Layout,
     spec: &ModelSpec,
     affinity: &HashMap<(AgentId, AgentId), f64>,
     policy: &Clustering,
+    min_pull: f64,
     seed: u64,
 ) -> Result<ReclusterRecord, SimError> {
     let cross_before = layout.expected_cross_share(spec);
     let adj = adjacency(layout, affinity);
-    let moves = assignment_moves(layout, &adj, seed);
+    let moves = assignment_moves(layout, &adj, min_pull, seed);
     let mut moved = layout.apply_moves(m, &moves)?;
 
     // Merges: the two smallest live siblings while both are small.

@@ -13,7 +13,7 @@ use qorch_resources::{
 };
 use qorch_runtime::{
     ComponentStatus, Factory, NodeStats, Optimizer, OptimizerConfig, QuantumOrchestrator,
-    RoundSummary, RuntimeHandle,
+    RoundSummary, RuntimeConfig, RuntimeHandle,
 };
 use qorch_scheduler::{CostModel, EnhancedQuboScheduler, SchedulerConfig, SolverPolicy};
 
@@ -120,12 +120,20 @@ impl<'s> Driver<'s> {
             .enable_all()
             .build()
             .map_err(|e| SimError::Optimizer(format!("cannot start the driver's executor: {e}")))?;
+        // One message in 8 is observed (the runtime's default is 16): re-clustering needs a
+        // few samples per agent and round to tell its peers' leaves apart.
+        let config = RuntimeConfig {
+            workers,
+            seed: scenario.seed,
+            affinity_sample: 8,
+            ..RuntimeConfig::default()
+        };
         let rt = QuantumOrchestrator::<SimAgent>::builder()
-            .workers(workers)
-            .seed(scenario.seed)
+            .config(config)
             .build()?;
         let handle = rt.handle();
         let layout = build_hierarchy(&rt, scenario, &spec)?;
+        settle_moves(&exec, &handle)?;
         let optimizer = start_optimizer(&handle, scenario, pools(scenario, &spec))?;
         let n = spec.agents();
         let sampled = (0..FORECAST_SAMPLE.min(n))
@@ -259,9 +267,10 @@ impl<'s> Driver<'s> {
             &self.spec,
             &affinity,
             &self.scenario.clustering,
+            3.0 * f64::from(self.rt.config().affinity_sample.max(1)),
             self.scenario.seed ^ r,
         )?;
-        self.exec.block_on(self.handle.settle())?;
+        settle_moves(&self.exec, &self.handle)?;
         rec.round = r;
         self.reclustering.push(rec);
         Ok(())
@@ -419,6 +428,18 @@ fn pick_alive(dead_from: &[u64], seed: u64, key: (u64, usize, usize)) -> u32 {
             return a;
         }
     }
+}
+
+/// Waits until every agent move has landed: a first settle pass lets the source nodes hand
+/// the agents over, a second lets the destinations adopt them. (An agent in transit when a
+/// tick passes would miss that tick.)
+fn settle_moves(
+    exec: &tokio::runtime::Runtime,
+    handle: &RuntimeHandle<SimAgent>,
+) -> Result<(), SimError> {
+    exec.block_on(handle.settle())?;
+    exec.block_on(handle.settle())?;
+    Ok(())
 }
 
 /// Waits until the orchestrator's status tree shows `addr` failed.

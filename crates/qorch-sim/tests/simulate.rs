@@ -136,6 +136,7 @@ fn the_report_has_the_documented_keys() {
 #[test]
 fn reclustering_brings_misplaced_agents_back_to_their_peers() {
     let mut s = small(1_200, 6, 7);
+    s.ticks_per_round = 4;
     s.topology.misplaced = 0.3;
     s.behaviour.locality = 1.0;
     s.clustering.every = 2;
@@ -200,4 +201,22 @@ fn the_default_scenario_is_the_documented_one() {
     s.validate().unwrap();
     assert_eq!(Scenario::from_toml_str("").unwrap(), s);
     assert_eq!(Scenario::from_toml_str(&s.to_toml()).unwrap(), s);
+}
+
+#[test]
+fn the_shipped_scenario_files_are_valid_and_default_toml_is_the_default() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let s =
+                Scenario::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if path.file_name().is_some_and(|n| n == "default.toml") {
+                assert_eq!(s, Scenario::default(), "regenerate with --print-scenario");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3);
 }

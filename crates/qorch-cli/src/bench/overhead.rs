@@ -16,7 +16,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 100)]
     clusters: usize,
     /// Ticks to run.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 10)]
     ticks: u64,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
