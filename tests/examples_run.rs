@@ -61,6 +61,8 @@ fn qaoa_subsolver_compares_both_solvers() {
     let Some(out) = run("qaoa_subsolver") else {
         return;
     };
-    assert_eq!(out.matches(" qaoa ").count(), 3, "{out}");
-    assert_eq!(out.matches(" default ").count(), 3, "{out}");
+    let solver_of = |l: &str| l.split_whitespace().nth(1).map(str::to_owned);
+    let rows: Vec<String> = out.lines().skip(1).filter_map(solver_of).collect();
+    assert_eq!(rows.iter().filter(|s| *s == "qaoa").count(), 3, "{out}");
+    assert_eq!(rows.iter().filter(|s| *s == "default").count(), 3, "{out}");
 }
