@@ -81,6 +81,7 @@ pub use optimizer::{
     OptimizationState, Optimizer, OptimizerConfig, OptimizerError, RoundReason, RoundSummary,
     SolverStats, Triggers,
 };
+pub use qorch_scheduler::{ReclusterPlan, ReclusterPolicy};
 pub use runtime::{
     ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle, SendError,
     ShutdownReport,

@@ -1,6 +1,7 @@
 //! The public face of the runtime: [`QuantumOrchestrator`], its builder, the cloneable
 //! [`RuntimeHandle`] and the [`ClusterManager`].
 
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,8 @@ use qorch_protocol::{
     Address, AgentId, ClusterId, Envelope, MailboxConfig, Message, Priority, PriorityMailbox,
     SubClusterId, TrySendError,
 };
+
+use qorch_scheduler::{Grouping, ReclusterPlan, ReclusterPolicy, Step, plan_reclustering};
 
 use crate::Agent;
 use crate::directory::{NodeInfo, NodeKey};
@@ -947,6 +950,88 @@ impl<B: Agent> ClusterManager<B> {
             }
         }
         Ok(())
+    }
+
+    /// Re-clusters agents by their affinity (who talks to whom, for instance the optimizer's
+    /// observed `OptimizationState::affinity`): agents move to the nodes they talk with,
+    /// small sibling nodes merge, and large ones split in two (see
+    /// [`qorch_scheduler::plan_reclustering`], which plans it as QUBO problems). Agents move
+    /// with [`move_agents`](Self::move_agents), their state, grant and pending messages with
+    /// them; a node emptied by a merge stays as a spare, reused by a later split among its
+    /// siblings, and a split without a spare creates a sibling (`<name>/split-<k>`).
+    ///
+    /// Moves are under way when this returns: `RuntimeHandle::settle` twice (sources hand
+    /// the agents over, destinations adopt them) waits for them to land.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub fn recluster(
+        &self,
+        affinity: &HashMap<(AgentId, AgentId), f64>,
+        policy: &ReclusterPolicy,
+    ) -> Result<ReclusterPlan, RuntimeError> {
+        let shared = &self.handle.inner.shared;
+        let tree = shared.directory.tree.load();
+        let n_nodes = tree.nodes.len();
+        let mut addresses: Vec<Address> = tree.nodes.iter().map(|n| n.address).collect();
+        let group: Vec<u32> = tree
+            .nodes
+            .iter()
+            .map(|n| n.parent.map_or(u32::MAX, |p| p.0))
+            .collect();
+        let live: Vec<bool> = tree.nodes.iter().map(|n| !n.removed && !n.dead).collect();
+        let parents: Vec<Option<Address>> = tree
+            .nodes
+            .iter()
+            .map(|n| n.parent.map(|p| tree.info(p).address))
+            .collect();
+        let names: Vec<String> = tree.nodes.iter().map(|n| n.name.clone()).collect();
+        drop(tree);
+        let agents = shared.next_agent.load(Ordering::Relaxed);
+        let leaf_of: Vec<Option<u32>> = (0..agents)
+            .map(|a| shared.directory.agents.node(AgentId(a)).map(|k| k.0))
+            .collect();
+        let mut edges: Vec<(u32, u32, f64)> =
+            affinity.iter().map(|(&(a, b), &w)| (a.0, b.0, w)).collect();
+        edges.sort_by_key(|e| (e.0, e.1));
+        let grouping = Grouping {
+            leaf_of,
+            group,
+            live,
+        };
+        let plan = plan_reclustering(&grouping, &edges, policy);
+        // Each agent moves once, to where the last step puts it: a second move issued before
+        // the first has landed would be sent to the old host.
+        let mut dest: BTreeMap<u32, u32> = BTreeMap::new();
+        for step in &plan.steps {
+            match step {
+                Step::Move(m) => dest.extend(m.iter().copied()),
+                Step::Merge { into, agents, .. } => {
+                    dest.extend(agents.iter().map(|&a| (a, *into)));
+                }
+                Step::Split { leaf, to, leaving } => {
+                    if *to as usize >= addresses.len() {
+                        let k = addresses.len() - n_nodes;
+                        let name = format!("{}/split-{k}", names[*leaf as usize]);
+                        let address = match parents[*leaf as usize] {
+                            Some(p) => Address::SubCluster(self.create_sub_cluster(p, &name)?),
+                            None => Address::Cluster(self.create_cluster(&name)?),
+                        };
+                        addresses.push(address);
+                    }
+                    dest.extend(leaving.iter().map(|&a| (a, *to)));
+                }
+            }
+        }
+        let mut by_dest: BTreeMap<u32, Vec<AgentId>> = BTreeMap::new();
+        for (a, to) in dest {
+            by_dest.entry(to).or_default().push(AgentId(a));
+        }
+        for (to, ids) in by_dest {
+            self.move_agents(&ids, addresses[to as usize])?;
+        }
+        Ok(plan)
     }
 
     /// The agents hosted by a node, per the directory (its own agents, not its sub-clusters').

@@ -665,3 +665,46 @@ fn quiesce_returns_after_a_sub_cluster_is_killed_with_messages_in_flight() {
     assert!(stats.dead_letters > 0, "{stats:?}");
     rt.shutdown();
 }
+
+#[test]
+fn recluster_moves_agents_to_the_nodes_they_talk_with_and_keeps_their_messages() {
+    let rt = QuantumOrchestrator::<Probe>::builder()
+        .workers(2)
+        .build()
+        .unwrap();
+    let m = rt.manager();
+    let c = m.create_cluster("c").unwrap();
+    let a = m.create_sub_cluster(c.into(), "c/a").unwrap();
+    let b = m.create_sub_cluster(c.into(), "c/b").unwrap();
+    let in_a = m.spawn_agents(a.into(), 6, |_| probe(12)).unwrap();
+    let in_b = m.spawn_agents(b.into(), 6, |_| probe(12)).unwrap();
+    // The first agent of `a` talks only with the agents of `b`.
+    let stray = in_a[0];
+    let mut affinity = std::collections::HashMap::new();
+    for &x in &in_b {
+        affinity.insert((stray.min(x), stray.max(x)), 20.0);
+    }
+    for w in in_a[1..].windows(2).chain(in_b.windows(2)) {
+        affinity.insert((w[0], w[1]), 20.0);
+    }
+    let h = rt.handle();
+    let plan = m
+        .recluster(&affinity, &qorch_runtime::ReclusterPolicy::default())
+        .unwrap();
+    // Messages sent while it moves follow it.
+    for tag in 0..50 {
+        h.send_blocking(stray, Msg::Hello(tag)).unwrap();
+    }
+    futures_block_on(h.settle()).unwrap();
+    futures_block_on(h.settle()).unwrap();
+    assert_eq!(plan.moved, 1, "{plan:?}");
+    assert!(plan.cross_after < plan.cross_before);
+    assert_eq!(m.host_of(stray), Some(b.into()));
+    assert!(in_a[1..].iter().all(|&x| m.host_of(x) == Some(a.into())));
+    let mut seen = 0;
+    while seen < 50 && h.recv_blocking(WAIT).is_some() {
+        seen += 1;
+    }
+    assert_eq!(seen, 50, "every message to the moved agent is handled");
+    rt.shutdown();
+}

@@ -15,7 +15,9 @@ use qorch_runtime::{
     ComponentStatus, Factory, NodeStats, Optimizer, OptimizerConfig, QuantumOrchestrator,
     RoundSummary, RuntimeConfig, RuntimeHandle,
 };
-use qorch_scheduler::{CostModel, EnhancedQuboScheduler, SchedulerConfig, SolverPolicy};
+use qorch_scheduler::{
+    CostModel, EnhancedQuboScheduler, ReclusterPolicy, SchedulerConfig, SolverPolicy,
+};
 
 use crate::agent::{SimAgent, SimMsg};
 use crate::model::{AgentModel, ModelSpec};
@@ -261,16 +263,22 @@ impl<'s> Driver<'s> {
     /// Re-clustering by the affinity the optimizer observed.
     fn recluster(&mut self, r: u64) -> Result<(), SimError> {
         let affinity = self.optimizer.with_state(|s| s.affinity.clone());
+        let c = &self.scenario.clustering;
+        let policy = ReclusterPolicy {
+            split_above: c.split_above,
+            merge_below: c.merge_below,
+            min_pull: 3.0 * f64::from(self.rt.config().affinity_sample.max(1)),
+            seed: self.scenario.seed ^ r,
+        };
+        let (exec, handle) = (&self.exec, &self.handle);
         let mut rec = recluster::recluster(
             &self.rt.manager(),
+            &|| settle_moves(exec, handle),
             &mut self.layout,
             &self.spec,
             &affinity,
-            &self.scenario.clustering,
-            3.0 * f64::from(self.rt.config().affinity_sample.max(1)),
-            self.scenario.seed ^ r,
+            &policy,
         )?;
-        settle_moves(&self.exec, &self.handle)?;
         rec.round = r;
         self.reclustering.push(rec);
         Ok(())
