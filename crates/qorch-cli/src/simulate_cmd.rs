@@ -21,7 +21,7 @@ pub(crate) struct Args {
     /// Number of top-level clusters.
     #[arg(long)]
     pub(crate) clusters: Option<usize>,
-    /// Rebalancing rounds.
+    /// Rebalancing rounds (overrides the file's `rounds` and `duration_ticks`).
     #[arg(long)]
     pub(crate) rounds: Option<u64>,
     /// Seed of every random choice.
@@ -58,6 +58,7 @@ pub(crate) fn scenario(args: &Args) -> anyhow::Result<Scenario> {
     }
     if let Some(r) = args.rounds {
         s.rounds = r;
+        s.duration_ticks = None;
         // Faults scheduled past the last round are dropped with the rounds they belonged to.
         s.faults.retain(|f| f.round <= r);
     }
@@ -79,7 +80,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if args.print_scenario {
         return crate::print_line(s.to_toml().trim_end());
     }
-    let bar = ProgressBar::with_draw_target(Some(s.rounds), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(Some(s.total_rounds()), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {msg:<40} [{bar:30}] {pos}/{len} rounds, {elapsed}",

@@ -39,6 +39,9 @@ pub struct Scenario {
     pub workers: usize,
     /// Rebalancing rounds.
     pub rounds: u64,
+    /// Simulated duration in ticks instead of rounds: when set, the run has
+    /// `ceil(duration_ticks / ticks_per_round)` rounds (`rounds` is then ignored).
+    pub duration_ticks: Option<u64>,
     /// Simulated ticks between two rounds (each tick: every agent works and sends).
     pub ticks_per_round: u64,
     /// Clusters and agents.
@@ -83,8 +86,12 @@ pub struct Pools {
     /// Resource kinds.
     pub kinds: Vec<String>,
     /// Desired demand at the start over total capacity, per kind (1.0: demand fills the
-    /// pools exactly). Capacities are scaled from the agents' demand to meet it.
+    /// pools exactly). Capacities are scaled from the agents' demand to meet it, unless
+    /// `capacity` is given.
     pub load: f64,
+    /// The mean capacity of a pool, per kind (each pool's is jittered around it); when
+    /// missing, capacities follow from `load`.
+    pub capacity: Option<Vec<f64>>,
     /// Pools differ in size: each pool's capacity is scaled by a factor drawn uniformly in
     /// `[1 - jitter, 1 + jitter]`.
     pub jitter: f64,
@@ -222,6 +229,7 @@ impl Default for Scenario {
             seed: 1,
             workers: 0,
             rounds: 10,
+            duration_ticks: None,
             ticks_per_round: 1,
             topology: Topology::default(),
             pools: Pools::default(),
@@ -252,6 +260,7 @@ impl Default for Pools {
             count: 20,
             kinds: vec!["cpu".into(), "memory".into(), "bandwidth".into()],
             load: 0.9,
+            capacity: None,
             jitter: 0.3,
         }
     }
@@ -379,6 +388,14 @@ impl Scenario {
         }
     }
 
+    /// The rounds the run has: `rounds`, or what `duration_ticks` makes.
+    pub fn total_rounds(&self) -> u64 {
+        match self.duration_ticks {
+            Some(d) => d.div_ceil(self.ticks_per_round.max(1)),
+            None => self.rounds,
+        }
+    }
+
     /// Leaves (the nodes that hold agents): `clusters * fanout^depth`.
     pub fn leaves(&self) -> usize {
         let t = &self.topology;
@@ -437,6 +454,9 @@ impl Scenario {
         if self.rounds == 0 {
             return bad("rounds must be at least 1".into());
         }
+        if self.duration_ticks == Some(0) {
+            return bad("duration_ticks must be at least 1".into());
+        }
         if self.ticks_per_round == 0 {
             return bad("ticks_per_round must be at least 1".into());
         }
@@ -461,6 +481,21 @@ impl Scenario {
         }
         if !(p.load.is_finite() && p.load > 0.0 && p.load <= 100.0) {
             return bad(format!("pools.load must lie in (0, 100], got {}", p.load));
+        }
+        if let Some(c) = &p.capacity {
+            if c.len() != p.kinds.len() {
+                return bad(format!(
+                    "pools.capacity has {} amounts for {} kinds ({:?})",
+                    c.len(),
+                    p.kinds.len(),
+                    p.kinds
+                ));
+            }
+            if let Some(x) = c.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+                return bad(format!(
+                    "pools.capacity amounts must be finite and positive, got {x}"
+                ));
+            }
         }
         if !(0.0..1.0).contains(&p.jitter) {
             return bad(format!("pools.jitter must lie in [0, 1), got {}", p.jitter));
@@ -516,10 +551,11 @@ impl Scenario {
             return bad("workload.period_ticks must be at least 1".into());
         }
         for (i, f) in self.faults.iter().enumerate() {
-            if f.round == 0 || f.round > self.rounds {
+            if f.round == 0 || f.round > self.total_rounds() {
                 return bad(format!(
                     "faults[{i}].round {} must lie in 1..={} (the scenario's rounds)",
-                    f.round, self.rounds
+                    f.round,
+                    self.total_rounds()
                 ));
             }
             let limit = match f.kind {

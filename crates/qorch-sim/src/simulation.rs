@@ -70,15 +70,16 @@ pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Ou
     d.setup_seconds = started.elapsed().as_secs_f64();
     progress(Progress::Ready {
         agents: scenario.topology.agents,
-        rounds: scenario.rounds,
+        rounds: scenario.total_rounds(),
     });
-    for r in 1..=scenario.rounds {
+    let rounds = scenario.total_rounds();
+    for r in 1..=rounds {
         d.inject_faults(r)?;
         d.ticks(r)?;
         let summary = d.round(r)?;
         progress(Progress::Round(Box::new(summary)));
         let every = scenario.clustering.every;
-        if every > 0 && r % every == 0 && r < scenario.rounds {
+        if every > 0 && r % every == 0 && r < rounds {
             d.recluster(r)?;
         }
     }
@@ -345,7 +346,7 @@ impl<'s> Driver<'s> {
             clusters: s.topology.clusters,
             leaves: self.layout.live_leaves(),
             pools: s.pools.count,
-            rounds: s.rounds,
+            rounds: s.total_rounds(),
             ticks: self.ticks_run.len() as u64,
             wall_seconds: (!reproducible).then_some(timings.wall_seconds),
             allocation_efficiency: mean(&|r| r.efficiency),
@@ -519,7 +520,11 @@ fn build_hierarchy(
 fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
     let k = s.pools.kinds.len();
     let mut total = vec![0.0; k];
-    for id in 0..spec.agents() {
+    if let Some(c) = &s.pools.capacity {
+        // The mean pool's capacity times the number of pools, at load 1.
+        total = c.iter().map(|x| x * s.pools.count as f64).collect();
+    }
+    for id in (0..spec.agents()).take_while(|_| s.pools.capacity.is_none()) {
         let m = spec.build(id);
         let r = spec.request(&m, 1);
         for (t, d) in total.iter_mut().zip(r.desired.amounts()) {
@@ -538,7 +543,12 @@ fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
         .iter()
         .enumerate()
         .map(|(p, f)| {
-            let cap: Vec<f64> = total.iter().map(|t| t / s.pools.load * f / sum).collect();
+            let load = if s.pools.capacity.is_some() {
+                1.0
+            } else {
+                s.pools.load
+            };
+            let cap: Vec<f64> = total.iter().map(|t| t / load * f / sum).collect();
             Pool::node(
                 PoolId(p as u32),
                 format!("pool-{p}"),

@@ -186,6 +186,15 @@ fn bad_scenarios_get_errors_that_name_the_field() {
             "unknown variant `meteor`",
         ),
         ("[workload]\nburst_factor = 0.5", "burst_factor"),
+        (
+            "[pools]\ncapacity = [1.0]",
+            "pools.capacity has 1 amounts for 3 kinds",
+        ),
+        (
+            "[pools]\ncapacity = [1.0, -2.0, 3.0]",
+            "finite and positive",
+        ),
+        ("duration_ticks = 0", "duration_ticks"),
     ] {
         let msg = scenario_error(toml);
         assert!(msg.contains(expected), "{toml:?}: {msg}");
@@ -219,4 +228,16 @@ fn the_shipped_scenario_files_are_valid_and_default_toml_is_the_default() {
         }
     }
     assert!(seen >= 3);
+}
+
+#[test]
+fn explicit_capacities_and_a_simulated_duration() {
+    let mut s = small(300, 3, 99);
+    s.duration_ticks = Some(5);
+    s.ticks_per_round = 2;
+    // Generous pools: everyone is served in full.
+    s.pools.capacity = Some(vec![1_000.0, 1_000.0, 1_000.0]);
+    let r = run(&s, &mut |_| {}).unwrap().report;
+    assert_eq!((r.rounds, r.ticks), (3, 6), "ceil(5 / 2) rounds of 2 ticks");
+    assert!(r.unmet_demand < 1e-9 && r.utilization < 0.3, "{r:?}");
 }
