@@ -142,7 +142,12 @@ fn energy(path: &Path, r: &Report) -> DrawResult {
     let (lo, hi) = r
         .per_round
         .iter()
-        .flat_map(|x| [-x.objective, -x.bound])
+        .flat_map(|x| {
+            [-x.objective, -x.bound]
+                .into_iter()
+                .chain(x.energies.iter().copied())
+        })
+        .filter(|v| v.is_finite())
         .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(v), h.max(v)));
     let (lo, hi) = if lo < hi {
         (lo, hi)
@@ -152,7 +157,7 @@ fn energy(path: &Path, r: &Report) -> DrawResult {
     let pad = 0.05 * (hi - lo);
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "Energy of each round's allocation against its bound (lower is better)",
+            "Energies per round: allocation, bound, sub-solves (lower is better)",
             ("sans-serif", 20),
         )
         .margin(12)
@@ -178,6 +183,15 @@ fn energy(path: &Path, r: &Report) -> DrawResult {
         ))?
         .label("bound (no allocation does better)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    chart
+        .draw_series(r.per_round.iter().flat_map(|x| {
+            x.energies
+                .iter()
+                .filter(|e| e.is_finite())
+                .map(move |&e| Circle::new((x.round as f64, e), 2, RED.mix(0.5).filled()))
+        }))?
+        .label("sub-solves (levels, clusters)")
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, RED.filled()));
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -218,20 +232,22 @@ fn sizes(path: &Path, r: &Report) -> DrawResult {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0_u32..(bins + 1) * width, 0_u32..top + top / 10 + 1)?;
+        .build_cartesian_2d(
+            0.0..f64::from((bins + 1) * width),
+            0_u32..top + top / 10 + 1,
+        )?;
     chart
         .configure_mesh()
         .x_desc("agents in the leaf")
         .y_desc("leaves")
         .draw()?;
-    for (h, color, label, shift) in [(&a, BLUE, "start", 0), (&b, RED, "end", width / 2)] {
+    // Each bin holds two bars side by side: the start's, then the end's.
+    let w = f64::from(width);
+    for (h, color, label, shift) in [(&a, BLUE, "start", 0.0), (&b, RED, "end", 0.5)] {
         chart
             .draw_series(h.iter().enumerate().map(|(i, &c)| {
-                let x0 = i as u32 * width + shift;
-                Rectangle::new(
-                    [(x0, 0), (x0 + (width / 2).max(1), c)],
-                    color.mix(0.6).filled(),
-                )
+                let x0 = i as f64 * w + shift * w;
+                Rectangle::new([(x0, 0), (x0 + 0.45 * w, c)], color.mix(0.7).filled())
             }))?
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
@@ -240,6 +256,7 @@ fn sizes(path: &Path, r: &Report) -> DrawResult {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()?;
     root.present()?;
     Ok(())
