@@ -99,7 +99,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             ));
             bar.inc(1);
         }
-        Progress::Baseline => bar.set_message("baseline: the same work in a plain loop"),
     });
     bar.finish_and_clear();
     let outcome = outcome?;

@@ -14,7 +14,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use actix::{
     Actor, ActorContext, Arbiter, ArbiterHandle, AsyncContext, Context, Handler,
-    Message as ActixMessage, StreamHandler, System,
+    Message as ActixMessage, SpawnHandle, StreamHandler, System,
 };
 use futures_core::Stream;
 use qorch_protocol::{Envelope, PriorityMailbox};
@@ -42,6 +42,8 @@ struct NodeActor<B: Agent> {
     core: Box<NodeCore<B>>,
     mailbox: Rc<RefCell<PriorityMailbox<Envelope<Letter<B>>>>>,
     started: Option<std::sync::mpsc::SyncSender<()>>,
+    /// The pending timer and when it fires.
+    timer: Option<(SpawnHandle, std::time::Instant)>,
 }
 
 impl<B: Agent> Actor for NodeActor<B> {
@@ -49,11 +51,7 @@ impl<B: Agent> Actor for NodeActor<B> {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.add_stream(MailboxStream(Rc::clone(&self.mailbox)));
-        let every = self.core_timer_resolution();
-        ctx.run_interval(every, |act, ctx| {
-            act.core.on_timer();
-            act.run_local(ctx);
-        });
+        self.arm_timer(ctx);
         if let Some(tx) = self.started.take() {
             let _ = tx.send(());
         }
@@ -73,8 +71,26 @@ impl ActixMessage for LocalWork {
 }
 
 impl<B: Agent> NodeActor<B> {
-    fn core_timer_resolution(&self) -> std::time::Duration {
-        self.core.timer_resolution()
+    /// Makes sure the timer fires within the core's `timer_delay`: an idle node wakes
+    /// rarely, and one that just got timer work (an outbox, a reliable send, an agent timer)
+    /// is re-armed at the resolution.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let now = std::time::Instant::now();
+        let delay = self.core.timer_delay(now);
+        let due = now + delay;
+        if let Some((handle, at)) = self.timer {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.core.on_timer();
+            act.run_local(ctx);
+            act.arm_timer(ctx);
+        });
+        self.timer = Some((handle, due));
     }
 
     /// Acts on what the core asked for after a letter.
@@ -138,6 +154,7 @@ impl<B: Agent> Handler<LocalWork> for NodeActor<B> {
 
     fn handle(&mut self, _: LocalWork, ctx: &mut Context<Self>) {
         self.run_local(ctx);
+        self.arm_timer(ctx);
     }
 }
 
@@ -146,6 +163,7 @@ impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
         let control = self.core.handle(env);
         if self.control(control, ctx) {
             self.run_local(ctx);
+            self.arm_timer(ctx);
         }
     }
 
@@ -288,6 +306,7 @@ impl<B: Agent> Spawner<B> for ActixSpawner {
             core: Box::new(NodeCore::new(key, address, shared)),
             mailbox: Rc::new(RefCell::new(mailbox)),
             started: Some(tx),
+            timer: None,
         });
         // Return once the node runs, so that the order of events does not depend on how fast
         // its worker picks it up. (Waiting is bounded: were this called from the node's own

@@ -146,8 +146,24 @@ impl<B: Agent> NodeCore<B> {
         }
     }
 
-    pub(crate) fn timer_resolution(&self) -> Duration {
-        self.shared.config.timer_resolution
+    /// How long this node's timer work may wait: the timer resolution while it has work
+    /// that the timer retries (an outbox, unacknowledged messages, held messages) or an agent
+    /// timer due soon; otherwise until the next heartbeat (and failure check) is due. Idle
+    /// nodes then wake once per heartbeat instead of every resolution.
+    pub(crate) fn timer_delay(&self, now: Instant) -> Duration {
+        let cfg = &self.shared.config;
+        let res = cfg.timer_resolution;
+        // The next heartbeat (and failure check) is due then.
+        let idle = (self.last_heartbeat + cfg.heartbeat_interval)
+            .saturating_duration_since(now)
+            .max(res);
+        if !self.outbox.is_empty() || self.pending.len() > 0 || !self.waiting.is_empty() {
+            return res;
+        }
+        match self.timers.peek() {
+            Some(Reverse(t)) => t.due.saturating_duration_since(now).clamp(res, idle),
+            None => idle,
+        }
     }
 
     /// Handles one envelope from the mailbox.

@@ -1,6 +1,9 @@
 //! The baseline of the communication overhead: the same agents doing the same work on the
 //! same ticks, in a plain loop (no actors, mailboxes, routing or supervision) on as many
 //! threads as the runtime has workers, agents grouped on threads as the runtime groups them.
+//!
+//! The driver replays the ticks here after the runtime has stopped, with the grouping each
+//! tick had (re-clustering moves agents between clusters, hence threads).
 
 use std::time::Instant;
 
@@ -8,8 +11,8 @@ use rayon::prelude::*;
 
 use crate::model::{AgentModel, ModelSpec, Task};
 
-/// What the plain loop did.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the plain loop did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct BaselineRun {
     /// Wall-clock seconds of the ticks.
     pub(crate) seconds: f64,
@@ -19,36 +22,51 @@ pub(crate) struct BaselineRun {
     pub(crate) handled: u64,
 }
 
-/// One thread's share: its agents' models.
-struct Lane {
-    models: Vec<AgentModel>,
+/// The plain loop: per thread, its agents' models.
+pub(crate) struct Baseline {
+    threads: usize,
+    lanes: Vec<Vec<AgentModel>>,
+    thread_of: Vec<u32>,
+    pool: rayon::ThreadPool,
+    pub(crate) totals: BaselineRun,
 }
 
-/// Runs `ticks` in a plain loop. `thread_of[a]` is the thread agent `a` lives on;
-/// `alive(a, t)` says whether agent `a` works at tick `t` (lost sub-clusters stop).
-pub(crate) fn run(
-    spec: &ModelSpec,
-    threads: usize,
-    thread_of: &[u32],
-    ticks: &[u64],
-    alive: &(dyn Fn(u32, u64) -> bool + Sync),
-) -> BaselineRun {
-    let threads = threads.max(1);
-    let mut lanes: Vec<Lane> = (0..threads).map(|_| Lane { models: Vec::new() }).collect();
-    for id in 0..spec.agents() {
-        lanes[thread_of[id as usize] as usize % threads]
-            .models
-            .push(spec.build(id));
+impl Baseline {
+    /// A loop on `threads` threads; `thread_of[a]` is the thread agent `a` lives on.
+    pub(crate) fn new(spec: &ModelSpec, threads: usize, thread_of: Vec<u32>) -> Baseline {
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool of the runtime's size");
+        let mut b = Baseline {
+            threads,
+            lanes: Vec::new(),
+            thread_of: Vec::new(),
+            pool,
+            totals: BaselineRun::default(),
+        };
+        b.regroup(spec, thread_of);
+        b
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a thread pool of the runtime's size");
-    let start = Instant::now();
-    let mut handled = 0_u64;
-    let mut sent = 0_u64;
-    pool.install(|| {
-        for &t in ticks {
+
+    /// Places the agents on threads anew (after agents moved between clusters).
+    pub(crate) fn regroup(&mut self, spec: &ModelSpec, thread_of: Vec<u32>) {
+        let mut lanes: Vec<Vec<AgentModel>> = (0..self.threads).map(|_| Vec::new()).collect();
+        for id in 0..spec.agents() {
+            lanes[thread_of[id as usize] as usize % self.threads].push(spec.build(id));
+        }
+        self.lanes = lanes;
+        self.thread_of = thread_of;
+    }
+
+    /// Runs tick `t`: every live agent's tick, then every task handled by its receiver's
+    /// thread. `alive(a)` says whether agent `a` works at this tick (lost sub-clusters stop).
+    pub(crate) fn tick(&mut self, spec: &ModelSpec, t: u64, alive: &(dyn Fn(u32) -> bool + Sync)) {
+        let threads = self.threads;
+        let (lanes, thread_of) = (&self.lanes, &self.thread_of);
+        let start = Instant::now();
+        let (sent, handled) = self.pool.install(|| {
             // Phase 1: every agent's tick; its tasks sorted by the receiver's thread.
             let outboxes: Vec<Vec<Vec<Task>>> = lanes
                 .par_iter()
@@ -56,8 +74,8 @@ pub(crate) fn run(
                     let mut by_thread: Vec<Vec<Task>> = vec![Vec::new(); threads];
                     let mut out = Vec::new();
                     let mut acc = 0_u64;
-                    for m in &lane.models {
-                        if !alive(m.id, t) {
+                    for m in lane {
+                        if !alive(m.id) {
                             continue;
                         }
                         acc = acc.wrapping_add(spec.tick(m, t, &mut out));
@@ -69,20 +87,16 @@ pub(crate) fn run(
                     by_thread
                 })
                 .collect();
-            sent += outboxes
-                .iter()
-                .flatten()
-                .map(|v| v.len() as u64)
-                .sum::<u64>();
+            let sent: u64 = outboxes.iter().flatten().map(|v| v.len() as u64).sum();
             // Phase 2: every thread handles the tasks addressed to its agents.
-            handled += (0..threads)
+            let handled = (0..threads)
                 .into_par_iter()
                 .map(|w| {
                     let mut n = 0_u64;
                     let mut acc = 0_u64;
                     for from in &outboxes {
                         for task in &from[w] {
-                            if alive(task.to, t) {
+                            if alive(task.to) {
                                 acc = acc.wrapping_add(ModelSpec::handle(task));
                                 n += 1;
                             }
@@ -92,11 +106,10 @@ pub(crate) fn run(
                     n
                 })
                 .sum::<u64>();
-        }
-    });
-    BaselineRun {
-        seconds: start.elapsed().as_secs_f64(),
-        sent,
-        handled,
+            (sent, handled)
+        });
+        self.totals.seconds += start.elapsed().as_secs_f64();
+        self.totals.sent += sent;
+        self.totals.handled += handled;
     }
 }

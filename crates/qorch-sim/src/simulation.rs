@@ -1,5 +1,5 @@
 //! The run: build the hierarchy, spawn the agents, drive ticks and rounds, inject faults,
-//! re-cluster, measure, and run the plain-loop baseline.
+//! re-cluster, measure, and replay the ticks in the plain-loop baseline.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +19,9 @@ use qorch_scheduler::{
     CostModel, EnhancedQuboScheduler, ReclusterPolicy, SchedulerConfig, SolverPolicy,
 };
 
+use crate::SimError;
 use crate::agent::{SimAgent, SimMsg};
+use crate::baseline::Baseline;
 use crate::model::{AgentModel, ModelSpec};
 use crate::recluster::{self, Layout};
 use crate::report::ReclusterRecord;
@@ -27,7 +29,6 @@ use crate::report::{
     ClusterSizes, CrossTraffic, FaultReport, Messages, Report, RoundRecord, Timings,
 };
 use crate::scenario::{FaultKind, Scenario, SolverChoice};
-use crate::{SimError, baseline};
 
 /// What a run reports as it goes, for progress bars.
 #[derive(Debug, Clone)]
@@ -41,8 +42,6 @@ pub enum Progress {
     },
     /// A round finished.
     Round(Box<RoundSummary>),
-    /// The baseline loop started.
-    Baseline,
 }
 
 /// A finished run.
@@ -83,7 +82,6 @@ pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Ou
             d.recluster(r)?;
         }
     }
-    progress(Progress::Baseline);
     Ok(d.finish(started))
 }
 
@@ -97,6 +95,10 @@ struct Driver<'s> {
     handle: RuntimeHandle<SimAgent>,
     optimizer: Optimizer,
     layout: Layout,
+    /// The agents' threads, one snapshot per layout the ticks ran with, and per tick the
+    /// snapshot it used: the baseline replays the ticks with the same grouping.
+    thread_snapshots: Vec<Vec<u32>>,
+    tick_snapshot: Vec<usize>,
     initial_sizes: Vec<u32>,
     setup_seconds: f64,
     /// Forecasters of the sampled agents, and the forecasts made and what came.
@@ -138,6 +140,7 @@ impl<'s> Driver<'s> {
         let layout = build_hierarchy(&rt, scenario, &spec)?;
         settle_moves(&exec, &handle)?;
         let optimizer = start_optimizer(&handle, scenario, pools(scenario, &spec))?;
+        let thread_snapshots = vec![layout.threads_of_agents(workers)];
         let n = spec.agents();
         let sampled = (0..FORECAST_SAMPLE.min(n))
             .map(|i| {
@@ -164,6 +167,8 @@ impl<'s> Driver<'s> {
             handle,
             optimizer,
             layout,
+            thread_snapshots,
+            tick_snapshot: Vec::new(),
             setup_seconds: 0.0,
             sampled,
             actual: Vec::new(),
@@ -227,6 +232,7 @@ impl<'s> Driver<'s> {
                 .block_on(self.handle.quiesce(t, Duration::from_secs(600)))?;
             self.tick_seconds += t0.elapsed().as_secs_f64();
             self.ticks_run.push(t);
+            self.tick_snapshot.push(self.thread_snapshots.len() - 1);
         }
         let stats = self.exec.block_on(self.handle.stats())?;
         let mut by_priority = [0_u64; 4];
@@ -281,11 +287,13 @@ impl<'s> Driver<'s> {
             &policy,
         )?;
         rec.round = r;
+        self.thread_snapshots
+            .push(self.layout.threads_of_agents(self.workers));
         self.reclustering.push(rec);
         Ok(())
     }
 
-    /// Stops the runtime, runs the baseline, and writes the report.
+    /// Stops the runtime, replays the ticks in the plain loop, and writes the report.
     #[allow(clippy::too_many_lines, reason = "one struct literal, field by field")]
     fn finish(mut self, started: Instant) -> Outcome {
         let (solver_windows, solver_seconds) = self.optimizer.with_state(|s| {
@@ -303,15 +311,20 @@ impl<'s> Driver<'s> {
         self.cross.end = self.layout.expected_cross_share(&self.spec);
         self.optimizer.stop();
         let shutdown = self.rt.shutdown();
-        let thread_of = self.layout.threads_of_agents(self.workers);
-        let dead_from = &self.dead_from;
-        let plain = baseline::run(
-            &self.spec,
-            self.workers,
-            &thread_of,
-            &self.ticks_run,
-            &|a, t| dead_from[a as usize] > t,
-        );
+        // The baseline runs alone, after the runtime has stopped, so that the runtime's own
+        // background work (heartbeats, timers) counts against the runtime only.
+        let mut plain_loop =
+            Baseline::new(&self.spec, self.workers, self.thread_snapshots[0].clone());
+        let mut grouping = 0;
+        for (&t, &snap) in self.ticks_run.iter().zip(&self.tick_snapshot) {
+            if snap != grouping {
+                plain_loop.regroup(&self.spec, self.thread_snapshots[snap].clone());
+                grouping = snap;
+            }
+            let dead_from = &self.dead_from;
+            plain_loop.tick(&self.spec, t, &|a| dead_from[a as usize] > t);
+        }
+        let plain = plain_loop.totals;
         let overhead = self.tick_seconds / plain.seconds.max(1e-9) - 1.0;
         let rounds = &self.rounds;
         let timings = Timings {
