@@ -5,8 +5,8 @@
 //! inject and the solver. [`run`] builds the hierarchy in a [`qorch_runtime`] runtime,
 //! spawns the agents, drives ticks (every agent works and sends to its peers) and
 //! rebalancing rounds (the optimizer's `EnhancedQuboScheduler` allocates the pools), injects
-//! the faults, re-clusters agents by their observed traffic, and finally runs the same agent
-//! work in a plain loop to measure what the runtime costs. The [`Report`] is what
+//! the faults, re-clusters agents by their observed traffic, and runs every tick a second
+//! time in a plain loop to measure what the runtime costs. The [`Report`] is what
 //! `qorch simulate` writes to `report.json`.
 //!
 //! ```
@@ -36,10 +36,10 @@
 //!
 //! # Communication overhead
 //!
-//! The same ticks run a second time in a plain loop on as many threads as the runtime has
-//! workers, agents grouped on threads as the runtime groups them (by cluster), with the same
-//! work per tick and per message, and no actors, mailboxes, routing or supervision. The
-//! overhead is the runtime's tick time over the loop's, minus one.
+//! Each tick runs again, right after the runtime's, in a plain loop on as many threads as
+//! the runtime has workers, agents grouped on threads as the runtime groups them (by
+//! cluster), with the same work per tick and per message, and no actors, mailboxes, routing
+//! or supervision. The overhead is the runtime's tick time over the loop's, minus one.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

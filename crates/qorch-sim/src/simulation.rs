@@ -1,5 +1,5 @@
 //! The run: build the hierarchy, spawn the agents, drive ticks and rounds, inject faults,
-//! re-cluster, measure, and replay the ticks in the plain-loop baseline.
+//! re-cluster, and measure, with each tick run again in the plain-loop baseline.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -95,10 +95,8 @@ struct Driver<'s> {
     handle: RuntimeHandle<SimAgent>,
     optimizer: Optimizer,
     layout: Layout,
-    /// The agents' threads, one snapshot per layout the ticks ran with, and per tick the
-    /// snapshot it used: the baseline replays the ticks with the same grouping.
-    thread_snapshots: Vec<Vec<u32>>,
-    tick_snapshot: Vec<usize>,
+    /// The plain loop, run tick by tick right after the runtime's tick.
+    baseline: Baseline,
     initial_sizes: Vec<u32>,
     setup_seconds: f64,
     /// Forecasters of the sampled agents, and the forecasts made and what came.
@@ -140,7 +138,7 @@ impl<'s> Driver<'s> {
         let layout = build_hierarchy(&rt, scenario, &spec)?;
         settle_moves(&exec, &handle)?;
         let optimizer = start_optimizer(&handle, scenario, pools(scenario, &spec))?;
-        let thread_snapshots = vec![layout.threads_of_agents(workers)];
+        let baseline = Baseline::new(&spec, workers, layout.threads_of_agents(workers));
         let n = spec.agents();
         let sampled = (0..FORECAST_SAMPLE.min(n))
             .map(|i| {
@@ -167,8 +165,7 @@ impl<'s> Driver<'s> {
             handle,
             optimizer,
             layout,
-            thread_snapshots,
-            tick_snapshot: Vec::new(),
+            baseline,
             setup_seconds: 0.0,
             sampled,
             actual: Vec::new(),
@@ -232,7 +229,11 @@ impl<'s> Driver<'s> {
                 .block_on(self.handle.quiesce(t, Duration::from_secs(600)))?;
             self.tick_seconds += t0.elapsed().as_secs_f64();
             self.ticks_run.push(t);
-            self.tick_snapshot.push(self.thread_snapshots.len() - 1);
+            // The same tick in the plain loop, right away, while the runtime is quiet: a slow
+            // spell of the machine then weighs on both alike.
+            let dead_from = &self.dead_from;
+            self.baseline
+                .tick(&self.spec, t, &|a| dead_from[a as usize] > t);
         }
         let stats = self.exec.block_on(self.handle.stats())?;
         let mut by_priority = [0_u64; 4];
@@ -287,13 +288,13 @@ impl<'s> Driver<'s> {
             &policy,
         )?;
         rec.round = r;
-        self.thread_snapshots
-            .push(self.layout.threads_of_agents(self.workers));
+        self.baseline
+            .regroup(&self.spec, self.layout.threads_of_agents(self.workers));
         self.reclustering.push(rec);
         Ok(())
     }
 
-    /// Stops the runtime, replays the ticks in the plain loop, and writes the report.
+    /// Stops the runtime and writes the report.
     #[allow(clippy::too_many_lines, reason = "one struct literal, field by field")]
     fn finish(mut self, started: Instant) -> Outcome {
         let (solver_windows, solver_seconds) = self.optimizer.with_state(|s| {
@@ -311,20 +312,7 @@ impl<'s> Driver<'s> {
         self.cross.end = self.layout.expected_cross_share(&self.spec);
         self.optimizer.stop();
         let shutdown = self.rt.shutdown();
-        // The baseline runs alone, after the runtime has stopped, so that the runtime's own
-        // background work (heartbeats, timers) counts against the runtime only.
-        let mut plain_loop =
-            Baseline::new(&self.spec, self.workers, self.thread_snapshots[0].clone());
-        let mut grouping = 0;
-        for (&t, &snap) in self.ticks_run.iter().zip(&self.tick_snapshot) {
-            if snap != grouping {
-                plain_loop.regroup(&self.spec, self.thread_snapshots[snap].clone());
-                grouping = snap;
-            }
-            let dead_from = &self.dead_from;
-            plain_loop.tick(&self.spec, t, &|a| dead_from[a as usize] > t);
-        }
-        let plain = plain_loop.totals;
+        let plain = self.baseline.totals;
         let overhead = self.tick_seconds / plain.seconds.max(1e-9) - 1.0;
         let rounds = &self.rounds;
         let timings = Timings {
