@@ -3,7 +3,8 @@
 //! One actix `System` runs on its own thread; each worker is an actix `Arbiter` (a thread with
 //! its own event loop). Every node (cluster or sub-cluster) and the orchestrator are actix
 //! actors that read their `PriorityMailbox` as a stream (`add_stream`) and run their periodic
-//! work with `run_interval`. The actors hold plain-Rust cores (`NodeCore`, `OrchestratorCore`);
+//! work on timers (a node's is re-armed with `run_later` as its core asks, the orchestrator's
+//! is a `run_interval`). The actors hold plain-Rust cores (`NodeCore`, `OrchestratorCore`);
 //! replacing actix means rewriting this file only.
 
 use std::cell::RefCell;
