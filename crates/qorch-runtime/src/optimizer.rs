@@ -124,7 +124,8 @@ pub struct RoundSummary {
     pub round: u64,
     /// Why it ran.
     pub reason: RoundReason,
-    /// Wall-clock seconds from the start of the collection to the allocations sent.
+    /// Wall-clock seconds from the start of the collection until every agent was told its
+    /// allocation.
     pub seconds: f64,
     /// Of which collecting the reports.
     pub collect_seconds: f64,
@@ -508,6 +509,13 @@ impl<B: Agent> Worker<B> {
         };
         rt.block_on(self.handle.allocate(batch))
             .map_err(|_| OptimizerError::Stopped)?;
+        // The grants travel down one level per hop: one settle pass per level (and one for
+        // the orchestrator) and every agent has been told before the round returns.
+        let depth = tree_depth(&self.handle.manager().nodes());
+        for _ in 0..=depth {
+            rt.block_on(self.handle.settle())
+                .map_err(|_| OptimizerError::Stopped)?;
+        }
         let seconds = t0.elapsed().as_secs_f64();
 
         let metrics = outcome.metrics(&problem, Some(&previous));
@@ -695,6 +703,35 @@ impl<B: Agent> Worker<B> {
             costs: self.config.costs,
         }
     }
+}
+
+/// Levels of the node tree (1: clusters only).
+fn tree_depth(nodes: &[(Address, String, Option<Address>)]) -> usize {
+    let parent: HashMap<Address, Option<Address>> =
+        nodes.iter().map(|(a, _, p)| (*a, *p)).collect();
+    let mut memo: HashMap<Address, usize> = HashMap::new();
+    let mut deepest = 0;
+    for (a, _, _) in nodes {
+        let mut chain = vec![*a];
+        let mut cur = *a;
+        let base = loop {
+            match parent.get(&cur).copied().flatten() {
+                Some(p) => {
+                    if let Some(&d) = memo.get(&p) {
+                        break d;
+                    }
+                    chain.push(p);
+                    cur = p;
+                }
+                None => break 0,
+            }
+        };
+        for (i, n) in chain.iter().rev().enumerate() {
+            memo.insert(*n, base + i + 1);
+        }
+        deepest = deepest.max(memo[a]);
+    }
+    deepest
 }
 
 fn cluster_agents(c: &Cluster) -> Vec<&AgentSpec> {
