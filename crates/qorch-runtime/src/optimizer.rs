@@ -507,15 +507,7 @@ impl<B: Agent> Worker<B> {
             round: number,
             grants: outcome.grants.clone(),
         };
-        rt.block_on(self.handle.allocate(batch))
-            .map_err(|_| OptimizerError::Stopped)?;
-        // The grants travel down one level per hop: one settle pass per level (and one for
-        // the orchestrator) and every agent has been told before the round returns.
-        let depth = tree_depth(&self.handle.manager().nodes());
-        for _ in 0..=depth {
-            rt.block_on(self.handle.settle())
-                .map_err(|_| OptimizerError::Stopped)?;
-        }
+        self.deliver(rt, batch)?;
         let seconds = t0.elapsed().as_secs_f64();
 
         let metrics = outcome.metrics(&problem, Some(&previous));
@@ -580,6 +572,23 @@ impl<B: Agent> Worker<B> {
         st.history.push(summary.clone());
         st.last = Some(outcome);
         Ok(summary)
+    }
+
+    /// Sends the grants down the tree and waits until every agent has been told: they
+    /// travel one level per hop, so one settle pass per level (and one for the orchestrator).
+    fn deliver(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        batch: AllocationBatch,
+    ) -> Result<(), OptimizerError> {
+        rt.block_on(self.handle.allocate(batch))
+            .map_err(|_| OptimizerError::Stopped)?;
+        let depth = tree_depth(&self.handle.manager().nodes());
+        for _ in 0..=depth {
+            rt.block_on(self.handle.settle())
+                .map_err(|_| OptimizerError::Stopped)?;
+        }
+        Ok(())
     }
 
     /// Decays the affinity graph and adds this round's observations; returns the edges among
