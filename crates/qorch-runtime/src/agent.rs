@@ -7,8 +7,9 @@ use qorch_protocol::{Address, AgentId, CorrelationId, Message, Priority};
 use qorch_resources::{Grant, ResourceRequest};
 
 /// The error a hook returns to say it failed. A failed hook is treated like a panic: the agent
-/// is restarted by its cluster (within its restart budget) and the message is handled again by
-/// the fresh instance.
+/// is restarted by its cluster (within its restart budget). A reliable message
+/// (`Context::send_reliable`) that was being handled is redelivered to the fresh instance;
+/// any other is counted as a dead letter (`NodeStats::dead_letters`), never dropped silently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentError(pub String);
 
@@ -39,7 +40,8 @@ pub type AgentResult = Result<(), AgentError>;
 ///
 /// An agent is an actor in its semantics: it has its own address and state, handles one
 /// message at a time, and is supervised (a panic or an `Err` from a hook restarts it from its
-/// factory, and the message it was handling is handled again by the new instance). Everything
+/// factory; a reliable message it was handling is redelivered to the new instance, any other
+/// is counted as a dead letter). Everything
 /// it does to the outside world goes through its [`Context`]; its effects (sends, timers) take
 /// place only when the hook returns `Ok`, so a failed attempt leaves no trace.
 ///
