@@ -10,7 +10,6 @@ use crate::report::{Report, Timings};
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 type Draw<'a> = &'a dyn Fn(&Path) -> DrawResult;
-type Field = Box<dyn Fn(&crate::RoundRecord) -> f64>;
 
 const SIZE: (u32, u32) = (800, 480);
 
@@ -45,95 +44,6 @@ pub fn write_plots(
 
 fn rounds_axis(n: usize) -> std::ops::Range<f64> {
     0.5..(n.max(1) as f64 + 0.5)
-}
-
-fn utilization(path: &Path, r: &Report) -> DrawResult {
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Utilization and unmet demand per round", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(rounds_axis(r.per_round.len()), 0.0..1.05)?;
-    chart
-        .configure_mesh()
-        .x_desc("round")
-        .y_desc("share")
-        .draw()?;
-    let series: [(&str, RGBColor, Field); 4] = [
-        ("utilization", BLUE, Box::new(|x| x.utilization)),
-        ("unmet demand", RED, Box::new(|x| x.unmet_demand)),
-        (
-            "efficiency (objective / bound)",
-            GREEN,
-            Box::new(|x| x.efficiency),
-        ),
-        ("fairness (Jain)", MAGENTA, Box::new(|x| x.fairness)),
-    ];
-    for (label, color, f) in series {
-        chart
-            .draw_series(LineSeries::new(
-                r.per_round
-                    .iter()
-                    .map(|x| (x.round as f64, f(x).clamp(0.0, 1.05))),
-                color.stroke_width(2),
-            ))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
-fn latency(path: &Path, t: &Timings) -> DrawResult {
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let max = t.round_latency_seconds.iter().copied().fold(1e-3, f64::max);
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Round latency", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(rounds_axis(t.round_latency_seconds.len()), 0.0..max * 1.1)?;
-    chart
-        .configure_mesh()
-        .x_desc("round")
-        .y_desc("seconds")
-        .draw()?;
-    let pts = |v: &[f64]| -> Vec<(f64, f64)> {
-        v.iter()
-            .enumerate()
-            .map(|(i, &s)| ((i + 1) as f64, s))
-            .collect()
-    };
-    chart
-        .draw_series(LineSeries::new(
-            pts(&t.round_latency_seconds),
-            BLUE.stroke_width(2),
-        ))?
-        .label("round (collect + solve + send)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(LineSeries::new(
-            pts(&t.round_solve_seconds),
-            RED.stroke_width(2),
-        ))?
-        .label("of which solving")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
 }
 
 fn energy(path: &Path, r: &Report) -> DrawResult {
@@ -262,46 +172,35 @@ fn sizes(path: &Path, r: &Report) -> DrawResult {
     Ok(())
 }
 
-fn messages(path: &Path, r: &Report) -> DrawResult {
+/// One line of a chart over rounds: label, colour, `(round, value)` points.
+type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
+
+/// A line chart over rounds `1..=rounds`, values from 0 to `y_max`.
+fn line_chart(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    rounds: usize,
+    y_max: f64,
+    lines: Vec<Line>,
+    legend: SeriesLabelPosition,
+) -> DrawResult {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    let max = r
-        .per_round
-        .iter()
-        .flat_map(|x| x.messages_by_priority)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Agent messages handled per round and priority lane",
-            ("sans-serif", 22),
-        )
+        .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(rounds_axis(r.per_round.len()), 0.0..max * 1.1)?;
+        .build_cartesian_2d(rounds_axis(rounds), 0.0..y_max)?;
     chart
         .configure_mesh()
         .x_desc("round")
-        .y_desc("messages handled")
+        .y_desc(y_desc)
         .draw()?;
-    for (lane, (label, color)) in [
-        ("control", BLACK),
-        ("high", RED),
-        ("normal", BLUE),
-        ("low", GREEN),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (label, color, points) in lines {
         chart
-            .draw_series(LineSeries::new(
-                r.per_round
-                    .iter()
-                    .map(|x| (x.round as f64, x.messages_by_priority[lane] as f64)),
-                color.stroke_width(2),
-            ))?
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
@@ -309,7 +208,94 @@ fn messages(path: &Path, r: &Report) -> DrawResult {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
+        .position(legend)
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+fn utilization(path: &Path, r: &Report) -> DrawResult {
+    let line = |label, color, f: fn(&crate::RoundRecord) -> f64| -> Line {
+        let points = r
+            .per_round
+            .iter()
+            .map(|x| (x.round as f64, f(x).clamp(0.0, 1.05)));
+        (label, color, points.collect())
+    };
+    line_chart(
+        path,
+        "Utilization and unmet demand per round",
+        "share",
+        r.per_round.len(),
+        1.05,
+        vec![
+            line("utilization", BLUE, |x| x.utilization),
+            line("unmet demand", RED, |x| x.unmet_demand),
+            line("efficiency (objective / bound)", GREEN, |x| x.efficiency),
+            line("fairness (Jain)", MAGENTA, |x| x.fairness),
+        ],
+        SeriesLabelPosition::LowerRight,
+    )
+}
+
+fn latency(path: &Path, t: &Timings) -> DrawResult {
+    let max = t.round_latency_seconds.iter().copied().fold(1e-3, f64::max);
+    let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter()
+            .enumerate()
+            .map(|(i, &s)| ((i + 1) as f64, s))
+            .collect()
+    };
+    line_chart(
+        path,
+        "Round latency",
+        "seconds",
+        t.round_latency_seconds.len(),
+        max * 1.1,
+        vec![
+            (
+                "round (collect, solve, deliver)",
+                BLUE,
+                pts(&t.round_latency_seconds),
+            ),
+            ("of which solving", RED, pts(&t.round_solve_seconds)),
+        ],
+        SeriesLabelPosition::UpperRight,
+    )
+}
+
+fn messages(path: &Path, r: &Report) -> DrawResult {
+    let max = r
+        .per_round
+        .iter()
+        .flat_map(|x| x.messages_by_priority)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let lanes = [
+        ("control", BLACK),
+        ("high", RED),
+        ("normal", BLUE),
+        ("low", GREEN),
+    ];
+    let lines = lanes
+        .into_iter()
+        .enumerate()
+        .map(|(lane, (label, color))| {
+            let points = r
+                .per_round
+                .iter()
+                .map(|x| (x.round as f64, x.messages_by_priority[lane] as f64));
+            (label, color, points.collect())
+        })
+        .collect();
+    line_chart(
+        path,
+        "Agent messages handled per round and priority lane",
+        "messages handled",
+        r.per_round.len(),
+        max * 1.1,
+        lines,
+        SeriesLabelPosition::UpperRight,
+    )
 }
