@@ -67,17 +67,21 @@ pub(crate) struct AgentModel {
 }
 
 /// `SplitMix64`'s finalizer: a well-mixed hash of a 64-bit value.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
 
+/// A uniform number in `[0, 1)` from the top 53 bits of a hash.
+pub(crate) fn to_unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1_u64 << 53) as f64
+}
+
 /// A uniform number in `[0, 1)` from the hash of (seed, agent, tick, purpose).
 fn unit(seed: u64, id: u32, tick: u64, purpose: u64) -> f64 {
-    let h = mix(seed ^ mix(u64::from(id) ^ mix(tick ^ mix(purpose))));
-    (h >> 11) as f64 / (1_u64 << 53) as f64
+    to_unit(mix(seed ^ mix(u64::from(id) ^ mix(tick ^ mix(purpose)))))
 }
 
 fn pick<const N: usize>(shares: &[f64; N], u: f64) -> usize {

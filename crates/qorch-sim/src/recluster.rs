@@ -14,16 +14,8 @@ use qorch_scheduler::ReclusterPolicy;
 
 use crate::SimError;
 use crate::agent::SimAgent;
-use crate::model::ModelSpec;
+use crate::model::{ModelSpec, mix, to_unit};
 use crate::report::ReclusterRecord;
-
-/// `SplitMix64`'s finalizer.
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 #[derive(Debug, Clone)]
 struct Leaf {
@@ -247,7 +239,7 @@ impl Layout {
         let moves: Vec<(u32, u32)> = (0..self.leaf_of.len() as u32)
             .filter_map(|a| {
                 let h = mix(seed ^ 0x0015_AC3D ^ mix(u64::from(a)));
-                let u = (h >> 11) as f64 / (1_u64 << 53) as f64;
+                let u = to_unit(h);
                 (u < share).then(|| {
                     let cur = u64::from(self.leaf_of[a as usize]);
                     let off = 1 + mix(h) % (n - 1);

@@ -22,7 +22,7 @@ use qorch_scheduler::{
 use crate::SimError;
 use crate::agent::{SimAgent, SimMsg};
 use crate::baseline::Baseline;
-use crate::model::{AgentModel, ModelSpec};
+use crate::model::{AgentModel, ModelSpec, mix, to_unit};
 use crate::recluster::{self, Layout};
 use crate::report::ReclusterRecord;
 use crate::report::{
@@ -432,7 +432,7 @@ fn pick_alive(dead_from: &[u64], seed: u64, key: (u64, usize, usize)) -> u32 {
     let mut h =
         seed ^ key.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((key.1 as u64) << 40) ^ (key.2 as u64);
     loop {
-        h = recluster::mix(h);
+        h = mix(h);
         let a = (h % n) as u32;
         if dead_from[a as usize] == u64::MAX {
             return a;
@@ -534,8 +534,7 @@ fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
     }
     let sizes: Vec<f64> = (0..s.pools.count)
         .map(|p| {
-            let u = (recluster::mix(s.seed ^ 0xB001 ^ (p as u64) << 8) >> 11) as f64
-                / (1_u64 << 53) as f64;
+            let u = to_unit(mix(s.seed ^ 0xB001 ^ (p as u64) << 8));
             1.0 + s.pools.jitter * (2.0 * u - 1.0)
         })
         .collect();
