@@ -71,6 +71,7 @@ mod optimizer;
 mod orchestrator;
 mod panic_guard;
 mod reliable;
+mod remote;
 mod runtime;
 mod shared;
 mod status;
@@ -78,10 +79,11 @@ mod status;
 pub use agent::{Agent, AgentError, AgentResult, Context};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
 pub use optimizer::{
-    OptimizationState, Optimizer, OptimizerConfig, OptimizerError, RoundReason, RoundSummary,
-    SolverStats, Triggers,
+    Hierarchy, OptimizationState, Optimizer, OptimizerConfig, OptimizerError, RoundReason,
+    RoundSummary, SolverStats, Triggers,
 };
 pub use qorch_scheduler::{ReclusterPlan, ReclusterPolicy};
+pub use remote::{InjectError, Remote, RemoteLink};
 pub use runtime::{
     ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle, SendError,
     ShutdownReport,

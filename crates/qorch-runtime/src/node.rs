@@ -489,8 +489,17 @@ impl<B: Agent> NodeCore<B> {
         }
         let tree = self.shared.directory.tree.load();
         let Ok(target) = self.shared.directory.resolve(&tree, env.to) else {
-            tracing::debug!(to = %env.to, "dead letter: unknown address");
-            self.dead_letter(&env);
+            drop(tree);
+            // Hosted by another process, perhaps: the orchestrator holds the way out.
+            if self.shared.remote.is_some()
+                && matches!(env.payload, Letter::User(_) | Letter::Ack(_))
+            {
+                self.stats.forwarded += 1;
+                self.send_dest(Dest::Orchestrator, env);
+            } else {
+                tracing::debug!(to = %env.to, "dead letter: unknown address");
+                self.dead_letter(&env);
+            }
             return;
         };
         let dest = match tree.next_hop(Some(self.key), target) {
@@ -598,7 +607,7 @@ impl<B: Agent> NodeCore<B> {
         self.stats.dead_letters += lost;
         self.flow.consume(lost);
         self.shared
-            .killed_stats
+            .detached_stats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .merge(&self.stats);

@@ -211,6 +211,77 @@ pub enum OptimizerError {
     Ledger(#[from] qorch_resources::ResourceError),
 }
 
+/// What optimizer rounds run against: a hierarchy that reports its agents' demand and takes
+/// their grants. [`Optimizer::start`] runs on a local runtime ([`RuntimeHandle`]); a
+/// distributed run implements it over its transport (the reports and grants of every
+/// process), and gets the same rounds, triggers, ledger and summaries.
+///
+/// Methods block: they are called on the optimizer's own thread.
+pub trait Hierarchy: Send + 'static {
+    /// Collects every agent's report for round `round`.
+    ///
+    /// # Errors
+    ///
+    /// [`OptimizerError::Stopped`] (or another error) if the hierarchy cannot answer.
+    fn collect(&mut self, round: u64) -> Result<RoundReport, OptimizerError>;
+
+    /// Components (clusters, sub-clusters, processes) that are failed now.
+    fn failed_components(&mut self) -> usize;
+
+    /// The node tree: `(address, name, parent)` of every cluster and sub-cluster, parents
+    /// first.
+    fn nodes(&mut self) -> Vec<(Address, String, Option<Address>)>;
+
+    /// Sends the grants down and waits until every agent has been told.
+    ///
+    /// # Errors
+    ///
+    /// [`OptimizerError::Stopped`] (or another error) if they cannot be delivered.
+    fn deliver(&mut self, batch: AllocationBatch) -> Result<(), OptimizerError>;
+}
+
+/// A local runtime as the optimizer's hierarchy, driven from a current-thread executor of
+/// the optimizer's own.
+struct Local<B: Agent> {
+    handle: RuntimeHandle<B>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl<B: Agent> Hierarchy for Local<B> {
+    fn collect(&mut self, round: u64) -> Result<RoundReport, OptimizerError> {
+        self.rt
+            .block_on(self.handle.round(round))
+            .map_err(|_| OptimizerError::Stopped)
+    }
+
+    fn failed_components(&mut self) -> usize {
+        self.rt.block_on(self.handle.status()).map_or(0, |t| {
+            t.components()
+                .filter(|c| c.status == ComponentStatus::Failed)
+                .count()
+        })
+    }
+
+    fn nodes(&mut self) -> Vec<(Address, String, Option<Address>)> {
+        self.handle.manager().nodes()
+    }
+
+    /// The grants travel one level per hop, so one settle pass per level (and one for the
+    /// orchestrator).
+    fn deliver(&mut self, batch: AllocationBatch) -> Result<(), OptimizerError> {
+        self.rt
+            .block_on(self.handle.allocate(batch))
+            .map_err(|_| OptimizerError::Stopped)?;
+        let depth = tree_depth(&self.handle.manager().nodes());
+        for _ in 0..=depth {
+            self.rt
+                .block_on(self.handle.settle())
+                .map_err(|_| OptimizerError::Stopped)?;
+        }
+        Ok(())
+    }
+}
+
 enum Command {
     Run(
         RoundReason,
@@ -253,6 +324,24 @@ impl Optimizer {
         config: OptimizerConfig,
         scheduler: EnhancedQuboScheduler,
     ) -> Result<Optimizer, OptimizerError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| OptimizerError::Config(format!("cannot build its executor: {e}")))?;
+        Self::start_on(Local { handle, rt }, config, scheduler)
+    }
+
+    /// Starts the optimizer on any [`Hierarchy`] (for instance the processes of a
+    /// distributed run); otherwise as [`start_with`](Self::start_with).
+    ///
+    /// # Errors
+    ///
+    /// [`OptimizerError::Config`] for invalid pools.
+    pub fn start_on<H: Hierarchy>(
+        hierarchy: H,
+        config: OptimizerConfig,
+        scheduler: EnhancedQuboScheduler,
+    ) -> Result<Optimizer, OptimizerError> {
         if config.pools.is_empty() {
             return Err(OptimizerError::Config("at least one pool is needed".into()));
         }
@@ -286,7 +375,7 @@ impl Optimizer {
         }));
         let (tx, rx) = crossbeam_channel::unbounded();
         let worker = Worker {
-            handle,
+            hierarchy,
             config,
             scheduler,
             state: Arc::clone(&state),
@@ -294,7 +383,10 @@ impl Optimizer {
         };
         let thread = std::thread::Builder::new()
             .name("qorch-optimizer".into())
-            .spawn(move || worker.run(&rx))
+            .spawn(move || {
+                let mut worker = worker;
+                worker.run(&rx);
+            })
             .map_err(|e| {
                 OptimizerError::Config(format!("cannot start the optimizer thread: {e}"))
             })?;
@@ -355,8 +447,8 @@ impl Drop for Optimizer {
     }
 }
 
-struct Worker<B: Agent> {
-    handle: RuntimeHandle<B>,
+struct Worker<H> {
+    hierarchy: H,
     config: OptimizerConfig,
     scheduler: EnhancedQuboScheduler,
     state: Arc<Mutex<OptimizationState>>,
@@ -365,15 +457,8 @@ struct Worker<B: Agent> {
 
 type Reply = Sender<Result<RoundSummary, Arc<OptimizerError>>>;
 
-impl<B: Agent> Worker<B> {
-    fn run(self, rx: &Receiver<Command>) {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            tracing::error!("optimizer: cannot build its executor");
-            return;
-        };
+impl<H: Hierarchy> Worker<H> {
+    fn run(&mut self, rx: &Receiver<Command>) {
         let now = Instant::now();
         let mut next_period = self.config.period.map(|p| now + p);
         let mut next_check = now + self.config.triggers.check_every;
@@ -417,13 +502,8 @@ impl<B: Agent> Worker<B> {
                 }
                 if now >= next_check {
                     next_check = now + self.config.triggers.check_every;
-                    if self.config.triggers.on_failure
-                        && let Ok(tree) = rt.block_on(self.handle.status())
-                    {
-                        let failed = tree
-                            .components()
-                            .filter(|c| c.status == ComponentStatus::Failed)
-                            .count();
+                    if self.config.triggers.on_failure {
+                        let failed = self.hierarchy.failed_components();
                         if failed > known_failed {
                             tracing::info!(failed, "optimizer: component failure, rebalancing");
                             pending.get_or_insert((RoundReason::Failure, Vec::new()));
@@ -434,7 +514,7 @@ impl<B: Agent> Worker<B> {
             }
             // 3. The round.
             if let Some((reason, replies)) = pending.take() {
-                let result = self.round(&rt, reason).map_err(Arc::new);
+                let result = self.round(reason).map_err(Arc::new);
                 for r in replies {
                     let _ = r.send(result.clone());
                 }
@@ -465,11 +545,7 @@ impl<B: Agent> Worker<B> {
         }
     }
 
-    fn round(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        reason: RoundReason,
-    ) -> Result<RoundSummary, OptimizerError> {
+    fn round(&mut self, reason: RoundReason) -> Result<RoundSummary, OptimizerError> {
         let t0 = Instant::now();
         let number = self
             .state
@@ -477,15 +553,10 @@ impl<B: Agent> Worker<B> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .round
             + 1;
-        let report = rt
-            .block_on(self.handle.round(number))
-            .map_err(|_| OptimizerError::Stopped)?;
+        let report = self.hierarchy.collect(number)?;
         let collect_seconds = t0.elapsed().as_secs_f64();
-        let failed_components = rt.block_on(self.handle.status()).map_or(0, |t| {
-            t.components()
-                .filter(|c| c.status == ComponentStatus::Failed)
-                .count()
-        });
+        let failed_components = self.hierarchy.failed_components();
+        let nodes = self.hierarchy.nodes();
 
         let mut st = self
             .state
@@ -493,7 +564,7 @@ impl<B: Agent> Worker<B> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut affinity = self.update_affinity(&mut st.affinity, &report);
         self.normalize_affinity(&mut affinity, &report);
-        let problem = self.problem(&report, affinity);
+        let problem = self.problem(&nodes, &report, affinity);
         let previous = st.allocation.clone();
         let t1 = Instant::now();
         // A panic in the scheduler is a bug, but it must not take the optimizer thread (and
@@ -507,7 +578,13 @@ impl<B: Agent> Worker<B> {
             round: number,
             grants: outcome.grants.clone(),
         };
-        self.deliver(rt, batch)?;
+        // The state lock is not held while the grants travel.
+        drop(st);
+        self.hierarchy.deliver(batch)?;
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let seconds = t0.elapsed().as_secs_f64();
 
         let metrics = outcome.metrics(&problem, Some(&previous));
@@ -572,23 +649,6 @@ impl<B: Agent> Worker<B> {
         st.history.push(summary.clone());
         st.last = Some(outcome);
         Ok(summary)
-    }
-
-    /// Sends the grants down the tree and waits until every agent has been told: they
-    /// travel one level per hop, so one settle pass per level (and one for the orchestrator).
-    fn deliver(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        batch: AllocationBatch,
-    ) -> Result<(), OptimizerError> {
-        rt.block_on(self.handle.allocate(batch))
-            .map_err(|_| OptimizerError::Stopped)?;
-        let depth = tree_depth(&self.handle.manager().nodes());
-        for _ in 0..=depth {
-            rt.block_on(self.handle.settle())
-                .map_err(|_| OptimizerError::Stopped)?;
-        }
-        Ok(())
     }
 
     /// Decays the affinity graph and adds this round's observations; returns the edges among
@@ -665,8 +725,12 @@ impl<B: Agent> Worker<B> {
 
     /// The allocation problem of a round: the cluster tree of the runtime, with every
     /// reporting agent under its host.
-    fn problem(&self, report: &RoundReport, affinity: Vec<Affinity>) -> AllocationProblem {
-        let nodes = self.handle.manager().nodes();
+    fn problem(
+        &self,
+        nodes: &[(Address, String, Option<Address>)],
+        report: &RoundReport,
+        affinity: Vec<Affinity>,
+    ) -> AllocationProblem {
         let mut agents_of: HashMap<Address, Vec<AgentSpec>> = HashMap::new();
         for r in &report.agents {
             if r.status == ComponentStatus::Failed {
@@ -681,7 +745,7 @@ impl<B: Agent> Worker<B> {
             }
         }
         let mut children: HashMap<Option<Address>, Vec<Address>> = HashMap::new();
-        for (addr, _, parent) in &nodes {
+        for (addr, _, parent) in nodes {
             children.entry(*parent).or_default().push(*addr);
         }
         let clusters = children

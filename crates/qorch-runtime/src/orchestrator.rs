@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use crate::Agent;
 use crate::directory::{Hop, NodeKey};
 use crate::letter::{AgentReport, AllocationBatch, Letter, Query, RoundReport, ShutdownCollector};
+use crate::remote::Remote;
 use crate::shared::{Dest, Shared};
 use crate::status::{AgentCounts, ComponentStatus, StatusNode};
 
@@ -22,6 +23,8 @@ pub(crate) struct OrchestratorStats {
     pub(crate) delivered_to_application: u64,
     pub(crate) application_overflow: u64,
     pub(crate) dead_letters: u64,
+    /// Envelopes handed to the remote link (for another process).
+    pub(crate) remote_out: u64,
 }
 
 struct Round {
@@ -146,7 +149,10 @@ impl<B: Agent> OrchestratorCore<B> {
                 self.stats.application_overflow += 1;
                 tracing::warn!("application inbox full: message counted as overflow");
             }
-            Err(TrySendError::Closed(_)) => self.stats.dead_letters += 1,
+            Err(TrySendError::Closed(_)) => {
+                self.stats.dead_letters += 1;
+                self.shared.count_dead_letters(1, 0);
+            }
         }
     }
 
@@ -154,7 +160,11 @@ impl<B: Agent> OrchestratorCore<B> {
         let tree = self.shared.directory.tree.load();
         let hop = match self.shared.directory.resolve(&tree, env.to) {
             Ok(target) => tree.next_hop(None, target),
-            Err(()) => Hop::Unreachable,
+            Err(()) => {
+                drop(tree);
+                self.forward_remote(env);
+                return;
+            }
         };
         drop(tree);
         match hop {
@@ -163,6 +173,51 @@ impl<B: Agent> OrchestratorCore<B> {
                 self.send_dest(Dest::Node(c), env);
             }
             _ => self.dead_letter(&env),
+        }
+    }
+
+    /// Hands an envelope for an address no node here hosts to the remote link, if any.
+    fn forward_remote(&mut self, env: Envelope<Letter<B>>) {
+        let Some(link) = self.shared.remote.as_ref() else {
+            self.dead_letter(&env);
+            return;
+        };
+        let Envelope {
+            from,
+            to,
+            priority,
+            seq,
+            correlation,
+            deadline,
+            ack_required,
+            payload,
+        } = env;
+        let (payload, user) = match payload {
+            Letter::User(m) => (Remote::User(m), true),
+            Letter::Ack(id) => (Remote::Ack(id), false),
+            _ => {
+                self.dead_letter_parts(false);
+                return;
+            }
+        };
+        let out = Envelope {
+            from,
+            to,
+            priority,
+            seq,
+            correlation,
+            deadline,
+            ack_required,
+            payload,
+        };
+        match link.forward(out) {
+            Ok(()) => {
+                self.stats.remote_out += 1;
+                if user {
+                    self.flow.consume(1);
+                }
+            }
+            Err(_) => self.dead_letter_parts(user),
         }
     }
 
@@ -181,9 +236,17 @@ impl<B: Agent> OrchestratorCore<B> {
     }
 
     fn dead_letter(&mut self, env: &Envelope<Letter<B>>) {
+        self.dead_letter_parts(matches!(env.payload, Letter::User(_)));
+    }
+
+    /// Counts an envelope that cannot be delivered (a user message, or a protocol letter).
+    fn dead_letter_parts(&mut self, user: bool) {
         self.stats.dead_letters += 1;
-        if matches!(env.payload, Letter::User(_)) {
+        if user {
             self.flow.consume(1);
+            self.shared.count_dead_letters(1, 0);
+        } else {
+            self.shared.count_dead_letters(0, 1);
         }
     }
 

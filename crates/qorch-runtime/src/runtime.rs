@@ -22,6 +22,7 @@ use crate::letter::{
     ShutdownCollector, TraceEvent,
 };
 use crate::orchestrator::OrchestratorCore;
+use crate::remote::{InjectError, Remote, RemoteLink};
 use crate::shared::{RuntimeConfig, Shared, Spawner};
 use crate::status::StatusTree;
 
@@ -43,6 +44,9 @@ pub enum RuntimeError {
     /// The runtime did not answer in time.
     #[error("no answer from the runtime within {0:?}")]
     Timeout(Duration),
+    /// The id is taken (creating a node or spawning an agent with a chosen id).
+    #[error("{0} already exists")]
+    AddressInUse(Address),
     /// Too many agents for 32-bit ids.
     #[error("agent ids exhausted: at most 2^32 agents per runtime")]
     TooManyAgents,
@@ -81,8 +85,9 @@ pub struct ShutdownReport {
 
 /// Builder of a [`QuantumOrchestrator`].
 #[must_use]
-pub struct RuntimeBuilder<B> {
+pub struct RuntimeBuilder<B: Agent> {
     config: RuntimeConfig,
+    remote: Option<Arc<dyn RemoteLink<B::Msg>>>,
     _agents: PhantomData<fn() -> B>,
 }
 
@@ -137,6 +142,14 @@ impl<B: Agent> RuntimeBuilder<B> {
         self
     }
 
+    /// Sends envelopes for addresses this runtime does not host through `link` (to the
+    /// other processes of a distributed run) instead of counting them as dead letters. They
+    /// climb to the orchestrator first, as messages between clusters do.
+    pub fn remote(mut self, link: Arc<dyn RemoteLink<B::Msg>>) -> Self {
+        self.remote = Some(link);
+        self
+    }
+
     /// Starts the runtime: the actor system on its own threads (it does not need, nor disturb,
     /// a tokio runtime of the application's).
     ///
@@ -182,7 +195,7 @@ impl<B: Agent> RuntimeBuilder<B> {
         let executor = Executor::start(c.workers)?;
         let (orch_tx, orch_rx) = PriorityMailbox::with_config(c.mailbox).expect("validated");
         let (inbox_tx, inbox_rx) = PriorityMailbox::with_config(c.inbox).expect("validated");
-        let shared = Arc::new(Shared::new(self.config.clone(), orch_tx));
+        let shared = Arc::new(Shared::new(self.config.clone(), orch_tx, self.remote));
         executor.start_orchestrator(
             OrchestratorCore::new(Arc::clone(&shared), inbox_tx),
             orch_rx,
@@ -245,6 +258,7 @@ impl<B: Agent> QuantumOrchestrator<B> {
     pub fn builder() -> RuntimeBuilder<B> {
         RuntimeBuilder {
             config: RuntimeConfig::default(),
+            remote: None,
             _agents: PhantomData,
         }
     }
@@ -435,6 +449,45 @@ impl<B: Agent> RuntimeHandle<B> {
         inbox.try_recv().ok()
     }
 
+    /// Delivers an envelope that came from another process (through a [`RemoteLink`]'s
+    /// transport) to the agent or node it names, keeping its sender, sequence number and
+    /// priority; waits while the entry node's mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`InjectError::Unknown`] if this runtime hosts no such address,
+    /// [`InjectError::Stopped`] if it has stopped; the envelope is given back.
+    pub async fn inject(&self, env: Envelope<Remote<B::Msg>>) -> Result<(), InjectError<B::Msg>> {
+        let Ok(node) = self.entry(env.to) else {
+            return Err(InjectError::Unknown(env));
+        };
+        let Some(mb) = self.mailbox(node) else {
+            return Err(InjectError::Stopped);
+        };
+        let user = matches!(env.payload, Remote::User(_));
+        let flow = &self.inner.shared.external_flow;
+        if user {
+            flow.produce(1);
+        }
+        mb.send(env.map(|p| match p {
+            Remote::User(m) => Letter::User(m),
+            Remote::Ack(id) => Letter::Ack(id),
+        }))
+        .await
+        .map_err(|_| {
+            if user {
+                flow.consume(1);
+            }
+            InjectError::Stopped
+        })
+    }
+
+    /// User messages sent and not yet handled (or counted as dead letters or sent to another
+    /// process) in this runtime, from its counters: 0 when it is idle.
+    pub fn in_flight(&self) -> u64 {
+        self.inner.shared.in_flight()
+    }
+
     async fn ask<T>(
         &self,
         node: Option<NodeKey>,
@@ -467,7 +520,7 @@ impl<B: Agent> RuntimeHandle<B> {
     ///
     /// [`RuntimeError::Stopped`] if the runtime has stopped.
     pub async fn stats(&self) -> Result<NodeStats, RuntimeError> {
-        let mut total = self.killed_stats();
+        let mut total = self.detached_stats();
         for k in self.live_nodes() {
             if let Ok(s) = self.ask(Some(k), Query::Stats).await {
                 total.merge(&s);
@@ -565,28 +618,21 @@ impl<B: Agent> RuntimeHandle<B> {
         let shared = &self.inner.shared;
         let tree = shared.directory.tree.load();
         let flows = shared.flows.load();
-        // Every node's counters count, killed ones included: what a node produced before it
-        // was killed is consumed elsewhere, and what was sent to it is consumed by it (its
-        // leftovers counted lost when it dies) or by its senders (as dead letters).
-        let all = || {
-            flows
-                .iter()
-                .chain([&shared.orchestrator_flow, &shared.external_flow])
-        };
-        let consumed: u64 = all().map(|f| f.consumed.load(Ordering::Acquire)).sum();
-        let produced: u64 = all().map(|f| f.produced.load(Ordering::Acquire)).sum();
         let ticked = (0..flows.len()).all(|k| {
             let info = tree.info(NodeKey(k as u32));
             info.removed || info.dead || flows[k].tick.load(Ordering::Acquire) >= tick
         });
-        ticked && produced == consumed
+        // Every node's counters count, killed ones included: what a node produced before it
+        // was killed is consumed elsewhere, and what was sent to it is consumed by it (its
+        // leftovers counted lost when it dies) or by its senders (as dead letters).
+        ticked && shared.in_flight() == 0
     }
 
-    fn killed_stats(&self) -> NodeStats {
+    fn detached_stats(&self) -> NodeStats {
         *self
             .inner
             .shared
-            .killed_stats
+            .detached_stats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -697,7 +743,7 @@ impl<B: Agent> RuntimeHandle<B> {
         let mut out = ShutdownReport {
             nodes_reported: reports.len(),
             nodes_missing: expected.saturating_sub(reports.len()),
-            stats: self.killed_stats(),
+            stats: self.detached_stats(),
             ..ShutdownReport::default()
         };
         for r in &reports {
@@ -828,6 +874,126 @@ impl<B: Agent> ClusterManager<B> {
         Ok(id)
     }
 
+    /// Creates a top-level cluster with a chosen id (a distributed run places the clusters
+    /// of one numbering over several processes). Later [`create_cluster`](Self::create_cluster)
+    /// calls number past it.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::AddressInUse`] if the id is taken.
+    pub fn create_cluster_with_id(&self, id: ClusterId, name: &str) -> Result<(), RuntimeError> {
+        let address = Address::Cluster(id);
+        if self
+            .handle
+            .inner
+            .shared
+            .directory
+            .tree
+            .load()
+            .node_of(address)
+            .is_some()
+        {
+            return Err(RuntimeError::AddressInUse(address));
+        }
+        self.handle
+            .inner
+            .shared
+            .next_cluster
+            .fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
+        self.add_node(address, name, None);
+        Ok(())
+    }
+
+    /// Creates a sub-cluster with a chosen id under a cluster or another sub-cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::UnknownAddress`] if `parent` is not a cluster or sub-cluster,
+    /// [`RuntimeError::AddressInUse`] if the id is taken.
+    pub fn create_sub_cluster_with_id(
+        &self,
+        parent: Address,
+        id: SubClusterId,
+        name: &str,
+    ) -> Result<(), RuntimeError> {
+        let address = Address::SubCluster(id);
+        let tree = self.handle.inner.shared.directory.tree.load();
+        let Some(p) = tree.node_of(parent) else {
+            return Err(RuntimeError::UnknownAddress(parent));
+        };
+        if tree.node_of(address).is_some() {
+            return Err(RuntimeError::AddressInUse(address));
+        }
+        drop(tree);
+        self.handle
+            .inner
+            .shared
+            .next_sub
+            .fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
+        self.add_node(address, name, Some(p));
+        Ok(())
+    }
+
+    /// Spawns agents with chosen ids into a cluster or sub-cluster (a distributed run keeps
+    /// one numbering of agents over its processes). Later
+    /// [`spawn_agents`](Self::spawn_agents) calls number past the largest.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::UnknownAddress`] if `host` is not a cluster or sub-cluster,
+    /// [`RuntimeError::AddressInUse`] if an id is taken (nothing is spawned then),
+    /// [`RuntimeError::Stopped`].
+    pub fn spawn_agents_at(
+        &self,
+        host: Address,
+        ids: &[AgentId],
+        factory: &Factory<B>,
+    ) -> Result<(), RuntimeError> {
+        let shared = &self.handle.inner.shared;
+        let tree = shared.directory.tree.load();
+        let Some(node) = tree.node_of(host) else {
+            return Err(RuntimeError::UnknownAddress(host));
+        };
+        drop(tree);
+        if let Some(&taken) = ids
+            .iter()
+            .find(|&&id| shared.directory.agents.get(id).is_some())
+        {
+            return Err(RuntimeError::AddressInUse(taken.into()));
+        }
+        if let Some(max) = ids.iter().map(|a| a.0).max() {
+            shared
+                .next_agent
+                .fetch_max(max.saturating_add(1), Ordering::Relaxed);
+        }
+        self.spawn_into(node, host, ids.to_vec(), factory)
+    }
+
+    /// Marks `ids` as on their way to `node` and sends it the spawn letter.
+    fn spawn_into(
+        &self,
+        node: NodeKey,
+        host: Address,
+        ids: Vec<AgentId>,
+        factory: &Factory<B>,
+    ) -> Result<(), RuntimeError> {
+        let shared = &self.handle.inner.shared;
+        for &id in &ids {
+            shared
+                .directory
+                .agents
+                .set(id, Some((node, crate::directory::IN_TRANSIT)));
+        }
+        let mb = shared.sender(node).ok_or(RuntimeError::Stopped)?;
+        let env = self.handle.envelope(
+            host,
+            Priority::Control,
+            Letter::Spawn(ids, Arc::clone(factory)),
+        );
+        mb.send_blocking(env).map_err(|_| RuntimeError::Stopped)?;
+        Ok(())
+    }
+
     /// Spawns `count` agents into a cluster or sub-cluster; `factory` builds each behaviour
     /// (and rebuilds it on restart). Returns their ids. Messages sent to them right away are
     /// held until they exist, never lost.
@@ -868,19 +1034,7 @@ impl<B: Agent> ClusterManager<B> {
             .allocate_agent_ids(count32)
             .ok_or(RuntimeError::TooManyAgents)?;
         let ids: Vec<AgentId> = (first..first + count32).map(AgentId).collect();
-        for &id in &ids {
-            shared
-                .directory
-                .agents
-                .set(id, Some((node, crate::directory::IN_TRANSIT)));
-        }
-        let mb = shared.sender(node).ok_or(RuntimeError::Stopped)?;
-        let env = self.handle.envelope(
-            host,
-            Priority::Control,
-            Letter::Spawn(ids.clone(), Arc::clone(factory)),
-        );
-        mb.send_blocking(env).map_err(|_| RuntimeError::Stopped)?;
+        self.spawn_into(node, host, ids.clone(), factory)?;
         Ok(ids)
     }
 

@@ -124,15 +124,19 @@ pub(crate) struct Shared<B: Agent> {
     pub(crate) next_agent: AtomicU32,
     pub(crate) next_cluster: AtomicU32,
     pub(crate) next_sub: AtomicU32,
-    /// The final counts of killed nodes (they file no shutdown report), so that totals still
-    /// include what they did before they died.
-    pub(crate) killed_stats: std::sync::Mutex<crate::letter::NodeStats>,
+    /// Counts no live node holds: the final counts of killed nodes (they file no shutdown
+    /// report), so that totals still include what they did before they died, and the
+    /// orchestrator's dead letters.
+    pub(crate) detached_stats: std::sync::Mutex<crate::letter::NodeStats>,
+    /// Where envelopes for addresses hosted by no node of this runtime go (other processes).
+    pub(crate) remote: Option<Arc<dyn crate::RemoteLink<B::Msg>>>,
 }
 
 impl<B: Agent> Shared<B> {
     pub(crate) fn new(
         config: RuntimeConfig,
         orchestrator: MailboxSender<Envelope<Letter<B>>>,
+        remote: Option<Arc<dyn crate::RemoteLink<B::Msg>>>,
     ) -> Self {
         Shared {
             config,
@@ -145,7 +149,8 @@ impl<B: Agent> Shared<B> {
             next_agent: AtomicU32::new(0),
             next_cluster: AtomicU32::new(0),
             next_sub: AtomicU32::new(0),
-            killed_stats: std::sync::Mutex::default(),
+            detached_stats: std::sync::Mutex::default(),
+            remote,
         }
     }
 
@@ -180,6 +185,30 @@ impl<B: Agent> Shared<B> {
                 None => Err(TrySendError::Closed(env)),
             },
         }
+    }
+
+    /// User messages produced and not yet consumed, over every participant (consumed read
+    /// before produced, so a message in flight is never missed).
+    pub(crate) fn in_flight(&self) -> u64 {
+        let flows = self.flows.load();
+        let all = || {
+            flows
+                .iter()
+                .chain([&self.orchestrator_flow, &self.external_flow])
+        };
+        let consumed: u64 = all().map(|f| f.consumed.load(Ordering::Acquire)).sum();
+        let produced: u64 = all().map(|f| f.produced.load(Ordering::Acquire)).sum();
+        produced.saturating_sub(consumed)
+    }
+
+    /// Adds dead letters to the counts no live node holds.
+    pub(crate) fn count_dead_letters(&self, user: u64, protocol: u64) {
+        let mut d = self
+            .detached_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        d.dead_letters += user;
+        d.dead_protocol_letters += protocol;
     }
 
     pub(crate) fn allocate_agent_ids(&self, count: u32) -> Option<u32> {
