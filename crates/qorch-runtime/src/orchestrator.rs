@@ -158,14 +158,12 @@ impl<B: Agent> OrchestratorCore<B> {
 
     fn route(&mut self, env: Envelope<Letter<B>>) {
         let tree = self.shared.directory.tree.load();
-        let hop = match self.shared.directory.resolve(&tree, env.to) {
-            Ok(target) => tree.next_hop(None, target),
-            Err(()) => {
-                drop(tree);
-                self.forward_remote(env);
-                return;
-            }
+        let Ok(target) = self.shared.directory.resolve(&tree, env.to) else {
+            drop(tree);
+            self.forward_remote(env);
+            return;
         };
+        let hop = tree.next_hop(None, target);
         drop(tree);
         match hop {
             Hop::Down(c) => {
