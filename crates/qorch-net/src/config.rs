@@ -1,0 +1,257 @@
+//! Where the NATS server is and how to authenticate: URL, credentials and TLS, and the
+//! connections made from them. Secrets never reach a log line or an error message.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::{Client, ConnectErrorKind, ConnectOptions};
+
+use crate::NetError;
+
+/// How to reach the NATS server.
+#[derive(Clone, Default)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated (`nats://127.0.0.1:4222`).
+    pub url: String,
+    /// Subject prefix of this deployment: several runs can share one server.
+    pub prefix: String,
+    /// A `.creds` file (JWT + nkey seed), as `nsc` writes them.
+    pub credentials_file: Option<PathBuf>,
+    /// A file holding an nkey seed (`SU...`).
+    pub nkey_file: Option<PathBuf>,
+    /// User name (with [`password`](Self::password)).
+    pub user: Option<String>,
+    /// Password of [`user`](Self::user); never printed.
+    pub password: Option<String>,
+    /// An authentication token; never printed.
+    pub token: Option<String>,
+    /// Refuse a connection without TLS.
+    pub require_tls: bool,
+    /// CA certificate (PEM) to verify the server with.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// How long the first connection may take.
+    pub connect_timeout: Duration,
+}
+
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("credentials_file", &self.credentials_file)
+            .field("nkey_file", &self.nkey_file)
+            .field("user", &self.user)
+            .field("password", &hidden(&self.password))
+            .field("token", &hidden(&self.token))
+            .field("require_tls", &self.require_tls)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client", &self.tls_client)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// The URL with any `user:password@` part replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}<redacted>@{}", &u[..s + 3], &u[at + 1..]),
+            (None, Some(at)) => format!("<redacted>@{}", &u[at + 1..]),
+            _ => u.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl NatsConfig {
+    /// A configuration for `url` with the default prefix (`qorch`) and no authentication.
+    pub fn new(url: impl Into<String>) -> NatsConfig {
+        NatsConfig {
+            url: url.into(),
+            prefix: "qorch".into(),
+            connect_timeout: Duration::from_secs(5),
+            ..NatsConfig::default()
+        }
+    }
+
+    /// Checks what can be checked before connecting: a URL, a prefix that is one NATS token
+    /// sequence (no spaces or wildcards), one authentication method, files that exist.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Config`] saying what is wrong.
+    pub fn validate(&self) -> Result<(), NetError> {
+        if self.url.trim().is_empty() {
+            return Err(NetError::Config("the NATS URL is empty".into()));
+        }
+        if self.prefix.is_empty()
+            || self
+                .prefix
+                .split('.')
+                .any(|t| t.is_empty() || t.contains(['*', '>', ' ', '\t']))
+        {
+            return Err(NetError::Config(format!(
+                "subject prefix {:?} must be dot-separated tokens without spaces or wildcards",
+                self.prefix
+            )));
+        }
+        let methods = [
+            self.credentials_file.is_some(),
+            self.nkey_file.is_some(),
+            self.user.is_some(),
+            self.token.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if methods > 1 {
+            return Err(NetError::Config(
+                "choose one authentication method: credentials file, nkey, user/password or token"
+                    .into(),
+            ));
+        }
+        if self.user.is_some() != self.password.is_some() {
+            return Err(NetError::Config(
+                "a NATS user needs a password and a password needs a user".into(),
+            ));
+        }
+        for f in self
+            .credentials_file
+            .iter()
+            .chain(&self.nkey_file)
+            .chain(&self.tls_ca)
+            .chain(self.tls_client.iter().flat_map(|(c, k)| [c, k]))
+        {
+            if !f.is_file() {
+                return Err(NetError::Config(format!(
+                    "{} is not a readable file",
+                    f.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn options(&self, name: &str) -> Result<ConnectOptions, NetError> {
+        let mut o = match &self.credentials_file {
+            Some(f) => ConnectOptions::with_credentials_file(f)
+                .await
+                .map_err(|e| NetError::Config(format!("credentials file {}: {e}", f.display())))?,
+            None => ConnectOptions::new(),
+        };
+        if let Some(f) = &self.nkey_file {
+            let seed = std::fs::read_to_string(f)
+                .map_err(|e| NetError::Config(format!("nkey file {}: {e}", f.display())))?;
+            o = o.nkey(seed.trim().to_owned());
+        }
+        if let (Some(u), Some(p)) = (&self.user, &self.password) {
+            o = o.user_and_password(u.clone(), p.clone());
+        }
+        if let Some(t) = &self.token {
+            o = o.token(t.clone());
+        }
+        if self.require_tls {
+            o = o.require_tls(true);
+        }
+        if let Some(ca) = &self.tls_ca {
+            o = o.add_root_certificates(ca.clone());
+        }
+        if let Some((c, k)) = &self.tls_client {
+            o = o.add_client_certificate(c.clone(), k.clone());
+        }
+        Ok(o.name(name)
+            .connection_timeout(self.connect_timeout)
+            // Reconnect forever after the first connection: a server restart is survived.
+            .max_reconnects(None)
+            .event_callback(|e| async move {
+                tracing::info!(event = %e, "nats");
+            }))
+    }
+
+    /// Opens one connection named `name` (`<process>/<purpose>`: data and control traffic
+    /// use separate connections, so control never queues behind data).
+    ///
+    /// The first connection must succeed: a wrong address, a refused authentication or a
+    /// TLS failure is an error at once (never retried, never hidden). Later disconnections
+    /// are retried forever.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Config`], [`NetError::Auth`] or [`NetError::Connect`].
+    pub async fn connect(&self, name: &str) -> Result<Client, NetError> {
+        self.validate()?;
+        let options = self.options(name).await?;
+        let url = redact_url(&self.url);
+        options
+            .connect(self.url.as_str())
+            .await
+            .map_err(|e| match e.kind() {
+                ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
+                    NetError::Auth {
+                        url,
+                        reason: e.kind().to_string(),
+                    }
+                }
+                ConnectErrorKind::Tls => NetError::Connect {
+                    url,
+                    reason: format!("TLS: {}", e.kind()),
+                },
+                _ => NetError::Connect {
+                    url,
+                    reason: e.to_string(),
+                },
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_secrets_in_messages() {
+        assert_eq!(
+            redact_url("nats://alice:s3cret@127.0.0.1:4222"),
+            "nats://<redacted>@127.0.0.1:4222"
+        );
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(
+            redact_url("tok@h:1,nats://h2:2"),
+            "<redacted>@h:1,nats://h2:2"
+        );
+        let c = NatsConfig {
+            password: Some("hunter2".into()),
+            user: Some("u".into()),
+            ..NatsConfig::new("nats://u:hunter2@h:4222")
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_before_connecting() {
+        let mut c = NatsConfig::new("nats://127.0.0.1:4222");
+        c.prefix = "a.*".into();
+        assert!(matches!(c.validate(), Err(NetError::Config(m)) if m.contains("prefix")));
+        let mut c = NatsConfig::new("nats://127.0.0.1:4222");
+        c.user = Some("u".into());
+        assert!(matches!(c.validate(), Err(NetError::Config(m)) if m.contains("password")));
+        let mut c = NatsConfig::new("nats://127.0.0.1:4222");
+        c.token = Some("t".into());
+        c.user = Some("u".into());
+        c.password = Some("p".into());
+        assert!(
+            matches!(c.validate(), Err(NetError::Config(m)) if m.contains("one authentication"))
+        );
+        let mut c = NatsConfig::new("nats://127.0.0.1:4222");
+        c.credentials_file = Some("/nonexistent/x.creds".into());
+        assert!(
+            matches!(c.validate(), Err(NetError::Config(m)) if m.contains("not a readable file"))
+        );
+        assert!(NatsConfig::new(" ").validate().is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! Heartbeats on the control connection: each process publishes `<prefix>.hb.<process>`
+//! every interval; a [`Membership`] watches them and says who has been silent too long. A
+//! missing heartbeat is how a killed process is detected (it sends no goodbye).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::Client;
+use futures_util::StreamExt;
+use qorch_protocol::WireCodec;
+use serde::{Deserialize, Serialize};
+
+use crate::{NetError, Subjects};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Beat {
+    process: String,
+    seq: u64,
+}
+
+/// Publishes this process's heartbeat every `interval` until the returned task is aborted
+/// (or the process dies, which is the point).
+pub fn beacon(
+    control: Client,
+    subjects: &Subjects,
+    process: &str,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let subject = subjects.heartbeat(process);
+    let process = process.to_owned();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        let mut seq = 0_u64;
+        loop {
+            tick.tick().await;
+            seq += 1;
+            let beat = Beat {
+                process: process.clone(),
+                seq,
+            };
+            if let Ok(bytes) = WireCodec::default().encode(&beat) {
+                // A failed publish (server restarting) is simply a missed beat.
+                let _ = control.publish(subject.clone(), bytes.into()).await;
+            }
+        }
+    })
+}
+
+/// Who has sent a heartbeat, and when last.
+#[derive(Clone, Default)]
+pub struct Membership {
+    seen: Arc<Mutex<BTreeMap<String, (Instant, u64)>>>,
+}
+
+impl Membership {
+    /// Watches every heartbeat of the deployment.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Io`] if the subscription fails.
+    pub async fn watch(control: &Client, subjects: &Subjects) -> Result<Membership, NetError> {
+        let mut sub = control
+            .subscribe(subjects.heartbeats())
+            .await
+            .map_err(|e| NetError::Io {
+                op: "subscribe",
+                reason: e.to_string(),
+            })?;
+        let m = Membership::default();
+        let seen = Arc::clone(&m.seen);
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                if let Ok(b) = WireCodec::default().decode::<Beat>(&msg.payload) {
+                    seen.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(b.process, (Instant::now(), b.seq));
+                }
+            }
+        });
+        Ok(m)
+    }
+
+    /// Processes heard from, with the time since their last heartbeat.
+    pub fn members(&self) -> Vec<(String, Duration)> {
+        let now = Instant::now();
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(p, (t, _))| (p.clone(), now.duration_since(*t)))
+            .collect()
+    }
+
+    /// Whether `process` was heard from within `timeout`.
+    pub fn alive(&self, process: &str, timeout: Duration) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(process)
+            .is_some_and(|(t, _)| t.elapsed() < timeout)
+    }
+}
