@@ -47,6 +47,7 @@
 mod agent;
 mod baseline;
 mod error;
+mod local;
 mod model;
 mod plots;
 mod recluster;

@@ -1,29 +1,24 @@
 //! The run: build the hierarchy, spawn the agents, drive ticks and rounds, inject faults,
 //! re-cluster, and measure, with each tick run again in the plain-loop baseline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use qorch_protocol::{Address, AgentId};
 use qorch_qaoa::QaoaSolver;
 use qorch_resources::{
     ForecastModel, Pool, PoolId, ResourceKinds, ResourceVector, SeriesForecaster, mape,
 };
-use qorch_runtime::{
-    ComponentStatus, Factory, NodeStats, Optimizer, OptimizerConfig, QuantumOrchestrator,
-    RoundSummary, RuntimeConfig, RuntimeHandle,
-};
+use qorch_runtime::{NodeStats, Optimizer, OptimizerConfig, RoundSummary};
 use qorch_scheduler::{
     CostModel, EnhancedQuboScheduler, ReclusterPolicy, SchedulerConfig, SolverPolicy,
 };
 
 use crate::SimError;
-use crate::agent::{SimAgent, SimMsg};
 use crate::baseline::Baseline;
 use crate::model::{AgentModel, ModelSpec, mix, to_unit};
-use crate::recluster::{self, Layout};
+use crate::recluster::Layout;
 use crate::report::ReclusterRecord;
 use crate::report::{
     ClusterSizes, CrossTraffic, FaultReport, Messages, Report, RoundRecord, Timings,
@@ -51,6 +46,58 @@ pub struct Outcome {
     pub report: Report,
     /// What was measured in time (`timings.json`).
     pub timings: Timings,
+}
+
+/// What the driver needs of whatever runs the agents: one local runtime
+/// ([`crate::local::LocalBackend`]) or node processes over NATS
+/// ([`crate::distributed`]).
+pub(crate) trait Backend {
+    /// Runs tick `t` everywhere and returns once every message it caused is handled.
+    fn tick(&mut self, t: u64) -> Result<(), SimError>;
+    /// Counts so far, summed over the whole hierarchy.
+    fn stats(&mut self) -> Result<NodeStats, SimError>;
+    /// Fault injection: agent `id` panics on its next message.
+    fn panic_agent(&mut self, id: AgentId) -> Result<(), SimError>;
+    /// Fault injection: the leaf at `addr` stops at once; returns once it is seen failed.
+    fn lose_leaf(&mut self, addr: Address) -> Result<(), SimError>;
+    /// Fault injection: a whole node process dies (distributed runs only). Returns the
+    /// agents restarted elsewhere, or an error where there are no processes to kill.
+    fn lose_node(&mut self, pick: u64) -> Result<NodeLoss, SimError> {
+        let _ = pick;
+        Err(SimError::Scenario(
+            "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
+        ))
+    }
+    /// Observed messages per counted one (affinity sampling).
+    fn affinity_sample(&self) -> u32;
+    /// One re-clustering pass; `None` where the backend does not re-cluster.
+    fn recluster(
+        &mut self,
+        layout: &mut Layout,
+        spec: &ModelSpec,
+        affinity: &HashMap<(AgentId, AgentId), f64>,
+        policy: &ReclusterPolicy,
+    ) -> Result<Option<ReclusterRecord>, SimError>;
+    /// Stops everything.
+    fn shutdown(self: Box<Self>) -> ShutdownFigures;
+}
+
+/// A node process lost to a fault.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NodeLoss {
+    /// Agents restarted on the remaining nodes.
+    pub(crate) agents_restarted: u64,
+    /// Messages the lost node had accepted but not acknowledged, handled again elsewhere.
+    pub(crate) in_flight: u64,
+}
+
+/// What a backend leaves behind when it stops.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ShutdownFigures {
+    /// Protocol letters left and reliable messages unacknowledged.
+    pub(crate) letters_left: u64,
+    /// Parts that did not report.
+    pub(crate) nodes_missing: usize,
 }
 
 /// Agents in the forecast-error sample.
@@ -90,9 +137,8 @@ struct Driver<'s> {
     scenario: &'s Scenario,
     workers: usize,
     spec: Arc<ModelSpec>,
-    exec: tokio::runtime::Runtime,
-    rt: QuantumOrchestrator<SimAgent>,
-    handle: RuntimeHandle<SimAgent>,
+    /// What runs the agents.
+    backend: Box<dyn Backend>,
     optimizer: Optimizer,
     layout: Layout,
     /// The plain loop, run tick by tick right after the runtime's tick.
@@ -116,28 +162,22 @@ struct Driver<'s> {
 }
 
 impl<'s> Driver<'s> {
+    /// A run on one local runtime.
     fn start(scenario: &'s Scenario) -> Result<Driver<'s>, SimError> {
-        let workers = scenario.worker_threads();
         let spec = Arc::new(ModelSpec::new(scenario));
-        let exec = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SimError::Optimizer(format!("cannot start the driver's executor: {e}")))?;
-        // One message in 8 is observed (the runtime's default is 16): re-clustering needs a
-        // few samples per agent and round to tell its peers' leaves apart.
-        let config = RuntimeConfig {
-            workers,
-            seed: scenario.seed,
-            affinity_sample: 8,
-            ..RuntimeConfig::default()
-        };
-        let rt = QuantumOrchestrator::<SimAgent>::builder()
-            .config(config)
-            .build()?;
-        let handle = rt.handle();
-        let layout = build_hierarchy(&rt, scenario, &spec)?;
-        settle_moves(&exec, &handle)?;
-        let optimizer = start_optimizer(&handle, scenario, pools(scenario, &spec))?;
+        let (backend, layout, optimizer) = crate::local::LocalBackend::start(scenario, &spec)?;
+        Driver::with_backend(scenario, spec, Box::new(backend), layout, optimizer)
+    }
+
+    /// A run on `backend`, with the hierarchy laid out as `layout`.
+    pub(crate) fn with_backend(
+        scenario: &'s Scenario,
+        spec: Arc<ModelSpec>,
+        backend: Box<dyn Backend>,
+        layout: Layout,
+        optimizer: Optimizer,
+    ) -> Result<Driver<'s>, SimError> {
+        let workers = scenario.worker_threads();
         let baseline = Baseline::new(&spec, workers, layout.threads_of_agents(workers));
         let n = spec.agents();
         let sampled = (0..FORECAST_SAMPLE.min(n))
@@ -160,9 +200,7 @@ impl<'s> Driver<'s> {
             },
             dead_from: vec![u64::MAX; n as usize],
             spec,
-            exec,
-            rt,
-            handle,
+            backend,
             optimizer,
             layout,
             baseline,
@@ -192,10 +230,7 @@ impl<'s> Driver<'s> {
                 match f.kind {
                     FaultKind::AgentPanic => {
                         let id = pick_alive(&self.dead_from, s.seed, (r, i, k));
-                        let fuse = Arc::new(AtomicBool::new(true));
-                        self.exec
-                            .block_on(self.handle.send(AgentId(id), SimMsg::Panic(fuse)))
-                            .map_err(|e| SimError::Optimizer(format!("fault injection: {e}")))?;
+                        self.backend.panic_agent(AgentId(id))?;
                         self.faults.agent_panics += 1;
                     }
                     FaultKind::SubclusterLoss => {
@@ -207,9 +242,8 @@ impl<'s> Driver<'s> {
                             self.dead_from[a as usize] = first_tick;
                             self.faults.agents_lost += 1;
                         }
-                        self.rt.manager().kill(addr)?;
+                        self.backend.lose_leaf(addr)?;
                         self.faults.subclusters_lost += 1;
-                        wait_failed(&self.exec, &self.handle, addr)?;
                     }
                 }
             }
@@ -224,9 +258,7 @@ impl<'s> Driver<'s> {
         for k in 1..=per {
             let t = (r - 1) * per + k;
             let t0 = Instant::now();
-            self.exec.block_on(self.handle.tick(t))?;
-            self.exec
-                .block_on(self.handle.quiesce(t, Duration::from_secs(600)))?;
+            self.backend.tick(t)?;
             self.tick_seconds += t0.elapsed().as_secs_f64();
             self.ticks_run.push(t);
             // The same tick in the plain loop, right away, while the runtime is quiet: a slow
@@ -235,7 +267,7 @@ impl<'s> Driver<'s> {
             self.baseline
                 .tick(&self.spec, t, &|a| dead_from[a as usize] > t);
         }
-        let stats = self.exec.block_on(self.handle.stats())?;
+        let stats = self.backend.stats()?;
         let mut by_priority = [0_u64; 4];
         for (i, b) in by_priority.iter_mut().enumerate() {
             *b =
@@ -275,18 +307,15 @@ impl<'s> Driver<'s> {
         let policy = ReclusterPolicy {
             split_above: c.split_above,
             merge_below: c.merge_below,
-            min_pull: 3.0 * f64::from(self.rt.config().affinity_sample.max(1)),
+            min_pull: 3.0 * f64::from(self.backend.affinity_sample().max(1)),
             seed: self.scenario.seed ^ r,
         };
-        let (exec, handle) = (&self.exec, &self.handle);
-        let mut rec = recluster::recluster(
-            &self.rt.manager(),
-            &|| settle_moves(exec, handle),
-            &mut self.layout,
-            &self.spec,
-            &affinity,
-            &policy,
-        )?;
+        let Some(mut rec) =
+            self.backend
+                .recluster(&mut self.layout, &self.spec, &affinity, &policy)?
+        else {
+            return Ok(());
+        };
         rec.round = r;
         self.baseline
             .regroup(&self.spec, self.layout.threads_of_agents(self.workers));
@@ -311,7 +340,7 @@ impl<'s> Driver<'s> {
         });
         self.cross.end = self.layout.expected_cross_share(&self.spec);
         self.optimizer.stop();
-        let shutdown = self.rt.shutdown();
+        let shutdown = self.backend.shutdown();
         let plain = self.baseline.totals;
         let overhead = self.tick_seconds / plain.seconds.max(1e-9) - 1.0;
         let rounds = &self.rounds;
@@ -324,9 +353,7 @@ impl<'s> Driver<'s> {
             round_solve_seconds: rounds.iter().map(|s| s.solve_seconds).collect(),
             solver_seconds,
             setup_seconds: self.setup_seconds,
-            letters_left_at_shutdown: shutdown.left_in_mailboxes.iter().sum::<u64>()
-                + shutdown.left_in_outboxes
-                + shutdown.unacknowledged,
+            letters_left_at_shutdown: shutdown.letters_left,
             nodes_missing_at_shutdown: shutdown.nodes_missing,
         };
         // The counts after the last ticks (the runtime was quiet then, and nothing was sent
@@ -440,85 +467,9 @@ fn pick_alive(dead_from: &[u64], seed: u64, key: (u64, usize, usize)) -> u32 {
     }
 }
 
-/// Waits until every agent move has landed: a first settle pass lets the source nodes hand
-/// the agents over, a second lets the destinations adopt them. (An agent in transit when a
-/// tick passes would miss that tick.)
-fn settle_moves(
-    exec: &tokio::runtime::Runtime,
-    handle: &RuntimeHandle<SimAgent>,
-) -> Result<(), SimError> {
-    exec.block_on(handle.settle())?;
-    exec.block_on(handle.settle())?;
-    Ok(())
-}
-
-/// Waits until the orchestrator's status tree shows `addr` failed.
-fn wait_failed(
-    exec: &tokio::runtime::Runtime,
-    handle: &RuntimeHandle<SimAgent>,
-    addr: Address,
-) -> Result<(), SimError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let tree = exec.block_on(handle.status())?;
-        if tree
-            .find(addr)
-            .is_some_and(|n| n.status == ComponentStatus::Failed)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(SimError::Optimizer(format!(
-                "{addr:?} was stopped but not detected as failed within 60 s"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Creates the clusters and sub-clusters and spawns every agent into its leaf, then moves the
-/// misplaced ones.
-fn build_hierarchy(
-    rt: &QuantumOrchestrator<SimAgent>,
-    s: &Scenario,
-    spec: &Arc<ModelSpec>,
-) -> Result<Layout, SimError> {
-    let m = rt.manager();
-    let t = &s.topology;
-    let mut leaves: Vec<(Address, u32, Address)> = Vec::new();
-    for c in 0..t.clusters {
-        let cluster: Address = m.create_cluster(&format!("c{c}"))?.into();
-        let mut frontier = vec![(cluster, format!("c{c}"))];
-        for _ in 0..t.depth {
-            let mut next = Vec::new();
-            for (parent, name) in &frontier {
-                for f in 0..t.fanout {
-                    let name = format!("{name}/s{f}");
-                    let sub = m.create_sub_cluster(*parent, &name)?;
-                    next.push((sub.into(), name));
-                }
-            }
-            frontier = next;
-        }
-        leaves.extend(frontier.into_iter().map(|(a, _)| (a, c as u32, cluster)));
-    }
-    let factory: Factory<SimAgent> = {
-        let spec = Arc::clone(spec);
-        Arc::new(move |id| SimAgent::new(Arc::clone(&spec), id))
-    };
-    for (l, (addr, _, _)) in leaves.iter().enumerate() {
-        let (first, len) = spec.leaf_range(l as u32);
-        let ids = m.spawn_agents_with(*addr, len as usize, &factory)?;
-        debug_assert_eq!(ids.first().map(|a| a.0), Some(first));
-    }
-    let mut layout = Layout::new(leaves, spec);
-    layout.misplace(&m, t.misplaced, s.seed)?;
-    Ok(layout)
-}
-
 /// The pools: capacities proportional to the agents' desired demand at the start, divided
 /// by the load, split over pools by jittered sizes.
-fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
+pub(crate) fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
     let k = s.pools.kinds.len();
     let mut total = vec![0.0; k];
     if let Some(c) = &s.pools.capacity {
@@ -558,11 +509,11 @@ fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
         .collect()
 }
 
-fn start_optimizer(
-    handle: &RuntimeHandle<SimAgent>,
+/// The optimizer's settings and scheduler for a scenario: rounds only when the driver asks.
+pub(crate) fn optimizer_parts(
     s: &Scenario,
     pools: Vec<Pool>,
-) -> Result<Optimizer, SimError> {
+) -> Result<(OptimizerConfig, EnhancedQuboScheduler), SimError> {
     let kinds = ResourceKinds::from_names(s.pools.kinds.iter().cloned());
     let mut config = OptimizerConfig::new(kinds, pools);
     config.costs = CostModel {
@@ -612,6 +563,5 @@ fn start_optimizer(
         };
         scheduler = scheduler.with_qaoa_solver(Arc::new(qaoa));
     }
-    Optimizer::start_with(handle.clone(), config, scheduler)
-        .map_err(|e| SimError::Optimizer(e.to_string()))
+    Ok((config, scheduler))
 }
