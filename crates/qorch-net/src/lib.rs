@@ -35,6 +35,7 @@ pub mod local_server;
 pub mod rpc;
 mod subject;
 
+pub use async_nats::{Client, Message, Subscriber};
 pub use config::{NatsConfig, redact_url};
 pub use error::NetError;
 pub use gateway::{Gateway, GatewayConfig, GatewayStats, NatsLink, RouteTable};

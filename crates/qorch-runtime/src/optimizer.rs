@@ -200,6 +200,9 @@ pub enum OptimizerError {
     /// The runtime stopped.
     #[error("the runtime is stopped")]
     Stopped,
+    /// A [`Hierarchy`] other than the local runtime failed (a process of a distributed run).
+    #[error("the hierarchy failed: {0}")]
+    Hierarchy(String),
     /// The scheduler refused the problem.
     #[error("scheduling failed: {0}")]
     Schedule(#[from] qorch_scheduler::ScheduleError),

@@ -9,8 +9,9 @@ use qorch_runtime::{Agent, AgentResult, Context};
 
 use crate::model::{AgentModel, ModelSpec, Task};
 
-/// A message between simulated agents.
-#[derive(Debug, Clone)]
+/// A message between simulated agents (serializable for distributed runs, except the
+/// fault-injection fuse, which never leaves its process).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum SimMsg {
     /// Work for the receiver.
     Work {
@@ -22,6 +23,7 @@ pub enum SimMsg {
     /// Fault injection: the receiver panics while handling it, once (the fuse burns on the
     /// first attempt). Its cluster restarts the agent; the message went down with the
     /// handler and is counted as a dead letter (only reliable messages are redelivered).
+    #[serde(skip)]
     Panic(Arc<AtomicBool>),
 }
 
@@ -51,6 +53,14 @@ impl SimAgent {
             tick: 0,
             out: Vec::new(),
         }
+    }
+
+    /// An agent restarted at tick `tick` (its model is a function of its id, so this is the
+    /// state it had).
+    pub(crate) fn resumed(spec: Arc<ModelSpec>, id: AgentId, tick: u64) -> SimAgent {
+        let mut a = SimAgent::new(spec, id);
+        a.tick = tick;
+        a
     }
 }
 

@@ -23,6 +23,13 @@ pub enum SimError {
     /// The optimizer failed a round.
     #[error("optimizer: {0}")]
     Optimizer(String),
+    /// The NATS transport of a distributed run failed (server unreachable, credentials
+    /// refused, ...).
+    #[error("{0}")]
+    Net(#[from] qorch_net::NetError),
+    /// A process of a distributed run failed or could not be started.
+    #[error("distributed run: {0}")]
+    Distributed(String),
     /// Drawing a plot failed.
     #[error("plot {file}: {error}")]
     Plot {

@@ -46,6 +46,7 @@
 
 mod agent;
 mod baseline;
+mod distributed;
 mod error;
 mod local;
 mod model;
@@ -58,6 +59,7 @@ mod simulation;
 use std::path::Path;
 
 pub use agent::{SimAgent, SimMsg};
+pub use distributed::{Distributed, SpawnNode, run_distributed, run_node};
 pub use error::SimError;
 pub use plots::write_plots;
 pub use report::{

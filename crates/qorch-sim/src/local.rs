@@ -69,7 +69,7 @@ pub(crate) fn factory(spec: &Arc<ModelSpec>) -> Factory<SimAgent> {
 }
 
 impl Backend for LocalBackend {
-    fn tick(&mut self, t: u64) -> Result<(), SimError> {
+    fn tick(&mut self, t: u64, _layout: &Layout) -> Result<(), SimError> {
         self.exec.block_on(self.handle.tick(t))?;
         self.exec
             .block_on(self.handle.quiesce(t, Duration::from_secs(600)))?;
@@ -89,7 +89,7 @@ impl Backend for LocalBackend {
 
     fn lose_leaf(&mut self, addr: Address) -> Result<(), SimError> {
         self.rt.manager().kill(addr)?;
-        wait_failed(&self.exec, &self.handle, addr)
+        self.exec.block_on(wait_failed(&self.handle, addr))
     }
 
     fn affinity_sample(&self) -> u32 {
@@ -139,14 +139,13 @@ fn settle_moves(
 }
 
 /// Waits until the orchestrator's status tree shows `addr` failed.
-fn wait_failed(
-    exec: &tokio::runtime::Runtime,
+pub(crate) async fn wait_failed(
     handle: &RuntimeHandle<SimAgent>,
     addr: Address,
 ) -> Result<(), SimError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let tree = exec.block_on(handle.status())?;
+        let tree = handle.status().await?;
         if tree
             .find(addr)
             .is_some_and(|n| n.status == ComponentStatus::Failed)
@@ -158,8 +157,80 @@ fn wait_failed(
                 "{addr:?} was stopped but not detected as failed within 60 s"
             )));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A node of the planned hierarchy, in creation order (parents first).
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedNode {
+    pub(crate) address: Address,
+    pub(crate) name: String,
+    pub(crate) parent: Option<Address>,
+    /// Its top-level cluster's index.
+    pub(crate) cluster: u32,
+}
+
+/// The scenario's hierarchy with the ids the runtime gives (clusters `0..`, sub-clusters
+/// numbered in creation order), and its leaves: (address, cluster index, cluster address).
+pub(crate) fn plan_hierarchy(s: &Scenario) -> (Vec<PlannedNode>, Vec<(Address, u32, Address)>) {
+    let t = &s.topology;
+    let mut nodes = Vec::new();
+    let mut leaves = Vec::new();
+    let mut next_sub = 0_u32;
+    for c in 0..t.clusters as u32 {
+        let cluster = Address::Cluster(qorch_protocol::ClusterId(c));
+        nodes.push(PlannedNode {
+            address: cluster,
+            name: format!("c{c}"),
+            parent: None,
+            cluster: c,
+        });
+        let mut frontier = vec![(cluster, format!("c{c}"))];
+        for _ in 0..t.depth {
+            let mut next = Vec::new();
+            for (parent, name) in &frontier {
+                for f in 0..t.fanout {
+                    let name = format!("{name}/s{f}");
+                    let sub = Address::SubCluster(qorch_protocol::SubClusterId(next_sub));
+                    next_sub += 1;
+                    nodes.push(PlannedNode {
+                        address: sub,
+                        name: name.clone(),
+                        parent: Some(*parent),
+                        cluster: c,
+                    });
+                    next.push((sub, name));
+                }
+            }
+            frontier = next;
+        }
+        leaves.extend(frontier.into_iter().map(|(a, _)| (a, c, cluster)));
+    }
+    (nodes, leaves)
+}
+
+/// Creates the planned nodes of the clusters `keep` accepts in a runtime.
+pub(crate) fn create_nodes(
+    m: &qorch_runtime::ClusterManager<SimAgent>,
+    plan: &[PlannedNode],
+    keep: &dyn Fn(u32) -> bool,
+) -> Result<(), SimError> {
+    for n in plan.iter().filter(|n| keep(n.cluster)) {
+        match (n.address, n.parent) {
+            (Address::Cluster(c), None) => m.create_cluster_with_id(c, &n.name)?,
+            (Address::SubCluster(id), Some(parent)) => {
+                m.create_sub_cluster_with_id(parent, id, &n.name)?;
+            }
+            _ => {
+                return Err(SimError::Scenario(format!(
+                    "planned node {} is neither a cluster nor a sub-cluster",
+                    n.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates the clusters and sub-clusters and spawns every agent into its leaf, then moves the
@@ -170,24 +241,8 @@ fn build_hierarchy(
     spec: &Arc<ModelSpec>,
 ) -> Result<Layout, SimError> {
     let m = rt.manager();
-    let t = &s.topology;
-    let mut leaves: Vec<(Address, u32, Address)> = Vec::new();
-    for c in 0..t.clusters {
-        let cluster: Address = m.create_cluster(&format!("c{c}"))?.into();
-        let mut frontier = vec![(cluster, format!("c{c}"))];
-        for _ in 0..t.depth {
-            let mut next = Vec::new();
-            for (parent, name) in &frontier {
-                for f in 0..t.fanout {
-                    let name = format!("{name}/s{f}");
-                    let sub = m.create_sub_cluster(*parent, &name)?;
-                    next.push((sub.into(), name));
-                }
-            }
-            frontier = next;
-        }
-        leaves.extend(frontier.into_iter().map(|(a, _)| (a, c as u32, cluster)));
-    }
+    let (plan, leaves) = plan_hierarchy(s);
+    create_nodes(&m, &plan, &|_| true)?;
     let factory = factory(spec);
     for (l, (addr, _, _)) in leaves.iter().enumerate() {
         let (first, len) = spec.leaf_range(l as u32);
@@ -195,7 +250,6 @@ fn build_hierarchy(
         debug_assert_eq!(ids.first().map(|a| a.0), Some(first));
     }
     let mut layout = Layout::new(leaves, spec);
-    layout.misplace(&m, t.misplaced, s.seed)?;
+    layout.misplace(&m, s.topology.misplaced, s.seed)?;
     Ok(layout)
 }
-

@@ -203,6 +203,16 @@ impl Layout {
         m: &ClusterManager<SimAgent>,
         moves: &[(u32, u32)],
     ) -> Result<u64, SimError> {
+        let mut moved = 0;
+        for (to, ids) in self.assign(moves) {
+            m.move_agents(&ids, self.leaves[to as usize].address)?;
+            moved += ids.len() as u64;
+        }
+        Ok(moved)
+    }
+
+    /// Moves agents between leaves here only; returns them by destination leaf.
+    fn assign(&mut self, moves: &[(u32, u32)]) -> BTreeMap<u32, Vec<AgentId>> {
         let mut by_dest: BTreeMap<u32, Vec<AgentId>> = BTreeMap::new();
         for &(a, to) in moves {
             let from = self.leaf_of[a as usize];
@@ -217,26 +227,50 @@ impl Layout {
             self.leaves[to as usize].members.push(a);
             self.leaf_of[a as usize] = to;
         }
-        let mut moved = 0;
-        for (to, ids) in by_dest {
-            m.move_agents(&ids, self.leaves[to as usize].address)?;
-            moved += ids.len() as u64;
-        }
-        Ok(moved)
+        by_dest
     }
 
-    /// Moves a share of the agents to a random other leaf (the scenario's misplacement).
+    /// Moves a share of the agents to a random other leaf (the scenario's misplacement), in
+    /// the runtime and here.
     pub(crate) fn misplace(
         &mut self,
         m: &ClusterManager<SimAgent>,
         share: f64,
         seed: u64,
     ) -> Result<(), SimError> {
+        let moves = self.misplacement(share, seed);
+        self.apply_moves(m, &moves)?;
+        Ok(())
+    }
+
+    /// The scenario's misplacement applied here only (a distributed run spawns the agents
+    /// where they are misplaced to).
+    pub(crate) fn misplace_layout(&mut self, share: f64, seed: u64) {
+        let moves = self.misplacement(share, seed);
+        self.assign(&moves);
+    }
+
+    /// The live leaves of top-level cluster `cluster` and their members.
+    pub(crate) fn live_members(&self, cluster: u32) -> Vec<(Address, Vec<AgentId>)> {
+        self.leaves
+            .iter()
+            .filter(|l| l.cluster == cluster && !l.dead)
+            .map(|l| (l.address, l.members.iter().map(|&a| AgentId(a)).collect()))
+            .collect()
+    }
+
+    /// The leaf of every agent.
+    pub(crate) fn leaf_of(&self) -> &[u32] {
+        &self.leaf_of
+    }
+
+    /// Moves of a share of the agents to a random other leaf.
+    fn misplacement(&self, share: f64, seed: u64) -> Vec<(u32, u32)> {
         let n = self.leaves.len() as u64;
         if share <= 0.0 || n < 2 {
-            return Ok(());
+            return Vec::new();
         }
-        let moves: Vec<(u32, u32)> = (0..self.leaf_of.len() as u32)
+        (0..self.leaf_of.len() as u32)
             .filter_map(|a| {
                 let h = mix(seed ^ 0x0015_AC3D ^ mix(u64::from(a)));
                 let u = to_unit(h);
@@ -246,9 +280,7 @@ impl Layout {
                     (a, ((cur + off) % n) as u32)
                 })
             })
-            .collect();
-        self.apply_moves(m, &moves)?;
-        Ok(())
+            .collect()
     }
 }
 

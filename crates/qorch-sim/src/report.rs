@@ -92,6 +92,8 @@ pub struct Messages {
     /// `|sent + panics injected - handled - dead letters|`: messages neither handled nor
     /// reported undeliverable (0 when nothing is lost).
     pub unaccounted: u64,
+    /// Messages that crossed between node processes (0 in a single-process run).
+    pub cross_process: u64,
 }
 
 /// Cross-cluster traffic before and after the run's re-clustering.
@@ -112,6 +114,14 @@ pub struct FaultReport {
     pub subclusters_lost: u64,
     /// Agents lost with them.
     pub agents_lost: u64,
+    /// Node processes lost (distributed runs): `node_crash` faults, and nodes killed from
+    /// outside.
+    pub nodes_lost: u64,
+    /// Agents restarted on the remaining nodes for them.
+    pub agents_restarted: u64,
+    /// Messages the lost nodes had accepted and not finished when they died (their
+    /// frames were not acknowledged, so they were delivered again elsewhere).
+    pub in_flight_at_node_loss: u64,
 }
 
 /// Leaf sizes.

@@ -172,6 +172,11 @@ pub enum FaultKind {
     /// process crashed; they are detected by missing heartbeats, marked Failed, and their
     /// resources go back to the pools in the next round.
     SubclusterLoss,
+    /// `count` node processes of a distributed run (`qorch simulate --nats`) die on the
+    /// spot, without a goodbye; missing heartbeats reveal it, their clusters are marked
+    /// Failed, and their agents restart on the remaining nodes from their last state. Only
+    /// in distributed runs, and at least one node must survive.
+    NodeCrash,
 }
 
 /// A fault injected before a round.
@@ -561,6 +566,8 @@ impl Scenario {
             let limit = match f.kind {
                 FaultKind::AgentPanic => t.agents,
                 FaultKind::SubclusterLoss => leaves.saturating_sub(1),
+                // Checked against the number of nodes when a distributed run starts.
+                FaultKind::NodeCrash => usize::MAX,
             };
             if f.count > limit {
                 return bad(format!(

@@ -53,7 +53,7 @@ pub struct Outcome {
 /// ([`crate::distributed`]).
 pub(crate) trait Backend {
     /// Runs tick `t` everywhere and returns once every message it caused is handled.
-    fn tick(&mut self, t: u64) -> Result<(), SimError>;
+    fn tick(&mut self, t: u64, layout: &Layout) -> Result<(), SimError>;
     /// Counts so far, summed over the whole hierarchy.
     fn stats(&mut self) -> Result<NodeStats, SimError>;
     /// Fault injection: agent `id` panics on its next message.
@@ -62,11 +62,19 @@ pub(crate) trait Backend {
     fn lose_leaf(&mut self, addr: Address) -> Result<(), SimError>;
     /// Fault injection: a whole node process dies (distributed runs only). Returns the
     /// agents restarted elsewhere, or an error where there are no processes to kill.
-    fn lose_node(&mut self, pick: u64) -> Result<NodeLoss, SimError> {
-        let _ = pick;
+    fn lose_node(&mut self, layout: &Layout, pick: u64) -> Result<NodeLoss, SimError> {
+        let _ = (layout, pick);
         Err(SimError::Scenario(
             "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
         ))
+    }
+    /// Messages that crossed between processes so far (0 in one process).
+    fn cross_process_messages(&mut self) -> u64 {
+        0
+    }
+    /// Nodes lost without a fault saying so, and the agents restarted elsewhere for them.
+    fn unplanned_losses(&self) -> (u64, u64) {
+        (0, 0)
     }
     /// Observed messages per counted one (affinity sampling).
     fn affinity_sample(&self) -> u32;
@@ -111,8 +119,27 @@ const FORECAST_SAMPLE: u32 = 512;
 /// [`SimError::Optimizer`] if the runtime or a round fails.
 pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, SimError> {
     scenario.validate()?;
+    if scenario
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::NodeCrash)
+    {
+        return Err(SimError::Scenario(
+            "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
+        ));
+    }
     let started = Instant::now();
-    let mut d = Driver::start(scenario)?;
+    let d = Driver::start(scenario)?;
+    drive(scenario, d, started, progress)
+}
+
+/// Runs a started driver to its report.
+pub(crate) fn drive(
+    scenario: &Scenario,
+    mut d: Driver<'_>,
+    started: Instant,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, SimError> {
     d.setup_seconds = started.elapsed().as_secs_f64();
     progress(Progress::Ready {
         agents: scenario.topology.agents,
@@ -133,7 +160,7 @@ pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Ou
 }
 
 /// The state of a run between its steps.
-struct Driver<'s> {
+pub(crate) struct Driver<'s> {
     scenario: &'s Scenario,
     workers: usize,
     spec: Arc<ModelSpec>,
@@ -166,7 +193,13 @@ impl<'s> Driver<'s> {
     fn start(scenario: &'s Scenario) -> Result<Driver<'s>, SimError> {
         let spec = Arc::new(ModelSpec::new(scenario));
         let (backend, layout, optimizer) = crate::local::LocalBackend::start(scenario, &spec)?;
-        Driver::with_backend(scenario, spec, Box::new(backend), layout, optimizer)
+        Ok(Driver::with_backend(
+            scenario,
+            spec,
+            Box::new(backend),
+            layout,
+            optimizer,
+        ))
     }
 
     /// A run on `backend`, with the hierarchy laid out as `layout`.
@@ -176,7 +209,7 @@ impl<'s> Driver<'s> {
         backend: Box<dyn Backend>,
         layout: Layout,
         optimizer: Optimizer,
-    ) -> Result<Driver<'s>, SimError> {
+    ) -> Driver<'s> {
         let workers = scenario.worker_threads();
         let baseline = Baseline::new(&spec, workers, layout.threads_of_agents(workers));
         let n = spec.agents();
@@ -190,7 +223,7 @@ impl<'s> Driver<'s> {
                 (spec.build(id), SeriesForecaster::new(model, 64))
             })
             .collect();
-        Ok(Driver {
+        Driver {
             scenario,
             workers,
             initial_sizes: layout.sizes(),
@@ -215,7 +248,7 @@ impl<'s> Driver<'s> {
             per_round_priority: Vec::new(),
             last_stats: NodeStats::default(),
             reclustering: Vec::new(),
-        })
+        }
     }
 
     /// Faults strike before the round's ticks.
@@ -245,6 +278,14 @@ impl<'s> Driver<'s> {
                         self.backend.lose_leaf(addr)?;
                         self.faults.subclusters_lost += 1;
                     }
+                    FaultKind::NodeCrash => {
+                        let pick =
+                            mix(s.seed ^ 0x000C_0A5E ^ mix(r << 16 | (i as u64) << 8 | k as u64));
+                        let loss = self.backend.lose_node(&self.layout, pick)?;
+                        self.faults.nodes_lost += 1;
+                        self.faults.agents_restarted += loss.agents_restarted;
+                        self.faults.in_flight_at_node_loss += loss.in_flight;
+                    }
                 }
             }
         }
@@ -258,7 +299,7 @@ impl<'s> Driver<'s> {
         for k in 1..=per {
             let t = (r - 1) * per + k;
             let t0 = Instant::now();
-            self.backend.tick(t)?;
+            self.backend.tick(t, &self.layout)?;
             self.tick_seconds += t0.elapsed().as_secs_f64();
             self.ticks_run.push(t);
             // The same tick in the plain loop, right away, while the runtime is quiet: a slow
@@ -339,6 +380,10 @@ impl<'s> Driver<'s> {
             )
         });
         self.cross.end = self.layout.expected_cross_share(&self.spec);
+        let cross_process = self.backend.cross_process_messages();
+        let (lost, restarted) = self.backend.unplanned_losses();
+        self.faults.nodes_lost += lost;
+        self.faults.agents_restarted += restarted;
         self.optimizer.stop();
         let shutdown = self.backend.shutdown();
         let plain = self.baseline.totals;
@@ -420,6 +465,7 @@ impl<'s> Driver<'s> {
                 restarts: last.restarts,
                 unaccounted: (plain.sent + self.faults.agent_panics)
                     .abs_diff(last.handled + last.dead_letters),
+                cross_process,
             },
             cross_cluster_traffic: self.cross.clone(),
             faults: self.faults.clone(),

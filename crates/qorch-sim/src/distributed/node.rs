@@ -1,0 +1,305 @@
+//! A node process (`qorch node --nats URL --join NAME`): announces itself, waits for its
+//! clusters, hosts them in a local runtime whose gateway joins the other processes over
+//! NATS, and answers the coordinator's calls until told to finish.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use qorch_net::rpc::{self, Request};
+use qorch_net::{Gateway, GatewayConfig, Membership, NatsConfig, RouteTable, Subjects};
+use qorch_protocol::{Address, AgentId, ClusterId};
+use qorch_runtime::{Factory, QuantumOrchestrator, RuntimeHandle};
+
+use super::protocol::{
+    Adoption, Assignment, COORDINATOR, FromNode, JOIN, Join, NodeStatus, ToNode,
+};
+use super::{net_error, node_subject};
+use crate::SimError;
+use crate::agent::{SimAgent, SimMsg};
+use crate::local::{PlannedNode, create_nodes, factory, plan_hierarchy, runtime_config};
+use crate::model::ModelSpec;
+use crate::recluster::Layout;
+use crate::scenario::Scenario;
+
+/// Heartbeat period of every process of a distributed run.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(200);
+/// Silence after which a process is considered dead.
+pub(crate) const SILENCE: Duration = Duration::from_secs(2);
+/// Silence of the coordinator after which an assigned node gives up and exits.
+const ORPHANED: Duration = Duration::from_secs(30);
+
+/// What a node hosts once assigned.
+struct World {
+    spec: Arc<ModelSpec>,
+    rt: QuantumOrchestrator<SimAgent>,
+    handle: RuntimeHandle<SimAgent>,
+    gateway: Gateway<SimMsg>,
+    plan: Vec<PlannedNode>,
+    /// Levels of the node tree (1: clusters only).
+    levels: usize,
+    tick: u64,
+}
+
+/// Runs a node until the coordinator says finish (or falls silent for good).
+///
+/// # Errors
+///
+/// [`SimError::Net`] if the server cannot be reached or refuses the credentials (the node
+/// does not start), or a runtime error.
+pub fn run_node(config: &NatsConfig, name: &str) -> Result<(), SimError> {
+    if !qorch_net::valid_process_name(name) {
+        return Err(SimError::Scenario(format!(
+            "node name {name:?}: use letters, digits, '-' and '_' only"
+        )));
+    }
+    let exec = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| SimError::Optimizer(format!("cannot start the node's executor: {e}")))?;
+    exec.block_on(serve(config, name))
+}
+
+async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
+    let subjects = Subjects::new(&config.prefix);
+    let control = config
+        .connect(&format!("{name}/control"))
+        .await
+        .map_err(net_error)?;
+    let data = config
+        .connect(&format!("{name}/data"))
+        .await
+        .map_err(net_error)?;
+    let mut requests = rpc::serve(&control, &node_subject(&subjects, name))
+        .await
+        .map_err(net_error)?;
+    let beat = qorch_net::beacon(control.clone(), &subjects, name, HEARTBEAT);
+    let members = Membership::watch(&control, &subjects)
+        .await
+        .map_err(net_error)?;
+    tracing::info!(node = name, "joined; waiting for work");
+    let join = Join {
+        name: name.to_owned(),
+        pid: std::process::id(),
+    };
+    let join_bytes = qorch_protocol::WireCodec::default()
+        .encode(&join)
+        .map_err(|e| SimError::Optimizer(e.to_string()))?;
+    let mut announce = tokio::time::interval(Duration::from_millis(250));
+    let mut world: Option<World> = None;
+    let result = loop {
+        tokio::select! {
+            req = requests.recv() => {
+                let Some(req) = req else { break Ok(()) };
+                match handle_request(&req, &mut world, &data, &control, &subjects, name).await {
+                    Ok(Some(answer)) => {
+                        let _ = req.answer(&control, &Ok::<_, String>(answer)).await;
+                    }
+                    Ok(None) => {
+                        let _ = req.answer(&control, &Ok::<_, String>(FromNode::Ok)).await;
+                        break Ok(());
+                    }
+                    Err(e) => {
+                        let _ = req.answer::<FromNode>(&control, &Err(e.to_string())).await;
+                    }
+                }
+            }
+            _ = announce.tick() => {
+                if world.is_none() {
+                    let _ = control.publish(subjects.control(JOIN), join_bytes.clone().into()).await;
+                } else if !members.alive(COORDINATOR, ORPHANED) {
+                    break Err(SimError::Optimizer(format!(
+                        "node {name}: the coordinator has been silent for {ORPHANED:?}; leaving"
+                    )));
+                }
+            }
+        }
+    };
+    beat.abort();
+    if let Some(w) = world.take() {
+        tokio::task::spawn_blocking(move || w.rt.shutdown())
+            .await
+            .map_err(|e| SimError::Optimizer(e.to_string()))?;
+    }
+    result
+}
+
+/// Handles one call; `Ok(None)` for Finish (answered, then the node leaves).
+async fn handle_request(
+    req: &Request,
+    world: &mut Option<World>,
+    data: &qorch_net::Client,
+    control: &qorch_net::Client,
+    subjects: &Subjects,
+    name: &str,
+) -> Result<Option<FromNode>, SimError> {
+    let msg: ToNode = req.decode().map_err(net_error)?;
+    if let ToNode::Assign(a) = msg {
+        if world.is_some() {
+            return Err(SimError::Scenario(format!(
+                "node {name} is already assigned"
+            )));
+        }
+        *world = Some(World::build(&a, data, control, subjects, name).await?);
+        return Ok(Some(FromNode::Ok));
+    }
+    let Some(w) = world.as_mut() else {
+        return Err(SimError::Scenario(format!("node {name} has no work yet")));
+    };
+    match msg {
+        ToNode::Assign(_) => unreachable!("handled above"),
+        ToNode::Tick(t) => {
+            if t > w.tick {
+                w.handle.tick(t).await?;
+                w.handle.quiesce(t, Duration::from_secs(600)).await?;
+                w.tick = t;
+            }
+            Ok(Some(FromNode::Ok))
+        }
+        ToNode::Status => Ok(Some(FromNode::Status(Box::new(w.status().await?)))),
+        ToNode::Collect(round) => Ok(Some(FromNode::Report(Box::new(
+            w.handle.round(round).await?,
+        )))),
+        ToNode::Allocate(batch) => {
+            w.handle.allocate(batch).await?;
+            // Grants travel one level per hop: one settle pass per level, and one for the
+            // orchestrator.
+            for _ in 0..=w.levels {
+                w.handle.settle().await?;
+            }
+            Ok(Some(FromNode::Ok))
+        }
+        ToNode::Panic(id) => {
+            let fuse = Arc::new(AtomicBool::new(true));
+            w.handle
+                .send(id, SimMsg::Panic(fuse))
+                .await
+                .map_err(|e| SimError::Optimizer(format!("fault injection: {e}")))?;
+            Ok(Some(FromNode::Ok))
+        }
+        ToNode::LoseLeaf(addr) => {
+            w.rt.manager().kill(addr)?;
+            crate::local::wait_failed(&w.handle, addr).await?;
+            Ok(Some(FromNode::Ok))
+        }
+        ToNode::Crash => {
+            tracing::warn!(node = name, "injected fault: the node process dies now");
+            std::process::abort();
+        }
+        ToNode::Adopt(a) => {
+            w.adopt(&a)?;
+            Ok(Some(FromNode::Ok))
+        }
+        ToNode::Finish => Ok(None),
+    }
+}
+
+impl World {
+    async fn build(
+        a: &Assignment,
+        data: &qorch_net::Client,
+        control: &qorch_net::Client,
+        subjects: &Subjects,
+        name: &str,
+    ) -> Result<World, SimError> {
+        let scenario = Scenario::from_toml_str(&a.scenario)?;
+        scenario.validate()?;
+        let spec = Arc::new(ModelSpec::new(&scenario));
+        let (plan, leaves) = plan_hierarchy(&scenario);
+        let routes = Arc::new(RouteTable::new());
+        routes.place_agents(route_entries(&leaves, &a.leaf_of));
+        let (mut gateway, link) =
+            Gateway::<SimMsg>::new(GatewayConfig::new(name), subjects.clone(), routes);
+        let rt = QuantumOrchestrator::<SimAgent>::builder()
+            .config(runtime_config(&scenario))
+            .remote(link)
+            .build()?;
+        let handle = rt.handle();
+        let mine: std::collections::BTreeSet<u32> = a.clusters.iter().copied().collect();
+        create_nodes(&rt.manager(), &plan, &|c| mine.contains(&c))?;
+        let factory = factory(&spec);
+        let mut by_leaf: Vec<Vec<AgentId>> = vec![Vec::new(); leaves.len()];
+        for (agent, &l) in a.leaf_of.iter().enumerate() {
+            by_leaf[l as usize].push(AgentId(agent as u32));
+        }
+        for (l, (addr, c, _)) in leaves.iter().enumerate() {
+            if mine.contains(c) && !by_leaf[l].is_empty() {
+                rt.manager().spawn_agents_at(*addr, &by_leaf[l], &factory)?;
+            }
+        }
+        handle.settle().await?;
+        let hosted: Vec<ClusterId> = a.clusters.iter().map(|&c| ClusterId(c)).collect();
+        gateway
+            .start(data.clone(), control.clone(), handle.clone(), &hosted)
+            .await
+            .map_err(net_error)?;
+        tracing::info!(node = name, clusters = hosted.len(), "hosting");
+        Ok(World {
+            spec,
+            rt,
+            handle,
+            gateway,
+            plan,
+            levels: scenario.topology.depth + 1,
+            tick: 0,
+        })
+    }
+
+    async fn status(&self) -> Result<NodeStatus, SimError> {
+        Ok(NodeStatus {
+            in_flight: self.handle.in_flight(),
+            stats: self.handle.stats().await?,
+            gateway: self.gateway.stats(),
+            letters_left: 0,
+        })
+    }
+
+    /// Creates the adopted clusters' nodes, restarts their agents at the adoption's tick,
+    /// and subscribes to their subjects (what was not acknowledged comes here).
+    fn adopt(&mut self, a: &Adoption) -> Result<(), SimError> {
+        let adopted: std::collections::BTreeSet<u32> = a.clusters.iter().copied().collect();
+        create_nodes(&self.rt.manager(), &self.plan, &|c| adopted.contains(&c))?;
+        let spec = Arc::clone(&self.spec);
+        let tick = a.tick;
+        let resumed: Factory<SimAgent> =
+            Arc::new(move |id| SimAgent::resumed(Arc::clone(&spec), id, tick));
+        for (leaf, ids) in &a.agents {
+            if !ids.is_empty() {
+                self.rt.manager().spawn_agents_at(*leaf, ids, &resumed)?;
+            }
+        }
+        for &c in &a.clusters {
+            self.gateway.host(ClusterId(c)).map_err(net_error)?;
+        }
+        self.tick = self.tick.max(a.tick);
+        Ok(())
+    }
+}
+
+/// The route table's entries: every agent's cluster and leaf.
+pub(crate) fn route_entries(
+    leaves: &[(Address, u32, Address)],
+    leaf_of: &[u32],
+) -> Vec<(AgentId, ClusterId, Option<qorch_protocol::SubClusterId>)> {
+    leaf_of
+        .iter()
+        .enumerate()
+        .map(|(a, &l)| {
+            let (addr, c, _) = leaves[l as usize];
+            let sub = match addr {
+                Address::SubCluster(s) => Some(s),
+                _ => None,
+            };
+            (AgentId(a as u32), ClusterId(c), sub)
+        })
+        .collect()
+}
+
+/// The initial layout of a distributed run: as a local run's, misplacement included.
+pub(crate) fn initial_layout(scenario: &Scenario, spec: &ModelSpec) -> Layout {
+    let (_, leaves) = plan_hierarchy(scenario);
+    let mut layout = Layout::new(leaves, spec);
+    layout.misplace_layout(scenario.topology.misplaced, scenario.seed);
+    layout
+}
