@@ -5,6 +5,8 @@
 mod alloc_count;
 mod allocate_cmd;
 mod bench;
+mod nats_args;
+mod node_cmd;
 mod qaoa_cmd;
 mod qubo_cmd;
 mod simulate_cmd;
@@ -38,6 +40,9 @@ enum Command {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+    /// A node process of distributed simulations (`qorch simulate --nats URL --nodes K`):
+    /// hosts the clusters it is given, over NATS.
+    Node(node_cmd::Args),
     /// QAOA on the exact statevector simulator: Max-Cut and the simulator's benchmark.
     Qaoa {
         #[command(subcommand)]
@@ -55,9 +60,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings and errors on stderr; more with RUST_LOG (for instance RUST_LOG=info).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Allocate { cmd } => allocate_cmd::run(&cmd),
         Command::Bench { which } => bench::run(&which),
+        Command::Node(args) => node_cmd::run(&args),
         Command::Qaoa { cmd } => qaoa_cmd::run(&cmd),
         Command::Qubo { cmd } => qubo_cmd::run(&cmd),
         Command::Simulate(args) => simulate_cmd::run(&args),

@@ -42,6 +42,12 @@ pub(crate) struct Args {
     /// Print the scenario (after the flags) as TOML and exit.
     #[arg(long)]
     pub(crate) print_scenario: bool,
+    /// Distributed run: the clusters over this many node processes (`qorch node`) on the
+    /// NATS server of `--nats`; missing nodes are started here as child processes.
+    #[arg(long, value_name = "K", requires = "nats")]
+    pub(crate) nodes: Option<usize>,
+    #[command(flatten)]
+    pub(crate) nats: crate::nats_args::NatsArgs,
 }
 
 /// The scenario of the arguments: the file or the default, then the flags.
@@ -90,7 +96,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     );
     bar.set_message(format!("setting up {} agents", s.topology.agents));
     bar.enable_steady_tick(Duration::from_millis(200));
-    let outcome = qorch_sim::run(&s, &mut |p| match p {
+    let distributed = distributed(args)?;
+    let mut on_progress = |p| match p {
         Progress::Ready { agents, .. } => bar.set_message(format!("{agents} agents running")),
         Progress::Round(summary) => {
             bar.set_message(format!(
@@ -99,7 +106,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             ));
             bar.inc(1);
         }
-    });
+    };
+    let outcome = match &distributed {
+        Some(d) => qorch_sim::run_distributed(&s, d, &mut on_progress),
+        None => qorch_sim::run(&s, &mut on_progress),
+    };
     bar.finish_and_clear();
     let outcome = outcome?;
     if let Some(dir) = &args.out {
@@ -115,4 +126,25 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         }
         crate::print_line(table.trim_end())
     }
+}
+
+/// The distributed settings of `--nats` (with `--nodes`, 1 by default): missing nodes are
+/// started as `qorch node` child processes of this binary.
+fn distributed(args: &Args) -> anyhow::Result<Option<qorch_sim::Distributed>> {
+    let Some(config) = args.nats.config()? else {
+        return Ok(None);
+    };
+    let mut d = qorch_sim::Distributed::new(config, args.nodes.unwrap_or(1));
+    let exe = std::env::current_exe().context("cannot find this program to start nodes")?;
+    let flags = args.nats.to_args();
+    d.spawn = Some(std::sync::Arc::new(move |name: &str| {
+        std::process::Command::new(&exe)
+            .arg("node")
+            .args(&flags)
+            .args(["--join", name])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+    }));
+    Ok(Some(d))
 }

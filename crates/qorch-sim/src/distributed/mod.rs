@@ -427,16 +427,20 @@ impl Coordinator {
             for (_, r) in calls.call_all(&ToNode::Tick(t)).await {
                 r?;
             }
+            tracing::debug!(tick = t, "ticked; termination waves");
             // Termination waves: two equal waves in a row, every node idle.
-            let mut previous: Option<Vec<(usize, NodeStatus)>> = None;
+            let mut previous: Option<Vec<(usize, [u64; 8])>> = None;
             let mut pause = Duration::from_micros(200);
             loop {
                 let wave = calls.statuses().await?;
                 let idle = wave.iter().all(|(_, s)| s.idle());
-                if idle && previous.as_ref() == Some(&wave) {
+                let activity: Vec<(usize, [u64; 8])> =
+                    wave.iter().map(|(i, s)| (*i, s.activity())).collect();
+                tracing::trace!(tick = t, idle, ?activity, "wave");
+                if idle && previous.as_ref() == Some(&activity) {
                     return Ok(());
                 }
-                previous = Some(wave);
+                previous = Some(activity);
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(20));
             }

@@ -91,4 +91,20 @@ impl NodeStatus {
     pub(crate) fn idle(&self) -> bool {
         self.in_flight == 0 && self.gateway.idle()
     }
+
+    /// The counters that move when messages move (not the protocol's own letters, which
+    /// the status calls themselves cause): equal in two waves means nothing happened.
+    pub(crate) fn activity(&self) -> [u64; 8] {
+        let (s, g) = (&self.stats, &self.gateway);
+        [
+            s.handled,
+            s.dead_letters,
+            s.restarts,
+            g.envelopes_out,
+            g.frames_out,
+            g.frames_in,
+            g.frames_acked,
+            g.envelopes_in,
+        ]
+    }
 }

@@ -1,0 +1,26 @@
+//! `qorch node --nats URL --join NAME`: a node process of distributed simulations. It hosts
+//! the clusters the coordinator (`qorch simulate --nats URL --nodes K`) gives it, until the
+//! run ends.
+
+use anyhow::Context as _;
+use clap::Args as ClapArgs;
+
+use crate::nats_args::NatsArgs;
+
+/// Runs a node process of distributed simulations.
+#[derive(ClapArgs, Debug)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+    /// This node's name (letters, digits, '-' and '_'), unique on the server.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) join: String,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let Some(config) = args.nats.config()? else {
+        anyhow::bail!("qorch node needs --nats URL");
+    };
+    qorch_sim::run_node(&config, &args.join)
+        .with_context(|| format!("node {}", args.join))
+}
