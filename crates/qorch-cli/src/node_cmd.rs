@@ -21,6 +21,5 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let Some(config) = args.nats.config()? else {
         anyhow::bail!("qorch node needs --nats URL");
     };
-    qorch_sim::run_node(&config, &args.join)
-        .with_context(|| format!("node {}", args.join))
+    qorch_sim::run_node(&config, &args.join).with_context(|| format!("node {}", args.join))
 }

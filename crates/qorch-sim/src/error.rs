@@ -25,7 +25,7 @@ pub enum SimError {
     Optimizer(String),
     /// The NATS transport of a distributed run failed (server unreachable, credentials
     /// refused, ...).
-    #[error("{0}")]
+    #[error(transparent)]
     Net(#[from] qorch_net::NetError),
     /// A process of a distributed run failed or could not be started.
     #[error("distributed run: {0}")]

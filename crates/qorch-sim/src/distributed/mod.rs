@@ -135,7 +135,8 @@ struct Slot {
     name: String,
     alive: bool,
     clusters: Vec<u32>,
-    /// Its counts when it was lost (a lost node's last report).
+    /// Its last reported counts (a lost node's are its final ones: exact when it was lost
+    /// at a quiet point, a lower bound when it died mid-tick).
     last: NodeStatus,
 }
 
@@ -176,11 +177,24 @@ impl Calls {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Calls a node; gives up early if its heartbeats stop (a dead node never answers).
     async fn call(&self, name: &str, msg: &ToNode) -> Result<FromNode, SimError> {
-        self.rpc
-            .call(&node_subject(&self.subjects, name), msg, CALL_TIMEOUT)
-            .await
-            .map_err(|e| SimError::Distributed(format!("node {name}: {e}")))
+        let subject = node_subject(&self.subjects, name);
+        let answer = self.rpc.call(&subject, msg, CALL_TIMEOUT);
+        let silent = async {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                if !self.members.alive(name, SILENCE) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            r = answer => r.map_err(|e| SimError::Distributed(format!("node {name}: {e}"))),
+            () = silent => Err(SimError::Distributed(format!(
+                "node {name} fell silent (no heartbeat for {SILENCE:?})"
+            ))),
+        }
     }
 
     /// The same call to every live node at once.
@@ -199,6 +213,11 @@ impl Calls {
                 FromNode::Status(s) => out.push((i, *s)),
                 other => return Err(unexpected(&other)),
             }
+        }
+        // Kept: if a node dies, its last counts still count.
+        let mut p = self.placement();
+        for (i, s) in &out {
+            p.slots[*i].last = *s;
         }
         Ok(out)
     }
