@@ -135,9 +135,14 @@ fn distributed(args: &Args) -> anyhow::Result<Option<qorch_sim::Distributed>> {
         return Ok(None);
     };
     let mut d = qorch_sim::Distributed::new(config, args.nodes.unwrap_or(1));
+    d.spawn = Some(node_spawner(args.nats.to_args())?);
+    Ok(Some(d))
+}
+
+/// Starts `qorch node ... --join NAME` child processes of this very binary.
+pub(crate) fn node_spawner(flags: Vec<String>) -> anyhow::Result<qorch_sim::SpawnNode> {
     let exe = std::env::current_exe().context("cannot find this program to start nodes")?;
-    let flags = args.nats.to_args();
-    d.spawn = Some(std::sync::Arc::new(move |name: &str| {
+    Ok(std::sync::Arc::new(move |name: &str| {
         std::process::Command::new(&exe)
             .arg("node")
             .args(&flags)
@@ -145,6 +150,5 @@ fn distributed(args: &Args) -> anyhow::Result<Option<qorch_sim::Distributed>> {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .spawn()
-    }));
-    Ok(Some(d))
+    }))
 }

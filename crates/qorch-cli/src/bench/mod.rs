@@ -1,6 +1,7 @@
 //! `qorch bench ...`: benchmarks that measure qorch and its baselines in the same run.
 
 mod mailbox;
+mod nats;
 mod overhead;
 mod runtime;
 mod scheduler;
@@ -19,6 +20,9 @@ pub(crate) enum BenchCommand {
     /// One round of the `EnhancedQuboScheduler` on a synthetic problem of N agents in K
     /// clusters over P pools: round time, objective, Lagrangian bound, efficiency.
     Scheduler(scheduler::Args),
+    /// One scenario in one process and over 2 and 4 local node processes joined by NATS:
+    /// messages per second, messages across processes per second, round latency.
+    Nats(nats::Args),
     /// The runtime's communication overhead: the same agent work in the runtime and in a
     /// plain loop on as many threads.
     Overhead(overhead::Args),
@@ -30,5 +34,6 @@ pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Runtime(args) => runtime::run(args),
         BenchCommand::Scheduler(args) => scheduler::run(args),
         BenchCommand::Overhead(args) => overhead::run(args),
+        BenchCommand::Nats(args) => nats::run(args),
     }
 }
