@@ -2,6 +2,8 @@
 //! processes joined by NATS: tick throughput, messages across processes per second, and
 //! round latency, side by side.
 
+use std::fmt::Write as _;
+
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use qorch_net::NatsConfig;
@@ -140,18 +142,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         return crate::print_line(&serde_json::to_string(&f)?);
     }
     let mut out = format!(
-        "{} agents, {} clusters, {} ticks, {} cores\n  nodes  msgs/s      cross/s     round s  vs single\n",
+        "{} agents, {} clusters, {} ticks, {} cores\n  nodes      msgs/s     cross/s  round s  vs single\n",
         f.agents, f.clusters, f.ticks, f.cores
     );
     for r in std::iter::once(&f.single).chain(&f.distributed) {
-        out.push_str(&format!(
-            "  {:>5}  {:>10.0}  {:>10.0}  {:>7.3}  {:>8.2}\n",
+        let _ = writeln!(
+            out,
+            "  {:>5}  {:>10.0}  {:>10.0}  {:>7.3}  {:>8.2}",
             if r.nodes == 0 { "1 (p)".to_owned() } else { r.nodes.to_string() },
             r.messages_per_second,
             r.cross_process_per_second,
             r.round_latency_mean_seconds,
             r.throughput_vs_single
-        ));
+        );
     }
     crate::print_line(out.trim_end())
 }
