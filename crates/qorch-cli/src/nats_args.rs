@@ -15,7 +15,10 @@ pub(crate) const TOKEN_ENV: &str = "QORCH_NATS_TOKEN";
 
 /// How to reach the NATS server.
 #[derive(ClapArgs, Debug, Clone, Default)]
-#[allow(clippy::doc_markdown, reason = "these comments are the --help text, shown as written")]
+#[allow(
+    clippy::doc_markdown,
+    reason = "these comments are the --help text, shown as written"
+)]
 pub(crate) struct NatsArgs {
     /// NATS server URL (nats://host:4222; several comma-separated).
     #[arg(long, value_name = "URL")]

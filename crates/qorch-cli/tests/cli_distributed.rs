@@ -11,18 +11,11 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use qorch_net::local_server::{LocalServer, LocalServerError};
+use qorch_net::local_server::LocalServer;
 use serde_json::Value;
 
 fn server(args: &[&str]) -> Option<LocalServer> {
-    match LocalServer::start(args) {
-        Ok(s) => Some(s),
-        Err(LocalServerError::NotInstalled) if std::env::var("QORCH_REQUIRE_NATS").is_err() => {
-            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
+    qorch_net::local_server::start_or_skip(args, "cli_distributed")
 }
 
 fn qorch() -> Command {

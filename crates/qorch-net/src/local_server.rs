@@ -35,6 +35,29 @@ pub fn find_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// For tests: a server, or `None` with a notice on stderr (written past the test harness's
+/// capture, so a skip is never silent) when `nats-server` is not installed. With
+/// `QORCH_REQUIRE_NATS` set (`.ci/run` sets it where it installed the server), a missing
+/// server is a failure instead.
+///
+/// # Panics
+///
+/// If the server cannot start, or is missing while required.
+pub fn start_or_skip(args: &[&str], test: &str) -> Option<LocalServer> {
+    match LocalServer::start(args) {
+        Ok(s) => Some(s),
+        Err(LocalServerError::NotInstalled) if std::env::var_os("QORCH_REQUIRE_NATS").is_none() => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: nats-server is not installed (apt-get install nats-server)"
+            );
+            None
+        }
+        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
 impl LocalServer {
     /// Starts a server on 127.0.0.1 with extra `args` (for instance `--user u --pass p`).
     ///

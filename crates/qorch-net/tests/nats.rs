@@ -11,21 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use qorch_net::local_server::{LocalServer, LocalServerError};
+use qorch_net::local_server::LocalServer;
 use qorch_net::{Gateway, GatewayConfig, NatsConfig, NetError, RouteTable, Subjects};
 use qorch_protocol::{AgentId, ClusterId, Message, Priority, SubClusterId};
 use qorch_runtime::{Agent, AgentResult, Context, Factory, QuantumOrchestrator, RuntimeHandle};
 use serde::{Deserialize, Serialize};
 
 fn server(args: &[&str]) -> Option<LocalServer> {
-    match LocalServer::start(args) {
-        Ok(s) => Some(s),
-        Err(LocalServerError::NotInstalled) if std::env::var("QORCH_REQUIRE_NATS").is_err() => {
-            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
+    qorch_net::local_server::start_or_skip(args, "nats")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

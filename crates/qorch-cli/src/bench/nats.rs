@@ -84,7 +84,11 @@ fn figures(nodes: usize, o: &Outcome, single_rate: f64) -> Run {
         cross_process_per_second: m.cross_process as f64 / t,
         round_latency_mean_seconds: lat.iter().sum::<f64>() / lat.len().max(1) as f64,
         wall_seconds: o.timings.wall_seconds,
-        throughput_vs_single: if single_rate > 0.0 { rate / single_rate } else { 1.0 },
+        throughput_vs_single: if single_rate > 0.0 {
+            rate / single_rate
+        } else {
+            1.0
+        },
         unaccounted: m.unaccounted,
     }
 }
@@ -113,8 +117,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         .or_else(|| server.as_ref().map(LocalServer::url))
         .unwrap_or_default();
     let single = qorch_sim::run(&s, &mut |_| {})?;
-    let single_rate = single.report.messages.handled as f64
-        / single.timings.runtime_tick_seconds.max(1e-9);
+    let single_rate =
+        single.report.messages.handled as f64 / single.timings.runtime_tick_seconds.max(1e-9);
     let mut distributed = Vec::new();
     for &k in &args.nodes {
         let mut config = NatsConfig::new(url.clone());
@@ -149,7 +153,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         let _ = writeln!(
             out,
             "  {:>5}  {:>10.0}  {:>10.0}  {:>7.3}  {:>8.2}",
-            if r.nodes == 0 { "1 (p)".to_owned() } else { r.nodes.to_string() },
+            if r.nodes == 0 {
+                "1 (p)".to_owned()
+            } else {
+                r.nodes.to_string()
+            },
             r.messages_per_second,
             r.cross_process_per_second,
             r.round_latency_mean_seconds,
