@@ -383,7 +383,11 @@ impl Coordinator {
                 "node {name} was lost and no node is left"
             )));
         }
-        tracing::warn!(node = %name, clusters = clusters.len(), "node lost; its clusters move");
+        tracing::warn!(
+            node = %name,
+            clusters = clusters.len(),
+            "node lost: its clusters are failed and move to the remaining nodes"
+        );
         let mut by_slot: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
         for (k, &c) in clusters.iter().enumerate() {
             by_slot.entry(alive[k % alive.len()].0).or_default().push(c);
@@ -744,8 +748,15 @@ impl Hierarchy for Remote {
         Ok(all)
     }
 
+    /// Clusters whose node is lost and that no other node has adopted yet.
     fn failed_components(&mut self) -> usize {
-        0
+        self.calls
+            .placement()
+            .slots
+            .iter()
+            .filter(|s| !s.alive)
+            .map(|s| s.clusters.len())
+            .sum()
     }
 
     fn nodes(&mut self) -> Vec<(Address, String, Option<Address>)> {
