@@ -228,3 +228,32 @@ fn node_crash_faults_need_a_distributed_run() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("need a distributed run"));
 }
+
+#[test]
+fn a_distributed_run_survives_a_nats_server_restart() {
+    let Some(mut srv) = server(&[]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, SCENARIO.replace("rounds = 3", "rounds = 6")).unwrap();
+    let local = simulate(&path, &[]);
+    let child = qorch()
+        .arg("simulate")
+        .arg(&path)
+        .args(["--json", "--nats", &srv.url(), "--nodes", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    srv.restart(Duration::from_millis(300)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dist: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in ["sent", "handled", "dead_letters", "unaccounted"] {
+        assert_eq!(dist["messages"][k], local["messages"][k], "messages.{k}");
+    }
+}

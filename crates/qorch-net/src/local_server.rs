@@ -96,8 +96,17 @@ impl LocalServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(down);
-        self.child = spawn(&self.binary, self.port, &self.args)?;
-        self.wait_listening()
+        // The port can stay busy for a moment after the kill: try again a few times.
+        let mut last = None;
+        for _ in 0..20 {
+            self.child = spawn(&self.binary, self.port, &self.args)?;
+            match self.wait_listening() {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last.unwrap_or_else(|| LocalServerError::Start("did not restart".into())))
     }
 
     fn wait_listening(&mut self) -> Result<(), LocalServerError> {

@@ -22,6 +22,12 @@ use crate::NetError;
 /// Bytes per part (well under NATS's default 1 MiB limit).
 pub const PART_BYTES: usize = 256 * 1024;
 
+/// How often a waiting call checks whether its connection was re-established.
+const RESEND_CHECK: Duration = Duration::from_millis(500);
+
+/// Answers kept for repeated requests.
+const ANSWERS_KEPT: usize = 256;
+
 #[derive(Clone, Serialize, Deserialize)]
 struct Part {
     call: u64,
@@ -184,21 +190,37 @@ impl RpcClient {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(call, tx);
-        let body = qorch_protocol::WireCodec::with_max_frame_bytes(usize::MAX >> 1).encode(req)?;
-        let sent = send_parts(&self.client, subject, call, &self.inbox, &body).await;
-        let answer = match sent {
-            Ok(()) => tokio::time::timeout(timeout, rx).await,
-            Err(e) => {
-                self.forget(call);
-                return Err(e);
-            }
-        };
-        let Ok(Ok(bytes)) = answer else {
+        let body = WireCodec::with_max_frame_bytes(usize::MAX >> 1).encode(req)?;
+        let connects = || self.client.statistics().connects.load(Ordering::Acquire);
+        let mut epoch = connects();
+        if let Err(e) = send_parts(&self.client, subject, call, &self.inbox, &body).await {
             self.forget(call);
-            return Err(NetError::Timeout {
-                subject: subject.to_owned(),
-                timeout,
-            });
+            return Err(e);
+        }
+        // A reconnection (a server restart) may have lost the request or its answer: then
+        // the request goes again, under the same call id (the server side answers a repeat
+        // from its cache, or once the first is done).
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = rx;
+        let bytes = loop {
+            let check = tokio::time::Instant::now() + RESEND_CHECK;
+            tokio::select! {
+                got = &mut rx => match got {
+                    Ok(b) => break b,
+                    Err(_) => return Err(self.timed_out(call, subject, timeout)),
+                },
+                () = tokio::time::sleep_until(check.min(deadline)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(self.timed_out(call, subject, timeout));
+                    }
+                    let now = connects();
+                    if now != epoch {
+                        epoch = now;
+                        tracing::info!(subject, "reconnected: sending the request again");
+                        let _ = send_parts(&self.client, subject, call, &self.inbox, &body).await;
+                    }
+                }
+            }
         };
         let result: Result<A, String> = WireCodec::with_max_frame_bytes(usize::MAX >> 1)
             .decode(&bytes)
@@ -212,6 +234,14 @@ impl RpcClient {
         })
     }
 
+    fn timed_out(&self, call: u64, subject: &str, timeout: Duration) -> NetError {
+        self.forget(call);
+        NetError::Timeout {
+            subject: subject.to_owned(),
+            timeout,
+        }
+    }
+
     fn forget(&self, call: u64) {
         self.waiters
             .lock()
@@ -220,11 +250,21 @@ impl RpcClient {
     }
 }
 
+/// Requests being handled and the last answers, so that a request sent again after a
+/// reconnection is handled once.
+#[derive(Default)]
+struct Answers {
+    running: std::collections::HashSet<(String, u64)>,
+    done: HashMap<(String, u64), Vec<u8>>,
+    order: std::collections::VecDeque<(String, u64)>,
+}
+
 /// A whole request received by [`serve`], with what is needed to answer it.
 pub struct Request {
     call: u64,
     reply_to: String,
     body: Vec<u8>,
+    answers: Arc<Mutex<Answers>>,
 }
 
 impl Request {
@@ -253,6 +293,21 @@ impl Request {
         answer: &Result<A, String>,
     ) -> Result<(), NetError> {
         let body = WireCodec::with_max_frame_bytes(usize::MAX >> 1).encode(answer)?;
+        {
+            let mut a = self
+                .answers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let key = (self.reply_to.clone(), self.call);
+            a.running.remove(&key);
+            a.done.insert(key.clone(), body.clone());
+            a.order.push_back(key);
+            while a.order.len() > ANSWERS_KEPT {
+                if let Some(old) = a.order.pop_front() {
+                    a.done.remove(&old);
+                }
+            }
+        }
         send_parts(client, &self.reply_to, self.call, "", &body).await
     }
 }
@@ -271,24 +326,50 @@ pub async fn serve(client: &Client, subject: &str) -> Result<mpsc::Receiver<Requ
             reason: e.to_string(),
         })?;
     let (tx, rx) = mpsc::channel(64);
+    let client = client.clone();
     tokio::spawn(async move {
         let mut asm = Assembler::default();
+        let answers: Arc<Mutex<Answers>> = Arc::default();
         while let Some(msg) = sub.next().await {
             let Ok(part) = codec().decode::<Part>(&msg.payload) else {
                 tracing::warn!(subject = %msg.subject, "rpc: corrupted request part ignored");
                 continue;
             };
-            if let Some((call, reply_to, body)) = asm.add(part)
-                && tx
-                    .send(Request {
+            let Some((call, reply_to, body)) = asm.add(part) else {
+                continue;
+            };
+            let key = (reply_to.clone(), call);
+            let repeat = {
+                let mut a = answers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(done) = a.done.get(&key) {
+                    Some(Some(done.clone()))
+                } else if a.running.contains(&key) {
+                    Some(None)
+                } else {
+                    a.running.insert(key);
+                    None
+                }
+            };
+            match repeat {
+                // Answered already: the answer may have been lost; send it again.
+                Some(Some(done)) => {
+                    let _ = send_parts(&client, &reply_to, call, "", &done).await;
+                }
+                // Being handled: its answer will come.
+                Some(None) => {}
+                None => {
+                    let req = Request {
                         call,
                         reply_to,
                         body,
-                    })
-                    .await
-                    .is_err()
-            {
-                return;
+                        answers: Arc::clone(&answers),
+                    };
+                    if tx.send(req).await.is_err() {
+                        return;
+                    }
+                }
             }
         }
     });
