@@ -72,9 +72,9 @@ pub(crate) trait Backend {
     fn cross_process_messages(&mut self) -> u64 {
         0
     }
-    /// Nodes lost without a fault saying so, and the agents restarted elsewhere for them.
-    fn unplanned_losses(&self) -> (u64, u64) {
-        (0, 0)
+    /// Nodes lost without a fault saying so (killed from outside).
+    fn unplanned_losses(&self) -> NodeLosses {
+        NodeLosses::default()
     }
     /// Observed messages per counted one (affinity sampling).
     fn affinity_sample(&self) -> u32;
@@ -96,6 +96,17 @@ pub(crate) struct NodeLoss {
     /// Agents restarted on the remaining nodes.
     pub(crate) agents_restarted: u64,
     /// Messages the lost node had accepted but not acknowledged, handled again elsewhere.
+    pub(crate) in_flight: u64,
+}
+
+/// Node processes lost without a fault saying so.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NodeLosses {
+    /// Nodes lost.
+    pub(crate) nodes: u64,
+    /// Agents restarted on the remaining nodes.
+    pub(crate) agents_restarted: u64,
+    /// Messages they had accepted and not finished (per their last report).
     pub(crate) in_flight: u64,
 }
 
@@ -381,9 +392,10 @@ impl<'s> Driver<'s> {
         });
         self.cross.end = self.layout.expected_cross_share(&self.spec);
         let cross_process = self.backend.cross_process_messages();
-        let (lost, restarted) = self.backend.unplanned_losses();
-        self.faults.nodes_lost += lost;
-        self.faults.agents_restarted += restarted;
+        let lost = self.backend.unplanned_losses();
+        self.faults.nodes_lost += lost.nodes;
+        self.faults.agents_restarted += lost.agents_restarted;
+        self.faults.in_flight_at_node_loss += lost.in_flight;
         self.optimizer.stop();
         let shutdown = self.backend.shutdown();
         let plain = self.baseline.totals;

@@ -50,7 +50,8 @@ use crate::recluster::Layout;
 use crate::report::ReclusterRecord;
 use crate::scenario::{FaultKind, Scenario};
 use crate::simulation::{
-    Backend, Driver, NodeLoss, Outcome, Progress, ShutdownFigures, drive, optimizer_parts, pools,
+    Backend, Driver, NodeLoss, NodeLosses, Outcome, Progress, ShutdownFigures, drive,
+    optimizer_parts, pools,
 };
 
 /// Starts a node process with the given name (the CLI runs its own binary as
@@ -253,6 +254,7 @@ struct Coordinator {
 struct Unplanned {
     nodes: u64,
     agents_restarted: u64,
+    in_flight: u64,
 }
 
 impl Coordinator {
@@ -562,6 +564,7 @@ impl Backend for Coordinator {
             for slot in silent {
                 let loss = self.fail_over(slot, layout)?;
                 self.unplanned.agents_restarted += loss.agents_restarted;
+                self.unplanned.in_flight += loss.in_flight;
                 self.unplanned.nodes += 1;
             }
         }
@@ -631,8 +634,12 @@ impl Backend for Coordinator {
         self.affinity_sample
     }
 
-    fn unplanned_losses(&self) -> (u64, u64) {
-        (self.unplanned.nodes, self.unplanned.agents_restarted)
+    fn unplanned_losses(&self) -> NodeLosses {
+        NodeLosses {
+            nodes: self.unplanned.nodes,
+            agents_restarted: self.unplanned.agents_restarted,
+            in_flight: self.unplanned.in_flight,
+        }
     }
 
     fn recluster(
