@@ -97,6 +97,10 @@ fn three_node_processes_share_a_run_survive_a_crash_and_account_for_every_messag
     // The same report, key for key.
     assert_eq!(keys(&dist), keys(&local));
     assert_eq!(keys(&dist["messages"]), keys(&local["messages"]));
+    assert_eq!(
+        (local["processes"].as_u64(), dist["processes"].as_u64()),
+        (Some(1), Some(3))
+    );
     let (lm, dm) = (&local["messages"], &dist["messages"]);
     // Messages crossed between processes...
     assert!(dm["cross_process"].as_u64().unwrap() > 100, "{dm}");

@@ -18,8 +18,11 @@ pub struct Report {
     pub scenario: String,
     /// Its seed.
     pub seed: u64,
-    /// Worker threads.
+    /// Worker threads (per process).
     pub workers: usize,
+    /// Processes hosting the agents: 1, or the node processes of a distributed run
+    /// (`qorch simulate --nats URL --nodes K`).
+    pub processes: usize,
     /// One worker: timing fields are left out and the report is reproducible.
     pub reproducible: bool,
     /// Agents at the start.
@@ -311,6 +314,21 @@ impl Report {
                 self.faults.agents_lost
             ),
         );
+        if self.processes > 1 {
+            row(
+                &mut s,
+                "node processes",
+                format!(
+                    "{} over NATS: {} messages crossed, {} nodes lost ({} agents restarted, \
+                     {} messages in flight)",
+                    self.processes,
+                    self.messages.cross_process,
+                    self.faults.nodes_lost,
+                    self.faults.agents_restarted,
+                    self.faults.in_flight_at_node_loss
+                ),
+            );
+        }
         s
     }
 }

@@ -68,6 +68,10 @@ pub(crate) trait Backend {
             "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
         ))
     }
+    /// Processes hosting agents.
+    fn processes(&self) -> usize {
+        1
+    }
     /// Messages that crossed between processes so far (0 in one process).
     fn cross_process_messages(&mut self) -> u64 {
         0
@@ -392,6 +396,7 @@ impl<'s> Driver<'s> {
         });
         self.cross.end = self.layout.expected_cross_share(&self.spec);
         let cross_process = self.backend.cross_process_messages();
+        let processes = self.backend.processes();
         let lost = self.backend.unplanned_losses();
         self.faults.nodes_lost += lost.nodes;
         self.faults.agents_restarted += lost.agents_restarted;
@@ -426,6 +431,7 @@ impl<'s> Driver<'s> {
             scenario: s.name.clone(),
             seed: s.seed,
             workers: self.workers,
+            processes,
             reproducible,
             agents: s.topology.agents,
             clusters: s.topology.clusters,

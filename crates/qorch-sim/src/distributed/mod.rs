@@ -634,6 +634,10 @@ impl Backend for Coordinator {
         self.affinity_sample
     }
 
+    fn processes(&self) -> usize {
+        self.calls.placement().slots.len()
+    }
+
     fn unplanned_losses(&self) -> NodeLosses {
         NodeLosses {
             nodes: self.unplanned.nodes,
