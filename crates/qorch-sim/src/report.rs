@@ -315,20 +315,21 @@ impl Report {
             ),
         );
         if self.processes > 1 {
-            row(
-                &mut s,
-                "node processes",
-                format!(
-                    "{} over NATS: {} messages crossed, {} nodes lost ({} agents restarted, \
-                     {} messages in flight)",
-                    self.processes,
-                    self.messages.cross_process,
-                    self.faults.nodes_lost,
-                    self.faults.agents_restarted,
-                    self.faults.in_flight_at_node_loss
-                ),
-            );
+            row(&mut s, "node processes", self.processes_line());
         }
         s
+    }
+
+    /// The summary's line about the node processes of a distributed run.
+    fn processes_line(&self) -> String {
+        format!(
+            "{} over NATS: {} messages crossed, {} nodes lost ({} agents restarted, {} \
+             messages in flight)",
+            self.processes,
+            self.messages.cross_process,
+            self.faults.nodes_lost,
+            self.faults.agents_restarted,
+            self.faults.in_flight_at_node_loss
+        )
     }
 }
