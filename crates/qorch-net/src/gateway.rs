@@ -5,8 +5,9 @@
 //! and priority into frames (`[version][bincode 2][crc32]`, the protocol's codec), publishes
 //! Control frames before High before Normal before Low on
 //! `<prefix>.d.<cluster>.<leaf>.<priority>`, and keeps each frame until it is acknowledged,
-//! publishing it again every `redelivery_timeout` (up to `max_deliveries`, then it is counted
-//! undeliverable: reported, never dropped silently).
+//! publishing it again after `redelivery_timeout`, then after twice that, up to 8 times (for
+//! `give_up_after`; then its messages are counted undeliverable: reported, never dropped
+//! silently).
 //!
 //! **In.** One wildcard subscription per hosted cluster (`<prefix>.d.<cluster>.>`). Frames
 //! waiting together are taken by priority; each frame's envelopes are injected into the
@@ -42,12 +43,14 @@ pub struct GatewayConfig {
     pub process: String,
     /// Envelopes per frame at most.
     pub batch_max: usize,
-    /// Time after which an unacknowledged frame is published again.
+    /// Time after which an unacknowledged frame is published again; the wait doubles with
+    /// each publication, up to 8 times this (a receiver busy with a long tick acknowledges
+    /// late, and should not be flooded with copies meanwhile).
     pub redelivery_timeout: Duration,
-    /// Publications of a frame before it is given up (and its messages counted
-    /// undeliverable). The default keeps trying for two minutes, long enough for a failed
-    /// process's clusters to be adopted elsewhere.
-    pub max_deliveries: u32,
+    /// Age at which an unacknowledged frame is given up and its messages counted
+    /// undeliverable. The default, two minutes, is long enough for a failed process's
+    /// clusters to be adopted elsewhere.
+    pub give_up_after: Duration,
     /// How often, while frames wait for their acknowledgement, the runtime is checked for
     /// idleness.
     pub ack_poll: Duration,
@@ -60,7 +63,7 @@ impl GatewayConfig {
             process: process.into(),
             batch_max: 1024,
             redelivery_timeout: Duration::from_millis(500),
-            max_deliveries: 240,
+            give_up_after: Duration::from_secs(120),
             ack_poll: Duration::from_millis(1),
         }
     }
@@ -435,6 +438,7 @@ where
 struct Pending {
     subject: String,
     bytes: Bytes,
+    first_sent: Instant,
     last_sent: Instant,
     deliveries: u32,
     users: u64,
@@ -551,6 +555,7 @@ impl Egress {
             Pending {
                 subject: subject.to_owned(),
                 bytes,
+                first_sent: Instant::now(),
                 last_sent: Instant::now(),
                 deliveries: 1,
                 users: users(envs),
@@ -577,35 +582,39 @@ impl Egress {
     async fn redeliver(&mut self) {
         let now = Instant::now();
         let timeout = self.config.redelivery_timeout;
+        let give_up = self.config.give_up_after;
+        let wait = |p: &Pending| timeout * (1_u32 << (p.deliveries - 1).min(3));
         let due: Vec<(u32, u64)> = self
             .pending
             .iter()
-            .filter(|(_, p)| now.duration_since(p.last_sent) >= timeout)
+            .filter(|(_, p)| now.duration_since(p.last_sent) >= wait(p))
             .map(|(k, _)| *k)
             .collect();
         for key in due {
             let Some(p) = self.pending.get_mut(&key) else {
                 continue;
             };
-            if p.deliveries >= self.config.max_deliveries {
-                let p = self.pending.remove(&key).expect("present");
-                tracing::error!(
-                    subject = %p.subject,
-                    messages = p.users,
-                    "frame never acknowledged; its messages are counted undeliverable"
-                );
-                Counters::add(&self.counters.undeliverable, p.users);
-                self.counters.frames_pending.fetch_sub(1, Ordering::AcqRel);
-                if let Some(c) = self.clusters.get_mut(&key.0) {
-                    c.unacked.remove(&key.1);
-                }
+            if now.duration_since(p.first_sent) < give_up {
+                p.deliveries += 1;
+                p.last_sent = now;
+                Counters::add(&self.counters.frames_redelivered, 1);
+                Counters::add(&self.counters.bytes_out, p.bytes.len() as u64);
+                let _ = self.data.publish(p.subject.clone(), p.bytes.clone()).await;
                 continue;
             }
-            p.deliveries += 1;
-            p.last_sent = now;
-            Counters::add(&self.counters.frames_redelivered, 1);
-            Counters::add(&self.counters.bytes_out, p.bytes.len() as u64);
-            let _ = self.data.publish(p.subject.clone(), p.bytes.clone()).await;
+            let Some(p) = self.pending.remove(&key) else {
+                continue;
+            };
+            tracing::error!(
+                subject = %p.subject,
+                messages = p.users,
+                "frame never acknowledged; its messages are counted undeliverable"
+            );
+            Counters::add(&self.counters.undeliverable, p.users);
+            self.counters.frames_pending.fetch_sub(1, Ordering::AcqRel);
+            if let Some(c) = self.clusters.get_mut(&key.0) {
+                c.unacked.remove(&key.1);
+            }
         }
         let _ = self.data.flush().await;
     }
