@@ -57,7 +57,7 @@ pub fn run_node(config: &NatsConfig, name: &str) -> Result<(), SimError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| SimError::Optimizer(format!("cannot start the node's executor: {e}")))?;
+        .map_err(|e| SimError::Distributed(format!("cannot start the node's executor: {e}")))?;
     exec.block_on(serve(config, name))
 }
 
@@ -85,7 +85,7 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
     };
     let join_bytes = qorch_protocol::WireCodec::default()
         .encode(&join)
-        .map_err(|e| SimError::Optimizer(e.to_string()))?;
+        .map_err(|e| SimError::Distributed(e.to_string()))?;
     let mut announce = tokio::time::interval(Duration::from_millis(250));
     let mut world: Option<World> = None;
     let result = loop {
@@ -109,7 +109,7 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
                 if world.is_none() {
                     let _ = control.publish(subjects.control(JOIN), join_bytes.clone().into()).await;
                 } else if !members.alive(COORDINATOR, ORPHANED) {
-                    break Err(SimError::Optimizer(format!(
+                    break Err(SimError::Distributed(format!(
                         "node {name}: the coordinator has been silent for {ORPHANED:?}; leaving"
                     )));
                 }
@@ -120,7 +120,7 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
     if let Some(w) = world.take() {
         tokio::task::spawn_blocking(move || w.rt.shutdown())
             .await
-            .map_err(|e| SimError::Optimizer(e.to_string()))?;
+            .map_err(|e| SimError::Distributed(e.to_string()))?;
     }
     result
 }
