@@ -25,6 +25,9 @@ pub const PART_BYTES: usize = 256 * 1024;
 /// How often a waiting call checks whether its connection was re-established.
 const RESEND_CHECK: Duration = Duration::from_millis(500);
 
+/// Bodies being put together at most (more means parts were lost).
+const PARTIAL_KEPT: usize = 64;
+
 /// Answers kept for repeated requests.
 const ANSWERS_KEPT: usize = 256;
 
@@ -97,6 +100,12 @@ impl Assembler {
             return None;
         }
         let key = (p.reply_to.clone(), p.call);
+        if !self.partial.contains_key(&key) && self.partial.len() >= PARTIAL_KEPT {
+            // Bodies whose other parts never came (their sender died): the oldest call goes.
+            if let Some(old) = self.partial.keys().min_by_key(|k| k.1).cloned() {
+                self.partial.remove(&old);
+            }
+        }
         let entry = self
             .partial
             .entry(key.clone())
