@@ -48,14 +48,54 @@ kind = "agent_panic"
 count = 3
 "#;
 
-fn simulate(path: &std::path::Path, extra: &[&str]) -> Value {
-    let out = qorch()
-        .arg("simulate")
-        .arg(path)
-        .arg("--json")
-        .args(extra)
-        .output()
+/// Runs `cmd` to its end, or kills it and fails after `limit` (a hang must fail, not stall CI).
+fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let read_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).map(|_| v)
+    });
+    let read_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).map(|_| v)
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = read_err.join().unwrap().unwrap_or_default();
+            panic!(
+                "still running after {limit:?}, killed: {}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: read_out.join().unwrap().unwrap_or_default(),
+        stderr: read_err.join().unwrap().unwrap_or_default(),
+    }
+}
+
+/// Generous for a debug build on a loaded 2-core machine; these runs take seconds.
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn simulate(path: &std::path::Path, extra: &[&str]) -> Value {
+    let out = output_within(
+        qorch().arg("simulate").arg(path).arg("--json").args(extra),
+        LIMIT,
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -155,27 +195,28 @@ fn a_node_that_cannot_authenticate_refuses_to_start_without_printing_secrets() {
     let Some(srv) = server(&["--user", "qorch", "--pass", "pw-Secret-42"]) else {
         return;
     };
-    let out = qorch()
-        .args(["node", "--nats", &srv.url(), "--join", "n1"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        qorch().args(["node", "--nats", &srv.url(), "--join", "n1"]),
+        LIMIT,
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused authentication"), "{err}");
 
-    let out = qorch()
-        .args([
-            "node",
-            "--nats",
-            &srv.url(),
-            "--join",
-            "n1",
-            "--nats-user",
-            "qorch",
-        ])
-        .env("QORCH_NATS_PASSWORD", "wrong-Secret-7")
-        .output()
-        .unwrap();
+    let out = output_within(
+        qorch()
+            .args([
+                "node",
+                "--nats",
+                &srv.url(),
+                "--join",
+                "n1",
+                "--nats-user",
+                "qorch",
+            ])
+            .env("QORCH_NATS_PASSWORD", "wrong-Secret-7"),
+        LIMIT,
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused authentication"), "{err}");
@@ -184,8 +225,8 @@ fn a_node_that_cannot_authenticate_refuses_to_start_without_printing_secrets() {
         "never print secrets: {err}"
     );
 
-    let out = qorch()
-        .args([
+    let out = output_within(
+        qorch().args([
             "node",
             "--nats",
             &srv.url(),
@@ -193,15 +234,15 @@ fn a_node_that_cannot_authenticate_refuses_to_start_without_printing_secrets() {
             "n1",
             "--nats-user",
             "qorch",
-        ])
-        .output()
-        .unwrap();
+        ]),
+        LIMIT,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("QORCH_NATS_PASSWORD"));
 
     // The coordinator refuses too, before starting any node.
-    let out = qorch()
-        .args([
+    let out = output_within(
+        qorch().args([
             "simulate",
             "--nats",
             &srv.url(),
@@ -211,9 +252,9 @@ fn a_node_that_cannot_authenticate_refuses_to_start_without_printing_secrets() {
             "100",
             "--clusters",
             "4",
-        ])
-        .output()
-        .unwrap();
+        ]),
+        LIMIT,
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused authentication"), "{err}");
@@ -228,7 +269,7 @@ fn node_crash_faults_need_a_distributed_run() {
         format!("{SCENARIO}\n[[faults]]\nround = 1\nkind = \"node_crash\"\n"),
     )
     .unwrap();
-    let out = qorch().arg("simulate").arg(&p).output().unwrap();
+    let out = output_within(qorch().arg("simulate").arg(&p), LIMIT);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("need a distributed run"));
 }
@@ -240,17 +281,17 @@ fn a_distributed_run_survives_a_nats_server_restart() {
     let path = dir.path().join("s.toml");
     std::fs::write(&path, SCENARIO.replace("rounds = 3", "rounds = 6")).unwrap();
     let local = simulate(&path, &[]);
-    let child = qorch()
-        .arg("simulate")
+    let mut cmd = qorch();
+    cmd.arg("simulate")
         .arg(&path)
-        .args(["--json", "--nats", &srv.url(), "--nodes", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    srv.restart(Duration::from_millis(300)).unwrap();
-    let out = child.wait_with_output().unwrap();
+        .args(["--json", "--nats", &srv.url(), "--nodes", "2"]);
+    let restart = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        srv.restart(Duration::from_millis(300)).unwrap();
+        srv
+    });
+    let out = output_within(&mut cmd, LIMIT);
+    let _srv = restart.join().unwrap();
     assert!(
         out.status.success(),
         "{}",

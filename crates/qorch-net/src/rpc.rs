@@ -23,7 +23,11 @@ use crate::NetError;
 pub const PART_BYTES: usize = 256 * 1024;
 
 /// How often a waiting call checks whether its connection was re-established.
-const RESEND_CHECK: Duration = Duration::from_millis(500);
+const RESEND_CHECK: Duration = Duration::from_millis(250);
+
+/// Copies of a request sent after a reconnection, besides the one at once (at 0.25, 0.5,
+/// 1, ... 8 s).
+const RESENDS: u32 = 6;
 
 /// Bodies being put together at most (more means parts were lost).
 const PARTIAL_KEPT: usize = 64;
@@ -209,8 +213,11 @@ impl RpcClient {
         // A reconnection (a server restart) may have lost the request or its answer: then
         // the request goes again, under the same call id (the server side answers a repeat
         // from its cache, or once the first is done).
+        // The callee may reconnect later than this side, and miss the first copy: copies go
+        // at growing intervals after each reconnection (RESENDS of them).
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = rx;
+        let mut resends: Vec<tokio::time::Instant> = Vec::new();
         let bytes = loop {
             let check = tokio::time::Instant::now() + RESEND_CHECK;
             tokio::select! {
@@ -219,12 +226,18 @@ impl RpcClient {
                     Err(_) => return Err(self.timed_out(call, subject, timeout)),
                 },
                 () = tokio::time::sleep_until(check.min(deadline)) => {
-                    if tokio::time::Instant::now() >= deadline {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
                         return Err(self.timed_out(call, subject, timeout));
                     }
-                    let now = connects();
-                    if now != epoch {
-                        epoch = now;
+                    let c = connects();
+                    if c != epoch {
+                        epoch = c;
+                        resends = (0..RESENDS).map(|i| now + RESEND_CHECK * (1 << i)).collect();
+                        resends.insert(0, now);
+                    }
+                    if resends.first().is_some_and(|t| *t <= now) {
+                        resends.remove(0);
                         tracing::info!(subject, "reconnected: sending the request again");
                         let _ = send_parts(&self.client, subject, call, &self.inbox, &body).await;
                     }
