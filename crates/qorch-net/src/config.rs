@@ -181,7 +181,7 @@ impl NatsConfig {
     ///
     /// # Errors
     ///
-    /// [`NetError::Config`], [`NetError::Auth`] or [`NetError::Connect`].
+    /// [`NetError::Config`], [`NetError::Auth`], [`NetError::Tls`] or [`NetError::Connect`].
     pub async fn connect(&self, name: &str) -> Result<Client, NetError> {
         self.validate()?;
         let options = self.options(name).await?;
@@ -196,14 +196,19 @@ impl NatsConfig {
                         reason: e.kind().to_string(),
                     }
                 }
-                ConnectErrorKind::Tls => NetError::Connect {
-                    url,
-                    reason: format!("TLS: {}", e.kind()),
-                },
-                _ => NetError::Connect {
+                ConnectErrorKind::Tls => NetError::Tls {
                     url,
                     reason: e.to_string(),
                 },
+                _ => {
+                    let reason = e.to_string();
+                    let lower = reason.to_ascii_lowercase();
+                    if lower.contains("certificate") || lower.contains("tls") {
+                        NetError::Tls { url, reason }
+                    } else {
+                        NetError::Connect { url, reason }
+                    }
+                }
             })
     }
 }

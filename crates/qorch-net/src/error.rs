@@ -19,6 +19,18 @@ pub enum NetError {
         /// What the server said.
         reason: String,
     },
+    /// The TLS handshake failed (an unknown certificate authority, a wrong name, a server
+    /// without TLS).
+    #[error(
+        "TLS with the NATS server at {url} failed: {reason} (check --nats-ca, --nats-cert and \
+         --nats-key, and the server's certificate)"
+    )]
+    Tls {
+        /// The server, without secrets.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The server cannot be reached.
     #[error("cannot connect to the NATS server at {url}: {reason} (is nats-server running?)")]
     Connect {

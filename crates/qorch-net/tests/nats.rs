@@ -326,3 +326,91 @@ async fn a_server_restart_is_survived_and_nothing_is_lost() {
     .await
     .unwrap();
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
+fn certificates(dir: &std::path::Path) -> Option<()> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").ok()?;
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=qorch-test-ca",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    ok.then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_needs_the_right_authority_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("qorch-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if certificates(&dir).is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED tls: the openssl command is not available"
+        );
+        return;
+    }
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    let Some(srv) = server(&[
+        "--tls",
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    let url = srv.url().replace("nats://", "tls://");
+    let mut c = NatsConfig::new(&url);
+    c.require_tls = true;
+    let err = c.connect("x").await.expect_err("unknown authority");
+    assert!(matches!(err, NetError::Tls { .. }), "{err}");
+    c.tls_ca = Some(dir.join("ca.pem"));
+    let client = c.connect("x").await.expect("trusted authority");
+    client.flush().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
