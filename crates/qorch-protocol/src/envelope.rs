@@ -162,6 +162,30 @@ impl<M> Envelope<M> {
             payload: f(self.payload),
         }
     }
+
+    /// The same envelope with its payload converted by `f`, or `None` where `f` declines it.
+    pub fn filter_map<N>(self, f: impl FnOnce(M) -> Option<N>) -> Option<Envelope<N>> {
+        let Envelope {
+            from,
+            to,
+            priority,
+            seq,
+            correlation,
+            deadline,
+            ack_required,
+            payload,
+        } = self;
+        f(payload).map(|payload| Envelope {
+            from,
+            to,
+            priority,
+            seq,
+            correlation,
+            deadline,
+            ack_required,
+            payload,
+        })
+    }
 }
 
 impl<M: Send + 'static> Message for Envelope<M> {
@@ -220,6 +244,17 @@ impl Sequencer {
 mod tests {
     use super::*;
     use crate::AgentId;
+
+    #[test]
+    fn filter_map_keeps_the_metadata_or_declines() {
+        let e = Envelope::new(AgentId(1).into(), AgentId(2).into(), 41, 7_u32).with_ack();
+        let m = e.clone().filter_map(|x| (x > 5).then(|| x * 2)).unwrap();
+        assert_eq!(
+            (m.from, m.to, m.seq, m.ack_required, m.payload),
+            (e.from, e.to, e.seq, true, 14)
+        );
+        assert!(e.filter_map(|x| (x > 9).then_some(x)).is_none());
+    }
 
     #[test]
     fn deadline_expiry() {

@@ -180,33 +180,14 @@ impl<B: Agent> OrchestratorCore<B> {
             self.dead_letter(&env);
             return;
         };
-        let Envelope {
-            from,
-            to,
-            priority,
-            seq,
-            correlation,
-            deadline,
-            ack_required,
-            payload,
-        } = env;
-        let (payload, user) = match payload {
-            Letter::User(m) => (Remote::User(m), true),
-            Letter::Ack(id) => (Remote::Ack(id), false),
-            _ => {
-                self.dead_letter_parts(false);
-                return;
-            }
-        };
-        let out = Envelope {
-            from,
-            to,
-            priority,
-            seq,
-            correlation,
-            deadline,
-            ack_required,
-            payload,
+        let user = matches!(env.payload, Letter::User(_));
+        let Some(out) = env.filter_map(|l| match l {
+            Letter::User(m) => Some(Remote::User(m)),
+            Letter::Ack(id) => Some(Remote::Ack(id)),
+            _ => None,
+        }) else {
+            self.dead_letter_parts(false);
+            return;
         };
         match link.forward(out) {
             Ok(()) => {
