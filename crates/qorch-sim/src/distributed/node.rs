@@ -135,20 +135,20 @@ async fn handle_request(
     name: &str,
 ) -> Result<Option<FromNode>, SimError> {
     let msg: ToNode = req.decode().map_err(net_error)?;
-    if let ToNode::Assign(a) = msg {
-        if world.is_some() {
-            return Err(SimError::Scenario(format!(
-                "node {name} is already assigned"
-            )));
+    let (msg, w) = match (msg, world.as_mut()) {
+        (ToNode::Assign(a), None) => {
+            *world = Some(World::build(&a, data, control, subjects, name).await?);
+            return Ok(Some(FromNode::Ok));
         }
-        *world = Some(World::build(&a, data, control, subjects, name).await?);
-        return Ok(Some(FromNode::Ok));
-    }
-    let Some(w) = world.as_mut() else {
-        return Err(SimError::Scenario(format!("node {name} has no work yet")));
+        (msg, Some(w)) => (msg, w),
+        (_, None) => {
+            return Err(SimError::Scenario(format!("node {name} has no work yet")));
+        }
     };
     match msg {
-        ToNode::Assign(_) => unreachable!("handled above"),
+        ToNode::Assign(_) => Err(SimError::Scenario(format!(
+            "node {name} is already assigned"
+        ))),
         ToNode::Tick(t) => {
             if t > w.tick {
                 w.handle.tick(t).await?;
