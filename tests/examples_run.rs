@@ -66,3 +66,25 @@ fn qaoa_subsolver_compares_both_solvers() {
     assert_eq!(rows.iter().filter(|s| *s == "qaoa").count(), 3, "{out}");
     assert_eq!(rows.iter().filter(|s| *s == "default").count(), 3, "{out}");
 }
+
+#[test]
+fn nats_gateway_example_crosses_processes() {
+    if qorch::net::local_server::find_binary().is_none()
+        && std::env::var_os("QORCH_REQUIRE_NATS").is_none()
+    {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED nats_gateway: nats-server is not installed (apt-get install nats-server)"
+        );
+        return;
+    }
+    let Some(out) = run("nats_gateway") else {
+        return;
+    };
+    assert!(out.contains("rally of 10 hits ended at agent/1"), "{out}");
+    assert!(
+        out.contains("east sent 5 envelopes to west, west 4 to east"),
+        "{out}"
+    );
+}

@@ -13,6 +13,7 @@
 //! * [`runtime`]: the actor runtime ([`QuantumOrchestrator`], [`Agent`], [`ClusterManager`]).
 //! * [`resources`]: resource kinds, pools, requests, grants, the ledger and forecasts.
 //! * [`qubo`]: the QUBO engine and its solvers.
+//! * [`net`]: runtimes in several processes joined over NATS (gateway, credentials, TLS).
 //!
 //! ```
 //! use qorch::protocol::{Priority, PriorityMailbox};
@@ -26,6 +27,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub use qorch_net as net;
 pub use qorch_protocol as protocol;
 pub use qorch_protocol::QuantumOrchestrationProtocol;
 pub use qorch_qubo as qubo;
