@@ -75,3 +75,13 @@ pub enum NetError {
         message: String,
     },
 }
+
+impl NetError {
+    /// For `map_err`: a failed NATS operation `op`.
+    pub(crate) fn io<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> NetError {
+        move |e| NetError::Io {
+            op,
+            reason: e.to_string(),
+        }
+    }
+}

@@ -351,10 +351,7 @@ where
         let acks = control
             .subscribe(self.subjects.acks(&self.config.process))
             .await
-            .map_err(|e| NetError::Io {
-                op: "subscribe",
-                reason: e.to_string(),
-            })?;
+            .map_err(NetError::io("subscribe"))?;
         let max_payload = data.server_info().max_payload.max(64 * 1024);
         let egress = Egress {
             config: self.config.clone(),
@@ -394,10 +391,7 @@ where
             let _ = hosts_tx.send(c);
         }
         // Make sure the subscriptions exist on the server before anyone sends.
-        data.flush().await.map_err(|e| NetError::Io {
-            op: "flush",
-            reason: e.to_string(),
-        })?;
+        data.flush().await.map_err(NetError::io("flush"))?;
         self.hosts = Some(hosts_tx);
         let ingress = Ingress {
             config: self.config.clone(),
@@ -410,10 +404,7 @@ where
         tokio::spawn(ingress.run(in_rx, handle));
         // Give the subscription task a moment to reach the server.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        data.flush().await.map_err(|e| NetError::Io {
-            op: "flush",
-            reason: e.to_string(),
-        })
+        data.flush().await.map_err(NetError::io("flush"))
     }
 
     /// Starts receiving for one more cluster (this process adopted it); frames its previous

@@ -63,10 +63,7 @@ impl Membership {
         let mut sub = control
             .subscribe(subjects.heartbeats())
             .await
-            .map_err(|e| NetError::Io {
-                op: "subscribe",
-                reason: e.to_string(),
-            })?;
+            .map_err(NetError::io("subscribe"))?;
         let m = Membership::default();
         let seen = Arc::clone(&m.seen);
         tokio::spawn(async move {

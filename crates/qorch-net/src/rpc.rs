@@ -74,15 +74,9 @@ async fn send_parts(
         client
             .publish(subject.to_owned(), codec().encode(&part)?.into())
             .await
-            .map_err(|e| NetError::Io {
-                op: "publish",
-                reason: e.to_string(),
-            })?;
+            .map_err(NetError::io("publish"))?;
     }
-    client.flush().await.map_err(|e| NetError::Io {
-        op: "flush",
-        reason: e.to_string(),
-    })
+    client.flush().await.map_err(NetError::io("flush"))
 }
 
 /// Collects parts into whole bodies.
@@ -153,10 +147,7 @@ impl RpcClient {
         let mut sub = client
             .subscribe(inbox.clone())
             .await
-            .map_err(|e| NetError::Io {
-                op: "subscribe",
-                reason: e.to_string(),
-            })?;
+            .map_err(NetError::io("subscribe"))?;
         let waiters: Waiters = Arc::default();
         let w = Arc::clone(&waiters);
         tokio::spawn(async move {
@@ -343,10 +334,7 @@ pub async fn serve(client: &Client, subject: &str) -> Result<mpsc::Receiver<Requ
     let mut sub = client
         .subscribe(subject.to_owned())
         .await
-        .map_err(|e| NetError::Io {
-            op: "subscribe",
-            reason: e.to_string(),
-        })?;
+        .map_err(NetError::io("subscribe"))?;
     let (tx, rx) = mpsc::channel(64);
     let client = client.clone();
     tokio::spawn(async move {

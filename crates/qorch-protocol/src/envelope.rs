@@ -165,24 +165,15 @@ impl<M> Envelope<M> {
 
     /// The same envelope with its payload converted by `f`, or `None` where `f` declines it.
     pub fn filter_map<N>(self, f: impl FnOnce(M) -> Option<N>) -> Option<Envelope<N>> {
-        let Envelope {
-            from,
-            to,
-            priority,
-            seq,
-            correlation,
-            deadline,
-            ack_required,
-            payload,
-        } = self;
-        f(payload).map(|payload| Envelope {
-            from,
-            to,
-            priority,
-            seq,
-            correlation,
-            deadline,
-            ack_required,
+        let payload = f(self.payload)?;
+        Some(Envelope {
+            from: self.from,
+            to: self.to,
+            priority: self.priority,
+            seq: self.seq,
+            correlation: self.correlation,
+            deadline: self.deadline,
+            ack_required: self.ack_required,
             payload,
         })
     }
