@@ -119,6 +119,13 @@ pub struct SchedulerConfig {
     /// Level-1 blocks per pool: a cluster's agents are grouped into blocks of about a
     /// `1 / blocks_per_pool` share of a mean pool.
     pub blocks_per_pool: usize,
+    /// Passes of the final polish over the whole allocation (relocations and swaps scored
+    /// with the optimal amounts, migration and communication included); 0 turns it off.
+    /// Under a time limit the polish runs until it stops gaining or the limit nears.
+    pub polish_passes: usize,
+    /// Pools the polish tries per agent beyond its home and its partners' pools (every
+    /// allowed pool when there are at most one more than this).
+    pub polish_candidates: usize,
     /// Solve the sub-problems of a level on rayon's threads.
     pub parallel: bool,
 }
@@ -139,6 +146,8 @@ impl Default for SchedulerConfig {
             window_sweeps: 20,
             max_candidates: 6,
             blocks_per_pool: 16,
+            polish_passes: 3,
+            polish_candidates: 8,
             parallel: true,
         }
     }
@@ -172,6 +181,9 @@ impl SchedulerConfig {
         }
         if self.max_candidates == 0 {
             return bad("max_candidates must be at least 1".into());
+        }
+        if self.polish_passes > 0 && self.polish_candidates == 0 {
+            return bad("polish_candidates must be at least 1 when polish_passes is set".into());
         }
         if self.blocks_per_pool == 0 {
             return bad("blocks_per_pool must be at least 1".into());

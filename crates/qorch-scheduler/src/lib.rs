@@ -64,6 +64,7 @@ mod gap;
 mod hierarchy;
 mod outcome;
 mod partition;
+mod polish;
 mod problem;
 mod scheduler;
 mod synthetic;

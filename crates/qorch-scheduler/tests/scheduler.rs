@@ -387,3 +387,76 @@ fn tight_rounds_never_exceed_a_capacity() {
         assert!(out.served > 0, "seed {seed}: nothing served");
     }
 }
+
+fn agents_mut(problem: &mut AllocationProblem) -> Vec<&mut AgentSpec> {
+    fn sub<'a>(s: &'a mut qorch_scheduler::SubCluster, out: &mut Vec<&'a mut AgentSpec>) {
+        out.extend(s.agents.iter_mut());
+        for t in &mut s.subclusters {
+            sub(t, out);
+        }
+    }
+    let mut v = Vec::new();
+    for c in &mut problem.clusters {
+        v.extend(c.agents.iter_mut());
+        for s in &mut c.subclusters {
+            sub(s, &mut v);
+        }
+    }
+    v
+}
+
+#[test]
+fn the_polish_brings_rounds_close_to_the_bound() {
+    let config = |polish_passes| {
+        EnhancedQuboScheduler::new(SchedulerConfig {
+            polish_passes,
+            ..SchedulerConfig::default()
+        })
+        .expect("valid")
+    };
+    let base = SyntheticConfig {
+        agents: 2_000,
+        clusters: 4,
+        subclusters: 4,
+        pools: 20,
+        ..SyntheticConfig::default()
+    }
+    .generate();
+    // The same round with priority weights of many distinct values (the polish then keeps
+    // each pool's agents in sorted blocks instead of one sum per weight).
+    let mut varied = base.clone();
+    let mut next = stream(3);
+    for a in agents_mut(&mut varied) {
+        a.request.weight = 0.5 + 3.5 * next();
+    }
+    for (what, problem, floor) in [
+        ("three weights", &base, 0.97),
+        ("varied weights", &varied, 0.96),
+    ] {
+        let without = config(0).schedule(problem, None).expect("valid");
+        let with = config(3).schedule(problem, None).expect("valid");
+        check_feasible(problem, &with);
+        assert!(
+            with.objective >= without.objective,
+            "{what}: polish lost objective: {} < {}",
+            with.objective,
+            without.objective
+        );
+        assert!(
+            with.efficiency >= floor,
+            "{what}: efficiency {} (without the polish {})",
+            with.efficiency,
+            without.efficiency
+        );
+        let polish = with
+            .subsolves
+            .iter()
+            .find(|s| s.solver == "polish")
+            .expect("the polish is recorded");
+        assert!(
+            polish.evaluations > 0 && polish.objective >= 0.0,
+            "{polish:?}"
+        );
+        assert!(without.subsolves.iter().all(|s| s.solver != "polish"));
+    }
+}
