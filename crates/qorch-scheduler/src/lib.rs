@@ -39,6 +39,13 @@
 //! slack-free unbalanced penalty, see [`CapacityEncoding`]) each solved by the solver the
 //! [`SolverPolicy`] picks for its size. A sample is only a proposal: it is decoded, repaired
 //! and kept only if it improves a feasible solution, so no grant ever exceeds a capacity.
+//! Last, a *polish* searches the whole allocation, across the shares the levels drew, with
+//! moves (serve, unserve, relocate, swap) scored exactly: for a given set of agents on a
+//! pool the best amounts are known in closed form (minimums first, then each kind's room to
+//! the heaviest agents), so a move's gain is computed with the amounts it leads to. The
+//! levels see an agent at two amounts only and cannot move it out of its cluster's share;
+//! the polish is what brings a round from about 0.93 to about 0.98 of the bound
+//! ([`SchedulerConfig::polish_passes`]).
 //! Every sub-solve is recorded ([`SubSolve`]: size, solver, energy, bound, time).
 //!
 //! # Bounds and efficiency

@@ -37,6 +37,12 @@ pub(crate) struct Args {
     /// Solve sub-problems on one thread.
     #[arg(long)]
     sequential: bool,
+    /// Skip the final polish (to see what the levels alone reach).
+    #[arg(long)]
+    no_polish: bool,
+    /// Also write the generated problem as JSON (an `AllocationProblem`), for other solvers.
+    #[arg(long, value_name = "FILE")]
+    write_problem: Option<std::path::PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -95,6 +101,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     .generate();
     let generate_seconds = t.elapsed().as_secs_f64();
+    if let Some(path) = &args.write_problem {
+        let json = serde_json::to_vec(&problem).context("serializing the problem")?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut config = SchedulerConfig {
         seed: args.seed,
         parallel: !args.sequential,
@@ -102,6 +112,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     };
     if let Some(e) = args.effort {
         config.effort = e;
+    }
+    if args.no_polish {
+        config.polish_passes = 0;
     }
     if let Some(s) = args.time_limit {
         anyhow::ensure!(
