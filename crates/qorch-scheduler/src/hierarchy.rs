@@ -211,44 +211,49 @@ impl EnhancedQuboScheduler {
         let objective_value = objective(&flat, &place);
         let bound = global_bound(&flat, self.config.bound_iterations, objective_value);
         let level = records.iter().map(|r| r.level).max().unwrap_or(0) + 1;
-        records.push(SubSolve {
+        // The root's own steps, recorded like sub-solves.
+        let step =
+            |level, solver: &str, search: String, energy: f64, gain, seconds, evaluations| {
+                SubSolve {
+                    level,
+                    node: NodeId::Root,
+                    items: flat.agents.len(),
+                    options: 0,
+                    windows: 0,
+                    windows_improved: 0,
+                    max_window_vars: 0,
+                    solver: solver.into(),
+                    solver_usage: Vec::new(),
+                    search,
+                    energy: -energy,
+                    objective: gain,
+                    bound,
+                    seconds,
+                    evaluations,
+                }
+            };
+        records.push(step(
             level,
-            node: NodeId::Root,
-            items: flat.agents.len(),
-            options: 0,
-            windows: 0,
-            windows_improved: 0,
-            max_window_vars: 0,
-            solver: "reconcile".into(),
-            solver_usage: Vec::new(),
-            search: "greedy fill and top-up".into(),
-            energy: -reconciled,
-            objective: reconciled - before,
-            bound,
-            seconds: reconcile_seconds,
-            evaluations: 0,
-        });
+            "reconcile",
+            "greedy fill and top-up".into(),
+            reconciled,
+            reconciled - before,
+            reconcile_seconds,
+            0,
+        ));
         if let Some(st) = polished {
-            records.push(SubSolve {
-                level: level + 1,
-                node: NodeId::Root,
-                items: flat.agents.len(),
-                options: 0,
-                windows: 0,
-                windows_improved: 0,
-                max_window_vars: 0,
-                solver: "polish".into(),
-                solver_usage: Vec::new(),
-                search: format!(
+            records.push(step(
+                level + 1,
+                "polish",
+                format!(
                     "exact relocations and swaps: {} passes, {} moves",
                     st.passes, st.moves
                 ),
-                energy: -objective_value,
-                objective: objective_value - reconciled,
-                bound,
-                seconds: tp.elapsed().as_secs_f64(),
-                evaluations: st.evaluations,
-            });
+                objective_value,
+                objective_value - reconciled,
+                tp.elapsed().as_secs_f64(),
+                st.evaluations,
+            ));
         }
         let mut levels: BTreeMap<usize, LevelSummary> = BTreeMap::new();
         for r in &records {
