@@ -22,8 +22,12 @@ use crate::{FlipState, Qubo, QuboBuilder};
 ///    same in all current replicas and in the best state (union-find); each resulting cluster
 ///    becomes one variable of a *coarse* model whose value says whether the whole cluster is
 ///    flipped relative to the best state.
-/// 2. Anneal the coarse model (far smaller, with moves that flip whole clusters), map its best
-///    state back, descend to a local minimum, and keep it if it is better.
+/// 2. Solve the coarse model (far smaller, with moves that flip whole clusters), map its best
+///    state back, descend to a local minimum, and keep it if it is better. A coarse model of
+///    at least `recurse_above` variables is itself a hard sparse model (a coarse-grained spin
+///    glass, on a lattice), so it is solved by this same method, recursively: clusters of
+///    clusters, in the spirit of Houdayer and Martin's renormalization for discrete
+///    optimization. Smaller ones are annealed.
 /// 3. Refresh the replicas by re-annealing from the best state, slightly perturbed, from a
 ///    moderate temperature, keeping their *final* states (which differ from the best where the
 ///    structure is uncertain).
@@ -42,15 +46,24 @@ pub struct HybridAnnealing {
     /// Where re-anneals start, as a fraction of the way (on a log scale) from the hot to the
     /// cold end of the default temperature range.
     pub restart_temperature: f64,
+    /// Coarse models with at least this many variables are solved recursively by the hybrid
+    /// itself; smaller ones by one annealing read. `usize::MAX` never recurses.
+    #[serde(default = "default_recurse_above")]
+    pub recurse_above: usize,
+}
+
+fn default_recurse_above() -> usize {
+    300
 }
 
 impl Default for HybridAnnealing {
     fn default() -> Self {
         HybridAnnealing {
-            replicas: 4,
+            replicas: 8,
             initial_share: 0.35,
             perturbation: 0.05,
             restart_temperature: 0.4,
+            recurse_above: default_recurse_above(),
         }
     }
 }
@@ -236,7 +249,13 @@ impl Solver for HybridAnnealing {
                     time_limit: time_left,
                     target_energy: None,
                 };
-                let sol = sa.solve(&coarse, &SolveOptions::new(coarse_budget, r.random()))?;
+                let coarse_options = SolveOptions::new(coarse_budget, r.random());
+                // Recursing only on models at most half this size keeps the depth logarithmic.
+                let sol = if k >= self.recurse_above && 2 * k <= n {
+                    self.solve(&coarse, &coarse_options)?
+                } else {
+                    sa.solve(&coarse, &coarse_options)?
+                };
                 let x: Vec<bool> = (0..n)
                     .map(|i| best[i] ^ sol.assignment[cluster[i] as usize])
                     .collect();
@@ -275,5 +294,82 @@ impl Solver for HybridAnnealing {
             }
         }
         Ok(run.finish(self.name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Graph;
+
+    /// A ferromagnet on a `side x side` torus, disguised by a random gauge: the partition
+    /// `planted` cuts every edge of weight +1 and no edge of weight -1, so it is a maximum cut.
+    /// Annealing leaves large domains behind; only cluster moves remove them quickly.
+    fn planted_torus(side: usize, seed: u64) -> (Graph, Vec<bool>) {
+        let mut r = rng(seed, 0);
+        let planted: Vec<bool> = (0..side * side).map(|_| r.random_bool(0.5)).collect();
+        let mut edges = Vec::new();
+        for i in 0..side {
+            for j in 0..side {
+                let v = i * side + j;
+                for u in [i * side + (j + 1) % side, ((i + 1) % side) * side + j] {
+                    let w = if planted[v] == planted[u] { -1.0 } else { 1.0 };
+                    edges.push((v, u, w));
+                }
+            }
+        }
+        (Graph::new(side * side, edges).unwrap(), planted)
+    }
+
+    #[test]
+    fn the_coarse_model_prices_cluster_flips_exactly() {
+        let (g, _) = planted_torus(6, 1);
+        let q = g.max_cut_qubo();
+        let mut r = rng(2, 0);
+        let states: Vec<Vec<bool>> = (0..3).map(|_| random_assignment(36, &mut r)).collect();
+        let best = random_assignment(36, &mut r);
+        let (cluster, k) = consensus_clusters(&q, &states, &best);
+        let coarse = coarse_model(&q, &cluster, k, &best);
+        for _ in 0..20 {
+            let o = random_assignment(k, &mut r);
+            let x: Vec<bool> = (0..36).map(|i| best[i] ^ o[cluster[i] as usize]).collect();
+            assert!((coarse.energy(&o) - q.energy(&x)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn recursive_coarsening_finds_a_planted_maximum_cut() {
+        let (g, planted) = planted_torus(32, 3);
+        let q = g.max_cut_qubo();
+        let optimum = g.cut_value(&planted);
+        // Recurse on coarse models from 16 variables, so that this small model goes two or
+        // more levels deep.
+        let hybrid = HybridAnnealing {
+            recurse_above: 16,
+            ..HybridAnnealing::default()
+        };
+        for seed in 0..3 {
+            let sol = hybrid
+                .solve(&q, &SolveOptions::new(Budget::sweeps(20_000), seed))
+                .unwrap();
+            assert_eq!(g.cut_value(&sol.assignment), optimum, "seed {seed}");
+            let again = hybrid
+                .solve(&q, &SolveOptions::new(Budget::sweeps(20_000), seed))
+                .unwrap();
+            assert_eq!(sol.assignment, again.assignment, "same seed, same result");
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let q = QuboBuilder::new(3).build().unwrap();
+        let bad = HybridAnnealing {
+            replicas: 1,
+            ..HybridAnnealing::default()
+        };
+        assert!(matches!(
+            bad.solve(&q, &SolveOptions::default()),
+            Err(SolveError::Config(_))
+        ));
     }
 }
