@@ -59,7 +59,7 @@ fn default_recurse_above() -> usize {
 impl Default for HybridAnnealing {
     fn default() -> Self {
         HybridAnnealing {
-            replicas: 8,
+            replicas: 6,
             initial_share: 0.35,
             perturbation: 0.05,
             restart_temperature: 0.4,
