@@ -342,8 +342,7 @@ mod tests {
         let (g, planted) = planted_torus(32, 3);
         let q = g.max_cut_qubo();
         let optimum = g.cut_value(&planted);
-        // Recurse on coarse models from 16 variables, so that this small model goes two or
-        // more levels deep.
+        // Recurse on coarse models from 16 variables, so that this small model recurses too.
         let hybrid = HybridAnnealing {
             recurse_above: 16,
             ..HybridAnnealing::default()
