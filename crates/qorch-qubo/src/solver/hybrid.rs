@@ -46,8 +46,9 @@ pub struct HybridAnnealing {
     /// Where re-anneals start, as a fraction of the way (on a log scale) from the hot to the
     /// cold end of the default temperature range.
     pub restart_temperature: f64,
-    /// Coarse models with at least this many variables are solved recursively by the hybrid
-    /// itself; smaller ones by one annealing read. `usize::MAX` never recurses.
+    /// Coarse models with at least this many variables, and at most half as many as the model
+    /// they coarsen, are solved recursively by the hybrid itself; others by one annealing read.
+    /// `usize::MAX` never recurses.
     #[serde(default = "default_recurse_above")]
     pub recurse_above: usize,
 }
