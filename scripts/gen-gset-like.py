@@ -5,6 +5,8 @@ instances they have never seen.
   gen-gset-like.py torus ROWS COLS SEED [--unit]   2D toroidal grid, weights +-1 (or +1)
   gen-gset-like.py random N DENSITY SEED [--pm]    G(n, p) graph, weights +1 (or +-1)
   gen-gset-like.py planar N DEGREE SEED [--pm]     random geometric graph (near-planar)
+  gen-gset-like.py stacked N DENSITY SEED [--pm]   union of two random stacked triangulations
+                                                   (the G14-G21, G35-G42, G51-G54 family)
 
 For a +-1 torus the ground-state energy per spin of the 2D Edwards-Anderson model is about
 -1.4017, so the maximum cut is about (W + 1.4017 n) / 2, W = sum of weights; the script prints
@@ -53,6 +55,26 @@ def main():
                         if j > i and (pts[j][0] - x) ** 2 + (pts[j][1] - y) ** 2 < radius ** 2:
                             edges.append((i, j, rng.choice((-1, 1)) if "--pm" in flags else 1))
         n = len(pts)
+    elif kind == "stacked":
+        # Each triangulation grows from a triangle by putting every new vertex into a face
+        # drawn uniformly and joining it to the face's three corners; then a random
+        # (100 - DENSITY)% of its edges are dropped. The two edge sets are merged.
+        n, density = int(a), float(b)
+        union = set()
+        for _ in range(2):
+            faces = [(0, 1, 2)]
+            tri = [(0, 1), (0, 2), (1, 2)]
+            for d in range(3, n):
+                f = rng.randrange(len(faces))
+                x, y, z = faces[f]
+                tri += [(x, d), (y, d), (z, d)]
+                faces[f] = (x, y, d)
+                faces += [(x, z, d), (y, z, d)]
+            rng.shuffle(tri)
+            keep = int(density * 3 * (n - 2) / 100)
+            union.update(tuple(sorted(e)) for e in tri[:keep])
+        for i, j in sorted(union):
+            edges.append((i, j, rng.choice((-1, 1)) if "--pm" in flags else 1))
     else:
         sys.exit(f"unknown kind {kind}")
     out = sys.stdout

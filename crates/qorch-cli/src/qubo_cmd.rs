@@ -38,8 +38,8 @@ pub(crate) struct SolveArgs {
     /// the cut (implied for rudy graphs).
     #[arg(long)]
     maxcut: bool,
-    /// The solver: sa, pt, tabu, descent, exact, decompose, or hybrid (annealing with
-    /// consensus coarsening, the default).
+    /// The solver: sa, pt, tabu, descent, exact, decompose, icm (tempering with cluster
+    /// moves), or hybrid (annealing with consensus coarsening, the default).
     #[arg(long, default_value = "hybrid", value_parser = parse_solver)]
     solver: SolverKind,
     /// Wall-clock limit in seconds (by default each solver's own default amount of work).

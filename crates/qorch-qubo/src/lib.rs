@@ -89,7 +89,7 @@ pub use constraints::slack_weights;
 pub use io::{Graph, ReadError, read_json, read_qubo_text, read_rudy, write_json, write_qubo_text};
 pub use model::{Coupling, FlipState, Ising, ModelError, Qubo, QuboBuilder, QuboTerms};
 pub use solver::{
-    Budget, Decomposition, ExactSolver, HybridAnnealing, ParallelTempering, ParseSolverError,
-    Schedule, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver, SolverKind,
-    SteepestDescent, StopReason, TabuSearch, TracePoint,
+    Budget, Decomposition, ExactSolver, HoudayerTempering, HybridAnnealing, ParallelTempering,
+    ParseSolverError, Schedule, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver,
+    SolverKind, SteepestDescent, StopReason, TabuSearch, TracePoint,
 };

@@ -201,7 +201,7 @@ fn one() -> usize {
 #[serde(default, deny_unknown_fields)]
 pub struct SolverSettings {
     /// `default` (tabu for windows, decomposition for large ones), one of the QUBO solvers
-    /// (`sa`, `pt`, `tabu`, `descent`, `exact`, `decompose`, `hybrid`) for every window, or
+    /// (`sa`, `pt`, `tabu`, `descent`, `exact`, `decompose`, `hybrid`, `icm`) for every window, or
     /// `qaoa` (QAOA on the statevector for windows up to `qaoa_max_vars`, the default
     /// otherwise).
     pub name: String,
@@ -344,7 +344,7 @@ impl SolverSettings {
             other => other.parse().map(SolverChoice::Qubo).map_err(|_| {
                 SimError::Scenario(format!(
                     "solver.name: unknown solver `{}`: expected default, qaoa, sa, pt, tabu, \
-                     descent, exact, decompose or hybrid",
+                     descent, exact, decompose, hybrid or icm",
                     self.name
                 ))
             }),

@@ -1,14 +1,16 @@
 //! Annealing with consensus coarsening: replicas agree on most of the structure; the rest is
 //! searched with moves that flip whole clusters.
 
+use std::time::Duration;
+
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::descent::descend;
 use super::sa::{IntModel, Schedule, anneal};
 use super::{
-    Budget, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver, check_initial,
-    default_beta_range, random_assignment, rng,
+    Budget, HoudayerTempering, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver,
+    check_initial, default_beta_range, random_assignment, rng,
 };
 use crate::{FlipState, Qubo, QuboBuilder};
 
@@ -51,10 +53,26 @@ pub struct HybridAnnealing {
     /// `usize::MAX` never recurses.
     #[serde(default = "default_recurse_above")]
     pub recurse_above: usize,
+    /// Lattice-like models (mean degree at most this) are handed to [`HoudayerTempering`]
+    /// when the budget pays for `tempering_min_rounds` of its rounds; `0.0` never does.
+    #[serde(default = "default_tempering_max_degree")]
+    pub tempering_max_degree: f64,
+    /// Rounds (one sweep of each replica and one cluster move per temperature) that
+    /// [`HoudayerTempering`] needs at least, for the hand-over.
+    #[serde(default = "default_tempering_min_rounds")]
+    pub tempering_min_rounds: u64,
 }
 
 fn default_recurse_above() -> usize {
     300
+}
+
+fn default_tempering_max_degree() -> f64 {
+    4.5
+}
+
+fn default_tempering_min_rounds() -> u64 {
+    6_000
 }
 
 impl Default for HybridAnnealing {
@@ -65,6 +83,8 @@ impl Default for HybridAnnealing {
             perturbation: 0.05,
             restart_temperature: 0.4,
             recurse_above: default_recurse_above(),
+            tempering_max_degree: default_tempering_max_degree(),
+            tempering_min_rounds: default_tempering_min_rounds(),
         }
     }
 }
@@ -111,6 +131,50 @@ fn consensus_clusters(qubo: &Qubo, states: &[Vec<bool>], best: &[bool]) -> (Vec<
         cluster[i] = id[r];
     }
     (cluster, k as usize)
+}
+
+/// Whether the coupling graph looks like a low-dimensional lattice, where tempering with
+/// cluster moves works best: mean degree at most `max_mean_degree`, no degree above twice
+/// that, and at least half the couplings on a cycle of length 3 or 4 (every coupling of a
+/// square lattice is on two 4-cycles; a sparse random graph, locally a tree, has almost none).
+fn lattice_like(qubo: &Qubo, max_mean_degree: f64) -> bool {
+    let n = qubo.num_vars();
+    let m = qubo.num_interactions();
+    if n == 0 || 2.0 * m as f64 > max_mean_degree * n as f64 {
+        return false;
+    }
+    if (0..n).any(|i| qubo.neighbors(i).len() as f64 > 2.0 * max_mean_degree) {
+        return false;
+    }
+    // mark[v] == i + 1: v is a neighbour of the current j other than i.
+    let mut mark = vec![0_usize; n];
+    let mut on_cycle = 0_usize;
+    for i in 0..n {
+        for c in qubo.neighbors(i) {
+            let j = c.var as usize;
+            if j < i {
+                continue;
+            }
+            for d in qubo.neighbors(j) {
+                mark[d.var as usize] = i + 1;
+            }
+            mark[i] = 0;
+            let short = qubo.neighbors(i).iter().any(|e| {
+                let k = e.var as usize;
+                k != j
+                    && (mark[k] == i + 1
+                        || qubo
+                            .neighbors(k)
+                            .iter()
+                            .any(|f| f.var as usize != i && mark[f.var as usize] == i + 1))
+            });
+            on_cycle += usize::from(short);
+            for d in qubo.neighbors(j) {
+                mark[d.var as usize] = 0;
+            }
+        }
+    }
+    2 * on_cycle >= m
 }
 
 /// The model over cluster flips: variable `c` set means every variable of cluster `c` takes the
@@ -198,6 +262,24 @@ impl Solver for HybridAnnealing {
             let by_time = (rate * (seconds - run.elapsed()).max(0.0)) as u64;
             by_time.min(run.sweeps_left())
         };
+        // 0. Lattice-like models, given time, go to tempering with cluster moves.
+        let tempering = HoudayerTempering::default();
+        let rounds = total / (2 * tempering.temperatures as u64);
+        if rounds >= self.tempering_min_rounds && lattice_like(qubo, self.tempering_max_degree) {
+            let budget = Budget {
+                sweeps: run.has_sweep_limit().then(|| run.sweeps_left()),
+                time_limit: options
+                    .budget
+                    .time_limit
+                    .map(|d| d.saturating_sub(Duration::from_secs_f64(run.elapsed()))),
+                target_energy: options.budget.target_energy,
+            };
+            let mut inner = SolveOptions::new(budget, options.seed);
+            inner.initial = Some(&first);
+            let sol = tempering.solve(qubo, &inner)?;
+            run.absorb(&sol);
+            return Ok(run.finish(self.name()));
+        }
         let read_len =
             ((self.initial_share * total as f64) / self.replicas as f64).max(16.0) as u64;
 
@@ -244,7 +326,7 @@ impl Solver for HybridAnnealing {
                 let time_left = options
                     .budget
                     .time_limit
-                    .map(|d| d.saturating_sub(std::time::Duration::from_secs_f64(run.elapsed())));
+                    .map(|d| d.saturating_sub(Duration::from_secs_f64(run.elapsed())));
                 let coarse_budget = Budget {
                     sweeps: Some(sweeps),
                     time_limit: time_left,
@@ -358,6 +440,27 @@ mod tests {
                 .unwrap();
             assert_eq!(sol.assignment, again.assignment, "same seed, same result");
         }
+    }
+
+    #[test]
+    fn lattices_are_told_from_other_sparse_graphs() {
+        let (torus, _) = planted_torus(8, 1);
+        assert!(lattice_like(&torus.max_cut_qubo(), 4.5));
+        // A ring has degree 2 but no short cycle; a random 3-regular-ish graph few of them.
+        let ring = Graph::new(50, (0..50).map(|i| (i, (i + 1) % 50, 1.0)).collect()).unwrap();
+        assert!(!lattice_like(&ring.max_cut_qubo(), 4.5));
+        let mut r = rng(9, 0);
+        let n = 400;
+        let edges = (0..3 * n / 2)
+            .map(|_| (r.random_range(0..n), r.random_range(0..n), 1.0))
+            .filter(|&(a, b, _)| a != b)
+            .collect();
+        assert!(!lattice_like(
+            &Graph::new(n, edges).unwrap().max_cut_qubo(),
+            4.5
+        ));
+        // A torus with a hub is not lattice-like either, nor a denser graph.
+        assert!(!lattice_like(&torus.max_cut_qubo(), 3.0));
     }
 
     #[test]

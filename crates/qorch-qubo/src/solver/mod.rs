@@ -19,6 +19,7 @@ mod decompose;
 mod descent;
 mod exact;
 mod hybrid;
+mod icm;
 mod pt;
 mod sa;
 mod tabu;
@@ -37,6 +38,7 @@ pub use decompose::Decomposition;
 pub use descent::SteepestDescent;
 pub use exact::ExactSolver;
 pub use hybrid::HybridAnnealing;
+pub use icm::HoudayerTempering;
 pub use pt::ParallelTempering;
 pub use sa::{Schedule, SimulatedAnnealing};
 pub use tabu::TabuSearch;
@@ -221,11 +223,13 @@ pub enum SolverKind {
     Decompose,
     /// [`HybridAnnealing`]: annealing with consensus coarsening (the default).
     Hybrid,
+    /// [`HoudayerTempering`]: tempering with cluster moves, for lattice-like models.
+    Icm,
 }
 
 impl SolverKind {
     /// Every kind, in the order of the command line's list.
-    pub const ALL: [SolverKind; 7] = [
+    pub const ALL: [SolverKind; 8] = [
         SolverKind::Sa,
         SolverKind::Pt,
         SolverKind::Tabu,
@@ -233,6 +237,7 @@ impl SolverKind {
         SolverKind::Exact,
         SolverKind::Decompose,
         SolverKind::Hybrid,
+        SolverKind::Icm,
     ];
 
     /// The name used on the command line.
@@ -245,6 +250,7 @@ impl SolverKind {
             SolverKind::Exact => "exact",
             SolverKind::Decompose => "decompose",
             SolverKind::Hybrid => "hybrid",
+            SolverKind::Icm => "icm",
         }
     }
 
@@ -258,6 +264,7 @@ impl SolverKind {
             SolverKind::Exact => Box::new(ExactSolver::default()),
             SolverKind::Decompose => Box::new(Decomposition::default()),
             SolverKind::Hybrid => Box::new(HybridAnnealing::default()),
+            SolverKind::Icm => Box::new(HoudayerTempering::default()),
         }
     }
 }
@@ -270,7 +277,9 @@ impl fmt::Display for SolverKind {
 
 /// Error of parsing a solver name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown solver `{0}`: expected one of sa, pt, tabu, descent, exact, decompose, hybrid")]
+#[error(
+    "unknown solver `{0}`: expected one of sa, pt, tabu, descent, exact, decompose, hybrid, icm"
+)]
 pub struct ParseSolverError(String);
 
 impl FromStr for SolverKind {
@@ -407,6 +416,28 @@ impl<'q> Run<'q> {
                 self.stop = Some(StopReason::TargetReached);
             }
         }
+    }
+
+    /// Takes over the result of an inner solver run that started now: its trace (shifted to
+    /// this run's clock and sweep count), its best assignment, and its sweeps.
+    pub(crate) fn absorb(&mut self, sol: &Solution) {
+        let (seconds, sweeps) = (self.elapsed() - sol.seconds, self.sweeps);
+        let before = self.best_energy;
+        if sol.energy < before {
+            let shown = sol.trace.iter().filter(|p| p.energy < before);
+            self.trace.extend(shown.map(|p| TracePoint {
+                seconds: seconds + p.seconds,
+                sweeps: sweeps + p.sweeps,
+                energy: p.energy,
+            }));
+            self.best_energy = sol.energy;
+            self.best.clone_from(&sol.assignment);
+        }
+        self.sweeps += sol.sweeps;
+        if self.target.is_some_and(|t| self.best_energy <= t) {
+            self.stop = Some(StopReason::TargetReached);
+        }
+        self.should_stop();
     }
 
     /// Records `k` sweeps of work and checks the limits. Returns `true` when the solver must

@@ -153,6 +153,12 @@ impl IntModel {
         })
     }
 
+    /// The couplings of variable `i`: `(neighbour, weight)`.
+    #[inline]
+    pub(crate) fn couplings(&self, i: usize) -> &[(u32, i32)] {
+        &self.adj[self.start[i]..self.start[i + 1]]
+    }
+
     pub(crate) fn fields(&self, x: &[bool]) -> Vec<i32> {
         let mut field = self.linear.clone();
         for (i, &xi) in x.iter().enumerate() {
