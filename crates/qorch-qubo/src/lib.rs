@@ -72,10 +72,12 @@
 //! | [`SteepestDescent`] | polishing to a local minimum |
 //! | [`ExactSolver`] | ground truth up to ~30 variables |
 //! | [`Decomposition`] | large models, as clamped sub-problems solved by another solver |
+//! | [`HoudayerTempering`] | lattice-like models (2D spin glasses): tempering with cluster moves |
+//! | [`HybridAnnealing`] | the default: annealing with consensus coarsening; hands lattice-like models to [`HoudayerTempering`] |
 //!
-//! The annealers' default inverse temperatures come from the model: the hot end accepts the
-//! largest possible single-flip increase with probability 1/2, the cold end accepts an
-//! increase of the smallest non-zero coefficient with probability 1/100.
+//! The annealers' default inverse temperatures come from the model: the hot end accepts a
+//! typical single-flip increase with probability 1/2, the cold end accepts an increase of the
+//! smallest non-zero coefficient with probability 1/100.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -34,6 +34,14 @@ use crate::{FlipState, Qubo, QuboBuilder};
 ///    moderate temperature, keeping their *final* states (which differ from the best where the
 ///    structure is uncertain).
 ///
+/// Before all this, a *lattice-like* model (mean degree at most `tempering_max_degree`, most
+/// couplings on a cycle of length 3 or 4: a 2D spin glass such as the toroidal G-set graphs)
+/// whose budget pays for at least `tempering_min_rounds` rounds goes, whole budget, to
+/// [`HoudayerTempering`], whose cluster moves equilibrate such models faster. On a 2,000-vertex
+/// +-1 torus, 10 s of it reached the best cut seen on every seed, where the rounds above ended
+/// up to 0.3% short; on a 10,000-vertex torus (about 5,000 rounds in 10 s) the two tie, and
+/// on 20,000 vertices the rounds above win.
+///
 /// The budget: `initial_share` of it goes to `replicas` independent initial reads; the rest
 /// to rounds. Under a time limit the sweep rate is measured on the first 64 sweeps. On models
 /// too small to coarsen usefully it simply keeps annealing.
@@ -439,6 +447,31 @@ mod tests {
                 .solve(&q, &SolveOptions::new(Budget::sweeps(20_000), seed))
                 .unwrap();
             assert_eq!(sol.assignment, again.assignment, "same seed, same result");
+        }
+    }
+
+    #[test]
+    fn lattices_go_to_tempering_with_cluster_moves() {
+        let (g, planted) = planted_torus(24, 5);
+        let q = g.max_cut_qubo();
+        let hybrid = HybridAnnealing {
+            tempering_min_rounds: 100,
+            ..HybridAnnealing::default()
+        };
+        for seed in 0..3 {
+            let opts = SolveOptions::new(Budget::sweeps(12_000), seed);
+            let sol = hybrid.solve(&q, &opts).unwrap();
+            assert_eq!(g.cut_value(&sol.assignment), g.cut_value(&planted));
+            assert_eq!(sol.sweeps, 12_000);
+            assert_eq!(sol.solver, "hybrid");
+            assert!(sol.trace.windows(2).all(|w| w[1].energy <= w[0].energy));
+            assert_eq!(hybrid.solve(&q, &opts).unwrap().assignment, sol.assignment);
+            // It is the tempering run, started from the hybrid's first random state.
+            let first = random_assignment(q.num_vars(), &mut rng(seed, 0));
+            let tempering = HoudayerTempering::default()
+                .solve(&q, &opts.clone().with_initial(&first))
+                .unwrap();
+            assert_eq!(tempering.assignment, sol.assignment);
         }
     }
 

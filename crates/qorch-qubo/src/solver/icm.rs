@@ -352,26 +352,23 @@ impl Solver for HoudayerTempering {
             return Ok(run.finish(self.name()));
         }
         let betas = self.betas(qubo);
-        match IntModel::new(qubo) {
-            Some(model) => {
-                let tables = betas
-                    .iter()
-                    .map(|&b| {
-                        let mut t = AcceptTable::new();
-                        t.set_beta(b);
-                        t
-                    })
-                    .collect();
-                let kernel = IntKernel { model, tables };
-                self.run(&kernel, &betas, qubo, options, &mut run);
-            }
-            None => {
-                let kernel = FloatKernel {
-                    qubo,
-                    betas: betas.clone(),
-                };
-                self.run(&kernel, &betas, qubo, options, &mut run);
-            }
+        if let Some(model) = IntModel::new(qubo) {
+            let tables = betas
+                .iter()
+                .map(|&b| {
+                    let mut t = AcceptTable::new();
+                    t.set_beta(b);
+                    t
+                })
+                .collect();
+            let kernel = IntKernel { model, tables };
+            self.run(&kernel, &betas, qubo, options, &mut run);
+        } else {
+            let kernel = FloatKernel {
+                qubo,
+                betas: betas.clone(),
+            };
+            self.run(&kernel, &betas, qubo, options, &mut run);
         }
         Ok(run.finish(self.name()))
     }
@@ -389,9 +386,9 @@ mod tests {
         let n = 40;
         let mut b = QuboBuilder::new(n);
         for i in 0..n {
-            b.add_linear(i, (r.random_range(0..7) - 3) as f64);
-            b.add_quadratic(i, (i + 1) % n, (r.random_range(0..9) - 4) as f64);
-            b.add_quadratic(i, (i + 7) % n, (r.random_range(0..9) - 4) as f64);
+            b.add_linear(i, f64::from(r.random_range(-3..=3_i32)));
+            b.add_quadratic(i, (i + 1) % n, f64::from(r.random_range(-4..=4_i32)));
+            b.add_quadratic(i, (i + 7) % n, f64::from(r.random_range(-4..=4_i32)));
         }
         let q = b.build().unwrap();
         let kernel = FloatKernel {
@@ -428,9 +425,9 @@ mod tests {
             let mut b = QuboBuilder::new(n);
             let scale = if trial % 2 == 0 { 1.0 } else { 0.37 }; // integer or not
             for i in 0..n {
-                b.add_linear(i, scale * (r.random_range(0..9) - 4) as f64);
+                b.add_linear(i, scale * f64::from(r.random_range(-4..=4_i32)));
                 for j in [(i + 1) % n, (i + 5) % n] {
-                    b.add_quadratic(i, j, scale * (r.random_range(0..9) - 4) as f64);
+                    b.add_quadratic(i, j, scale * f64::from(r.random_range(-4..=4_i32)));
                 }
             }
             let q = b.build().unwrap();
