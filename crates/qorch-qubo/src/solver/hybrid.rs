@@ -88,7 +88,7 @@ impl Default for HybridAnnealing {
         HybridAnnealing {
             replicas: 6,
             initial_share: 0.35,
-            perturbation: 0.05,
+            perturbation: 0.15,
             restart_temperature: 0.4,
             recurse_above: default_recurse_above(),
             tempering_max_degree: default_tempering_max_degree(),
