@@ -1,8 +1,6 @@
 //! Annealing with consensus coarsening: replicas agree on most of the structure; the rest is
 //! searched with moves that flip whole clusters.
 
-use std::time::Duration;
-
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -154,8 +152,8 @@ fn lattice_like(qubo: &Qubo, max_mean_degree: f64) -> bool {
     if (0..n).any(|i| qubo.neighbors(i).len() as f64 > 2.0 * max_mean_degree) {
         return false;
     }
-    // mark[v] == i + 1: v is a neighbour of the current j other than i.
-    let mut mark = vec![0_usize; n];
+    // mark[v]: v is a neighbour of the current j.
+    let mut mark = vec![false; n];
     let mut on_cycle = 0_usize;
     for i in 0..n {
         for c in qubo.neighbors(i) {
@@ -164,21 +162,21 @@ fn lattice_like(qubo: &Qubo, max_mean_degree: f64) -> bool {
                 continue;
             }
             for d in qubo.neighbors(j) {
-                mark[d.var as usize] = i + 1;
+                mark[d.var as usize] = true;
             }
-            mark[i] = 0;
+            // A triangle i-k-j, or a square i-k-l-j.
             let short = qubo.neighbors(i).iter().any(|e| {
                 let k = e.var as usize;
                 k != j
-                    && (mark[k] == i + 1
+                    && (mark[k]
                         || qubo
                             .neighbors(k)
                             .iter()
-                            .any(|f| f.var as usize != i && mark[f.var as usize] == i + 1))
+                            .any(|f| f.var as usize != i && mark[f.var as usize]))
             });
             on_cycle += usize::from(short);
             for d in qubo.neighbors(j) {
-                mark[d.var as usize] = 0;
+                mark[d.var as usize] = false;
             }
         }
     }
@@ -276,10 +274,7 @@ impl Solver for HybridAnnealing {
         if rounds >= self.tempering_min_rounds && lattice_like(qubo, self.tempering_max_degree) {
             let budget = Budget {
                 sweeps: run.has_sweep_limit().then(|| run.sweeps_left()),
-                time_limit: options
-                    .budget
-                    .time_limit
-                    .map(|d| d.saturating_sub(Duration::from_secs_f64(run.elapsed()))),
+                time_limit: run.time_left(),
                 target_energy: options.budget.target_energy,
             };
             let mut inner = SolveOptions::new(budget, options.seed);
@@ -331,13 +326,9 @@ impl Solver for HybridAnnealing {
                 // As many variable visits as half a read of the full model.
                 let sweeps =
                     ((read_len as f64 * n as f64 / (2.0 * k as f64)) as u64).clamp(100, 200_000);
-                let time_left = options
-                    .budget
-                    .time_limit
-                    .map(|d| d.saturating_sub(Duration::from_secs_f64(run.elapsed())));
                 let coarse_budget = Budget {
                     sweeps: Some(sweeps),
-                    time_limit: time_left,
+                    time_limit: run.time_left(),
                     target_energy: None,
                 };
                 let coarse_options = SolveOptions::new(coarse_budget, r.random());

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::sa::{AcceptTable, IntModel, fields_of, metropolis_sweep, metropolis_sweep_int};
 use super::{
-    Run, Solution, SolveError, SolveOptions, Solver, check_initial, default_beta_range,
-    random_assignment, rng, unit_f64,
+    Run, Solution, SolveError, SolveOptions, Solver, check_beta_range, check_initial,
+    default_beta_range, random_assignment, rng, unit_f64,
 };
 use crate::Qubo;
 
@@ -339,13 +339,7 @@ impl Solver for HoudayerTempering {
                 "icm needs at least 2 temperatures and hot_end in [0, 1]".into(),
             ));
         }
-        if let Some((hot, cold)) = self.beta_range
-            && !(hot > 0.0 && cold >= hot && cold.is_finite())
-        {
-            return Err(SolveError::Config(format!(
-                "beta range ({hot}, {cold}) must satisfy 0 < hot <= cold < infinity"
-            )));
-        }
+        check_beta_range(self.beta_range)?;
         let mut run = Run::new(qubo, &options.budget, 2000 * self.temperatures as u64);
         if qubo.num_vars() == 0 {
             run.offer(&[], qubo.offset());

@@ -334,6 +334,18 @@ pub(crate) fn check_initial(qubo: &Qubo, options: &SolveOptions<'_>) -> Result<(
     }
 }
 
+/// Checks a user-given `(hot, cold)` inverse-temperature range.
+pub(crate) fn check_beta_range(range: Option<(f64, f64)>) -> Result<(), SolveError> {
+    match range {
+        Some((hot, cold)) if !(hot > 0.0 && cold >= hot && cold.is_finite()) => {
+            Err(SolveError::Config(format!(
+                "beta range ({hot}, {cold}) must satisfy 0 < hot <= cold < infinity"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Bookkeeping shared by the solvers: the best assignment, the budget, the trace.
 pub(crate) struct Run<'q> {
     qubo: &'q Qubo,
@@ -373,6 +385,12 @@ impl<'q> Run<'q> {
 
     pub(crate) fn elapsed(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
+    }
+
+    /// Time left before the deadline, if there is one.
+    pub(crate) fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Sweeps still allowed (`u64::MAX` without a sweep limit).

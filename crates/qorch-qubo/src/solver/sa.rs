@@ -4,8 +4,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Run, Solution, SolveError, SolveOptions, Solver, check_initial, default_beta_range,
-    random_assignment, rng,
+    Run, Solution, SolveError, SolveOptions, Solver, check_beta_range, check_initial,
+    default_beta_range, random_assignment, rng,
 };
 use crate::Qubo;
 
@@ -344,13 +344,7 @@ impl Solver for SimulatedAnnealing {
                 "sweeps_per_read must be at least 1".into(),
             ));
         }
-        if let Some((hot, cold)) = self.beta_range
-            && !(hot > 0.0 && cold >= hot && cold.is_finite())
-        {
-            return Err(SolveError::Config(format!(
-                "beta range ({hot}, {cold}) must satisfy 0 < hot <= cold < infinity"
-            )));
-        }
+        check_beta_range(self.beta_range)?;
         let n = qubo.num_vars();
         let default_reads = self.reads.unwrap_or(10);
         let mut run = Run::new(qubo, &options.budget, default_reads * self.sweeps_per_read);
