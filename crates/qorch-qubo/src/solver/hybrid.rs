@@ -2,8 +2,10 @@
 //! searched with moves that flip whole clusters.
 
 use rand::RngExt;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
+use super::cea::ClusterExact;
 use super::descent::descend;
 use super::sa::{IntModel, Schedule, anneal};
 use super::{
@@ -67,6 +69,12 @@ pub struct HybridAnnealing {
     /// [`HoudayerTempering`] needs at least, for the hand-over.
     #[serde(default = "default_tempering_min_rounds")]
     pub tempering_min_rounds: u64,
+    /// Cluster-exact moves (each the exact optimum over a random set of variables whose
+    /// couplings can be made non-positive, the rest clamped: a minimum cut) applied to each
+    /// refreshed replica and to each coarse solution; `0` applies none. Each counts as one
+    /// sweep of its model.
+    #[serde(default = "default_exact_moves")]
+    pub exact_moves: usize,
 }
 
 fn default_recurse_above() -> usize {
@@ -81,6 +89,10 @@ fn default_tempering_min_rounds() -> u64 {
     6_000
 }
 
+fn default_exact_moves() -> usize {
+    15
+}
+
 impl Default for HybridAnnealing {
     fn default() -> Self {
         HybridAnnealing {
@@ -91,6 +103,7 @@ impl Default for HybridAnnealing {
             recurse_above: default_recurse_above(),
             tempering_max_degree: default_tempering_max_degree(),
             tempering_min_rounds: default_tempering_min_rounds(),
+            exact_moves: default_exact_moves(),
         }
     }
 }
@@ -207,6 +220,33 @@ fn coarse_model(qubo: &Qubo, cluster: &[u32], k: usize, best: &[bool]) -> Qubo {
     b.build().expect("a coarse model of a valid model is valid")
 }
 
+impl HybridAnnealing {
+    /// Applies `exact_moves` cluster-exact moves to `x` and offers the result; returns
+    /// whether the budget allows going on.
+    fn polish(
+        &self,
+        qubo: &Qubo,
+        moves: &mut ClusterExact,
+        x: &mut [bool],
+        run: &mut Run<'_>,
+        r: &mut Xoshiro256PlusPlus,
+    ) -> bool {
+        if self.exact_moves == 0 {
+            return true;
+        }
+        let mut go = true;
+        for _ in 0..self.exact_moves {
+            moves.step(qubo, x, r);
+            if run.add_sweeps(1) {
+                go = false;
+                break;
+            }
+        }
+        run.offer(x, qubo.energy(x));
+        go
+    }
+}
+
 impl Solver for HybridAnnealing {
     fn name(&self) -> &str {
         "hybrid"
@@ -313,6 +353,7 @@ impl Solver for HybridAnnealing {
 
         // 2. Rounds of coarsening and re-annealing.
         let mut round = 0_u64;
+        let mut moves = ClusterExact::new(n);
         let sa = SimulatedAnnealing {
             reads: Some(1),
             ..SimulatedAnnealing::default()
@@ -338,15 +379,21 @@ impl Solver for HybridAnnealing {
                 } else {
                     sa.solve(&coarse, &coarse_options)?
                 };
-                let x: Vec<bool> = (0..n)
-                    .map(|i| best[i] ^ sol.assignment[cluster[i] as usize])
-                    .collect();
+                let mut o = sol.assignment;
+                if self.exact_moves > 0 {
+                    let mut moves = ClusterExact::new(k);
+                    for _ in 0..self.exact_moves {
+                        moves.step(&coarse, &mut o, &mut r);
+                    }
+                }
+                let x: Vec<bool> = (0..n).map(|i| best[i] ^ o[cluster[i] as usize]).collect();
                 let mut state = FlipState::new(qubo, x);
                 descend(&mut state, &mut run);
                 if state.energy() < run.best_energy {
                     run.offer(state.assignment(), state.energy());
                 }
-                if run.add_sweeps(sol.sweeps * k as u64 / n as u64) {
+                let coarse_sweeps = sol.sweeps + self.exact_moves as u64;
+                if run.add_sweeps(coarse_sweeps * k as u64 / n as u64) {
                     break;
                 }
             }
@@ -369,6 +416,7 @@ impl Solver for HybridAnnealing {
                     (restart, cold),
                     &mut rr,
                 );
+                let go = go && self.polish(qubo, &mut moves, &mut x, &mut run, &mut rr);
                 states[k] = x;
                 if !go {
                     break;

@@ -15,6 +15,7 @@
 //! cut by time depends on the machine's speed; it equals the sweep-budgeted run of the same
 //! length.
 
+mod cea;
 mod decompose;
 mod descent;
 mod exact;
