@@ -193,7 +193,11 @@ impl ClusterExact {
         changed
     }
 
-    /// Picks the set into `members` (and `node`, `gauge`).
+    /// Picks the set into `members` (and `node`, `gauge`), greedily: a variable whose kept
+    /// neighbours come from two components that ask for opposite complementations is left out,
+    /// although complementing one whole component would admit it. Doing that (union-find with
+    /// parities) keeps 71% of a 2D spin glass instead of 65%, but measured worse in the hybrid
+    /// on stacked triangulations (5,000 variables, 10 s: 6154-6166 against 6164-6171).
     fn pick(&mut self, qubo: &Qubo, r: &mut Xoshiro256PlusPlus) {
         self.order.shuffle(r);
         self.members.clear();

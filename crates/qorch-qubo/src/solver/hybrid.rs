@@ -33,7 +33,7 @@ use crate::{FlipState, Qubo, QuboBuilder};
 ///    `exact_moves` cluster-exact moves (below).
 /// 3. Refresh the replicas by re-annealing from the best state, slightly perturbed, from a
 ///    moderate temperature, keeping their *final* states (which differ from the best where the
-///    structure is uncertain), each polished by `exact_moves` cluster-exact moves.
+///    structure is uncertain), each polished by up to `exact_moves` cluster-exact moves.
 ///
 /// A *cluster-exact move* (Hartmann's cluster-exact approximation) visits the variables in
 /// random order and keeps each one whose couplings to those already kept can all be made
@@ -82,8 +82,11 @@ pub struct HybridAnnealing {
     pub tempering_min_rounds: u64,
     /// Cluster-exact moves (each the exact optimum over a random set of variables whose
     /// couplings can be made non-positive, the rest clamped: a minimum cut) applied to each
-    /// refreshed replica and to each coarse solution; `0` applies none. Each counts as one
-    /// sweep of its model.
+    /// coarse solution, and at most this many to each refreshed replica: the count halves
+    /// (down to one) after a replica whose energy they did not lower and doubles back after
+    /// one whose energy they did, so that models where they do not pay (sparse random graphs,
+    /// whose frustrated cycles are long) spend little on them. `0` applies none. Each move
+    /// counts as one sweep of its model.
     #[serde(default = "default_exact_moves")]
     pub exact_moves: usize,
 }
@@ -232,8 +235,8 @@ fn coarse_model(qubo: &Qubo, cluster: &[u32], k: usize, best: &[bool]) -> Qubo {
 }
 
 impl HybridAnnealing {
-    /// Applies `exact_moves` cluster-exact moves to `x` and offers the result; returns
-    /// whether the budget allows going on.
+    /// Applies `count` cluster-exact moves to `x`, offers the result and adapts `count` (see
+    /// `exact_moves`); returns whether the budget allows going on.
     fn polish(
         &self,
         qubo: &Qubo,
@@ -241,19 +244,27 @@ impl HybridAnnealing {
         x: &mut [bool],
         run: &mut Run<'_>,
         r: &mut Xoshiro256PlusPlus,
+        count: &mut usize,
     ) -> bool {
         if self.exact_moves == 0 {
             return true;
         }
         let mut go = true;
-        for _ in 0..self.exact_moves {
+        let before = qubo.energy(x);
+        for _ in 0..*count {
             moves.step(qubo, x, r);
             if run.add_sweeps(1) {
                 go = false;
                 break;
             }
         }
-        run.offer(x, qubo.energy(x));
+        let after = qubo.energy(x);
+        *count = if after < before {
+            (2 * *count).min(self.exact_moves)
+        } else {
+            (*count / 2).max(1)
+        };
+        run.offer(x, after);
         go
     }
 }
@@ -365,6 +376,7 @@ impl Solver for HybridAnnealing {
         // 2. Rounds of coarsening and re-annealing.
         let mut round = 0_u64;
         let mut moves = ClusterExact::new(n);
+        let mut count = self.exact_moves;
         let sa = SimulatedAnnealing {
             reads: Some(1),
             ..SimulatedAnnealing::default()
@@ -427,7 +439,7 @@ impl Solver for HybridAnnealing {
                     (restart, cold),
                     &mut rr,
                 );
-                let go = go && self.polish(qubo, &mut moves, &mut x, &mut run, &mut rr);
+                let go = go && self.polish(qubo, &mut moves, &mut x, &mut run, &mut rr, &mut count);
                 states[k] = x;
                 if !go {
                     break;
