@@ -73,7 +73,7 @@
 //! | [`ExactSolver`] | ground truth up to ~30 variables |
 //! | [`Decomposition`] | large models, as clamped sub-problems solved by another solver |
 //! | [`HoudayerTempering`] | lattice-like models (2D spin glasses): tempering with cluster moves |
-//! | [`HybridAnnealing`] | the default: annealing with consensus coarsening; hands lattice-like models to [`HoudayerTempering`] |
+//! | [`HybridAnnealing`] | the default: annealing with consensus coarsening and cluster-exact (minimum-cut) moves; hands lattice-like models to [`HoudayerTempering`] |
 //!
 //! The annealers' default inverse temperatures come from the model: the hot end accepts a
 //! typical single-flip increase with probability 1/2, the cold end accepts an increase of the
