@@ -513,6 +513,32 @@ mod tests {
     }
 
     #[test]
+    fn polishing_spends_moves_only_while_they_pay() {
+        let (g, planted) = planted_torus(12, 4);
+        let q = g.max_cut_qubo();
+        let hybrid = HybridAnnealing::default();
+        let mut run = Run::new(&q, &Budget::sweeps(1_000), 0);
+        let mut moves = ClusterExact::new(q.num_vars());
+        let mut r = rng(1, 0);
+        // From a random state the moves lower the energy: the count stays at its maximum.
+        let mut x = random_assignment(q.num_vars(), &mut r);
+        let mut count = hybrid.exact_moves;
+        let before = q.energy(&x);
+        assert!(hybrid.polish(&q, &mut moves, &mut x, &mut run, &mut r, &mut count));
+        assert!(q.energy(&x) < before);
+        assert_eq!(count, hybrid.exact_moves);
+        assert_eq!(run.best_energy, q.energy(&x));
+        // At the optimum they cannot: the count halves down to one move.
+        let mut x = planted.clone();
+        for expected in [7, 3, 1, 1] {
+            hybrid.polish(&q, &mut moves, &mut x, &mut run, &mut r, &mut count);
+            assert_eq!(count, expected);
+            assert_eq!(g.cut_value(&x), g.cut_value(&planted));
+        }
+        assert_eq!(run.sweeps, 15 + 15 + 7 + 3 + 1);
+    }
+
+    #[test]
     fn lattices_go_to_tempering_with_cluster_moves() {
         let (g, planted) = planted_torus(24, 5);
         let q = g.max_cut_qubo();
