@@ -183,18 +183,11 @@ impl ClusterExact {
     /// One move: picks a random set of variables whose couplings can be made non-positive
     /// (visiting variables in random order and keeping each one whose couplings to those
     /// already kept agree on a complementation), sets them to their exact optimum with every
-    /// other variable of `x` clamped, and returns how many variables changed. The energy of
-    /// `x` never rises.
-    pub(crate) fn step(
-        &mut self,
-        qubo: &Qubo,
-        x: &mut [bool],
-        r: &mut Xoshiro256PlusPlus,
-    ) -> usize {
+    /// other variable of `x` clamped. The energy of `x` never rises.
+    pub(crate) fn step(&mut self, qubo: &Qubo, x: &mut [bool], r: &mut Xoshiro256PlusPlus) {
         self.pick(qubo, r);
-        let changed = self.solve_set(qubo, x);
+        self.solve_set(qubo, x);
         self.release();
-        changed
     }
 
     /// Picks the set into `members` (and `node`, `gauge`), greedily: a variable whose kept
@@ -238,7 +231,7 @@ impl ClusterExact {
 
     /// Exact minimization over `members` (in the complemented variables `y = x ^ gauge`, a
     /// submodular model) by a minimum cut.
-    fn solve_set(&mut self, qubo: &Qubo, x: &mut [bool]) -> usize {
+    fn solve_set(&mut self, qubo: &Qubo, x: &mut [bool]) {
         let k = self.members.len();
         let (s, t) = (k as u32, k as u32 + 1);
         self.linear.clear();
@@ -262,13 +255,15 @@ impl ClusterExact {
                     let (gv, gu) = (self.gauge[v], self.gauge[u]);
                     let w = b.abs();
                     match (gv, gu) {
-                        (false, false) | (true, true) => {}
+                        (false, false) => {}
+                        // b (1 - y_v) y_u = b y_u - b y_v y_u, and symmetrically.
                         (true, false) => self.linear[j as usize] += b,
                         (false, true) => self.linear[i] += b,
-                    }
-                    if gv && gu {
-                        self.linear[i] -= b;
-                        self.linear[j as usize] -= b;
+                        // b (1 - y_v) (1 - y_u) = b - b y_v - b y_u + b y_v y_u.
+                        (true, true) => {
+                            self.linear[i] -= b;
+                            self.linear[j as usize] -= b;
+                        }
                     }
                     // -w y_v y_u = -w y_v + w [y_v = 1][y_u = 0]: the cut pays w when v is on
                     // the sink side (y = 1) and u on the source side.
@@ -289,16 +284,10 @@ impl ClusterExact {
         }
         self.net.index(k + 2);
         self.net.max_flow(s, t, 1e-12 * scale.max(1.0));
-        let mut changed = 0;
         for (i, &v) in self.members.iter().enumerate() {
-            let y = self.net.level[i] == NONE;
-            let new = y ^ self.gauge[v as usize];
-            if new != x[v as usize] {
-                x[v as usize] = new;
-                changed += 1;
-            }
+            // Sink side (not reached from `s`) means y = 1.
+            x[v as usize] = (self.net.level[i] == NONE) ^ self.gauge[v as usize];
         }
-        changed
     }
 }
 
