@@ -100,7 +100,7 @@ fn default_tempering_max_degree() -> f64 {
 }
 
 fn default_tempering_min_rounds() -> u64 {
-    6_000
+    4_000
 }
 
 fn default_exact_moves() -> usize {
