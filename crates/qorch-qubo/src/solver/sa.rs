@@ -430,11 +430,12 @@ fn colored_sweep(
     table: &AcceptTable,
     rng: &mut Xoshiro256PlusPlus,
     moves: &mut [u32],
-) {
+) -> usize {
     use rand::Rng;
     let threshold = table.threshold.as_slice();
     let last = threshold.len() - 1;
     let mut e = *energy;
+    let mut made = 0_usize;
     for class in c.classes.windows(2) {
         let mut count = 0_usize;
         if table.complete {
@@ -459,6 +460,7 @@ fn colored_sweep(
                 count += usize::from(accept);
             }
         }
+        made += count;
         for &p in &moves[..count] {
             let p = p as usize;
             let f = field[p];
@@ -472,6 +474,7 @@ fn colored_sweep(
         }
     }
     *energy = e;
+    made
 }
 
 /// Local fields of `x`.
@@ -489,8 +492,8 @@ pub(crate) fn fields_of(qubo: &Qubo, x: &[bool]) -> Vec<f64> {
 
 /// Runs one anneal of `sweeps` sweeps from `x` (left in `x`: the *final* state) along
 /// `schedule` over `betas`, offering every improvement of the run's best to `run`. Uses the
-/// coloured integer kernel ([`colored_sweep`]) when `int` is given. Returns `false` if the run
-/// must stop.
+/// integer kernels when `int` is given ([`colored_sweep`] while many moves are made, then
+/// [`metropolis_sweep_int`]). Returns `false` if the run must stop.
 #[allow(
     clippy::too_many_arguments,
     reason = "the state of one anneal; internal"
@@ -508,7 +511,9 @@ pub(crate) fn anneal(
     let offset = qubo.energy(x);
     run.offer(x, offset);
     if let Some(m) = int {
-        // In the coloured layout; energies relative to the start, exact in integers.
+        // Energies relative to the start, exact in integers. The coloured layout while many
+        // moves are made; once fewer than one variable in ten moves per sweep, the sequential
+        // kernel, whose branches are then predictable and which skips the second pass.
         let c = &m.colored;
         let mut y = c.gather(x);
         let mut field = c.fields(&y);
@@ -516,9 +521,11 @@ pub(crate) fn anneal(
         let mut delta = 0_i64;
         let mut best = 0_i64;
         let mut table = AcceptTable::new();
-        for k in 0..sweeps {
+        let mut k = 0;
+        while k < sweeps {
             table.set_beta(schedule.beta(betas, k, sweeps));
-            colored_sweep(c, &mut y, &mut field, &mut delta, &table, r, &mut moves);
+            let made = colored_sweep(c, &mut y, &mut field, &mut delta, &table, r, &mut moves);
+            k += 1;
             if delta < best {
                 best = delta;
                 if offset + (delta as f64) < run.best_energy {
@@ -530,8 +537,28 @@ pub(crate) fn anneal(
                 c.scatter(&y, x);
                 return false;
             }
+            if 10 * made < y.len() {
+                break;
+            }
         }
         c.scatter(&y, x);
+        if k == sweeps {
+            return true;
+        }
+        let mut field = m.fields(x);
+        for k in k..sweeps {
+            table.set_beta(schedule.beta(betas, k, sweeps));
+            metropolis_sweep_int(m, x, &mut field, &mut delta, &table, r);
+            if delta < best {
+                best = delta;
+                if offset + (delta as f64) < run.best_energy {
+                    run.offer(x, offset + delta as f64);
+                }
+            }
+            if run.add_sweeps(1) {
+                return false;
+            }
+        }
         return true;
     }
     let mut field = fields_of(qubo, x);
@@ -723,6 +750,46 @@ mod tests {
             c.scatter(&y, &mut back);
             assert!((q.energy(&back) - start - delta as f64).abs() < 1e-9);
             assert_eq!(field, c.fields(&y));
+        }
+    }
+
+    #[test]
+    fn the_integer_anneal_switches_kernels_without_losing_track() {
+        use crate::solver::{random_assignment, rng};
+        use rand::RngExt;
+        // A +-1 ring with chords: integer, frustrated, and cold at the end of the schedule.
+        let n = 400;
+        let mut r = rng(9, 0);
+        let mut b = QuboBuilder::new(n);
+        for i in 0..n {
+            for j in [(i + 1) % n, (i + 37) % n] {
+                b.add_quadratic(i, j, if r.random_bool(0.5) { 2.0 } else { -2.0 });
+                b.add_linear(i, -1.0);
+            }
+        }
+        let q = b.build().unwrap();
+        let m = IntModel::new(&q).unwrap();
+        let betas = default_beta_range(&q);
+        for (sweeps, budget) in [(500, 1_000), (500, 300)] {
+            let mut run = Run::new(&q, &Budget::sweeps(budget), budget);
+            let mut x = random_assignment(n, &mut r);
+            let go = anneal(
+                &q,
+                Some(&m),
+                &mut run,
+                &mut x,
+                sweeps,
+                Schedule::Geometric,
+                betas,
+                &mut r,
+            );
+            // The budget stops the second anneal early, in the sequential part.
+            assert_eq!(go, budget > sweeps);
+            assert_eq!(run.sweeps, sweeps.min(budget));
+            let final_energy = q.energy(&x);
+            let sol = run.finish("sa");
+            assert!((sol.energy - q.energy(&sol.assignment)).abs() < 1e-9);
+            assert!(sol.energy <= final_energy + 1e-9);
         }
     }
 
