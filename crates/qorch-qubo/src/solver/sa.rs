@@ -224,16 +224,21 @@ impl Colored {
 
     /// Local fields of `y`, by position.
     fn fields(&self, y: &[bool]) -> Vec<i32> {
-        let mut field = self.linear.clone();
-        for (p, &on) in y.iter().enumerate() {
-            if on {
-                for &(q, w) in &self.adj[self.start[p]..self.start[p + 1]] {
-                    field[q as usize] += w;
-                }
+        int_fields(&self.start, &self.adj, &self.linear, y)
+    }
+}
+
+/// Local fields of `x` in an integer model stored as `start`, `adj` and `linear`.
+fn int_fields(start: &[usize], adj: &[(u32, i32)], linear: &[i32], x: &[bool]) -> Vec<i32> {
+    let mut field = linear.to_vec();
+    for (i, &on) in x.iter().enumerate() {
+        if on {
+            for &(j, w) in &adj[start[i]..start[i + 1]] {
+                field[j as usize] += w;
             }
         }
-        field
     }
+    field
 }
 
 impl IntModel {
@@ -267,15 +272,7 @@ impl IntModel {
     }
 
     pub(crate) fn fields(&self, x: &[bool]) -> Vec<i32> {
-        let mut field = self.linear.clone();
-        for (i, &xi) in x.iter().enumerate() {
-            if xi {
-                for &(j, w) in &self.adj[self.start[i]..self.start[i + 1]] {
-                    field[j as usize] += w;
-                }
-            }
-        }
-        field
+        int_fields(&self.start, &self.adj, &self.linear, x)
     }
 }
 
