@@ -515,46 +515,40 @@ pub(crate) fn anneal(
         let mut y = c.gather(x);
         let mut field = c.fields(&y);
         let mut moves = vec![0_u32; y.len()];
+        let mut colored = true;
         let mut delta = 0_i64;
         let mut best = 0_i64;
         let mut table = AcceptTable::new();
-        let mut k = 0;
-        while k < sweeps {
+        for k in 0..sweeps {
             table.set_beta(schedule.beta(betas, k, sweeps));
-            let made = colored_sweep(c, &mut y, &mut field, &mut delta, &table, r, &mut moves);
-            k += 1;
-            if delta < best {
-                best = delta;
-                if offset + (delta as f64) < run.best_energy {
+            if colored {
+                let made = colored_sweep(c, &mut y, &mut field, &mut delta, &table, r, &mut moves);
+                if 10 * made < y.len() {
                     c.scatter(&y, x);
-                    run.offer(x, offset + delta as f64);
+                    field = m.fields(x);
+                    colored = false;
                 }
+            } else {
+                metropolis_sweep_int(m, x, &mut field, &mut delta, &table, r);
             }
-            if run.add_sweeps(1) {
-                c.scatter(&y, x);
-                return false;
-            }
-            if 10 * made < y.len() {
-                break;
-            }
-        }
-        c.scatter(&y, x);
-        if k == sweeps {
-            return true;
-        }
-        let mut field = m.fields(x);
-        for k in k..sweeps {
-            table.set_beta(schedule.beta(betas, k, sweeps));
-            metropolis_sweep_int(m, x, &mut field, &mut delta, &table, r);
             if delta < best {
                 best = delta;
                 if offset + (delta as f64) < run.best_energy {
+                    if colored {
+                        c.scatter(&y, x);
+                    }
                     run.offer(x, offset + delta as f64);
                 }
             }
             if run.add_sweeps(1) {
+                if colored {
+                    c.scatter(&y, x);
+                }
                 return false;
             }
+        }
+        if colored {
+            c.scatter(&y, x);
         }
         return true;
     }
@@ -651,7 +645,9 @@ impl Solver for SimulatedAnnealing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solver::{random_assignment, rng};
     use crate::{Budget, QuboBuilder};
+    use rand::RngExt;
 
     #[test]
     fn schedules_run_from_hot_to_cold() {
@@ -685,8 +681,6 @@ mod tests {
 
     #[test]
     fn the_colored_sweep_is_a_proper_colouring_and_tracks_energy_and_fields() {
-        use crate::solver::{random_assignment, rng};
-        use rand::RngExt;
         let n = 300;
         let mut r = rng(5, 0);
         let mut b = QuboBuilder::new(n);
@@ -752,8 +746,6 @@ mod tests {
 
     #[test]
     fn the_integer_anneal_switches_kernels_without_losing_track() {
-        use crate::solver::{random_assignment, rng};
-        use rand::RngExt;
         // A +-1 ring with chords: integer, frustrated, and cold at the end of the schedule.
         let n = 400;
         let mut r = rng(9, 0);
