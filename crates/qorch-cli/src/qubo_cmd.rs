@@ -39,7 +39,8 @@ pub(crate) struct SolveArgs {
     #[arg(long)]
     maxcut: bool,
     /// The solver: sa, pt, tabu, descent, exact, decompose, icm (tempering with cluster
-    /// moves), or hybrid (annealing with consensus coarsening, the default).
+    /// moves), pa (population annealing), or hybrid (annealing with consensus coarsening, the
+    /// default).
     #[arg(long, default_value = "hybrid", value_parser = parse_solver)]
     solver: SolverKind,
     /// Wall-clock limit in seconds (by default each solver's own default amount of work).

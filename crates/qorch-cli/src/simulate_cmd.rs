@@ -30,7 +30,7 @@ pub(crate) struct Args {
     /// Worker threads (0: one per core; 1: a reproducible report).
     #[arg(long)]
     pub(crate) workers: Option<usize>,
-    /// Solver: default, qaoa, sa, pt, tabu, descent, exact, decompose, hybrid or icm.
+    /// Solver: default, qaoa, sa, pt, tabu, descent, exact, decompose, hybrid, icm or pa.
     #[arg(long)]
     pub(crate) solver: Option<String>,
     /// Write report.json, timings.json, scenario.toml and SVG plots into this directory.

@@ -73,6 +73,7 @@
 //! | [`ExactSolver`] | ground truth up to ~30 variables |
 //! | [`Decomposition`] | large models, as clamped sub-problems solved by another solver |
 //! | [`HoudayerTempering`] | lattice-like models (2D spin glasses): tempering with cluster moves |
+//! | [`PopulationAnnealing`] | many annealing replicas resampled by their Boltzmann weights at every step |
 //! | [`HybridAnnealing`] | the default: annealing with consensus coarsening and cluster-exact (minimum-cut) moves; hands lattice-like models to [`HoudayerTempering`] |
 //!
 //! The annealers' default inverse temperatures come from the model: the hot end accepts a
@@ -92,6 +93,6 @@ pub use io::{Graph, ReadError, read_json, read_qubo_text, read_rudy, write_json,
 pub use model::{Coupling, FlipState, Ising, ModelError, Qubo, QuboBuilder, QuboTerms};
 pub use solver::{
     Budget, Decomposition, ExactSolver, HoudayerTempering, HybridAnnealing, ParallelTempering,
-    ParseSolverError, Schedule, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver,
-    SolverKind, SteepestDescent, StopReason, TabuSearch, TracePoint,
+    ParseSolverError, PopulationAnnealing, Schedule, SimulatedAnnealing, Solution, SolveError,
+    SolveOptions, Solver, SolverKind, SteepestDescent, StopReason, TabuSearch, TracePoint,
 };

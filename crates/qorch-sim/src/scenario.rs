@@ -201,9 +201,9 @@ fn one() -> usize {
 #[serde(default, deny_unknown_fields)]
 pub struct SolverSettings {
     /// `default` (tabu for windows, decomposition for large ones), one of the QUBO solvers
-    /// (`sa`, `pt`, `tabu`, `descent`, `exact`, `decompose`, `hybrid`, `icm`) for every window, or
-    /// `qaoa` (QAOA on the statevector for windows up to `qaoa_max_vars`, the default
-    /// otherwise).
+    /// (`sa`, `pt`, `tabu`, `descent`, `exact`, `decompose`, `hybrid`, `icm`, `pa`) for every
+    /// window, or `qaoa` (QAOA on the statevector for windows up to `qaoa_max_vars`, the
+    /// default otherwise).
     pub name: String,
     /// The scheduler's work budget per option (see `SchedulerConfig::effort`).
     pub effort: f64,
@@ -344,7 +344,7 @@ impl SolverSettings {
             other => other.parse().map(SolverChoice::Qubo).map_err(|_| {
                 SimError::Scenario(format!(
                     "solver.name: unknown solver `{}`: expected default, qaoa, sa, pt, tabu, \
-                     descent, exact, decompose, hybrid or icm",
+                     descent, exact, decompose, hybrid, icm or pa",
                     self.name
                 ))
             }),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cea::ClusterExact;
 use super::descent::descend;
-use super::sa::{IntModel, Schedule, anneal};
+use super::sa::{IntModel, Schedule, anneal, sweeps_available};
 use super::{
     Budget, HoudayerTempering, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver,
     check_initial, default_beta_range, random_assignment, rng,
@@ -301,34 +301,10 @@ impl Solver for HybridAnnealing {
 
         // Total sweeps this run may make: the sweep budget, or the rate measured on a first
         // short read times the time budget.
-        let mut first = match options.initial {
-            Some(x) => x.to_vec(),
-            None => random_assignment(n, &mut r),
-        };
-        let total = if run.has_sweep_limit() && !run.has_time_limit() {
-            run.sweeps_left()
-        } else {
-            let probe = 64;
-            let t = run.elapsed();
-            if !anneal(
-                qubo,
-                int.as_ref(),
-                &mut run,
-                &mut first,
-                probe,
-                Schedule::Geometric,
-                (hot, cold),
-                &mut r,
-            ) {
-                return Ok(run.finish(self.name()));
-            }
-            let rate = probe as f64 / (run.elapsed() - t).max(1e-9);
-            let seconds = options
-                .budget
-                .time_limit
-                .map_or(f64::INFINITY, |d| d.as_secs_f64());
-            let by_time = (rate * (seconds - run.elapsed()).max(0.0)) as u64;
-            by_time.min(run.sweeps_left())
+        let Some((total, first)) =
+            sweeps_available(qubo, int.as_ref(), &mut run, options, (hot, cold), &mut r)
+        else {
+            return Ok(run.finish(self.name()));
         };
         // 0. Lattice-like models, given time, go to tempering with cluster moves.
         let tempering = HoudayerTempering::default();

@@ -21,6 +21,7 @@ mod descent;
 mod exact;
 mod hybrid;
 mod icm;
+mod pa;
 mod pt;
 mod sa;
 mod tabu;
@@ -40,6 +41,7 @@ pub use descent::SteepestDescent;
 pub use exact::ExactSolver;
 pub use hybrid::HybridAnnealing;
 pub use icm::HoudayerTempering;
+pub use pa::PopulationAnnealing;
 pub use pt::ParallelTempering;
 pub use sa::{Schedule, SimulatedAnnealing};
 pub use tabu::TabuSearch;
@@ -226,11 +228,13 @@ pub enum SolverKind {
     Hybrid,
     /// [`HoudayerTempering`]: tempering with cluster moves, for lattice-like models.
     Icm,
+    /// [`PopulationAnnealing`]: annealing replicas resampled by their Boltzmann weights.
+    Pa,
 }
 
 impl SolverKind {
     /// Every kind, in the order of the command line's list.
-    pub const ALL: [SolverKind; 8] = [
+    pub const ALL: [SolverKind; 9] = [
         SolverKind::Sa,
         SolverKind::Pt,
         SolverKind::Tabu,
@@ -239,6 +243,7 @@ impl SolverKind {
         SolverKind::Decompose,
         SolverKind::Hybrid,
         SolverKind::Icm,
+        SolverKind::Pa,
     ];
 
     /// The name used on the command line.
@@ -252,6 +257,7 @@ impl SolverKind {
             SolverKind::Decompose => "decompose",
             SolverKind::Hybrid => "hybrid",
             SolverKind::Icm => "icm",
+            SolverKind::Pa => "pa",
         }
     }
 
@@ -266,6 +272,7 @@ impl SolverKind {
             SolverKind::Decompose => Box::new(Decomposition::default()),
             SolverKind::Hybrid => Box::new(HybridAnnealing::default()),
             SolverKind::Icm => Box::new(HoudayerTempering::default()),
+            SolverKind::Pa => Box::new(PopulationAnnealing::default()),
         }
     }
 }
@@ -279,7 +286,7 @@ impl fmt::Display for SolverKind {
 /// Error of parsing a solver name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown solver `{0}`: expected one of sa, pt, tabu, descent, exact, decompose, hybrid, icm"
+    "unknown solver `{0}`: expected one of sa, pt, tabu, descent, exact, decompose, hybrid, icm, pa"
 )]
 pub struct ParseSolverError(String);
 

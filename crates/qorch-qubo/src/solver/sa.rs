@@ -22,7 +22,7 @@ pub enum Schedule {
 
 impl Schedule {
     /// The inverse temperature of sweep `k` of `sweeps`.
-    fn beta(self, (hot, cold): (f64, f64), k: u64, sweeps: u64) -> f64 {
+    pub(super) fn beta(self, (hot, cold): (f64, f64), k: u64, sweeps: u64) -> f64 {
         if sweeps <= 1 {
             return cold;
         }
@@ -134,7 +134,7 @@ pub(crate) struct IntModel {
     adj: Vec<(u32, i32)>,
     linear: Vec<i32>,
     /// The same model in the layout of the two-phase sweep.
-    colored: Colored,
+    pub(super) colored: Colored,
 }
 
 /// An integer model renumbered so that each class of a greedy colouring (no two coupled
@@ -211,19 +211,19 @@ impl Colored {
     }
 
     /// `x` (by variable) laid out by position.
-    fn gather(&self, x: &[bool]) -> Vec<bool> {
+    pub(super) fn gather(&self, x: &[bool]) -> Vec<bool> {
         self.order.iter().map(|&i| x[i as usize]).collect()
     }
 
     /// Writes `y` (by position) back into `x` (by variable).
-    fn scatter(&self, y: &[bool], x: &mut [bool]) {
+    pub(super) fn scatter(&self, y: &[bool], x: &mut [bool]) {
         for (&i, &v) in self.order.iter().zip(y) {
             x[i as usize] = v;
         }
     }
 
     /// Local fields of `y`, by position.
-    fn fields(&self, y: &[bool]) -> Vec<i32> {
+    pub(super) fn fields(&self, y: &[bool]) -> Vec<i32> {
         int_fields(&self.start, &self.adj, &self.linear, y)
     }
 }
@@ -419,7 +419,7 @@ pub(crate) fn metropolis_sweep_int(
     clippy::needless_bitwise_bool,
     reason = "both sides are cheap; `|` keeps the decision free of branches"
 )]
-fn colored_sweep(
+pub(super) fn colored_sweep(
     c: &Colored,
     y: &mut [bool],
     field: &mut [i32],
@@ -565,6 +565,48 @@ pub(crate) fn anneal(
         }
     }
     true
+}
+
+/// The first state of a run (the given initial one, or random) and the sweeps the run may
+/// make: the sweep budget, or, under a time limit, the rate measured on a short probe anneal
+/// of that state (left annealed) times the time left. `None` if the budget ran out in the
+/// probe.
+pub(crate) fn sweeps_available(
+    qubo: &Qubo,
+    int: Option<&IntModel>,
+    run: &mut Run<'_>,
+    options: &SolveOptions<'_>,
+    betas: (f64, f64),
+    r: &mut Xoshiro256PlusPlus,
+) -> Option<(u64, Vec<bool>)> {
+    let mut first = match options.initial {
+        Some(x) => x.to_vec(),
+        None => random_assignment(qubo.num_vars(), r),
+    };
+    if run.has_sweep_limit() && !run.has_time_limit() {
+        return Some((run.sweeps_left(), first));
+    }
+    let probe = 64;
+    let t = run.elapsed();
+    if !anneal(
+        qubo,
+        int,
+        run,
+        &mut first,
+        probe,
+        Schedule::Geometric,
+        betas,
+        r,
+    ) {
+        return None;
+    }
+    let rate = probe as f64 / (run.elapsed() - t).max(1e-9);
+    let seconds = options
+        .budget
+        .time_limit
+        .map_or(f64::INFINITY, |d| d.as_secs_f64());
+    let by_time = (rate * (seconds - run.elapsed()).max(0.0)) as u64;
+    Some((by_time.min(run.sweeps_left()), first))
 }
 
 impl Solver for SimulatedAnnealing {
