@@ -71,7 +71,7 @@ const MIN_REPLICAS: u64 = 4;
 const MAX_REPLICAS: u64 = 256;
 
 /// The population for a budget of `total` sweeps: `(replicas, sweeps each)`.
-pub(crate) fn population_size(total: u64, per_replica: u64) -> (usize, u64) {
+fn population_size(total: u64, per_replica: u64) -> (usize, u64) {
     let replicas = (total / per_replica.max(1)).clamp(MIN_REPLICAS, MAX_REPLICAS);
     (replicas as usize, (total / replicas).max(1))
 }
@@ -192,7 +192,7 @@ impl Steps {
     clippy::too_many_arguments,
     reason = "the state of one population anneal; internal"
 )]
-pub(crate) fn population_anneal(
+fn population_anneal(
     qubo: &Qubo,
     int: Option<&IntModel>,
     run: &mut Run<'_>,
