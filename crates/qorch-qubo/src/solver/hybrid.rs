@@ -54,7 +54,7 @@ use crate::{FlipState, Qubo, QuboBuilder};
 /// on 20,000 vertices the rounds above win.
 ///
 /// The budget: `initial_share` of it goes to `replicas` independent initial reads; the rest
-/// to rounds. Under a time limit the sweep rate is measured on the first 64 sweeps. On models
+/// to rounds. Under a time limit the sweep rate is measured on probe anneals. On models
 /// too small to coarsen usefully it simply keeps annealing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HybridAnnealing {
@@ -299,8 +299,8 @@ impl Solver for HybridAnnealing {
         let restart = hot * (cold / hot).powf(self.restart_temperature);
         let mut r = rng(options.seed, 0);
 
-        // Total sweeps this run may make: the sweep budget, or the rate measured on a first
-        // short read times the time budget.
+        // Total sweeps this run may make: the sweep budget, or the rate measured on probe
+        // anneals times the time left.
         let Some((total, first)) =
             sweeps_available(qubo, int.as_ref(), &mut run, options, (hot, cold), &mut r)
         else {

@@ -567,10 +567,20 @@ pub(crate) fn anneal(
     true
 }
 
+/// Share of the time limit that [`sweeps_available`] spends measuring the sweep rate.
+pub(crate) const PROBE_SHARE: f64 = 0.01;
+
+/// Most seconds [`sweeps_available`] spends measuring the sweep rate.
+pub(crate) const PROBE_MAX_SECONDS: f64 = 0.25;
+
 /// The first state of a run (the given initial one, or random) and the sweeps the run may
-/// make: the sweep budget, or, under a time limit, the rate measured on a short probe anneal
-/// of that state (left annealed) times the time left. `None` if the budget ran out in the
-/// probe.
+/// make: the sweep budget, or, under a time limit, the sweep rate measured on probe anneals of
+/// that state (left annealed) times the time left. `None` if the budget ran out in the probe.
+///
+/// The probe anneals 64 sweeps, then twice as many, and so on, until it has taken
+/// [`PROBE_SHARE`] of the time limit (at most [`PROBE_MAX_SECONDS`]), or of the sweep budget
+/// where there is one too. A single probe of a few milliseconds is at the mercy of the
+/// scheduler on a shared machine: it misjudged the rate by 2 to 5 times on the G-set.
 pub(crate) fn sweeps_available(
     qubo: &Qubo,
     int: Option<&IntModel>,
@@ -586,25 +596,35 @@ pub(crate) fn sweeps_available(
     if run.has_sweep_limit() && !run.has_time_limit() {
         return Some((run.sweeps_left(), first));
     }
-    let probe = 64;
-    let t = run.elapsed();
-    if !anneal(
-        qubo,
-        int,
-        run,
-        &mut first,
-        probe,
-        Schedule::Geometric,
-        betas,
-        r,
-    ) {
-        return None;
-    }
-    let rate = probe as f64 / (run.elapsed() - t).max(1e-9);
     let seconds = options
         .budget
         .time_limit
         .map_or(f64::INFINITY, |d| d.as_secs_f64());
+    let long_enough = (PROBE_SHARE * seconds).min(PROBE_MAX_SECONDS);
+    let t = run.elapsed();
+    let (mut probe, mut done) = (64_u64, 0_u64);
+    loop {
+        if !anneal(
+            qubo,
+            int,
+            run,
+            &mut first,
+            probe,
+            Schedule::Geometric,
+            betas,
+            r,
+        ) {
+            return None;
+        }
+        done += probe;
+        let sweeps_spent = run.has_sweep_limit()
+            && done as f64 >= PROBE_SHARE * run.sweeps_left().saturating_add(done) as f64;
+        if sweeps_spent || run.elapsed() - t >= long_enough {
+            break;
+        }
+        probe *= 2;
+    }
+    let rate = done as f64 / (run.elapsed() - t).max(1e-9);
     let by_time = (rate * (seconds - run.elapsed()).max(0.0)) as u64;
     Some((by_time.min(run.sweeps_left()), first))
 }
@@ -690,6 +710,7 @@ mod tests {
     use crate::solver::{random_assignment, rng};
     use crate::{Budget, QuboBuilder};
     use rand::RngExt;
+    use std::time::Duration;
 
     #[test]
     fn schedules_run_from_hot_to_cold() {
@@ -822,6 +843,59 @@ mod tests {
             assert!((sol.energy - q.energy(&sol.assignment)).abs() < 1e-9);
             assert!(sol.energy <= final_energy + 1e-9);
         }
+    }
+
+    /// A random model of `n` variables, each coupled to about `degree` others.
+    fn random_model(n: usize, degree: usize, seed: u64) -> Qubo {
+        let mut r = rng(seed, 0);
+        let mut b = QuboBuilder::new(n);
+        for i in 0..n {
+            b.add_linear(i, r.random_range(-1.0..1.0));
+            for _ in 0..degree / 2 {
+                let j = r.random_range(0..n);
+                if j != i {
+                    b.add_quadratic(i, j, r.random_range(-1.0..1.0));
+                }
+            }
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn the_rate_probe_spends_a_small_share_of_either_budget() {
+        let q = random_model(200, 6, 3);
+        let int = IntModel::new(&q);
+        let betas = (0.1, 5.0);
+        // A sweep budget besides a long time limit: the probe stops near 1% of the sweeps
+        // (doubling probes overshoot by at most twice), and the rest is left.
+        let budget = Budget {
+            sweeps: Some(100_000),
+            time_limit: Some(Duration::from_secs(3_600)),
+            target_energy: None,
+        };
+        let options = SolveOptions::new(budget, 1);
+        let mut run = Run::new(&q, &budget, 0);
+        let (total, first) =
+            sweeps_available(&q, int.as_ref(), &mut run, &options, betas, &mut rng(1, 0)).unwrap();
+        assert!(run.sweeps <= 2_000, "{}", run.sweeps);
+        assert!(run.sweeps >= 1_000 || run.elapsed() >= PROBE_MAX_SECONDS);
+        assert_eq!(total, 100_000 - run.sweeps);
+        assert_eq!(first.len(), 200);
+        // A time limit only: the probe runs for its share of it, then prices the rest.
+        let budget = Budget::time(Duration::from_secs(2));
+        let options = SolveOptions::new(budget, 1);
+        let mut run = Run::new(&q, &budget, 0);
+        let (total, _) =
+            sweeps_available(&q, int.as_ref(), &mut run, &options, betas, &mut rng(1, 0)).unwrap();
+        assert!(run.elapsed() >= 0.02);
+        assert!(total > 0);
+        // A sweep budget alone needs no probe.
+        let budget = Budget::sweeps(500);
+        let options = SolveOptions::new(budget, 1);
+        let mut run = Run::new(&q, &budget, 0);
+        let (total, _) =
+            sweeps_available(&q, int.as_ref(), &mut run, &options, betas, &mut rng(1, 0)).unwrap();
+        assert_eq!((total, run.sweeps), (500, 0));
     }
 
     #[test]
