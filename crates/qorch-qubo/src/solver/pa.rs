@@ -375,7 +375,7 @@ impl Solver for PopulationAnnealing {
         let betas = self.beta_range.unwrap_or_else(|| default_beta_range(qubo));
         let int = IntModel::new(qubo);
         let mut r = rng(options.seed, 0);
-        // A time budget is turned into sweeps by a short probe anneal.
+        // A time budget is turned into sweeps by probe anneals (`sweeps_available`).
         let Some((total, _)) =
             sweeps_available(qubo, int.as_ref(), &mut run, options, betas, &mut r)
         else {
