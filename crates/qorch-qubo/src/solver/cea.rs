@@ -294,33 +294,7 @@ impl ClusterExact {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::QuboBuilder;
-    use crate::solver::{random_assignment, rng};
-    use rand::RngExt;
-
-    /// Small integer coefficients for even seeds (ties), arbitrary reals for odd ones.
-    fn random_model(n: usize, m: usize, seed: u64) -> Qubo {
-        let mut r = rng(seed, 7);
-        let mut draw = |k: i32| {
-            if seed.is_multiple_of(2) {
-                f64::from(r.random_range(-k..=k))
-            } else {
-                r.random_range(-f64::from(k)..f64::from(k))
-            }
-        };
-        let mut b = QuboBuilder::new(n);
-        for i in 0..n {
-            b.add_linear(i, draw(3));
-        }
-        let mut r = rng(seed, 8);
-        for _ in 0..m {
-            let (i, j) = (r.random_range(0..n), r.random_range(0..n));
-            if i != j {
-                b.add_quadratic(i, j, draw(4));
-            }
-        }
-        b.build().unwrap()
-    }
+    use crate::solver::{random_assignment, random_model, rng};
 
     #[test]
     fn a_move_is_the_exact_optimum_over_its_set() {

@@ -331,6 +331,33 @@ pub(crate) fn random_assignment(n: usize, r: &mut Xoshiro256PlusPlus) -> Vec<boo
     x
 }
 
+/// A random model for tests: `n` variables, `m` couplings drawn at random, small integer
+/// coefficients for even seeds (ties), arbitrary reals for odd ones.
+#[cfg(test)]
+pub(crate) fn random_model(n: usize, m: usize, seed: u64) -> Qubo {
+    use rand::RngExt;
+    let mut r = rng(seed, 7);
+    let mut draw = |k: i32| {
+        if seed.is_multiple_of(2) {
+            f64::from(r.random_range(-k..=k))
+        } else {
+            r.random_range(-f64::from(k)..f64::from(k))
+        }
+    };
+    let mut b = crate::QuboBuilder::new(n);
+    for i in 0..n {
+        b.add_linear(i, draw(3));
+    }
+    let mut r = rng(seed, 8);
+    for _ in 0..m {
+        let (i, j) = (r.random_range(0..n), r.random_range(0..n));
+        if i != j {
+            b.add_quadratic(i, j, draw(4));
+        }
+    }
+    b.build().unwrap()
+}
+
 /// Checks the starting assignment's length.
 pub(crate) fn check_initial(qubo: &Qubo, options: &SolveOptions<'_>) -> Result<(), SolveError> {
     match options.initial {

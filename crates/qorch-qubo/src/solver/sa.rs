@@ -707,7 +707,7 @@ impl Solver for SimulatedAnnealing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::solver::{random_assignment, rng};
+    use crate::solver::{random_assignment, random_model, rng};
     use crate::{Budget, QuboBuilder};
     use rand::RngExt;
     use std::time::Duration;
@@ -845,25 +845,9 @@ mod tests {
         }
     }
 
-    /// A random model of `n` variables, each coupled to about `degree` others.
-    fn random_model(n: usize, degree: usize, seed: u64) -> Qubo {
-        let mut r = rng(seed, 0);
-        let mut b = QuboBuilder::new(n);
-        for i in 0..n {
-            b.add_linear(i, r.random_range(-1.0..1.0));
-            for _ in 0..degree / 2 {
-                let j = r.random_range(0..n);
-                if j != i {
-                    b.add_quadratic(i, j, r.random_range(-1.0..1.0));
-                }
-            }
-        }
-        b.build().unwrap()
-    }
-
     #[test]
     fn the_rate_probe_spends_a_small_share_of_either_budget() {
-        let q = random_model(200, 6, 3);
+        let q = random_model(200, 600, 3);
         let int = IntModel::new(&q);
         let betas = (0.1, 5.0);
         // A sweep budget besides a long time limit: the probe stops near 1% of the sweeps
