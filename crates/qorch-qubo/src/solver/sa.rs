@@ -568,10 +568,10 @@ pub(crate) fn anneal(
 }
 
 /// Share of the time limit that [`sweeps_available`] spends measuring the sweep rate.
-pub(crate) const PROBE_SHARE: f64 = 0.01;
+const PROBE_SHARE: f64 = 0.01;
 
 /// Most seconds [`sweeps_available`] spends measuring the sweep rate.
-pub(crate) const PROBE_MAX_SECONDS: f64 = 0.25;
+const PROBE_MAX_SECONDS: f64 = 0.25;
 
 /// The first state of a run (the given initial one, or random) and the sweeps the run may
 /// make: the sweep budget, or, under a time limit, the sweep rate measured on probe anneals of
@@ -596,11 +596,8 @@ pub(crate) fn sweeps_available(
     if run.has_sweep_limit() && !run.has_time_limit() {
         return Some((run.sweeps_left(), first));
     }
-    let seconds = options
-        .budget
-        .time_limit
-        .map_or(f64::INFINITY, |d| d.as_secs_f64());
-    let long_enough = (PROBE_SHARE * seconds).min(PROBE_MAX_SECONDS);
+    let seconds_left = |run: &Run<'_>| run.time_left().map_or(f64::INFINITY, |d| d.as_secs_f64());
+    let long_enough = (PROBE_SHARE * seconds_left(run)).min(PROBE_MAX_SECONDS);
     let t = run.elapsed();
     let (mut probe, mut done) = (64_u64, 0_u64);
     loop {
@@ -625,7 +622,7 @@ pub(crate) fn sweeps_available(
         probe *= 2;
     }
     let rate = done as f64 / (run.elapsed() - t).max(1e-9);
-    let by_time = (rate * (seconds - run.elapsed()).max(0.0)) as u64;
+    let by_time = (rate * seconds_left(run)) as u64;
     Some((by_time.min(run.sweeps_left()), first))
 }
 
