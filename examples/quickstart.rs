@@ -1,8 +1,9 @@
 //! Quickstart: a custom behaviour, a hierarchy, and one rebalancing round.
 //! Run with `cargo run --release -p qorch --example quickstart`.
 
+use qorch::optimizer::{Optimizer, OptimizerConfig};
 use qorch::resources::{Grant, Pool, PoolFilter, PoolId, ResourceKinds, ResourceRequest};
-use qorch::runtime::{AgentResult, Optimizer, OptimizerConfig};
+use qorch::runtime::AgentResult;
 use qorch::{Agent, Context, QuantumOrchestrator};
 
 /// Wants `cpu` cores (half of them at least) and says what it was granted.

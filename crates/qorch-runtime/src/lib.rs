@@ -63,11 +63,11 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod config;
 mod directory;
 mod executor;
 mod letter;
 mod node;
-mod optimizer;
 mod orchestrator;
 mod panic_guard;
 mod reliable;
@@ -77,16 +77,11 @@ mod shared;
 mod status;
 
 pub use agent::{Agent, AgentError, AgentResult, Context};
+pub use config::{ConfigError, RuntimeConfig};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
-pub use optimizer::{
-    Hierarchy, OptimizationState, Optimizer, OptimizerConfig, OptimizerError, RoundReason,
-    RoundSummary, SolverStats, Triggers,
-};
-pub use qorch_scheduler::{ReclusterPlan, ReclusterPolicy};
 pub use remote::{InjectError, Remote, RemoteLink};
 pub use runtime::{
-    ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle, SendError,
-    ShutdownReport,
+    ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle,
+    RuntimeSendError, ShutdownReport, Topology, TopologyNode,
 };
-pub use shared::RuntimeConfig;
 pub use status::{AgentCounts, ComponentStatus, StatusNode, StatusTree};

@@ -7,62 +7,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use qorch_protocol::{Envelope, MailboxConfig, MailboxSender, PriorityMailbox, TrySendError};
+use qorch_protocol::{Envelope, MailboxSender, PriorityMailbox, TrySendError};
 
 use crate::Agent;
+use crate::config::RuntimeConfig;
 use crate::directory::{Directory, NodeKey};
 use crate::letter::Letter;
-
-/// Settings of a runtime (see `QuantumOrchestrator::builder`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuntimeConfig {
-    /// Worker threads (one actix arbiter each); clusters are spread over them round-robin.
-    pub workers: usize,
-    /// Seed of every random choice in the runtime (agents' own streams included).
-    pub seed: u64,
-    /// Lanes of every node's mailbox.
-    pub mailbox: MailboxConfig,
-    /// Lanes of the application inbox (messages agents send to the orchestrator or a cluster).
-    pub inbox: MailboxConfig,
-    /// Restarts allowed per agent before it is marked failed.
-    pub restart_budget: u32,
-    /// How often nodes send heartbeats (and check their children's).
-    pub heartbeat_interval: Duration,
-    /// Silence after which a node is marked failed by its parent. Keep it well above the
-    /// longest time a worker may be busy with other nodes (seconds, under heavy load): a busy
-    /// node is slow, not dead. Any letter from a child counts as a sign of life.
-    pub heartbeat_timeout: Duration,
-    /// Time after which an unacknowledged reliable message is redelivered.
-    pub redelivery_timeout: Duration,
-    /// Deliveries of a reliable message before giving up (and counting it undeliverable).
-    pub max_deliveries: u32,
-    /// Period of nodes' timer work (agent timers, redeliveries, backpressure retries).
-    pub timer_resolution: Duration,
-    /// Record the trace of handled messages (for tests of determinism).
-    pub trace: bool,
-    /// Observe who talks to whom: one agent-to-agent message in this many is counted (by
-    /// sequence number, so deterministically) and reported with each round (0: off).
-    pub affinity_sample: u32,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            seed: 0,
-            mailbox: MailboxConfig::uniform(1024),
-            inbox: MailboxConfig::uniform(65_536),
-            restart_budget: 3,
-            heartbeat_interval: Duration::from_millis(200),
-            heartbeat_timeout: Duration::from_secs(3),
-            redelivery_timeout: Duration::from_millis(200),
-            max_deliveries: 10,
-            timer_resolution: Duration::from_millis(10),
-            trace: false,
-            affinity_sample: 16,
-        }
-    }
-}
 
 /// Where a node sends: another node's mailbox, or the orchestrator's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

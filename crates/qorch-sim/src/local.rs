@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use qorch_optimizer::{Optimizer, ReclusterPolicy};
 use qorch_protocol::{Address, AgentId};
 use qorch_runtime::{
-    ComponentStatus, Factory, NodeStats, Optimizer, QuantumOrchestrator, RuntimeConfig,
-    RuntimeHandle,
+    ComponentStatus, Factory, NodeStats, QuantumOrchestrator, RuntimeConfig, RuntimeHandle,
 };
-use qorch_scheduler::ReclusterPolicy;
 
 use crate::SimError;
 use crate::agent::{SimAgent, SimMsg};

@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use qorch_optimizer::ReclusterPolicy;
 use qorch_protocol::{Address, AgentId};
 use qorch_runtime::ClusterManager;
-use qorch_scheduler::ReclusterPolicy;
 
 use crate::SimError;
 use crate::agent::SimAgent;
@@ -284,7 +284,7 @@ impl Layout {
     }
 }
 
-/// One re-clustering pass through the runtime's `ClusterManager::recluster` (affinity
+/// One re-clustering pass through `qorch_optimizer::recluster` (affinity
 /// moves, merges, splits, planned as QUBO problems by `qorch_scheduler::plan_reclustering`);
 /// then waits for the moves to land and reads the new layout back.
 pub(crate) fn recluster(
@@ -296,7 +296,7 @@ pub(crate) fn recluster(
     policy: &ReclusterPolicy,
 ) -> Result<ReclusterRecord, SimError> {
     let cross_before = layout.expected_cross_share(spec);
-    let plan = m.recluster(affinity, policy)?;
+    let plan = qorch_optimizer::recluster(m, affinity, policy)?;
     settle()?;
     layout.refresh(m);
     Ok(ReclusterRecord {

@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use qorch_optimizer::{Optimizer, OptimizerConfig, RoundSummary};
 use qorch_protocol::{Address, AgentId};
 use qorch_qaoa::QaoaSolver;
 use qorch_resources::{
     ForecastModel, Pool, PoolId, ResourceKinds, ResourceVector, SeriesForecaster, mape,
 };
-use qorch_runtime::{NodeStats, Optimizer, OptimizerConfig, RoundSummary};
+use qorch_runtime::NodeStats;
 use qorch_scheduler::{
     CostModel, EnhancedQuboScheduler, ReclusterPolicy, SchedulerConfig, SolverPolicy,
 };

@@ -11,6 +11,7 @@
 //! * [`protocol`]: the [`QuantumOrchestrationProtocol`] (priorities, addresses, envelopes, priority
 //!   mailboxes, wire codec).
 //! * [`runtime`]: the actor runtime ([`QuantumOrchestrator`], [`Agent`], [`ClusterManager`]).
+//! * [`optimizer`]: rebalancing rounds over the runtime's tree ([`optimizer::Optimizer`]).
 //! * [`resources`]: resource kinds, pools, requests, grants, the ledger and forecasts.
 //! * [`qubo`]: the QUBO engine and its solvers.
 //! * [`net`]: runtimes in several processes joined over NATS (gateway, credentials, TLS).
@@ -28,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub use qorch_net as net;
+pub use qorch_optimizer as optimizer;
 pub use qorch_protocol as protocol;
 pub use qorch_protocol::QuantumOrchestrationProtocol;
 pub use qorch_qubo as qubo;

@@ -32,12 +32,10 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 use qorch_net::rpc::RpcClient;
 use qorch_net::{Membership, NatsConfig, NetError, Subjects};
+use qorch_optimizer::{Hierarchy, Optimizer, OptimizerError, ReclusterPolicy};
 use qorch_protocol::{Address, AgentId, WireCodec};
 use qorch_resources::Grant;
-use qorch_runtime::{
-    AllocationBatch, Hierarchy, NodeStats, Optimizer, OptimizerError, RoundReport,
-};
-use qorch_scheduler::ReclusterPolicy;
+use qorch_runtime::{AllocationBatch, NodeStats, RoundReport};
 
 pub use node::run_node;
 use node::{HEARTBEAT, SILENCE, initial_layout};
@@ -745,12 +743,12 @@ impl Hierarchy for Remote {
             ..RoundReport::default()
         };
         for (_, r) in results {
-            match r.map_err(|e| OptimizerError::Hierarchy(e.to_string()))? {
+            match r.map_err(|e| OptimizerError::Hierarchy(e.into()))? {
                 FromNode::Report(rep) => {
                     all.agents.extend(rep.agents);
                     all.affinity.extend(rep.affinity);
                 }
-                other => return Err(OptimizerError::Hierarchy(unexpected(&other).to_string())),
+                other => return Err(OptimizerError::Hierarchy(unexpected(&other).into())),
             }
         }
         all.agents.sort_by_key(|a| a.agent);
@@ -792,7 +790,7 @@ impl Hierarchy for Remote {
             },
         )));
         for r in results {
-            r.map_err(|e| OptimizerError::Hierarchy(e.to_string()))?;
+            r.map_err(|e| OptimizerError::Hierarchy(e.into()))?;
         }
         Ok(())
     }

@@ -1,14 +1,18 @@
 //! The optimizer thread against a live runtime: a round gathers every agent's demand, solves
 //! the allocation, and delivers each agent its grant through `on_allocation`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use qorch_optimizer::{Optimizer, OptimizerConfig, ReclusterPolicy, recluster};
+use qorch_protocol::Address;
 use qorch_protocol::{AgentId, Message};
 use qorch_resources::{
     Grant, Pool, PoolFilter, PoolId, ResourceKinds, ResourceRequest, ResourceVector,
 };
-use qorch_runtime::{Agent, AgentResult, Context, Optimizer, OptimizerConfig, QuantumOrchestrator};
+use qorch_runtime::{Agent, AgentResult, Context, QuantumOrchestrator};
 
 /// What the agents were told: (agent, grant) per `on_allocation` call.
 type Seen = Arc<Mutex<Vec<(AgentId, Option<Grant>)>>>;
@@ -126,5 +130,66 @@ fn a_round_allocates_within_capacity_and_tells_every_agent() {
     let (round, history) = optimizer.with_state(|s| (s.round, s.history.len()));
     assert_eq!((round, history), (1, 1));
     optimizer.stop();
+    rt.shutdown();
+}
+
+/// Reports every number it receives to the application.
+struct Echo;
+
+impl Agent for Echo {
+    type Msg = u64;
+
+    fn handle(&mut self, n: u64, ctx: &mut Context<'_, u64>) -> AgentResult {
+        ctx.send(Address::Orchestrator, n);
+        Ok(())
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn recluster_moves_agents_to_the_nodes_they_talk_with_and_keeps_their_messages() {
+    const WAIT: Duration = Duration::from_secs(10);
+    let rt = QuantumOrchestrator::<Echo>::builder()
+        .workers(2)
+        .build()
+        .unwrap();
+    let m = rt.manager();
+    let c = m.create_cluster("c").unwrap();
+    let a = m.create_sub_cluster(c.into(), "c/a").unwrap();
+    let b = m.create_sub_cluster(c.into(), "c/b").unwrap();
+    let in_a = m.spawn_agents(a.into(), 6, |_| Echo).unwrap();
+    let in_b = m.spawn_agents(b.into(), 6, |_| Echo).unwrap();
+    // The first agent of `a` talks only with the agents of `b`.
+    let stray = in_a[0];
+    let mut affinity = HashMap::new();
+    for &x in &in_b {
+        affinity.insert((stray.min(x), stray.max(x)), 20.0);
+    }
+    for w in in_a[1..].windows(2).chain(in_b.windows(2)) {
+        affinity.insert((w[0], w[1]), 20.0);
+    }
+    let h = rt.handle();
+    let plan = recluster(&m, &affinity, &ReclusterPolicy::default()).unwrap();
+    // Messages sent while it moves follow it.
+    for tag in 0..50 {
+        h.send_blocking(stray, tag).unwrap();
+    }
+    block_on(h.settle()).unwrap();
+    block_on(h.settle()).unwrap();
+    assert_eq!(plan.moved, 1, "{plan:?}");
+    assert!(plan.cross_after < plan.cross_before);
+    assert_eq!(m.host_of(stray), Some(b.into()));
+    assert!(in_a[1..].iter().all(|&x| m.host_of(x) == Some(a.into())));
+    let mut seen = 0;
+    while seen < 50 && h.recv_blocking(WAIT).is_some() {
+        seen += 1;
+    }
+    assert_eq!(seen, 50, "every message to the moved agent is handled");
     rt.shutdown();
 }

@@ -1,0 +1,132 @@
+//! [`RuntimeConfig`]: the settings of a runtime, and their validation.
+
+use std::time::Duration;
+
+use qorch_protocol::{MailboxConfig, MailboxConfigError};
+
+/// Settings of a runtime (see `QuantumOrchestrator::builder`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Worker threads (one actix arbiter each); clusters are spread over them round-robin.
+    pub workers: usize,
+    /// Seed of every random choice in the runtime (agents' own streams included).
+    pub seed: u64,
+    /// Lanes of every node's mailbox.
+    pub mailbox: MailboxConfig,
+    /// Lanes of the application inbox (messages agents send to the orchestrator or a cluster).
+    pub inbox: MailboxConfig,
+    /// Restarts allowed per agent before it is marked failed.
+    pub restart_budget: u32,
+    /// How often nodes send heartbeats (and check their children's).
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is marked failed by its parent. Keep it well above the
+    /// longest time a worker may be busy with other nodes (seconds, under heavy load): a busy
+    /// node is slow, not dead. Any letter from a child counts as a sign of life.
+    pub heartbeat_timeout: Duration,
+    /// Time after which an unacknowledged reliable message is redelivered.
+    pub redelivery_timeout: Duration,
+    /// Deliveries of a reliable message before giving up (and counting it undeliverable).
+    pub max_deliveries: u32,
+    /// Period of nodes' timer work (agent timers, redeliveries, backpressure retries).
+    pub timer_resolution: Duration,
+    /// Record the trace of handled messages (for tests of determinism).
+    pub trace: bool,
+    /// Observe who talks to whom: one agent-to-agent message in this many is counted (by
+    /// sequence number, so deterministically) and reported with each round (0: off).
+    pub affinity_sample: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            seed: 0,
+            mailbox: MailboxConfig::uniform(1024),
+            inbox: MailboxConfig::uniform(65_536),
+            restart_budget: 3,
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_timeout: Duration::from_secs(3),
+            redelivery_timeout: Duration::from_millis(200),
+            max_deliveries: 10,
+            timer_resolution: Duration::from_millis(10),
+            trace: false,
+            affinity_sample: 16,
+        }
+    }
+}
+
+/// What is wrong with a [`RuntimeConfig`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No worker thread.
+    #[error("workers must be at least 1")]
+    NoWorkers,
+    /// The lanes of the nodes' mailboxes (`"mailbox"`) or of the application inbox
+    /// (`"inbox"`) are invalid.
+    #[error("{which}: invalid lanes")]
+    Mailbox {
+        /// Which mailbox.
+        which: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: MailboxConfigError,
+    },
+    /// A period or timeout is zero.
+    #[error("{0} must be positive")]
+    ZeroDuration(&'static str),
+    /// The heartbeat timeout does not exceed the interval: every node would be failed.
+    #[error("heartbeat timeout ({timeout:?}) must exceed the heartbeat interval ({interval:?})")]
+    HeartbeatTimeout {
+        /// The timeout.
+        timeout: Duration,
+        /// The interval.
+        interval: Duration,
+    },
+    /// `max_deliveries` is zero: reliable messages would never be sent.
+    #[error("max_deliveries must be at least 1")]
+    NoDeliveries,
+}
+
+impl RuntimeConfig {
+    /// Checks the configuration as [`RuntimeBuilder::build`](crate::RuntimeBuilder::build) does, before anything starts.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 {
+            return Err(ConfigError::NoWorkers);
+        }
+        self.mailbox
+            .validate()
+            .map_err(|source| ConfigError::Mailbox {
+                which: "mailbox",
+                source,
+            })?;
+        self.inbox
+            .validate()
+            .map_err(|source| ConfigError::Mailbox {
+                which: "inbox",
+                source,
+            })?;
+        for (name, d) in [
+            ("heartbeat interval", self.heartbeat_interval),
+            ("redelivery timeout", self.redelivery_timeout),
+            ("timer resolution", self.timer_resolution),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        if self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err(ConfigError::HeartbeatTimeout {
+                timeout: self.heartbeat_timeout,
+                interval: self.heartbeat_interval,
+            });
+        }
+        if self.max_deliveries == 0 {
+            return Err(ConfigError::NoDeliveries);
+        }
+        Ok(())
+    }
+}

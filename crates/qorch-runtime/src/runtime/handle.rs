@@ -1,0 +1,507 @@
+//! [`RuntimeHandle`]: the cloneable way in from outside: send, receive, query, run rounds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use qorch_protocol::{Address, Envelope, Message, Priority, PriorityMailbox, TrySendError};
+
+use super::{ClusterManager, RuntimeError, RuntimeSendError, ShutdownReport};
+use crate::Agent;
+use crate::directory::NodeKey;
+use crate::letter::{
+    AllocationBatch, Barrier, Letter, NodeShutdown, NodeStats, Query, RoundReport,
+    ShutdownCollector, TraceEvent,
+};
+use crate::remote::{InjectError, Remote};
+use crate::shared::{Shared, Spawner};
+use crate::status::StatusTree;
+
+pub(super) struct HandleInner<B: Agent> {
+    pub(super) shared: Arc<Shared<B>>,
+    pub(super) spawner: Arc<dyn Spawner<B>>,
+    pub(super) workers: usize,
+    pub(super) inbox: tokio::sync::Mutex<PriorityMailbox<Envelope<B::Msg>>>,
+    pub(super) seq: AtomicU64,
+    /// Serializes changes of the node tree.
+    pub(super) topology: Mutex<()>,
+}
+
+/// A cloneable, `Send` handle to a running runtime: send messages in, receive what agents send
+/// to the application, query status, run rounds. Its async methods work under any executor
+/// (they need no tokio reactor); the `_blocking` ones park the calling thread.
+pub struct RuntimeHandle<B: Agent> {
+    pub(super) inner: Arc<HandleInner<B>>,
+}
+
+impl<B: Agent> Clone for RuntimeHandle<B> {
+    fn clone(&self) -> Self {
+        RuntimeHandle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: Agent> RuntimeHandle<B> {
+    pub(super) fn envelope(
+        &self,
+        to: Address,
+        priority: Priority,
+        letter: Letter<B>,
+    ) -> Envelope<Letter<B>> {
+        Envelope {
+            from: Address::Orchestrator,
+            to,
+            priority,
+            seq: self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            correlation: None,
+            deadline: None,
+            ack_required: false,
+            payload: letter,
+        }
+    }
+
+    /// The node that receives an envelope for `to` sent from outside: the agent's host, the
+    /// cluster or sub-cluster itself, or the orchestrator.
+    fn entry(&self, to: Address) -> Result<Option<NodeKey>, RuntimeError> {
+        let shared = &self.inner.shared;
+        let tree = shared.directory.tree.load();
+        shared
+            .directory
+            .resolve(&tree, to)
+            .map_err(|()| RuntimeError::UnknownAddress(to))
+    }
+
+    fn mailbox(
+        &self,
+        node: Option<NodeKey>,
+    ) -> Option<qorch_protocol::MailboxSender<Envelope<Letter<B>>>> {
+        match node {
+            None => Some(self.inner.shared.orchestrator.clone()),
+            Some(k) => self.inner.shared.sender(k),
+        }
+    }
+
+    /// Sends `msg` to an agent (or to a cluster: it then reaches the application inbox) if
+    /// the destination's mailbox has room.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeSendError::Full`] or [`RuntimeSendError::Closed`], with the message.
+    pub fn try_send(
+        &self,
+        to: impl Into<Address>,
+        msg: B::Msg,
+    ) -> Result<(), RuntimeSendError<B::Msg>> {
+        let to = to.into();
+        let Ok(node) = self.entry(to) else {
+            return Err(RuntimeSendError::Closed(msg));
+        };
+        let Some(mb) = self.mailbox(node) else {
+            return Err(RuntimeSendError::Closed(msg));
+        };
+        let priority = msg.priority();
+        let flow = &self.inner.shared.external_flow;
+        flow.produce(1);
+        let r = mb.try_send(self.envelope(to, priority, Letter::User(msg)));
+        if r.is_err() {
+            flow.consume(1);
+        }
+        match r {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(e)) => Err(RuntimeSendError::Full(unwrap_user(e.payload))),
+            Err(TrySendError::Closed(e)) => Err(RuntimeSendError::Closed(unwrap_user(e.payload))),
+        }
+    }
+
+    /// Sends `msg`, waiting asynchronously while the destination's mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeSendError::Closed`] if the destination does not exist or has stopped.
+    pub async fn send(
+        &self,
+        to: impl Into<Address>,
+        msg: B::Msg,
+    ) -> Result<(), RuntimeSendError<B::Msg>> {
+        let to = to.into();
+        let Ok(node) = self.entry(to) else {
+            return Err(RuntimeSendError::Closed(msg));
+        };
+        let Some(mb) = self.mailbox(node) else {
+            return Err(RuntimeSendError::Closed(msg));
+        };
+        let priority = msg.priority();
+        let flow = &self.inner.shared.external_flow;
+        flow.produce(1);
+        mb.send(self.envelope(to, priority, Letter::User(msg)))
+            .await
+            .map_err(|e| {
+                flow.consume(1);
+                RuntimeSendError::Closed(unwrap_user(e.0.payload))
+            })
+    }
+
+    /// Sends `msg`, parking the thread while the destination's mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeSendError::Closed`] if the destination does not exist or has stopped.
+    pub fn send_blocking(
+        &self,
+        to: impl Into<Address>,
+        msg: B::Msg,
+    ) -> Result<(), RuntimeSendError<B::Msg>> {
+        let to = to.into();
+        let Ok(node) = self.entry(to) else {
+            return Err(RuntimeSendError::Closed(msg));
+        };
+        let Some(mb) = self.mailbox(node) else {
+            return Err(RuntimeSendError::Closed(msg));
+        };
+        let priority = msg.priority();
+        let flow = &self.inner.shared.external_flow;
+        flow.produce(1);
+        mb.send_blocking(self.envelope(to, priority, Letter::User(msg)))
+            .map_err(|e| {
+                flow.consume(1);
+                RuntimeSendError::Closed(unwrap_user(e.0.payload))
+            })
+    }
+
+    /// The next message agents sent to the application (to the orchestrator or a cluster's
+    /// address); `None` once the runtime has stopped.
+    pub async fn recv(&self) -> Option<Envelope<B::Msg>> {
+        self.inner.inbox.lock().await.recv().await
+    }
+
+    /// Like [`recv`](Self::recv), parking the thread, for up to `timeout`.
+    pub fn recv_blocking(&self, timeout: Duration) -> Option<Envelope<B::Msg>> {
+        let mut inbox = self.inner.inbox.blocking_lock();
+        inbox.recv_timeout(timeout).ok()
+    }
+
+    /// Takes the next application message if one is waiting.
+    pub fn try_recv(&self) -> Option<Envelope<B::Msg>> {
+        let mut inbox = self.inner.inbox.try_lock().ok()?;
+        inbox.try_recv().ok()
+    }
+
+    /// Delivers an envelope that came from another process (through a [`RemoteLink`]'s
+    /// transport) to the agent or node it names, keeping its sender, sequence number and
+    /// priority; waits while the entry node's mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`InjectError::Unknown`] if this runtime hosts no such address,
+    /// [`InjectError::Stopped`] if it has stopped; the envelope is given back.
+    pub async fn inject(&self, env: Envelope<Remote<B::Msg>>) -> Result<(), InjectError<B::Msg>> {
+        let Ok(node) = self.entry(env.to) else {
+            return Err(InjectError::Unknown(env));
+        };
+        let Some(mb) = self.mailbox(node) else {
+            return Err(InjectError::Stopped);
+        };
+        let user = matches!(env.payload, Remote::User(_));
+        let flow = &self.inner.shared.external_flow;
+        if user {
+            flow.produce(1);
+        }
+        mb.send(env.map(|p| match p {
+            Remote::User(m) => Letter::User(m),
+            Remote::Ack(id) => Letter::Ack(id),
+        }))
+        .await
+        .map_err(|_| {
+            if user {
+                flow.consume(1);
+            }
+            InjectError::Stopped
+        })
+    }
+
+    /// User messages sent and not yet handled (or counted as dead letters or sent to another
+    /// process) in this runtime, from its counters: 0 when it is idle.
+    pub fn in_flight(&self) -> u64 {
+        self.inner.shared.in_flight()
+    }
+
+    async fn ask<T>(
+        &self,
+        node: Option<NodeKey>,
+        q: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Query,
+    ) -> Result<T, RuntimeError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mb = self.mailbox(node).ok_or(RuntimeError::Stopped)?;
+        let to = match node {
+            None => Address::Orchestrator,
+            Some(k) => self.inner.shared.directory.tree.load().info(k).address,
+        };
+        mb.send(self.envelope(to, Priority::Control, Letter::Query(q(tx))))
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// The status tree as the orchestrator knows it from heartbeats.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn status(&self) -> Result<StatusTree, RuntimeError> {
+        self.ask(None, Query::Status).await
+    }
+
+    /// Every node's counts, summed (killed nodes' final counts included).
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn stats(&self) -> Result<NodeStats, RuntimeError> {
+        let mut total = self.detached_stats();
+        for k in self.live_nodes() {
+            if let Ok(s) = self.ask(Some(k), Query::Stats).await {
+                total.merge(&s);
+            }
+        }
+        Ok(total)
+    }
+
+    /// The handled-message trace of every node (recorded with `trace(true)`), node by node.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn trace(&self) -> Result<Vec<TraceEvent>, RuntimeError> {
+        let mut all = Vec::new();
+        for k in self.live_nodes() {
+            all.extend(self.ask(Some(k), Query::Trace).await?);
+        }
+        Ok(all)
+    }
+
+    /// Waits until every node and the orchestrator have handled everything that was queued in
+    /// their mailboxes when this was called (one barrier letter per lane and node). Messages
+    /// those send later are not waited for. With one worker, feeding the runtime only at such
+    /// settled points makes the order of message handling a function of the inputs alone.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn settle(&self) -> Result<(), RuntimeError> {
+        let mut waits = Vec::new();
+        let targets: Vec<Option<NodeKey>> = std::iter::once(None)
+            .chain(self.live_nodes().into_iter().map(Some))
+            .collect();
+        for node in targets {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let barrier = Barrier::new(tx);
+            let mb = self.mailbox(node).ok_or(RuntimeError::Stopped)?;
+            for p in Priority::DESCENDING {
+                let env = self.envelope(
+                    Address::Orchestrator,
+                    p,
+                    Letter::Query(Query::Barrier(Arc::clone(&barrier))),
+                );
+                mb.send(env).await.map_err(|_| RuntimeError::Stopped)?;
+            }
+            waits.push(rx);
+        }
+        for rx in waits {
+            rx.await.map_err(|_| RuntimeError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the runtime is quiet after tick `tick`: every live node has processed the
+    /// tick, and every user message produced so far (by agents, timers, redeliveries or
+    /// handles) has been consumed (handled, delivered to the application, or counted dead or
+    /// lost). Agent timers still pending do not count as activity. Returns the number of
+    /// settle passes it took.
+    ///
+    /// Counting: each node counts what it produces before it can be consumed, and this reads
+    /// all consumed counters before all produced ones, so equality means nothing was in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Timeout`] if the runtime is still busy after `timeout`,
+    /// [`RuntimeError::Stopped`] if it has stopped.
+    pub async fn quiesce(&self, tick: u64, timeout: Duration) -> Result<u32, RuntimeError> {
+        let start = Instant::now();
+        let mut passes = 0;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            // Settle passes are letters every node must handle (at Control priority): sent in
+            // a tight loop while the nodes are busy, they would compete with the work. So the
+            // counters are polled first (cheap atomic reads), and a pass runs only once they
+            // look quiet; the pass then confirms it.
+            while !self.looks_quiet(tick) && start.elapsed() < timeout {
+                let _ = self.inner.spawner.sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
+            self.settle().await?;
+            passes += 1;
+            if self.looks_quiet(tick) {
+                return Ok(passes);
+            }
+            if start.elapsed() >= timeout {
+                return Err(RuntimeError::Timeout(timeout));
+            }
+        }
+    }
+
+    /// Every live node has processed tick `tick` and every user message produced so far has
+    /// been consumed, per the counters (consumed read before produced).
+    fn looks_quiet(&self, tick: u64) -> bool {
+        let shared = &self.inner.shared;
+        let tree = shared.directory.tree.load();
+        let flows = shared.flows.load();
+        let ticked = (0..flows.len()).all(|k| {
+            let info = tree.info(NodeKey(k as u32));
+            info.removed || info.dead || flows[k].tick.load(Ordering::Acquire) >= tick
+        });
+        // Every node's counters count, killed ones included: what a node produced before it
+        // was killed is consumed elsewhere, and what was sent to it is consumed by it (its
+        // leftovers counted lost when it dies) or by its senders (as dead letters).
+        ticked && shared.in_flight() == 0
+    }
+
+    fn detached_stats(&self) -> NodeStats {
+        *self
+            .inner
+            .shared
+            .detached_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn live_nodes(&self) -> Vec<NodeKey> {
+        let tree = self.inner.shared.directory.tree.load();
+        (0..tree.nodes.len() as u32)
+            .map(NodeKey)
+            .filter(|k| !tree.info(*k).removed && !tree.info(*k).dead)
+            .collect()
+    }
+
+    /// Broadcasts tick `n` down the tree: every agent's `on_tick` runs.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn tick(&self, n: u64) -> Result<(), RuntimeError> {
+        self.inner
+            .shared
+            .orchestrator
+            .send(self.envelope(Address::Orchestrator, Priority::Normal, Letter::Tick(n)))
+            .await
+            .map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// Runs report round `round`: every node reports its agents' demand and status up the
+    /// tree (one message per node), and the orchestrator returns the merged report, sorted by
+    /// agent. Failed subtrees are not waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn round(&self, round: u64) -> Result<RoundReport, RuntimeError> {
+        self.ask(None, |tx| Query::Round(round, tx)).await
+    }
+
+    /// Sends new allocations down the tree at High priority; each agent's `on_allocation`
+    /// runs with its grant.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn allocate(&self, batch: AllocationBatch) -> Result<(), RuntimeError> {
+        self.inner
+            .shared
+            .orchestrator
+            .send(self.envelope(
+                Address::Orchestrator,
+                Priority::High,
+                Letter::Allocate(Box::new(batch)),
+            ))
+            .await
+            .map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// A cluster manager on this handle.
+    pub fn manager(&self) -> ClusterManager<B> {
+        ClusterManager {
+            handle: self.clone(),
+        }
+    }
+
+    /// Stops every node and collects their reports (waits up to `wait`).
+    pub(super) fn stop_nodes(&self, wait: Duration) -> ShutdownReport {
+        let expected = self.live_nodes().len();
+        let collector = Arc::new(ShutdownCollector::default());
+        let env = self.envelope(
+            Address::Orchestrator,
+            Priority::Control,
+            Letter::Stop(Arc::clone(&collector)),
+        );
+        let _ = self.inner.shared.orchestrator.send_blocking(env);
+        let deadline = Instant::now() + wait;
+        loop {
+            let n = collector
+                .reports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len();
+            if n >= expected || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // What the nodes sent the application while stopping is still in the orchestrator's
+        // mailbox: let it through before counting the inbox.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let barrier = Barrier::new(tx);
+        let mut sent = true;
+        for p in Priority::DESCENDING {
+            let env = self.envelope(
+                Address::Orchestrator,
+                p,
+                Letter::Query(Query::Barrier(Arc::clone(&barrier))),
+            );
+            sent &= self.inner.shared.orchestrator.send_blocking(env).is_ok();
+        }
+        if sent {
+            let _ = rx.blocking_recv();
+        }
+        let reports: Vec<NodeShutdown> = std::mem::take(
+            &mut *collector
+                .reports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut out = ShutdownReport {
+            nodes_reported: reports.len(),
+            nodes_missing: expected.saturating_sub(reports.len()),
+            stats: self.detached_stats(),
+            ..ShutdownReport::default()
+        };
+        for r in &reports {
+            for (a, b) in out.left_in_mailboxes.iter_mut().zip(r.left_in_mailbox) {
+                *a += b;
+            }
+            out.left_in_outboxes += r.left_in_outbox;
+            out.unacknowledged += r.unacknowledged;
+            out.stats.merge(&r.stats);
+        }
+        if let Ok(inbox) = self.inner.inbox.try_lock() {
+            out.left_in_inbox = inbox.len() as u64;
+        }
+        out
+    }
+}
+
+fn unwrap_user<B: Agent>(letter: Letter<B>) -> B::Msg {
+    match letter {
+        Letter::User(m) => m,
+        _ => unreachable!("only user letters are sent through this path"),
+    }
+}
