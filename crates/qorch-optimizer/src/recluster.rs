@@ -2,6 +2,7 @@
 //! snapshot of the runtime's tree, and the plan is applied with the cluster manager's moves.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use qorch_protocol::{Address, AgentId};
 use qorch_runtime::{Agent, ClusterManager, RuntimeError};
@@ -21,9 +22,9 @@ use qorch_scheduler::{Grouping, ReclusterPlan, ReclusterPolicy, Step, plan_reclu
 /// # Errors
 ///
 /// [`RuntimeError::Stopped`] if the runtime has stopped.
-pub fn recluster<B: Agent>(
+pub fn recluster<B: Agent, S: BuildHasher>(
     manager: &ClusterManager<B>,
-    affinity: &HashMap<(AgentId, AgentId), f64>,
+    affinity: &HashMap<(AgentId, AgentId), f64, S>,
     policy: &ReclusterPolicy,
 ) -> Result<ReclusterPlan, RuntimeError> {
     let topology = manager.topology();

@@ -6,30 +6,78 @@ use std::time::Duration;
 use qorch_protocol::{Address, AgentId, CorrelationId, Message, Priority};
 use qorch_resources::{Grant, ResourceRequest};
 
-/// The error a hook returns to say it failed. A failed hook is treated like a panic: the agent
-/// is restarted by its cluster (within its restart budget). A reliable message
+/// The error a hook returns to say it failed: any error (`?` works on any
+/// `std::error::Error + Send + Sync`), or a message (`Err("why".into())`). A failed hook is
+/// treated like a panic: the agent is restarted by its cluster (within its restart budget),
+/// and the failure is logged with the whole chain of causes. A reliable message
 /// (`Context::send_reliable`) that was being handled is redelivered to the fresh instance;
-/// any other is counted as a dead letter (`NodeStats::dead_letters`), never dropped silently.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentError(pub String);
+/// any other is counted as a dead letter (`NodeStats::dead_letters`), never dropped
+/// silently.
+///
+/// Like `anyhow::Error`, it does not implement `std::error::Error` itself (so that every
+/// error converts into it); [`get_ref`](Self::get_ref) and
+/// [`into_inner`](Self::into_inner) give the cause.
+///
+/// ```
+/// use qorch_runtime::AgentError;
+///
+/// fn parse(s: &str) -> Result<u32, AgentError> {
+///     Ok(s.parse::<u32>()?)
+/// }
+/// let e = parse("x").unwrap_err();
+/// assert!(e.get_ref().is::<std::num::ParseIntError>());
+/// assert_eq!(AgentError::from("out of credit").to_string(), "out of credit");
+/// ```
+pub struct AgentError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl AgentError {
+    /// An error with this cause.
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        AgentError(cause.into())
+    }
+
+    /// The cause.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    /// The cause, owned.
+    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self.0
+    }
+
+    /// The cause and its sources, joined by `": "` (what the runtime logs).
+    pub fn chain(&self) -> String {
+        let mut out = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+}
+
+impl fmt::Debug for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AgentError").field(&self.0).finish()
+    }
+}
 
 impl fmt::Display for AgentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        if f.alternate() {
+            f.write_str(&self.chain())
+        } else {
+            fmt::Display::fmt(&self.0, f)
+        }
     }
 }
 
-impl std::error::Error for AgentError {}
-
-impl From<&str> for AgentError {
-    fn from(s: &str) -> Self {
-        AgentError(s.to_owned())
-    }
-}
-
-impl From<String> for AgentError {
-    fn from(s: String) -> Self {
-        AgentError(s)
+impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> From<E> for AgentError {
+    fn from(e: E) -> Self {
+        AgentError(e.into())
     }
 }
 

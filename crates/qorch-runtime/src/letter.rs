@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use qorch_protocol::{AgentId, EnvelopeId};
+use qorch_protocol::{Address, AgentId, Envelope, EnvelopeId, Priority};
 use qorch_resources::{Grant, PoolId, ResourceRequest};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -220,4 +220,39 @@ pub(crate) struct Moved<B: Agent> {
     pub(crate) restarts: u32,
     pub(crate) seq: u64,
     pub(crate) random: u64,
+}
+
+impl<B: Agent> Letter<B> {
+    /// Whether this is a user message (counted by the flow accounting and as a dead letter
+    /// when it cannot be delivered), not one of the runtime's own letters.
+    pub(crate) fn is_user(&self) -> bool {
+        matches!(self, Letter::User(_))
+    }
+}
+
+/// The header of a runtime letter from `from` (a node or the orchestrator, which are their
+/// own addressees): no sequence number, correlation, deadline or acknowledgement.
+pub(crate) fn letter<B: Agent>(
+    from: Address,
+    priority: Priority,
+    payload: Letter<B>,
+) -> Envelope<Letter<B>> {
+    Envelope {
+        from,
+        to: from,
+        priority,
+        seq: 0,
+        correlation: None,
+        deadline: None,
+        ack_required: false,
+        payload,
+    }
+}
+
+/// Takes the letter out of an envelope, keeping the header to put a payload back in with
+/// [`Envelope::map`].
+pub(crate) fn open<B: Agent>(env: Envelope<Letter<B>>) -> (Envelope<()>, Letter<B>) {
+    let mut letter = None;
+    let header = env.map(|l| letter = Some(l));
+    (header, letter.expect("map calls its closure once"))
 }

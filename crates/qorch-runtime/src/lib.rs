@@ -69,12 +69,15 @@ mod executor;
 mod letter;
 mod node;
 mod orchestrator;
+mod outbox;
 mod panic_guard;
 mod reliable;
 mod remote;
+mod round;
 mod runtime;
 mod shared;
 mod status;
+mod watch;
 
 pub use agent::{Agent, AgentError, AgentResult, Context};
 pub use config::{ConfigError, RuntimeConfig};

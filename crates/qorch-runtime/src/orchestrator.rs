@@ -1,9 +1,11 @@
 //! The root of the hierarchy: routes between clusters, delivers to the application, runs
-//! report rounds, keeps the status tree. Plain Rust, driven by the executor.
+//! report rounds, keeps the status tree. Plain Rust, driven by the executor; it sends,
+//! watches its children and gathers rounds with the same parts as the nodes
+//! ([`Outbox`], [`ChildWatch`], [`Gathering`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use qorch_protocol::{Address, AgentId, Envelope, MailboxSender, Priority, TrySendError};
 use qorch_resources::Grant;
@@ -11,10 +13,13 @@ use tokio::sync::oneshot;
 
 use crate::Agent;
 use crate::directory::{Hop, NodeKey};
-use crate::letter::{AgentReport, AllocationBatch, Letter, Query, RoundReport, ShutdownCollector};
+use crate::letter::{AllocationBatch, Letter, Query, RoundReport, ShutdownCollector, letter, open};
+use crate::outbox::{DeadLetters, Outbox, dead_letter};
 use crate::remote::Remote;
-use crate::shared::{Dest, Shared};
+use crate::round::Gathering;
+use crate::shared::{Dest, Flow, Shared};
 use crate::status::{AgentCounts, ComponentStatus, StatusNode};
+use crate::watch::ChildWatch;
 
 /// Counts kept by the orchestrator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,29 +27,32 @@ pub(crate) struct OrchestratorStats {
     pub(crate) routed: u64,
     pub(crate) delivered_to_application: u64,
     pub(crate) application_overflow: u64,
-    pub(crate) dead_letters: u64,
     /// Envelopes handed to the remote link (for another process).
     pub(crate) remote_out: u64,
 }
 
-struct Round {
-    number: u64,
-    waiting: HashSet<NodeKey>,
-    agents: Vec<AgentReport>,
-    affinity: Vec<(AgentId, AgentId, f64)>,
-    reply: oneshot::Sender<RoundReport>,
+/// The orchestrator holds no node's counts: what it cannot deliver goes to the runtime's
+/// detached counts, which every total includes.
+struct Detached<'a, B: Agent>(&'a Shared<B>);
+
+impl<B: Agent> DeadLetters for Detached<'_, B> {
+    fn count_dead(&mut self, user: u64, protocol: u64) {
+        if user + protocol > 0 {
+            self.0.count_dead_letters(user, protocol);
+        }
+    }
 }
 
 pub(crate) struct OrchestratorCore<B: Agent> {
     shared: Arc<Shared<B>>,
     inbox: MailboxSender<Envelope<B::Msg>>,
-    roots_seen: HashMap<NodeKey, (Instant, StatusNode)>,
-    failed_roots: HashSet<NodeKey>,
-    rounds: VecDeque<Round>,
-    outbox: HashMap<Dest, VecDeque<Envelope<Letter<B>>>>,
+    clusters: ChildWatch,
+    /// Rounds in progress, oldest first, with who waits for each.
+    rounds: VecDeque<(Gathering, oneshot::Sender<RoundReport>)>,
+    outbox: Outbox<B>,
     pub(crate) stats: OrchestratorStats,
     started: Instant,
-    flow: Arc<crate::shared::Flow>,
+    flow: Arc<Flow>,
 }
 
 impl<B: Agent> OrchestratorCore<B> {
@@ -53,10 +61,9 @@ impl<B: Agent> OrchestratorCore<B> {
             flow: Arc::clone(&shared.orchestrator_flow),
             shared,
             inbox,
-            roots_seen: HashMap::new(),
-            failed_roots: HashSet::new(),
+            clusters: ChildWatch::default(),
             rounds: VecDeque::new(),
-            outbox: HashMap::new(),
+            outbox: Outbox::default(),
             stats: OrchestratorStats::default(),
             started: Instant::now(),
         }
@@ -65,58 +72,24 @@ impl<B: Agent> OrchestratorCore<B> {
     fn live_roots(&self) -> Vec<NodeKey> {
         let tree = self.shared.directory.tree.load();
         tree.roots()
-            .filter(|r| !self.failed_roots.contains(r))
+            .filter(|r| !self.clusters.is_failed(*r))
             .collect()
     }
 
     pub(crate) fn handle(&mut self, env: Envelope<Letter<B>>) {
         let now = Instant::now();
-        let Envelope {
-            from,
-            to,
-            priority,
-            seq,
-            correlation,
-            deadline,
-            ack_required,
-            payload,
-        } = env;
+        let (header, payload) = open(env);
         match payload {
             Letter::User(msg) => {
-                let env = Envelope {
-                    from,
-                    to,
-                    priority,
-                    seq,
-                    correlation,
-                    deadline,
-                    ack_required,
-                    payload: msg,
-                };
-                if to.is_agent() {
-                    self.route(env.map(Letter::User));
+                if header.to.is_agent() {
+                    self.route(header.map(|()| Letter::User(msg)));
                 } else {
-                    self.deliver_to_application(env);
+                    self.deliver_to_application(header.map(|()| msg));
                 }
             }
-            Letter::Ack(id) => {
-                let env = Envelope {
-                    from,
-                    to,
-                    priority,
-                    seq,
-                    correlation,
-                    deadline,
-                    ack_required,
-                    payload: Letter::Ack(id),
-                };
-                self.route(env);
-            }
-            Letter::Heartbeat(k, tree) => {
-                self.failed_roots.remove(&k);
-                self.roots_seen.insert(k, (now, *tree));
-            }
-            Letter::Report(rep) => self.on_report(from, *rep),
+            Letter::Ack(id) => self.route(header.map(|()| Letter::Ack(id))),
+            Letter::Heartbeat(k, tree) => self.clusters.heartbeat(k, *tree, now),
+            Letter::Report(rep) => self.on_report(header.from, *rep),
             Letter::Query(Query::Round(round, reply)) => self.start_round(round, reply),
             Letter::Query(Query::Status(reply)) => {
                 let _ = reply.send(self.status_tree(now));
@@ -136,9 +109,7 @@ impl<B: Agent> OrchestratorCore<B> {
             | Letter::MoveOut(..)
             | Letter::Kill => {}
         }
-        if !self.outbox.is_empty() {
-            self.flush_outbox();
-        }
+        self.flush_outbox();
     }
 
     fn deliver_to_application(&mut self, env: Envelope<B::Msg>) {
@@ -149,10 +120,7 @@ impl<B: Agent> OrchestratorCore<B> {
                 self.stats.application_overflow += 1;
                 tracing::warn!("application inbox full: message counted as overflow");
             }
-            Err(TrySendError::Closed(_)) => {
-                self.stats.dead_letters += 1;
-                self.shared.count_dead_letters(1, 0);
-            }
+            Err(TrySendError::Closed(_)) => self.shared.count_dead_letters(1, 0),
         }
     }
 
@@ -170,100 +138,66 @@ impl<B: Agent> OrchestratorCore<B> {
                 self.stats.routed += 1;
                 self.send_dest(Dest::Node(c), env);
             }
-            _ => self.dead_letter(&env),
+            _ => self.dead_letter(&env.payload),
         }
     }
 
     /// Hands an envelope for an address no node here hosts to the remote link, if any.
     fn forward_remote(&mut self, env: Envelope<Letter<B>>) {
         let Some(link) = self.shared.remote.as_ref() else {
-            self.dead_letter(&env);
+            self.dead_letter(&env.payload);
             return;
         };
-        let user = matches!(env.payload, Letter::User(_));
-        let Some(out) = env.filter_map(|l| match l {
-            Letter::User(m) => Some(Remote::User(m)),
-            Letter::Ack(id) => Some(Remote::Ack(id)),
-            _ => None,
-        }) else {
-            self.dead_letter_parts(false);
-            return;
+        let user = env.payload.is_user();
+        let (header, payload) = open(env);
+        let remote = match payload {
+            Letter::User(m) => Remote::User(m),
+            Letter::Ack(id) => Remote::Ack(id),
+            other => {
+                self.dead_letter(&other);
+                return;
+            }
         };
-        match link.forward(out) {
+        match link.forward(header.map(|()| remote)) {
             Ok(()) => {
                 self.stats.remote_out += 1;
                 if user {
                     self.flow.consume(1);
                 }
             }
-            Err(_) => self.dead_letter_parts(user),
+            Err(back) => {
+                let back = back.payload;
+                let letter = match back {
+                    Remote::User(m) => Letter::User(m),
+                    Remote::Ack(id) => Letter::Ack(id),
+                };
+                self.dead_letter(&letter);
+            }
         }
+    }
+
+    fn dead_letter(&mut self, letter: &Letter<B>) {
+        dead_letter(letter, &mut Detached(&self.shared), &self.flow);
     }
 
     fn send_dest(&mut self, dest: Dest, env: Envelope<Letter<B>>) {
-        if let Some(q) = self.outbox.get_mut(&dest)
-            && !q.is_empty()
-        {
-            q.push_back(env);
-            return;
-        }
-        match self.shared.try_send(dest, env) {
-            Ok(()) => {}
-            Err(TrySendError::Full(env)) => self.outbox.entry(dest).or_default().push_back(env),
-            Err(TrySendError::Closed(env)) => self.dead_letter(&env),
-        }
+        self.outbox.send(
+            &self.shared,
+            dest,
+            env,
+            &mut Detached(&self.shared),
+            &self.flow,
+        );
     }
 
-    fn dead_letter(&mut self, env: &Envelope<Letter<B>>) {
-        self.dead_letter_parts(matches!(env.payload, Letter::User(_)));
-    }
-
-    /// Counts an envelope that cannot be delivered (a user message, or a protocol letter).
-    fn dead_letter_parts(&mut self, user: bool) {
-        self.stats.dead_letters += 1;
-        if user {
-            self.flow.consume(1);
-            self.shared.count_dead_letters(1, 0);
-        } else {
-            self.shared.count_dead_letters(0, 1);
-        }
-    }
-
-    fn send_letter(&mut self, dest: Dest, priority: Priority, letter: Letter<B>) {
-        let env = Envelope {
-            from: Address::Orchestrator,
-            to: Address::Orchestrator,
-            priority,
-            seq: 0,
-            correlation: None,
-            deadline: None,
-            ack_required: false,
-            payload: letter,
-        };
-        self.send_dest(dest, env);
+    fn send_letter(&mut self, dest: Dest, priority: Priority, payload: Letter<B>) {
+        self.send_dest(dest, letter(Address::Orchestrator, priority, payload));
     }
 
     fn flush_outbox(&mut self) {
-        let keys: Vec<Dest> = self.outbox.keys().copied().collect();
-        let mut dead = Vec::new();
-        for dest in keys {
-            let q = self.outbox.get_mut(&dest).expect("key listed");
-            while let Some(env) = q.pop_front() {
-                match self.shared.try_send(dest, env) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(env)) => {
-                        q.push_front(env);
-                        break;
-                    }
-                    Err(TrySendError::Closed(env)) => dead.push(env),
-                }
-            }
-            if q.is_empty() {
-                self.outbox.remove(&dest);
-            }
-        }
-        for env in &dead {
-            self.dead_letter(env);
+        if !self.outbox.is_empty() {
+            self.outbox
+                .flush(&self.shared, &mut Detached(&self.shared), &self.flow);
         }
     }
 
@@ -272,40 +206,28 @@ impl<B: Agent> OrchestratorCore<B> {
         for &r in &waiting {
             self.send_letter(Dest::Node(r), Priority::Normal, Letter::Collect(round));
         }
-        self.rounds.push_back(Round {
-            number: round,
-            waiting,
-            agents: Vec::new(),
-            affinity: Vec::new(),
+        self.rounds.push_back((
+            Gathering::new(round, waiting, Vec::new(), Vec::new()),
             reply,
-        });
+        ));
         self.finish_rounds();
     }
 
     fn on_report(&mut self, from: Address, rep: RoundReport) {
-        let tree = self.shared.directory.tree.load();
-        let root = tree.node_of(from);
-        drop(tree);
-        if let Some(r) = self.rounds.iter_mut().find(|r| r.number == rep.round) {
-            if let Some(k) = root {
-                r.waiting.remove(&k);
-            }
-            r.agents.extend(rep.agents);
-            r.affinity.extend(rep.affinity);
+        let root = self.shared.directory.tree.load().node_of(from);
+        if let Some((r, _)) = self.rounds.iter_mut().find(|(r, _)| r.round() == rep.round) {
+            r.add(root, rep);
         }
         self.finish_rounds();
     }
 
     fn finish_rounds(&mut self) {
-        while self.rounds.front().is_some_and(|r| r.waiting.is_empty()) {
-            let mut r = self.rounds.pop_front().expect("checked");
-            r.agents.sort_by_key(|a| a.agent);
-            r.affinity.sort_by_key(|a| (a.0, a.1));
-            let _ = r.reply.send(RoundReport {
-                round: r.number,
-                agents: r.agents,
-                affinity: r.affinity,
-            });
+        while self.rounds.front().is_some_and(|(r, _)| r.is_complete()) {
+            let (r, reply) = self.rounds.pop_front().expect("checked");
+            let mut report = r.into_report();
+            report.agents.sort_by_key(|a| a.agent);
+            report.affinity.sort_by_key(|a| (a.0, a.1));
+            let _ = reply.send(report);
         }
     }
 
@@ -352,47 +274,33 @@ impl<B: Agent> OrchestratorCore<B> {
     pub(crate) fn on_timer(&mut self) {
         let now = Instant::now();
         let timeout = self.shared.config.heartbeat_timeout;
-        for r in self.live_roots() {
-            let silent = self.roots_seen.get(&r).map(|(t, _)| now.duration_since(*t));
-            if silent.is_some_and(|s| s > timeout) && self.failed_roots.insert(r) {
-                tracing::warn!(cluster = ?r, "cluster missed its heartbeats: failed");
-                for round in &mut self.rounds {
-                    round.waiting.remove(&r);
-                }
+        let tree = self.shared.directory.tree.load();
+        let roots: Vec<_> = self
+            .live_roots()
+            .into_iter()
+            .map(|r| (r, tree.info(r).clone()))
+            .collect();
+        drop(tree);
+        for r in self
+            .clusters
+            .check(Address::Orchestrator, roots, now, timeout, false)
+        {
+            for (round, _) in &mut self.rounds {
+                round.give_up(r);
             }
         }
         self.finish_rounds();
-        if !self.outbox.is_empty() {
-            self.flush_outbox();
-        }
+        self.flush_outbox();
     }
 
     /// The status tree as the orchestrator knows it from the clusters' heartbeats.
     pub(crate) fn status_tree(&self, now: Instant) -> StatusNode {
         let tree = self.shared.directory.tree.load();
-        let mut children = Vec::new();
-        for r in tree.roots() {
-            let info = tree.info(r);
-            let mut node = match self.roots_seen.get(&r) {
-                Some((t, n)) => {
-                    let mut n = n.clone();
-                    n.silent_ms = now.duration_since(*t).as_millis() as u64;
-                    n
-                }
-                None => StatusNode {
-                    address: info.address,
-                    name: info.name.clone(),
-                    status: ComponentStatus::Starting,
-                    agents: AgentCounts::default(),
-                    silent_ms: now.duration_since(self.started).as_millis() as u64,
-                    children: Vec::new(),
-                },
-            };
-            if self.failed_roots.contains(&r) {
-                node.status = ComponentStatus::Failed;
-            }
-            children.push(node);
-        }
+        let unseen_for: Duration = now.duration_since(self.started);
+        let children = tree
+            .roots()
+            .map(|r| self.clusters.status_of(r, tree.info(r), now, unseen_for))
+            .collect();
         StatusNode {
             address: Address::Orchestrator,
             name: "orchestrator".to_owned(),

@@ -1,0 +1,226 @@
+//! The hosted agents: delivering user messages to them, running their hooks under
+//! supervision (a panic or an `Err` restarts the agent, or fails it past its budget), and
+//! applying the effects of a successful hook (sends, reliable copies, timers).
+
+use std::cmp::Reverse;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use qorch_protocol::{Address, AgentId, CorrelationId, Envelope, EnvelopeId, Priority};
+
+use super::{NodeCore, Timer};
+use crate::agent::{Context, Effects};
+use crate::directory::IN_TRANSIT;
+use crate::letter::{Letter, TraceEvent, letter};
+use crate::shared::Dest;
+use crate::{Agent, AgentResult, panic_guard};
+
+impl<B: Agent> NodeCore<B> {
+    /// The slot of agent `a` if this node hosts it.
+    #[inline]
+    pub(super) fn slot_of(&self, a: AgentId) -> Option<usize> {
+        let (node, slot) = self.shared.directory.agents.get(a)?;
+        let i = slot as usize;
+        (node == self.key && slot != IN_TRANSIT && i < self.slots.len() && self.slots[i].id == a)
+            .then_some(i)
+    }
+
+    /// A user message: delivered to an agent of this node, held for one on its way here,
+    /// sent up for the application, or routed on.
+    pub(super) fn on_user(&mut self, env: Envelope<B::Msg>) {
+        match env.to {
+            Address::Agent(a) => {
+                if let Some(i) = self.slot_of(a) {
+                    self.deliver(i, env);
+                } else if self.shared.directory.agents.node(a) == Some(self.key) {
+                    // On its way here (spawn or move in flight): hold it.
+                    self.waiting
+                        .entry(a)
+                        .or_default()
+                        .push(env.map(Letter::User));
+                } else {
+                    self.route(env.map(Letter::User));
+                }
+            }
+            to if to == self.address => {
+                // For the application: up to the orchestrator's inbox.
+                self.send_dest(Dest::Orchestrator, env.map(Letter::User));
+            }
+            _ => self.route(env.map(Letter::User)),
+        }
+    }
+
+    /// Delivers a message to the agent in slot `i` (once, for a reliable one).
+    pub(super) fn deliver(&mut self, i: usize, env: Envelope<B::Msg>) {
+        self.flow.consume(1);
+        let id = env.id();
+        if self.slots[i].behaviour.is_none() {
+            self.stats.dead_letters += 1;
+            tracing::debug!(agent = %self.slots[i].id, "dead letter: agent failed");
+            return;
+        }
+        if env.ack_required && self.dedup.contains(&id) {
+            self.stats.duplicates += 1;
+            self.send_ack(env.from, id);
+            return;
+        }
+        let (from, correlation, ack) = (env.from, env.correlation, env.ack_required);
+        let lane = env.priority.lane();
+        let agent = self.slots[i].id;
+        let _span = tracing::trace_span!("handle", agent = agent.0, node = %self.address).entered();
+        let msg = env.payload;
+        let ok = self.run_hook(i, Some(from), correlation, |b, ctx| b.handle(msg, ctx));
+        if ok {
+            self.stats.handled += 1;
+            self.stats.handled_by_priority[lane] += 1;
+            if let Some(t) = &mut self.trace {
+                t.push(TraceEvent {
+                    agent,
+                    envelope: id,
+                });
+            }
+            if ack {
+                self.dedup.insert(id, Instant::now());
+                self.send_ack(from, id);
+            }
+        } else if !ack {
+            // The message went down with its handler; reliable messages are redelivered by
+            // their sender, others are counted here.
+            self.stats.dead_letters += 1;
+        }
+    }
+
+    /// Runs a hook of agent `i` under supervision; applies its effects if it succeeds;
+    /// restarts the agent (or marks it failed) if it panics or returns an error.
+    pub(super) fn run_hook(
+        &mut self,
+        i: usize,
+        sender: Option<Address>,
+        correlation: Option<CorrelationId>,
+        f: impl FnOnce(&mut B, &mut Context<'_, B::Msg>) -> AgentResult,
+    ) -> bool {
+        let parent = self.address;
+        let tick = self.tick;
+        let slot = &mut self.slots[i];
+        let Some(behaviour) = slot.behaviour.as_mut() else {
+            return false;
+        };
+        let mut effects = std::mem::take(&mut self.effects);
+        let mut ctx = Context {
+            id: slot.id,
+            parent,
+            sender,
+            correlation,
+            grant: slot.grant.as_ref(),
+            tick,
+            random: &mut slot.random,
+            effects: &mut effects,
+        };
+        let result = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| f(behaviour, &mut ctx))));
+        let outcome = match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.chain()),
+            Err(payload) => Err(panic_guard::message(payload.as_ref())),
+        };
+        match outcome {
+            Ok(()) => {
+                self.apply_effects(i, &mut effects);
+                self.effects = effects;
+                true
+            }
+            Err(reason) => {
+                effects.sends.clear();
+                effects.timers.clear();
+                self.effects = effects;
+                self.restart(i, &reason);
+                false
+            }
+        }
+    }
+
+    /// After a failed hook: a fresh instance from the factory, within the restart budget;
+    /// past it the agent is failed.
+    pub(super) fn restart(&mut self, i: usize, reason: &str) {
+        self.stats.restarts += 1;
+        let budget = self.shared.config.restart_budget;
+        let slot = &mut self.slots[i];
+        slot.restarts += 1;
+        let id = slot.id;
+        if slot.restarts > budget {
+            tracing::warn!(agent = id.0, node = %self.address, %reason, "agent failed: restart budget exhausted");
+            slot.behaviour = None;
+            self.failed_agents += 1;
+            self.restarted_agents.remove(&id);
+            return;
+        }
+        tracing::info!(agent = id.0, node = %self.address, %reason, restarts = slot.restarts, "restarting agent");
+        slot.behaviour = Some((slot.factory)(id));
+        self.restarted_agents.insert(id);
+        // A failing `started` restarts (or fails) the agent again inside `run_hook`.
+        self.run_hook(i, None, None, B::started);
+    }
+
+    /// What a successful hook asked for: sends (reliable ones kept until acknowledged) and
+    /// timers.
+    pub(super) fn apply_effects(&mut self, i: usize, effects: &mut Effects<B::Msg>) {
+        let from = Address::Agent(self.slots[i].id);
+        self.flow.produce(effects.sends.len() as u64);
+        let sample = u64::from(self.shared.config.affinity_sample);
+        for out in effects.sends.drain(..) {
+            self.slots[i].seq += 1;
+            let seq = self.slots[i].seq;
+            if sample > 0
+                && seq.is_multiple_of(sample)
+                && let Address::Agent(to) = out.to
+            {
+                *self.affinity.entry((self.slots[i].id, to)).or_insert(0) += 1;
+            }
+            let mut env = Envelope {
+                from,
+                to: out.to,
+                priority: out.priority,
+                seq,
+                correlation: out.correlation,
+                deadline: None,
+                ack_required: false,
+                payload: out.msg,
+            };
+            if let Some(copy) = out.reliable {
+                env.ack_required = true;
+                let now = Instant::now();
+                let keep = Envelope {
+                    from: env.from,
+                    to: env.to,
+                    priority: env.priority,
+                    seq: env.seq,
+                    correlation: env.correlation,
+                    deadline: env.deadline,
+                    ack_required: true,
+                    payload: copy(&env.payload),
+                };
+                self.pending.insert(keep, copy, now);
+            }
+            self.route(env.map(Letter::User));
+        }
+        let agent = self.slots[i].id;
+        if effects.timers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for (delay, msg) in effects.timers.drain(..) {
+            self.timer_order += 1;
+            self.timers.push(Reverse(Timer {
+                due: now + delay,
+                order: self.timer_order,
+                agent,
+                msg,
+            }));
+        }
+    }
+
+    /// Acknowledges a reliable message to its sender.
+    pub(super) fn send_ack(&mut self, to: Address, id: EnvelopeId) {
+        let ack = letter(self.address, Priority::Control, Letter::Ack(id));
+        self.route(Envelope { to, ..ack });
+    }
+}
