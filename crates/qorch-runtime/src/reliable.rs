@@ -10,6 +10,21 @@ use std::time::{Duration, Instant};
 
 use qorch_protocol::{Envelope, EnvelopeId};
 
+/// A copy of a reliable envelope (for keeping, or for a redelivery), made with its
+/// message's `copy`.
+pub(crate) fn copy_reliable<M>(env: &Envelope<M>, copy: fn(&M) -> M) -> Envelope<M> {
+    Envelope {
+        from: env.from,
+        to: env.to,
+        priority: env.priority,
+        seq: env.seq,
+        correlation: env.correlation,
+        deadline: env.deadline,
+        ack_required: true,
+        payload: copy(&env.payload),
+    }
+}
+
 /// An unacknowledged envelope and how to copy it.
 pub(crate) struct PendingEntry<M> {
     pub(crate) envelope: Envelope<M>,
@@ -71,17 +86,7 @@ impl<M> Pending<M> {
             }
             e.attempts += 1;
             e.due = now + self.timeout;
-            let env = &e.envelope;
-            resend.push(Envelope {
-                from: env.from,
-                to: env.to,
-                priority: env.priority,
-                seq: env.seq,
-                correlation: env.correlation,
-                deadline: env.deadline,
-                ack_required: true,
-                payload: (e.copy)(&env.payload),
-            });
+            resend.push(copy_reliable(&e.envelope, e.copy));
         }
         for id in &give_up {
             self.entries.remove(id);

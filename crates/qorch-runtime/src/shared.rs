@@ -14,6 +14,9 @@ use crate::config::RuntimeConfig;
 use crate::directory::{Directory, NodeKey};
 use crate::letter::Letter;
 
+/// The sending side of a node's (or the orchestrator's) mailbox.
+pub(crate) type LetterSender<B> = MailboxSender<Envelope<Letter<B>>>;
+
 /// Where a node sends: another node's mailbox, or the orchestrator's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Dest {

@@ -12,6 +12,7 @@ use super::{NodeCore, Timer};
 use crate::agent::{Context, Effects};
 use crate::directory::IN_TRANSIT;
 use crate::letter::{Letter, TraceEvent, letter};
+use crate::reliable::copy_reliable;
 use crate::shared::Dest;
 use crate::{Agent, AgentResult, panic_guard};
 
@@ -187,18 +188,8 @@ impl<B: Agent> NodeCore<B> {
             };
             if let Some(copy) = out.reliable {
                 env.ack_required = true;
-                let now = Instant::now();
-                let keep = Envelope {
-                    from: env.from,
-                    to: env.to,
-                    priority: env.priority,
-                    seq: env.seq,
-                    correlation: env.correlation,
-                    deadline: env.deadline,
-                    ack_required: true,
-                    payload: copy(&env.payload),
-                };
-                self.pending.insert(keep, copy, now);
+                let keep = copy_reliable(&env, copy);
+                self.pending.insert(keep, copy, Instant::now());
             }
             self.route(env.map(Letter::User));
         }

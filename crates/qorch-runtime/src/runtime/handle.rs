@@ -14,8 +14,11 @@ use crate::letter::{
     ShutdownCollector, TraceEvent,
 };
 use crate::remote::{InjectError, Remote};
-use crate::shared::{Shared, Spawner};
+use crate::shared::{LetterSender, Shared, Spawner};
 use crate::status::StatusTree;
+
+/// A user message from outside, ready to go: its entry node's mailbox and its envelope.
+type Outgoing<B> = (LetterSender<B>, Envelope<Letter<B>>);
 
 pub(super) struct HandleInner<B: Agent> {
     pub(super) shared: Arc<Shared<B>>,
@@ -72,14 +75,32 @@ impl<B: Agent> RuntimeHandle<B> {
             .map_err(|()| RuntimeError::UnknownAddress(to))
     }
 
-    fn mailbox(
-        &self,
-        node: Option<NodeKey>,
-    ) -> Option<qorch_protocol::MailboxSender<Envelope<Letter<B>>>> {
+    fn mailbox(&self, node: Option<NodeKey>) -> Option<LetterSender<B>> {
         match node {
             None => Some(self.inner.shared.orchestrator.clone()),
             Some(k) => self.inner.shared.sender(k),
         }
+    }
+
+    /// The mailbox and envelope of a user message from outside, counted as produced; the
+    /// message is given back if its destination does not exist.
+    fn user_envelope(
+        &self,
+        to: Address,
+        msg: B::Msg,
+    ) -> Result<Outgoing<B>, RuntimeSendError<B::Msg>> {
+        let Some(mb) = self.entry(to).ok().and_then(|node| self.mailbox(node)) else {
+            return Err(RuntimeSendError::Closed(msg));
+        };
+        let priority = msg.priority();
+        self.inner.shared.external_flow.produce(1);
+        Ok((mb, self.envelope(to, priority, Letter::User(msg))))
+    }
+
+    /// The message of a user envelope the mailbox refused, no longer counted as produced.
+    fn refused(&self, env: Envelope<Letter<B>>) -> B::Msg {
+        self.inner.shared.external_flow.consume(1);
+        unwrap_user(env.payload)
     }
 
     /// Sends `msg` to an agent (or to a cluster: it then reaches the application inbox) if
@@ -93,25 +114,11 @@ impl<B: Agent> RuntimeHandle<B> {
         to: impl Into<Address>,
         msg: B::Msg,
     ) -> Result<(), RuntimeSendError<B::Msg>> {
-        let to = to.into();
-        let Ok(node) = self.entry(to) else {
-            return Err(RuntimeSendError::Closed(msg));
-        };
-        let Some(mb) = self.mailbox(node) else {
-            return Err(RuntimeSendError::Closed(msg));
-        };
-        let priority = msg.priority();
-        let flow = &self.inner.shared.external_flow;
-        flow.produce(1);
-        let r = mb.try_send(self.envelope(to, priority, Letter::User(msg)));
-        if r.is_err() {
-            flow.consume(1);
-        }
-        match r {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(e)) => Err(RuntimeSendError::Full(unwrap_user(e.payload))),
-            Err(TrySendError::Closed(e)) => Err(RuntimeSendError::Closed(unwrap_user(e.payload))),
-        }
+        let (mb, env) = self.user_envelope(to.into(), msg)?;
+        mb.try_send(env).map_err(|e| match e {
+            TrySendError::Full(e) => RuntimeSendError::Full(self.refused(e)),
+            TrySendError::Closed(e) => RuntimeSendError::Closed(self.refused(e)),
+        })
     }
 
     /// Sends `msg`, waiting asynchronously while the destination's mailbox is full.
@@ -124,22 +131,10 @@ impl<B: Agent> RuntimeHandle<B> {
         to: impl Into<Address>,
         msg: B::Msg,
     ) -> Result<(), RuntimeSendError<B::Msg>> {
-        let to = to.into();
-        let Ok(node) = self.entry(to) else {
-            return Err(RuntimeSendError::Closed(msg));
-        };
-        let Some(mb) = self.mailbox(node) else {
-            return Err(RuntimeSendError::Closed(msg));
-        };
-        let priority = msg.priority();
-        let flow = &self.inner.shared.external_flow;
-        flow.produce(1);
-        mb.send(self.envelope(to, priority, Letter::User(msg)))
+        let (mb, env) = self.user_envelope(to.into(), msg)?;
+        mb.send(env)
             .await
-            .map_err(|e| {
-                flow.consume(1);
-                RuntimeSendError::Closed(unwrap_user(e.0.payload))
-            })
+            .map_err(|e| RuntimeSendError::Closed(self.refused(e.0)))
     }
 
     /// Sends `msg`, parking the thread while the destination's mailbox is full.
@@ -152,21 +147,9 @@ impl<B: Agent> RuntimeHandle<B> {
         to: impl Into<Address>,
         msg: B::Msg,
     ) -> Result<(), RuntimeSendError<B::Msg>> {
-        let to = to.into();
-        let Ok(node) = self.entry(to) else {
-            return Err(RuntimeSendError::Closed(msg));
-        };
-        let Some(mb) = self.mailbox(node) else {
-            return Err(RuntimeSendError::Closed(msg));
-        };
-        let priority = msg.priority();
-        let flow = &self.inner.shared.external_flow;
-        flow.produce(1);
-        mb.send_blocking(self.envelope(to, priority, Letter::User(msg)))
-            .map_err(|e| {
-                flow.consume(1);
-                RuntimeSendError::Closed(unwrap_user(e.0.payload))
-            })
+        let (mb, env) = self.user_envelope(to.into(), msg)?;
+        mb.send_blocking(env)
+            .map_err(|e| RuntimeSendError::Closed(self.refused(e.0)))
     }
 
     /// The next message agents sent to the application (to the orchestrator or a cluster's
