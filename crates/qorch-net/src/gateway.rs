@@ -750,7 +750,7 @@ impl Ingress {
                         Counters::add(&self.counters.dead_letters, 1);
                     }
                 }
-                Err(InjectError::Stopped) => return,
+                Err(InjectError::Stopped(_)) => return,
             }
         }
         self.awaiting.entry(key).or_default().push(f.batch);

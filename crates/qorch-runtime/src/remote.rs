@@ -39,5 +39,5 @@ pub enum InjectError<M> {
     /// The runtime has stopped (the envelope is not taken: a transport leaves it
     /// unacknowledged, so that its sender delivers it elsewhere).
     #[error("the runtime is stopped")]
-    Stopped,
+    Stopped(Envelope<Remote<M>>),
 }

@@ -177,13 +177,13 @@ impl<B: Agent> RuntimeHandle<B> {
     /// # Errors
     ///
     /// [`InjectError::Unknown`] if this runtime hosts no such address,
-    /// [`InjectError::Stopped`] if it has stopped; the envelope is given back.
+    /// [`InjectError::Stopped`] if it has stopped; the envelope is given back either way.
     pub async fn inject(&self, env: Envelope<Remote<B::Msg>>) -> Result<(), InjectError<B::Msg>> {
         let Ok(node) = self.entry(env.to) else {
             return Err(InjectError::Unknown(env));
         };
         let Some(mb) = self.mailbox(node) else {
-            return Err(InjectError::Stopped);
+            return Err(InjectError::Stopped(env));
         };
         let user = matches!(env.payload, Remote::User(_));
         let flow = &self.inner.shared.external_flow;
@@ -195,11 +195,15 @@ impl<B: Agent> RuntimeHandle<B> {
             Remote::Ack(id) => Letter::Ack(id),
         }))
         .await
-        .map_err(|_| {
+        .map_err(|e| {
             if user {
                 flow.consume(1);
             }
-            InjectError::Stopped
+            InjectError::Stopped(e.0.map(|l| match l {
+                Letter::User(m) => Remote::User(m),
+                Letter::Ack(id) => Remote::Ack(id),
+                _ => unreachable!("only user messages and acknowledgements are injected"),
+            }))
         })
     }
 
