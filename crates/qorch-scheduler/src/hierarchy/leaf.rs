@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::{Deadlines, Group, Hints, Share, Solved, agents_of, candidates, hint, mix, node_key};
+use qorch_qubo::splitmix64;
+
+use super::{Deadlines, Group, Hints, Share, Solved, agents_of, candidates, hint, node_key};
 use crate::EnhancedQuboScheduler;
 use crate::assign::solve::{FlatResult, solve_flat};
 use crate::assign::{AssignmentBuilder, NONE, within};
@@ -62,7 +64,7 @@ impl EnhancedQuboScheduler {
                 np,
                 |q| flat.allows(a, share.pools[q]),
                 cur.into_iter().chain(w.map(|x| x.0)).chain(partners),
-                mix(u64::from(ag.id.get()) ^ mix(level as u64)),
+                splitmix64(u64::from(ag.id.get()) ^ splitmix64(level as u64)),
                 self.config.max_candidates,
             );
             let levels: Vec<&Vec<f64>> = std::iter::once(&ag.desired)
@@ -91,10 +93,12 @@ impl EnhancedQuboScheduler {
             }
         }
         let problem = b.build().expect("leaf items are built valid");
-        let seed = mix(self.config.seed
-            ^ mix(level as u64 + 1000)
-            ^ node_key(node)
-            ^ u64::from(matches!(g, Group::Direct(_))) << 60);
+        let seed = splitmix64(
+            self.config.seed
+                ^ splitmix64(level as u64 + 1000)
+                ^ node_key(node)
+                ^ u64::from(matches!(g, Group::Direct(_))) << 60,
+        );
         let mut params = self.params(problem.num_options(), seed, deadlines.leaves);
         if any_warm {
             // Options the builder dropped shift indices: keep only starts that still exist.

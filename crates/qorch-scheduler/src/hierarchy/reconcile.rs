@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use super::{mix, objective};
+use qorch_qubo::splitmix64;
+
+use super::objective;
 use crate::EnhancedQuboScheduler;
 use crate::assign::within;
 use crate::polish::{Placement, PolishParams, PolishStats, polish};
@@ -61,7 +63,7 @@ impl EnhancedQuboScheduler {
                     tolerance: POLISH_TOLERANCE * reconciled.abs(),
                     swap_samples: 4,
                     candidates: self.config.polish_candidates,
-                    seed: mix(self.config.seed ^ 0x00B0_115B),
+                    seed: splitmix64(self.config.seed ^ 0x00B0_115B),
                     deadline: deadline,
                 },
             )

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Deadlines, Group, Hints, Share, agents_of, candidates, hint, mix, node_key, set_hint};
+use qorch_qubo::splitmix64;
+
+use super::{Deadlines, Group, Hints, Share, agents_of, candidates, hint, node_key, set_hint};
 use crate::EnhancedQuboScheduler;
 use crate::assign::solve::solve_flat;
 use crate::assign::{AssignmentBuilder, NONE};
@@ -136,7 +138,7 @@ impl EnhancedQuboScheduler {
                 np,
                 |q| flat.allows(first, share.pools[q]),
                 anchor.iter().copied().chain(tops[*gi].iter().copied()),
-                mix(bi as u64 ^ (level as u64) << 48),
+                splitmix64(bi as u64 ^ (level as u64) << 48),
                 self.config.max_candidates,
             );
             for q in cands {
@@ -170,7 +172,7 @@ impl EnhancedQuboScheduler {
             }
         }
         let node = groups_parent_id(flat, groups);
-        let seed = mix(self.config.seed ^ mix(level as u64) ^ node_key(node));
+        let seed = splitmix64(self.config.seed ^ splitmix64(level as u64) ^ node_key(node));
         let problem = b.build().expect("blocks are built valid");
         let params = self.params(problem.num_options(), seed, deadlines.shares);
         let r = solve_flat(&problem, &params);
