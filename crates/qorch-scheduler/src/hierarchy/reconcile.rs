@@ -64,7 +64,7 @@ impl EnhancedQuboScheduler {
                     swap_samples: 4,
                     candidates: self.config.polish_candidates,
                     seed: splitmix64(self.config.seed ^ 0x00B0_115B),
-                    deadline: deadline,
+                    deadline,
                 },
             )
         });
