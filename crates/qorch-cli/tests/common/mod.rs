@@ -8,11 +8,11 @@
 use std::process::{Command, Output};
 
 /// A command for the `qorch` binary built for these tests.
-pub fn command() -> Command {
+pub(crate) fn command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_qorch"))
 }
 
 /// Runs `qorch args` to the end and returns its output.
-pub fn qorch(args: &[&str]) -> Output {
+pub(crate) fn qorch(args: &[&str]) -> Output {
     command().args(args).output().expect("qorch runs")
 }
