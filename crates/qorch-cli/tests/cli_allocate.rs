@@ -1,14 +1,9 @@
 //! The `qorch allocate gap` and `qorch bench scheduler` command-line contracts: flags, JSON
 //! keys, values, exit codes.
 
-use std::process::Command;
+mod common;
 
-fn qorch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qorch"))
-        .args(args)
-        .output()
-        .expect("qorch runs")
-}
+use common::qorch;
 
 fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
     let out = qorch(args);

@@ -1,13 +1,8 @@
 //! The `qorch bench` command-line contract: flags, JSON keys, exit codes.
 
-use std::process::Command;
+mod common;
 
-fn qorch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qorch"))
-        .args(args)
-        .output()
-        .expect("qorch runs")
-}
+use common::qorch;
 
 #[test]
 fn bench_mailbox_prints_one_json_object_with_the_documented_keys() {

@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 use qorch_net::local_server::LocalServer;
 use serde_json::Value;
 
+mod common;
+
 fn server(args: &[&str]) -> Option<LocalServer> {
     qorch_net::local_server::start_or_skip(args, "cli_distributed")
 }
 
+/// `qorch`, without the NATS credentials the environment may hold.
 fn qorch() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qorch"));
+    let mut c = common::command();
     c.env_remove("QORCH_NATS_PASSWORD")
         .env_remove("QORCH_NATS_TOKEN");
     c

@@ -1,13 +1,8 @@
 //! The `qorch qaoa` command-line contract: flags, JSON keys, values, exit codes.
 
-use std::process::Command;
+mod common;
 
-fn qorch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qorch"))
-        .args(args)
-        .output()
-        .expect("qorch runs")
-}
+use common::qorch;
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = qorch(args);

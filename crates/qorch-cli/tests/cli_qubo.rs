@@ -1,14 +1,10 @@
 //! The `qorch qubo solve` command-line contract.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-fn qorch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qorch"))
-        .args(args)
-        .output()
-        .expect("qorch runs")
-}
+mod common;
+
+use common::qorch;
 
 fn write(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("qorch-cli-qubo-{}", std::process::id()));

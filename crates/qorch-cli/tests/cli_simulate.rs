@@ -1,14 +1,9 @@
 //! The `qorch simulate` and `qorch bench overhead` command-line contracts: flags, files,
 //! JSON keys, reproducibility, exit codes.
 
-use std::process::Command;
+mod common;
 
-fn qorch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qorch"))
-        .args(args)
-        .output()
-        .expect("qorch runs")
-}
+use common::qorch;
 
 fn ok_stdout(args: &[&str]) -> String {
     let out = qorch(args);

@@ -84,11 +84,15 @@
 #![forbid(unsafe_code)]
 
 mod constraints;
+mod csr;
 mod io;
 mod model;
 mod solver;
+mod splitmix;
+mod total_order;
 
 pub use constraints::slack_weights;
+pub use csr::symmetric_csr;
 pub use io::{Graph, ReadError, read_json, read_qubo_text, read_rudy, write_json, write_qubo_text};
 pub use model::{Coupling, FlipState, Ising, ModelError, Qubo, QuboBuilder, QuboTerms};
 pub use solver::{
@@ -96,3 +100,5 @@ pub use solver::{
     ParseSolverError, PopulationAnnealing, Schedule, SimulatedAnnealing, Solution, SolveError,
     SolveOptions, Solver, SolverKind, SteepestDescent, StopReason, TabuSearch, TracePoint,
 };
+pub use splitmix::splitmix64;
+pub use total_order::TotalF64;

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::symmetric_csr;
+
 /// One coupling in a variable's adjacency list: the other variable and the weight.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
@@ -574,36 +576,8 @@ impl QuboBuilder {
                 });
             }
         }
-        // CSR with both directions.
-        let mut degree = vec![0_usize; n + 1];
-        for &(i, j, _) in &merged {
-            degree[i as usize] += 1;
-            degree[j as usize] += 1;
-        }
-        let mut start = vec![0_usize; n + 1];
-        for i in 0..n {
-            start[i + 1] = start[i] + degree[i];
-        }
-        let mut fill = start.clone();
-        let mut adj = vec![
-            Coupling {
-                var: 0,
-                weight: 0.0
-            };
-            start[n]
-        ];
-        // Pairs are sorted by (i, j): pushing (i -> j) in order keeps each list sorted for the
-        // forward half; the backward half (j -> i) arrives sorted by i as well, but the two
-        // halves interleave, so sort each list afterwards.
-        for &(i, j, w) in &merged {
-            adj[fill[i as usize]] = Coupling { var: j, weight: w };
-            fill[i as usize] += 1;
-            adj[fill[j as usize]] = Coupling { var: i, weight: w };
-            fill[j as usize] += 1;
-        }
-        for i in 0..n {
-            adj[start[i]..start[i + 1]].sort_unstable_by_key(|c| c.var);
-        }
+        // CSR with both directions; rows come out sorted by the other variable.
+        let (start, adj) = symmetric_csr(n, &merged);
         Ok(Qubo {
             linear: self.linear,
             start,

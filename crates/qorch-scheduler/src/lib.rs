@@ -68,6 +68,7 @@ mod config;
 mod dual;
 mod error;
 mod gap;
+mod global_bound;
 mod hierarchy;
 mod outcome;
 mod partition;

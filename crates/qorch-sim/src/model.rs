@@ -9,6 +9,10 @@ use qorch_resources::{PoolFilter, ResourceRequest, ResourceVector};
 
 use crate::scenario::{Pattern, Scenario};
 
+/// `SplitMix64`'s finalizer: a well-mixed hash of a 64-bit value (the workspace's one copy,
+/// in `qorch-qubo`).
+pub(crate) use qorch_qubo::splitmix64 as mix;
+
 /// What an agent does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
@@ -64,14 +68,6 @@ pub(crate) struct AgentModel {
     phase: f64,
     trend_sign: f64,
     pub(crate) peers: Vec<u32>,
-}
-
-/// `SplitMix64`'s finalizer: a well-mixed hash of a 64-bit value.
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// A uniform number in `[0, 1)` from the top 53 bits of a hash.

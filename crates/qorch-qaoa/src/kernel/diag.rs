@@ -97,8 +97,8 @@ impl<T: Copy + Into<usize> + Sync, const N: usize> Diag for Levels<'_, T, N> {
             let k: usize = k.into();
             let (c, s) = (cos[k], sin[k]);
             let (a, b) = (*r, *i);
-            *r = super::fma::<F>(a, c, b * s);
-            *i = super::fma::<F>(b, c, -(a * s));
+            *r = super::rotations::fma::<F>(a, c, b * s);
+            *i = super::rotations::fma::<F>(b, c, -(a * s));
         }
     }
 
@@ -154,8 +154,8 @@ impl Diag for Dense<'_> {
         for ((r, i), &v) in re.iter_mut().zip(im.iter_mut()).zip(d) {
             let (s, c) = (t.gamma * v).sin_cos();
             let (a, b) = (*r, *i);
-            *r = super::fma::<F>(a, c, b * s);
-            *i = super::fma::<F>(b, c, -(a * s));
+            *r = super::rotations::fma::<F>(a, c, b * s);
+            *i = super::rotations::fma::<F>(b, c, -(a * s));
         }
     }
 

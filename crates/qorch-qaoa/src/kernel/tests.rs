@@ -1,3 +1,5 @@
+use super::passes::strips;
+use super::rotations::{Cot, Exact, Rot, Tan, rot, rot_low2, rot_qubit};
 use super::*;
 
 #[test]

@@ -13,7 +13,7 @@ use super::{
     Budget, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver, TabuSearch,
     check_initial, rng,
 };
-use crate::{FlipState, Qubo};
+use crate::{FlipState, Qubo, TotalF64};
 
 /// Decomposition for models too large to search well as a whole.
 ///
@@ -64,24 +64,6 @@ impl fmt::Debug for Decomposition {
             .field("inner_sweeps", &self.inner_sweeps)
             .field("max_stall", &self.max_stall)
             .finish()
-    }
-}
-
-/// A max-heap key from an `f64`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Key(f64);
-
-impl Eq for Key {}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
     }
 }
 
@@ -159,8 +141,8 @@ impl Solver for Decomposition {
         'passes: while !run.should_stop() && stall < self.max_stall {
             let before = state.energy();
             // 2. Rank by impact.
-            let mut ranking: PriorityQueue<usize, Key> =
-                (0..n).map(|i| (i, Key(-state.delta(i)))).collect();
+            let mut ranking: PriorityQueue<usize, TotalF64> =
+                (0..n).map(|i| (i, TotalF64(-state.delta(i)))).collect();
             taken.fill(false);
             // 3. Sub-problems around the highest-ranked uncovered variables.
             while let Some((seed, _)) = ranking.pop() {

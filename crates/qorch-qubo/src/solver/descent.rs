@@ -1,13 +1,11 @@
 //! Steepest descent: flip the most improving variable until none improves.
 
-use std::cmp::Ordering;
-
 use priority_queue::PriorityQueue;
 
 use super::{
     Run, Solution, SolveError, SolveOptions, Solver, check_initial, random_assignment, rng,
 };
-use crate::{FlipState, Qubo};
+use crate::{FlipState, Qubo, TotalF64};
 
 /// Steepest (best-improvement) one-flip descent to a local minimum, for polishing.
 ///
@@ -30,44 +28,27 @@ use crate::{FlipState, Qubo};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SteepestDescent;
 
-/// A delta as a max-heap key: larger key = more improving move.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Gain(f64);
-
-impl Eq for Gain {}
-
-impl PartialOrd for Gain {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Gain {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
 /// Descends from `state` to a local minimum, recording work in `run`. Returns whether the
 /// local minimum was reached (false if the budget stopped it first).
 pub(crate) fn descend(state: &mut FlipState<'_>, run: &mut Run<'_>) -> bool {
     let q = state.qubo();
     let n = q.num_vars();
     let eps = 1e-12 * q.max_abs_coefficient().max(1.0);
-    let mut pq: PriorityQueue<usize, Gain> = (0..n).map(|i| (i, Gain(-state.delta(i)))).collect();
+    let mut pq: PriorityQueue<usize, TotalF64> =
+        (0..n).map(|i| (i, TotalF64(-state.delta(i)))).collect();
     let mut moves = 0_usize;
     loop {
-        let Some((&i, &Gain(gain))) = pq.peek() else {
+        let Some((&i, &TotalF64(gain))) = pq.peek() else {
             return true;
         };
         if gain <= eps {
             return true;
         }
         state.flip(i);
-        pq.change_priority(&i, Gain(-state.delta(i)));
+        pq.change_priority(&i, TotalF64(-state.delta(i)));
         for c in q.neighbors(i) {
             let j = c.var as usize;
-            pq.change_priority(&j, Gain(-state.delta(j)));
+            pq.change_priority(&j, TotalF64(-state.delta(j)));
         }
         moves += 1;
         if moves == n {

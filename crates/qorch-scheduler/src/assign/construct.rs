@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use qorch_qubo::TotalF64;
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -123,16 +124,16 @@ pub(crate) fn repair(s: &mut State<'_>, rng: &mut Xoshiro256PlusPlus) -> bool {
         // the current loads, and move it only if it is still no worse than the next one
         // (else push it back). One scan of the pool instead of one per move, which made
         // repair quadratic in the members of a pool.
-        let mut heap: BinaryHeap<Reverse<(Key, u32)>> = s.members.as_ref().expect("tracked").list
-            [pool]
-            .iter()
-            .filter_map(|&i| {
-                let (key, _) = leave_key(s, i as usize, pool)?;
-                // Small random tie-breaking keeps repeated repairs from cycling.
-                let jitter = 1.0 + 1e-9 * rng.random_range(0.0..1.0);
-                Some(Reverse((Key(key * jitter), i)))
-            })
-            .collect();
+        let mut heap: BinaryHeap<Reverse<(TotalF64, u32)>> =
+            s.members.as_ref().expect("tracked").list[pool]
+                .iter()
+                .filter_map(|&i| {
+                    let (key, _) = leave_key(s, i as usize, pool)?;
+                    // Small random tie-breaking keeps repeated repairs from cycling.
+                    let jitter = 1.0 + 1e-9 * rng.random_range(0.0..1.0);
+                    Some(Reverse((TotalF64(key * jitter), i)))
+                })
+                .collect();
         while !s.pool_ok(pool) {
             guard += 1;
             if guard > limit {
@@ -147,14 +148,14 @@ pub(crate) fn repair(s: &mut State<'_>, rng: &mut Xoshiro256PlusPlus) -> bool {
             if let Some(Reverse((next, _))) = heap.peek()
                 && key > next.0
             {
-                heap.push(Reverse((Key(key), i)));
+                heap.push(Reverse((TotalF64(key), i)));
                 continue;
             }
             s.apply(i as usize, alt);
             // A smaller option keeps the item on this pool: it may have to shrink or leave
             // again, so it goes back into the heap at its new price.
             if let Some((key, _)) = leave_key(s, i as usize, pool) {
-                heap.push(Reverse((Key(key), i)));
+                heap.push(Reverse((TotalF64(key), i)));
             }
         }
     }
@@ -215,24 +216,6 @@ fn leave_key(s: &State<'_>, i: usize, pool: usize) -> Option<(f64, u32)> {
     }
     let alt = best_alternative(s, i, pool)?;
     Some((-s.delta_objective(i, alt) / size, alt))
-}
-
-/// A total order on `f64` keys for the repair heap.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Key(f64);
-
-impl Eq for Key {}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
 }
 
 /// The best option for item `i` other than staying on `pool` at its current size: one that

@@ -436,26 +436,10 @@ impl AssignmentBuilder {
                 _ => merged.push(e),
             }
         }
-        let mut deg = vec![0_u32; n + 1];
-        for &(a, b, _) in &merged {
-            deg[a as usize] += 1;
-            deg[b as usize] += 1;
-        }
-        let mut aff_start = vec![0_u32; n + 1];
-        for i in 0..n {
-            aff_start[i + 1] = aff_start[i] + deg[i];
-        }
-        let mut fill = aff_start.clone();
-        let mut aff_other = vec![0_u32; merged.len() * 2];
-        let mut aff_weight = vec![0.0; merged.len() * 2];
-        for &(a, b, w) in &merged {
-            for (x, y) in [(a, b), (b, a)] {
-                let k = fill[x as usize] as usize;
-                aff_other[k] = y;
-                aff_weight[k] = w;
-                fill[x as usize] += 1;
-            }
-        }
+        let (rows, adj) = qorch_qubo::symmetric_csr(n, &merged);
+        let aff_start: Vec<u32> = rows.iter().map(|&s| s as u32).collect();
+        let aff_other: Vec<u32> = adj.iter().map(|c| c.var).collect();
+        let aff_weight: Vec<f64> = adj.iter().map(|c| c.weight).collect();
         let inv_scale = (0..kinds)
             .map(|r| {
                 let (sum, cnt) = (0..pools)

@@ -1,0 +1,220 @@
+//! The global bound: a Lagrangian bound of the whole, unrestricted allocation problem,
+//! priced per pool class (minimized by [`crate::dual`]) or, with too many classes, per pool.
+
+use rayon::prelude::*;
+
+use crate::assign::bound::{Wildcards, lagrangian};
+use crate::assign::{AssignmentBuilder, AssignmentProblem};
+use crate::problem::Flat;
+
+/// The Lagrangian bound of the whole problem, with affinity costs reduced to what unserved
+/// agents surely cause ([`Flat::unserved_affinity_floor`]): with at most 64
+/// distinct pool capacities, one multiplier per pool *class* (pools of equal capacity) and
+/// kind, which for pools of a few types gives the LP relaxation's value; otherwise one per
+/// pool, with each agent's other allowed pools priced kind by kind ([`global_bound_pools`]).
+/// The class dual is minimized by the bundle method of [`crate::dual`] (on the synthetic
+/// rounds it reaches the LP value `HiGHS` computes, where subgradient steps stalled about 2%
+/// above it).
+pub(crate) fn global_bound(flat: &Flat, iterations: usize, objective: f64) -> f64 {
+    class_bound(flat, iterations, objective)
+        .unwrap_or_else(|| global_bound_pools(flat, iterations, objective))
+}
+
+/// Items per parallel chunk of the class bound (fixed: sums do not depend on threads).
+const CHUNK: usize = 8192;
+
+/// The class-priced Lagrangian bound, or `None` with more than 64 pool classes.
+///
+/// With multipliers `mu_ck >= 0` per class `c` and kind `k` (every pool of a class shares
+/// them, a restriction that keeps the bound valid),
+/// `L(mu) = sum_ck mu_ck C_ck + sum_a max(unserved_a, max_{level, allowed c} v - mu_c d)`,
+/// where `C_ck` is the class's total capacity and `v` the level's value, minus migration
+/// unless `c` holds the agent's current pool (the relaxation lets it stay, another
+/// relaxation that keeps the bound valid).
+#[allow(
+    clippy::too_many_lines,
+    reason = "one subgradient loop with its tables"
+)]
+fn class_bound(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
+    let k = flat.kinds;
+    let np = flat.pool_ids.len();
+    let mut class_of = vec![0_usize; np];
+    let mut keys: Vec<Vec<u64>> = Vec::new();
+    for p in 0..np {
+        let key: Vec<u64> = flat.capacity[p * k..(p + 1) * k]
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        class_of[p] = if let Some(c) = keys.iter().position(|x| *x == key) {
+            c
+        } else {
+            if keys.len() == 64 {
+                return None;
+            }
+            keys.push(key);
+            keys.len() - 1
+        };
+    }
+    let nc = keys.len();
+    let mut cap = vec![0.0; nc * k];
+    let mut count = vec![0_usize; nc];
+    for p in 0..np {
+        count[class_of[p]] += 1;
+        for r in 0..k {
+            cap[class_of[p] * k + r] += flat.capacity[p * k + r] * flat.inv_mean[r];
+        }
+    }
+    let all: u64 = if nc == 64 {
+        u64::MAX
+    } else {
+        (1_u64 << nc) - 1
+    };
+    // Per agent: allowed classes, the class of its current pool, its migration cost.
+    let allowed: Vec<u64> = flat
+        .agents
+        .iter()
+        .map(|ag| match &ag.only {
+            Some(list) => list.iter().fold(0, |m, &p| m | 1 << class_of[p as usize]),
+            None if ag.except.is_empty() => all,
+            None => {
+                let mut excluded = vec![0_usize; nc];
+                for &p in &ag.except {
+                    excluded[class_of[p as usize]] += 1;
+                }
+                (0..nc)
+                    .filter(|&c| excluded[c] < count[c])
+                    .fold(0, |m, c| m | 1 << c)
+            }
+        })
+        .collect();
+    let n = flat.agents.len();
+    // Per agent, fixed across evaluations: its migration cost and the unserved option's value.
+    let migration: Vec<f64> = flat
+        .agents
+        .iter()
+        .map(|ag| {
+            if ag.current.is_some() {
+                flat.migration * flat.size(&ag.desired)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let unserved: Vec<f64> = (0..n)
+        .map(|a| -migration[a] - flat.unserved_affinity_floor(a))
+        .collect();
+    let eval = |mu: &[f64]| -> (f64, Vec<f64>) {
+        let parts: Vec<(f64, Vec<f64>)> = (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|ch| {
+                let mut usage = vec![0.0; nc * k];
+                let mut sum = 0.0;
+                for a in ch * CHUNK..((ch + 1) * CHUNK).min(n) {
+                    let ag = &flat.agents[a];
+                    let mig = migration[a];
+                    let home = ag.current.map(|p| class_of[p as usize]);
+                    let mut best = unserved[a];
+                    let mut pick: Option<usize> = None;
+                    let lo = ag.min.as_ref().unwrap_or(&ag.desired);
+                    let unit = ag.weight / flat.active_kinds;
+                    // Grants may take any amount in [min, desired] per kind, and the value is
+                    // linear per kind: the best grant on a class takes, kind by kind, the
+                    // desired amount where a unit is worth more than its price, else the
+                    // minimum.
+                    for c in 0..nc {
+                        if allowed[a] >> c & 1 == 0 {
+                            continue;
+                        }
+                        let mut rv = if home == Some(c) { 0.0 } else { -mig };
+                        for r in 0..k {
+                            let coef = (unit - mu[c * k + r]) * flat.inv_mean[r];
+                            rv += coef * if coef > 0.0 { ag.desired[r] } else { lo[r] };
+                        }
+                        if rv > best {
+                            best = rv;
+                            pick = Some(c);
+                        }
+                    }
+                    sum += best;
+                    if let Some(c) = pick {
+                        for r in 0..k {
+                            let coef = (unit - mu[c * k + r]) * flat.inv_mean[r];
+                            let amount = if coef > 0.0 { ag.desired[r] } else { lo[r] };
+                            usage[c * k + r] += amount * flat.inv_mean[r];
+                        }
+                    }
+                }
+                (sum, usage)
+            })
+            .collect();
+        let mut total: f64 = (0..nc * k).map(|x| mu[x] * cap[x]).sum();
+        let mut usage = vec![0.0; nc * k];
+        for (s, u) in parts {
+            total += s;
+            for (a, b) in usage.iter_mut().zip(u) {
+                *a += b;
+            }
+        }
+        (total, usage)
+    };
+    let scale = flat
+        .agents
+        .iter()
+        .map(|ag| ag.weight / flat.active_kinds)
+        .fold(0.0_f64, f64::max);
+    let dual = crate::dual::minimize(
+        vec![0.0; nc * k],
+        scale,
+        iterations.max(1) * 2,
+        objective,
+        |mu| {
+            let (value, usage) = eval(mu);
+            let g = (0..nc * k).map(|x| cap[x] - usage[x]).collect();
+            (value, g)
+        },
+    );
+    Some(dual.value.max(objective))
+}
+
+/// The Lagrangian bound with one multiplier per pool: per agent its current pool explicitly
+/// (no migration there), every other allowed pool as a wildcard (minus migration), at both
+/// amounts; affinity costs reduced to the unserved floor.
+fn global_bound_pools(flat: &Flat, iterations: usize, objective: f64) -> f64 {
+    let k = flat.kinds;
+    let mut b = AssignmentBuilder::new(k, flat.capacity.clone());
+    let mut wild = Wildcards {
+        start: vec![0],
+        ..Wildcards::default()
+    };
+    for (a, ag) in flat.agents.iter().enumerate() {
+        let mig = if ag.current.is_some() {
+            flat.migration * flat.size(&ag.desired)
+        } else {
+            0.0
+        };
+        let item = b.add_item(Some(-mig - flat.unserved_affinity_floor(a)));
+        // One dominating option per pool: the value of the desired amount with the demand of
+        // the minimum (every grant in [min, desired] is worth at most that and uses at
+        // least that).
+        let lo = ag.min.as_ref().unwrap_or(&ag.desired);
+        if let Some(list) = &ag.only {
+            for &p in list {
+                b.add_option(item, p as usize, flat.value(a, &ag.desired, Some(p)), lo);
+            }
+            wild.except.push(Vec::new());
+        } else {
+            if let Some(c) = ag.current
+                && flat.allows(a, c)
+            {
+                b.add_option(item, c as usize, flat.value(a, &ag.desired, Some(c)), lo);
+            }
+            wild.value.push(ag.weight * flat.size(&ag.desired) - mig);
+            wild.demand.extend_from_slice(lo);
+            wild.except.push(ag.except.clone());
+        }
+        wild.start.push(wild.value.len() as u32);
+    }
+    let p: AssignmentProblem = b.build().expect("bound items are built valid");
+    let bound = lagrangian(&p, Some(&wild), iterations, Some(objective), None);
+    bound.value.max(objective)
+}
