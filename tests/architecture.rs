@@ -20,7 +20,7 @@ fn backticked(line: &str) -> impl Iterator<Item = &str> {
 /// Whether a backticked span names a file or folder (as opposed to a type, a command or a
 /// figure): it ends in a known extension or a slash, and has no spaces or calls.
 fn is_path(span: &str) -> bool {
-    const EXTENSIONS: [&str; 6] = [".rs", ".toml", ".md", ".sh", ".json", ".py"];
+    const EXTENSIONS: [&str; 5] = [".rs", ".toml", ".md", ".sh", ".py"];
     let plain = !span.contains([' ', '(', ')', ':', '<', '>', '*', '{', '=', '"']);
     plain && (span.ends_with('/') || EXTENSIONS.iter().any(|e| span.ends_with(e)))
 }
@@ -31,9 +31,14 @@ fn every_path_the_code_map_names_exists() {
     let mut missing = Vec::new();
     let mut checked = 0;
     // Paths under a crate's heading (`### \`crates/qorch-x\``) are relative to its `src/`
-    // (or to the crate itself); others to the repository.
+    // (or to the crate itself), and within a bullet that names a folder (`node/`), to that
+    // folder too; others to the repository.
     let mut krate: Option<PathBuf> = None;
+    let mut folder: Option<String> = None;
     for (n, line) in architecture().lines().enumerate() {
+        if line.starts_with("- ") || line.trim().is_empty() {
+            folder = None;
+        }
         if let Some(heading) = line.strip_prefix("### ") {
             krate = backticked(heading)
                 .find(|s| s.starts_with("crates/"))
@@ -49,6 +54,12 @@ fn every_path_the_code_map_names_exists() {
             if let Some(k) = &krate {
                 candidates.push(k.join("src").join(span));
                 candidates.push(k.join(span));
+                if let Some(f) = &folder {
+                    candidates.push(k.join("src").join(f).join(span));
+                }
+            }
+            if span.ends_with('/') {
+                folder = Some(span.to_owned());
             }
             if !candidates.iter().any(|p| p.exists()) {
                 missing.push(format!("line {}: `{span}`", n + 1));
