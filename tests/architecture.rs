@@ -66,7 +66,10 @@ fn every_path_the_code_map_names_exists() {
             }
         }
     }
-    assert!(checked > 50, "the code map names only {checked} paths: is the parser broken?");
+    assert!(
+        checked > 50,
+        "the code map names only {checked} paths: is the parser broken?"
+    );
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md names paths that do not exist:\n{}",
@@ -142,7 +145,9 @@ fn crates_depend_only_on_the_layers_below_them() {
         for dep in dependencies(&dir.join("Cargo.toml")) {
             if dep.starts_with("qorch") {
                 if !rule.may.contains(&dep) {
-                    broken.push(format!("{name} depends on {dep}, which its row does not allow"));
+                    broken.push(format!(
+                        "{name} depends on {dep}, which its row does not allow"
+                    ));
                 }
                 if rules.get(&dep).is_some_and(|d| d.row <= rule.row) {
                     broken.push(format!("{name} depends on {dep}, which is not below it"));

@@ -11,16 +11,8 @@ use qorch_runtime::{Agent, RuntimeHandle};
 use qorch_scheduler::EnhancedQuboScheduler;
 
 use crate::hierarchy::{Hierarchy, Local};
-use crate::worker::Worker;
+use crate::worker::{Command, Worker};
 use crate::{OptimizationState, OptimizerConfig, OptimizerError, RoundReason, RoundSummary};
-
-pub(crate) enum Command {
-    Run(
-        RoundReason,
-        Option<Sender<Result<RoundSummary, Arc<OptimizerError>>>>,
-    ),
-    Stop,
-}
 
 /// The running optimizer: a handle to its thread.
 pub struct Optimizer {

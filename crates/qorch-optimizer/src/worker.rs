@@ -11,9 +11,17 @@ use qorch_runtime::AllocationBatch;
 use qorch_scheduler::EnhancedQuboScheduler;
 
 use crate::hierarchy::Hierarchy;
-use crate::optimizer::Command;
 use crate::problem::{cluster_agents, normalize_affinity, problem, update_affinity};
 use crate::{OptimizationState, OptimizerConfig, OptimizerError, RoundReason, RoundSummary};
+
+/// What the [`Optimizer`](crate::Optimizer) handle asks of its thread.
+pub(crate) enum Command {
+    Run(
+        RoundReason,
+        Option<Sender<Result<RoundSummary, Arc<OptimizerError>>>>,
+    ),
+    Stop,
+}
 
 pub(crate) struct Worker<H> {
     pub(crate) hierarchy: H,
