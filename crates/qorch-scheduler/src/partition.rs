@@ -17,7 +17,7 @@
 //!    min-cut QUBO: the cut affinity plus `lambda (|half| - n/2)^2`. The leaving half goes to
 //!    an empty spare sibling, or to a new one.
 //!
-//! The plan is only data: the runtime's `ClusterManager::recluster` applies it.
+//! The plan is only data: `qorch_optimizer::recluster` applies it to a running runtime.
 //!
 //! ```
 //! use qorch_scheduler::{Grouping, ReclusterPolicy, Step, plan_reclustering};
