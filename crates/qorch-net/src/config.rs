@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_nats::{ConnectErrorKind, ConnectOptions};
 
+use crate::error::NatsError;
 use crate::{Connection, NetError};
 
 /// How to reach the NATS server.
@@ -143,7 +144,7 @@ impl NatsConfig {
                 .map_err(|e| NetError::ConfigFile {
                     what: "credentials file",
                     path: f.display().to_string(),
-                    source: Box::new(e),
+                    source: e,
                 })?,
             None => ConnectOptions::new(),
         };
@@ -151,7 +152,7 @@ impl NatsConfig {
             let seed = std::fs::read_to_string(f).map_err(|e| NetError::ConfigFile {
                 what: "nkey file",
                 path: f.display().to_string(),
-                source: Box::new(e),
+                source: e,
             })?;
             o = o.nkey(seed.trim().to_owned());
         }
@@ -201,24 +202,24 @@ impl NatsConfig {
                 ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
                     NetError::Auth {
                         url,
-                        source: Box::new(e),
+                        source: NatsError::new(e),
                     }
                 }
                 ConnectErrorKind::Tls => NetError::Tls {
                     url,
-                    source: Box::new(e),
+                    source: NatsError::new(e),
                 },
                 _ => {
                     let lower = e.to_string().to_ascii_lowercase();
                     if lower.contains("certificate") || lower.contains("tls") {
                         NetError::Tls {
                             url,
-                            source: Box::new(e),
+                            source: NatsError::new(e),
                         }
                     } else {
                         NetError::Connect {
                             url,
-                            source: Box::new(e),
+                            source: NatsError::new(e),
                         }
                     }
                 }

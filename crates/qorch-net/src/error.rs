@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Any error, boxed: async-nats has one error type per operation.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What went wrong talking over NATS.
 #[derive(Debug, thiserror::Error)]
@@ -11,16 +11,16 @@ pub enum NetError {
     /// The configuration cannot work (checked before connecting).
     #[error("NATS configuration: {0}")]
     Config(String),
-    /// A file the configuration names (credentials, nkey) cannot be read or used.
+    /// A file the configuration names (credentials, nkey) cannot be read.
     #[error("NATS configuration: {what} {path}")]
     ConfigFile {
         /// What the file is for.
         what: &'static str,
         /// The file.
         path: String,
-        /// Why it cannot be used.
+        /// Why it cannot be read.
         #[source]
-        source: BoxError,
+        source: std::io::Error,
     },
     /// The server refused the credentials. The process must not start without them.
     #[error(
@@ -32,7 +32,7 @@ pub enum NetError {
         url: String,
         /// What the server said.
         #[source]
-        source: BoxError,
+        source: NatsError,
     },
     /// The TLS handshake failed (an unknown certificate authority, a wrong name, a server
     /// without TLS).
@@ -45,7 +45,7 @@ pub enum NetError {
         url: String,
         /// Why.
         #[source]
-        source: BoxError,
+        source: NatsError,
     },
     /// The server cannot be reached.
     #[error("cannot connect to the NATS server at {url} (is nats-server running?)")]
@@ -54,7 +54,7 @@ pub enum NetError {
         url: String,
         /// Why.
         #[source]
-        source: BoxError,
+        source: NatsError,
     },
     /// Publishing, subscribing or flushing failed.
     #[error("NATS {op} failed")]
@@ -63,7 +63,7 @@ pub enum NetError {
         op: &'static str,
         /// Why.
         #[source]
-        source: BoxError,
+        source: NatsError,
     },
     /// A frame could not be encoded.
     #[error("cannot encode a frame")]
@@ -101,6 +101,31 @@ pub enum NetError {
 #[error("{0}")]
 pub struct RemoteError(pub String);
 
+/// An error of the NATS client (async-nats has one type per operation). Its text already
+/// includes its causes, so it names no further source (they would be printed twice);
+/// [`get_ref`](Self::get_ref) gives the client's error itself.
+#[derive(Debug)]
+pub struct NatsError(BoxError);
+
+impl NatsError {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> NatsError {
+        NatsError(Box::new(e))
+    }
+
+    /// The client's error.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for NatsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for NatsError {}
+
 impl NetError {
     /// For `map_err`: a failed NATS operation `op`.
     pub(crate) fn io<E>(op: &'static str) -> impl FnOnce(E) -> NetError
@@ -109,7 +134,7 @@ impl NetError {
     {
         move |e| NetError::Io {
             op,
-            source: Box::new(e),
+            source: NatsError::new(e),
         }
     }
 }

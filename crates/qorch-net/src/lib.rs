@@ -42,7 +42,7 @@ mod subject;
 
 pub use config::{NatsConfig, redact_url};
 pub use connection::{Connection, Delivery, Subscription};
-pub use error::{BoxError, NetError, RemoteError};
+pub use error::{NatsError, NetError, RemoteError};
 pub use gateway::{Gateway, GatewayConfig, GatewayStats, NatsLink, RouteTable};
 pub use heartbeat::{Membership, beacon};
 pub use join::{ANNOUNCE_EVERY, Announcer, Gathering};
