@@ -9,9 +9,9 @@
 //!   termination waves ask every node for its counters until two waves in a row are equal
 //!   and every node is idle (nothing in flight, every frame acknowledged both ways). A frame
 //!   is acknowledged only once handled, so that is global quiescence.
-//! * **Rounds.** The optimizer runs here, on a [`qorch_optimizer::Hierarchy`] whose reports and grants are
-//!   the nodes' (`Collect`, `Allocate` calls): the same rounds, ledger and summaries as a
-//!   local run, so the report has the same keys.
+//! * **Rounds.** The optimizer runs here, on a [`qorch_optimizer::Hierarchy`] whose reports
+//!   and grants are the nodes' (`Collect`, `Allocate` calls): the same rounds, ledger and
+//!   summaries as a local run, so the report has the same keys.
 //! * **Faults.** A node that falls silent (missing heartbeats) is failed; its clusters are
 //!   created again on the remaining nodes (round-robin), its agents restarted there from
 //!   their last state (their model is a function of their id, their tick is the run's), and
@@ -19,6 +19,11 @@
 //!   A `node_crash` fault kills a node at a quiet point (between rounds), so the message
 //!   accounting stays exact; a node killed from outside mid-tick is recovered the same way,
 //!   but what it handled after its last report is then unknown.
+//!
+//! The files: `coordinator.rs` (this process, the driver's backend), `join.rs` (gathering
+//! and starting the node processes), `calls.rs` (the control calls to the nodes and the
+//! placement), `remote.rs` (the nodes as the optimizer's hierarchy), `protocol.rs` (what
+//! the calls carry), `node.rs` (a node process).
 
 mod calls;
 mod coordinator;
