@@ -79,7 +79,7 @@ async fn side(
     let data = config.connect(&format!("{name}/data")).await?;
     let control = config.connect(&format!("{name}/control")).await?;
     gateway
-        .start(data, control, rt.handle(), &[ClusterId(cluster)])
+        .start(&data, &control, rt.handle(), &[ClusterId(cluster)])
         .await?;
     Ok((rt, gateway))
 }

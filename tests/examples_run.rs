@@ -67,6 +67,7 @@ fn qaoa_subsolver_compares_both_solvers() {
     assert_eq!(rows.iter().filter(|s| *s == "default").count(), 3, "{out}");
 }
 
+#[cfg(feature = "net")]
 #[test]
 fn nats_gateway_example_crosses_processes() {
     if qorch::net::local_server::find_binary().is_none()

@@ -5,9 +5,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_nats::{Client, ConnectErrorKind, ConnectOptions};
+use async_nats::{ConnectErrorKind, ConnectOptions};
 
-use crate::NetError;
+use crate::error::NatsError;
+use crate::{Connection, NetError};
 
 /// How to reach the NATS server.
 #[derive(Clone, Default)]
@@ -140,12 +141,19 @@ impl NatsConfig {
         let mut o = match &self.credentials_file {
             Some(f) => ConnectOptions::with_credentials_file(f)
                 .await
-                .map_err(|e| NetError::Config(format!("credentials file {}: {e}", f.display())))?,
+                .map_err(|e| NetError::ConfigFile {
+                    what: "credentials file",
+                    path: f.display().to_string(),
+                    source: e,
+                })?,
             None => ConnectOptions::new(),
         };
         if let Some(f) = &self.nkey_file {
-            let seed = std::fs::read_to_string(f)
-                .map_err(|e| NetError::Config(format!("nkey file {}: {e}", f.display())))?;
+            let seed = std::fs::read_to_string(f).map_err(|e| NetError::ConfigFile {
+                what: "nkey file",
+                path: f.display().to_string(),
+                source: e,
+            })?;
             o = o.nkey(seed.trim().to_owned());
         }
         if let (Some(u), Some(p)) = (&self.user, &self.password) {
@@ -182,31 +190,37 @@ impl NatsConfig {
     /// # Errors
     ///
     /// [`NetError::Config`], [`NetError::Auth`], [`NetError::Tls`] or [`NetError::Connect`].
-    pub async fn connect(&self, name: &str) -> Result<Client, NetError> {
+    pub async fn connect(&self, name: &str) -> Result<Connection, NetError> {
         self.validate()?;
         let options = self.options(name).await?;
         let url = redact_url(&self.url);
         options
             .connect(self.url.as_str())
             .await
+            .map(Connection::new)
             .map_err(|e| match e.kind() {
                 ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
                     NetError::Auth {
                         url,
-                        reason: e.kind().to_string(),
+                        source: NatsError::new(e),
                     }
                 }
                 ConnectErrorKind::Tls => NetError::Tls {
                     url,
-                    reason: e.to_string(),
+                    source: NatsError::new(e),
                 },
                 _ => {
-                    let reason = e.to_string();
-                    let lower = reason.to_ascii_lowercase();
+                    let lower = e.to_string().to_ascii_lowercase();
                     if lower.contains("certificate") || lower.contains("tls") {
-                        NetError::Tls { url, reason }
+                        NetError::Tls {
+                            url,
+                            source: NatsError::new(e),
+                        }
                     } else {
-                        NetError::Connect { url, reason }
+                        NetError::Connect {
+                            url,
+                            source: NatsError::new(e),
+                        }
                     }
                 }
             })

@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::{NetError, Subjects};
+use crate::{Connection, NetError, Subjects};
 
 /// Settings of a gateway.
 #[derive(Debug, Clone)]
@@ -337,8 +337,8 @@ where
     /// [`NetError::Io`] if a subscription fails; [`NetError::Config`] if started twice.
     pub async fn start<B>(
         &mut self,
-        data: Client,
-        control: Client,
+        data: &Connection,
+        control: &Connection,
         handle: RuntimeHandle<B>,
         hosted: &[ClusterId],
     ) -> Result<(), NetError>
@@ -348,6 +348,7 @@ where
         let Some(rx) = self.rx.take() else {
             return Err(NetError::Config("the gateway is already started".into()));
         };
+        let (data, control) = (data.client().clone(), control.client().clone());
         let acks = control
             .subscribe(self.subjects.acks(&self.config.process))
             .await

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::Client;
 use futures_util::StreamExt;
 use qorch_protocol::WireCodec;
 use serde::{Deserialize, Serialize};
 
-use crate::{NetError, Subjects};
+use crate::{Connection, NetError, Subjects};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Beat {
@@ -22,13 +21,14 @@ struct Beat {
 /// Publishes this process's heartbeat every `interval` until the returned task is aborted
 /// (or the process dies, which is the point).
 pub fn beacon(
-    control: Client,
+    control: &Connection,
     subjects: &Subjects,
     process: &str,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let subject = subjects.heartbeat(process);
     let process = process.to_owned();
+    let control = control.client().clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         let mut seq = 0_u64;
@@ -59,8 +59,9 @@ impl Membership {
     /// # Errors
     ///
     /// [`NetError::Io`] if the subscription fails.
-    pub async fn watch(control: &Client, subjects: &Subjects) -> Result<Membership, NetError> {
+    pub async fn watch(control: &Connection, subjects: &Subjects) -> Result<Membership, NetError> {
         let mut sub = control
+            .client()
             .subscribe(subjects.heartbeats())
             .await
             .map_err(NetError::io("subscribe"))?;

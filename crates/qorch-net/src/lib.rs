@@ -12,6 +12,9 @@
 //! * [`beacon`] and [`Membership`]: heartbeats, and the detection of a silent process.
 //! * [`local_server`]: a `nats-server` child on a free loopback port (tests, laptops).
 //! * [`rpc`]: typed control calls of any size (cut in parts under NATS's message limit).
+//! * [`Announcer`] and [`Gathering`]: the join protocol (processes waiting for work announce
+//!   themselves; a coordinator gathers them).
+//! * [`Connection`]: a connection to the server, made by [`NatsConfig::connect`].
 //!
 //! Data and control use separate connections, so control never waits behind data.
 //!
@@ -28,16 +31,19 @@
 #![deny(missing_docs)]
 
 mod config;
+mod connection;
 mod error;
 mod gateway;
 mod heartbeat;
+mod join;
 pub mod local_server;
 pub mod rpc;
 mod subject;
 
-pub use async_nats::{Client, Message, Subscriber};
 pub use config::{NatsConfig, redact_url};
-pub use error::NetError;
+pub use connection::{Connection, Delivery, Subscription};
+pub use error::{NatsError, NetError, RemoteError};
 pub use gateway::{Gateway, GatewayConfig, GatewayStats, NatsLink, RouteTable};
 pub use heartbeat::{Membership, beacon};
+pub use join::{ANNOUNCE_EVERY, Announcer, Gathering};
 pub use subject::{LANES, Subjects, valid_process_name};

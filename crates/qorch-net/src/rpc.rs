@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::NetError;
+use crate::{Connection, NetError, RemoteError};
 
 /// Bytes per part (well under NATS's default 1 MiB limit).
 pub const PART_BYTES: usize = 256 * 1024;
@@ -137,12 +137,13 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    /// Subscribes a reply inbox on `client`.
+    /// Subscribes a reply inbox on `connection`.
     ///
     /// # Errors
     ///
     /// [`NetError::Io`] if the subscription fails.
-    pub async fn new(client: Client) -> Result<RpcClient, NetError> {
+    pub async fn new(connection: &Connection) -> Result<RpcClient, NetError> {
+        let client = connection.client().clone();
         let inbox = client.new_inbox();
         let mut sub = client
             .subscribe(inbox.clone())
@@ -243,7 +244,7 @@ impl RpcClient {
             })?;
         result.map_err(|message| NetError::Remote {
             subject: subject.to_owned(),
-            message,
+            source: RemoteError(message),
         })
     }
 
@@ -302,7 +303,7 @@ impl Request {
     /// [`NetError::Io`] if publishing fails.
     pub async fn answer<A: Serialize>(
         &self,
-        client: &Client,
+        connection: &Connection,
         answer: &Result<A, String>,
     ) -> Result<(), NetError> {
         let body = WireCodec::with_max_frame_bytes(usize::MAX >> 1).encode(answer)?;
@@ -321,7 +322,7 @@ impl Request {
                 }
             }
         }
-        send_parts(client, &self.reply_to, self.call, "", &body).await
+        send_parts(connection.client(), &self.reply_to, self.call, "", &body).await
     }
 }
 
@@ -330,7 +331,11 @@ impl Request {
 /// # Errors
 ///
 /// [`NetError::Io`] if the subscription fails.
-pub async fn serve(client: &Client, subject: &str) -> Result<mpsc::Receiver<Request>, NetError> {
+pub async fn serve(
+    connection: &Connection,
+    subject: &str,
+) -> Result<mpsc::Receiver<Request>, NetError> {
+    let client = connection.client();
     let mut sub = client
         .subscribe(subject.to_owned())
         .await

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use qorch_net::local_server::LocalServer;
 use qorch_net::{Gateway, GatewayConfig, NatsConfig, NetError, RouteTable, Subjects};
 use qorch_protocol::{AgentId, ClusterId, Message, Priority, SubClusterId};
@@ -99,7 +98,7 @@ async fn side(url: &str, name: &str, c: u32, s: u32, agents: std::ops::Range<u32
     let data = config.connect(&format!("{name}/data")).await.unwrap();
     let control = config.connect(&format!("{name}/control")).await.unwrap();
     gateway
-        .start(data, control, rt.handle(), &[ClusterId(c)])
+        .start(&data, &control, rt.handle(), &[ClusterId(c)])
         .await
         .unwrap();
     Side {

@@ -55,6 +55,7 @@ impl SimAgent {
         }
     }
 
+    #[cfg(feature = "distributed")]
     /// An agent restarted at tick `tick` (its model is a function of its id, so this is the
     /// state it had).
     pub(crate) fn resumed(spec: Arc<ModelSpec>, id: AgentId, tick: u64) -> SimAgent {

@@ -9,6 +9,12 @@
 //! time in a plain loop to measure what the runtime costs. The [`Report`] is what
 //! `qorch simulate` writes to `report.json`.
 //!
+//! # Features
+//!
+//! * `distributed` (default): runs over node processes joined by NATS
+//!   (`run_distributed`, `run_node`, through `qorch-net`).
+//! * `plots` (default): the SVG plots (`write_plots`, through `plotters`).
+//!
 //! ```
 //! let mut s = qorch_sim::Scenario::default();
 //! s.topology.agents = 300;
@@ -46,21 +52,28 @@
 
 mod agent;
 mod baseline;
+#[cfg(feature = "distributed")]
 mod distributed;
 mod error;
 mod local;
 mod model;
+mod plan;
+#[cfg(feature = "plots")]
 mod plots;
 mod recluster;
 mod report;
 mod scenario;
+mod setup;
 mod simulation;
 
 use std::path::Path;
 
 pub use agent::{SimAgent, SimMsg};
+#[cfg(feature = "distributed")]
 pub use distributed::{Distributed, SpawnNode, run_distributed, run_node};
 pub use error::SimError;
+pub use local::run;
+#[cfg(feature = "plots")]
 pub use plots::write_plots;
 pub use report::{
     ClusterSizes, CrossTraffic, FaultReport, Messages, ReclusterRecord, Report, RoundRecord,
@@ -70,10 +83,10 @@ pub use scenario::{
     Behaviour, Clustering, Fault, FaultKind, Pattern, Pools, Scenario, SolverSettings, Topology,
     Workload,
 };
-pub use simulation::{Outcome, Progress, run};
+pub use simulation::{Outcome, Progress};
 
-/// Writes `report.json`, `timings.json`, `scenario.toml` and the SVG plots into `dir`
-/// (created if missing); returns the files written.
+/// Writes `report.json`, `timings.json`, `scenario.toml` and (with the `plots` feature) the
+/// SVG plots into `dir` (created if missing); returns the files written.
 ///
 /// # Panics
 ///
@@ -87,9 +100,9 @@ pub fn write_outputs(
     scenario: &Scenario,
     outcome: &Outcome,
 ) -> Result<Vec<String>, SimError> {
-    let io = |path: &Path, e: std::io::Error| SimError::Io {
+    let io = |path: &Path, source: std::io::Error| SimError::Io {
         path: path.display().to_string(),
-        error: e.to_string(),
+        source,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut files = Vec::new();
@@ -105,6 +118,7 @@ pub fn write_outputs(
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         files.push(name.to_owned());
     }
+    #[cfg(feature = "plots")]
     files.extend(write_plots(dir, &outcome.report, &outcome.timings)?);
     Ok(files)
 }

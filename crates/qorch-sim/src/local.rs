@@ -1,4 +1,4 @@
-//! The local backend: every agent in one runtime of this process.
+//! Local runs ([`run`]): every agent in one runtime of this process, the local backend.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,17 +7,41 @@ use std::time::{Duration, Instant};
 
 use qorch_optimizer::{Optimizer, ReclusterPolicy};
 use qorch_protocol::{Address, AgentId};
-use qorch_runtime::{
-    ComponentStatus, Factory, NodeStats, QuantumOrchestrator, RuntimeConfig, RuntimeHandle,
-};
+use qorch_runtime::{NodeStats, QuantumOrchestrator, RuntimeHandle};
 
-use crate::SimError;
 use crate::agent::{SimAgent, SimMsg};
+use crate::error::SimError;
 use crate::model::ModelSpec;
+use crate::plan::{create_nodes, plan_hierarchy};
 use crate::recluster::{self, Layout};
 use crate::report::ReclusterRecord;
-use crate::scenario::Scenario;
-use crate::simulation::{Backend, ShutdownFigures, optimizer_parts, pools};
+use crate::scenario::{FaultKind, Scenario};
+use crate::setup::{factory, optimizer_parts, pools, runtime_config, wait_failed};
+use crate::simulation::{Backend, Driver, Outcome, Progress, ShutdownFigures, drive};
+
+/// Runs a scenario in this process.
+///
+/// # Errors
+///
+/// [`SimError::Scenario`] for an invalid scenario, [`SimError::Runtime`],
+/// [`SimError::OptimizerStart`] or [`SimError::Round`] if the runtime or a round fails.
+pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, SimError> {
+    scenario.validate()?;
+    if scenario
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::NodeCrash)
+    {
+        return Err(SimError::Scenario(
+            "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
+        ));
+    }
+    let started = Instant::now();
+    let spec = Arc::new(ModelSpec::new(scenario));
+    let (backend, layout, optimizer) = LocalBackend::start(scenario, &spec)?;
+    let d = Driver::with_backend(scenario, spec, Box::new(backend), layout, optimizer);
+    drive(scenario, d, started, progress)
+}
 
 /// One runtime, driven from a current-thread executor of the driver's.
 pub(crate) struct LocalBackend {
@@ -35,7 +59,10 @@ impl LocalBackend {
         let exec = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| SimError::Optimizer(format!("cannot start the driver's executor: {e}")))?;
+            .map_err(|source| SimError::Executor {
+                of: "driver",
+                source,
+            })?;
         let rt = QuantumOrchestrator::<SimAgent>::builder()
             .config(runtime_config(scenario))
             .build()?;
@@ -44,27 +71,9 @@ impl LocalBackend {
         settle_moves(&exec, &handle)?;
         let (config, scheduler) = optimizer_parts(scenario, pools(scenario, spec))?;
         let optimizer = Optimizer::start_with(handle.clone(), config, scheduler)
-            .map_err(|e| SimError::Optimizer(e.to_string()))?;
+            .map_err(SimError::OptimizerStart)?;
         Ok((LocalBackend { exec, rt, handle }, layout, optimizer))
     }
-}
-
-/// The runtime settings of a scenario. One message in 8 is observed (the runtime's default
-/// is 16): re-clustering needs a few samples per agent and round to tell its peers' leaves
-/// apart.
-pub(crate) fn runtime_config(scenario: &Scenario) -> RuntimeConfig {
-    RuntimeConfig {
-        workers: scenario.worker_threads(),
-        seed: scenario.seed,
-        affinity_sample: 8,
-        ..RuntimeConfig::default()
-    }
-}
-
-/// The factory of the simulated agents.
-pub(crate) fn factory(spec: &Arc<ModelSpec>) -> Factory<SimAgent> {
-    let spec = Arc::clone(spec);
-    Arc::new(move |id| SimAgent::new(Arc::clone(&spec), id))
 }
 
 impl Backend for LocalBackend {
@@ -83,7 +92,10 @@ impl Backend for LocalBackend {
         let fuse = Arc::new(AtomicBool::new(true));
         self.exec
             .block_on(self.handle.send(id, SimMsg::Panic(fuse)))
-            .map_err(|e| SimError::Optimizer(format!("fault injection: {e}")))
+            .map_err(|e| SimError::FaultInjection {
+                agent: id,
+                source: e.into(),
+            })
     }
 
     fn lose_leaf(&mut self, addr: Address) -> Result<(), SimError> {
@@ -134,101 +146,6 @@ fn settle_moves(
 ) -> Result<(), SimError> {
     exec.block_on(handle.settle())?;
     exec.block_on(handle.settle())?;
-    Ok(())
-}
-
-/// Waits until the orchestrator's status tree shows `addr` failed.
-pub(crate) async fn wait_failed(
-    handle: &RuntimeHandle<SimAgent>,
-    addr: Address,
-) -> Result<(), SimError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let tree = handle.status().await?;
-        if tree
-            .find(addr)
-            .is_some_and(|n| n.status == ComponentStatus::Failed)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(SimError::Optimizer(format!(
-                "{addr:?} was stopped but not detected as failed within 60 s"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A node of the planned hierarchy, in creation order (parents first).
-#[derive(Debug, Clone)]
-pub(crate) struct PlannedNode {
-    pub(crate) address: Address,
-    pub(crate) name: String,
-    pub(crate) parent: Option<Address>,
-    /// Its top-level cluster's index.
-    pub(crate) cluster: u32,
-}
-
-/// The scenario's hierarchy with the ids the runtime gives (clusters `0..`, sub-clusters
-/// numbered in creation order), and its leaves: (address, cluster index, cluster address).
-pub(crate) fn plan_hierarchy(s: &Scenario) -> (Vec<PlannedNode>, Vec<(Address, u32, Address)>) {
-    let t = &s.topology;
-    let mut nodes = Vec::new();
-    let mut leaves = Vec::new();
-    let mut next_sub = 0_u32;
-    for c in 0..t.clusters as u32 {
-        let cluster = Address::Cluster(qorch_protocol::ClusterId(c));
-        nodes.push(PlannedNode {
-            address: cluster,
-            name: format!("c{c}"),
-            parent: None,
-            cluster: c,
-        });
-        let mut frontier = vec![(cluster, format!("c{c}"))];
-        for _ in 0..t.depth {
-            let mut next = Vec::new();
-            for (parent, name) in &frontier {
-                for f in 0..t.fanout {
-                    let name = format!("{name}/s{f}");
-                    let sub = Address::SubCluster(qorch_protocol::SubClusterId(next_sub));
-                    next_sub += 1;
-                    nodes.push(PlannedNode {
-                        address: sub,
-                        name: name.clone(),
-                        parent: Some(*parent),
-                        cluster: c,
-                    });
-                    next.push((sub, name));
-                }
-            }
-            frontier = next;
-        }
-        leaves.extend(frontier.into_iter().map(|(a, _)| (a, c, cluster)));
-    }
-    (nodes, leaves)
-}
-
-/// Creates the planned nodes of the clusters `keep` accepts in a runtime.
-pub(crate) fn create_nodes(
-    m: &qorch_runtime::ClusterManager<SimAgent>,
-    plan: &[PlannedNode],
-    keep: &dyn Fn(u32) -> bool,
-) -> Result<(), SimError> {
-    for n in plan.iter().filter(|n| keep(n.cluster)) {
-        match (n.address, n.parent) {
-            (Address::Cluster(c), None) => m.create_cluster_with_id(c, &n.name)?,
-            (Address::SubCluster(id), Some(parent)) => {
-                m.create_sub_cluster_with_id(parent, id, &n.name)?;
-            }
-            _ => {
-                return Err(SimError::Scenario(format!(
-                    "planned node {} is neither a cluster nor a sub-cluster",
-                    n.name
-                )));
-            }
-        }
-    }
     Ok(())
 }
 

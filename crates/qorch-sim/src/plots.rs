@@ -5,10 +5,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::SimError;
-use crate::report::{Report, Timings};
+use crate::error::SimError;
+use crate::report::{Report, RoundRecord, Timings};
 
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
+type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 type Draw<'a> = &'a dyn Fn(&Path) -> DrawResult;
 
 const SIZE: (u32, u32) = (800, 480);
@@ -33,9 +33,9 @@ pub fn write_plots(
     let mut written = Vec::new();
     for (name, draw) in plots {
         let path = dir.join(name);
-        draw(&path).map_err(|e| SimError::Plot {
+        draw(&path).map_err(|source| SimError::Plot {
             file: path.display().to_string(),
-            error: e.to_string(),
+            source,
         })?;
         written.push(name.to_owned());
     }
@@ -215,7 +215,7 @@ fn line_chart(
 }
 
 fn utilization(path: &Path, r: &Report) -> DrawResult {
-    let line = |label, color, f: fn(&crate::RoundRecord) -> f64| -> Line {
+    let line = |label, color, f: fn(&RoundRecord) -> f64| -> Line {
         let points = r
             .per_round
             .iter()

@@ -12,8 +12,8 @@ use qorch_optimizer::ReclusterPolicy;
 use qorch_protocol::{Address, AgentId};
 use qorch_runtime::ClusterManager;
 
-use crate::SimError;
 use crate::agent::SimAgent;
+use crate::error::SimError;
 use crate::model::{ModelSpec, mix, to_unit};
 use crate::report::ReclusterRecord;
 
@@ -243,6 +243,7 @@ impl Layout {
         Ok(())
     }
 
+    #[cfg(feature = "distributed")]
     /// The scenario's misplacement applied here only (a distributed run spawns the agents
     /// where they are misplaced to).
     pub(crate) fn misplace_layout(&mut self, share: f64, seed: u64) {
@@ -250,6 +251,7 @@ impl Layout {
         self.assign(&moves);
     }
 
+    #[cfg(feature = "distributed")]
     /// The live leaves of top-level cluster `cluster` and their members.
     pub(crate) fn live_members(&self, cluster: u32) -> Vec<(Address, Vec<AgentId>)> {
         self.leaves
@@ -259,6 +261,7 @@ impl Layout {
             .collect()
     }
 
+    #[cfg(feature = "distributed")]
     /// The leaf of every agent.
     pub(crate) fn leaf_of(&self) -> &[u32] {
         &self.leaf_of

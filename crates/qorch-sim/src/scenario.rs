@@ -6,7 +6,7 @@ use std::path::Path;
 use qorch_qubo::SolverKind;
 use serde::{Deserialize, Serialize};
 
-use crate::SimError;
+use crate::error::SimError;
 
 /// A simulation scenario.
 ///
@@ -360,7 +360,7 @@ impl Scenario {
     /// [`SimError::Toml`] for malformed TOML or unknown fields (with the line),
     /// [`SimError::Scenario`] for values out of range.
     pub fn from_toml_str(text: &str) -> Result<Scenario, SimError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Toml(e.to_string()))?;
+        let s: Scenario = toml::from_str(text).map_err(SimError::Toml)?;
         s.validate()?;
         Ok(s)
     }
@@ -372,9 +372,9 @@ impl Scenario {
     /// [`SimError::Io`] if the file cannot be read, otherwise as
     /// [`from_toml_str`](Self::from_toml_str).
     pub fn from_path(path: &Path) -> Result<Scenario, SimError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SimError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
             path: path.display().to_string(),
-            error: e.to_string(),
+            source,
         })?;
         Self::from_toml_str(&text)
     }

@@ -1,30 +1,26 @@
-//! The run: build the hierarchy, spawn the agents, drive ticks and rounds, inject faults,
-//! re-cluster, and measure, with each tick run again in the plain-loop baseline.
+//! The driver of a run, whatever runs the agents: ticks and rounds, faults, re-clustering,
+//! the forecasts and the measures, each tick run again in the plain-loop baseline, and the
+//! report. What it needs of a backend is the [`Backend`] trait (one local runtime in
+//! `local.rs`, node processes in `distributed/`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use qorch_optimizer::{Optimizer, OptimizerConfig, RoundSummary};
+use qorch_optimizer::{Optimizer, ReclusterPolicy, RoundSummary};
 use qorch_protocol::{Address, AgentId};
-use qorch_qaoa::QaoaSolver;
-use qorch_resources::{
-    ForecastModel, Pool, PoolId, ResourceKinds, ResourceVector, SeriesForecaster, mape,
-};
+use qorch_resources::{ForecastModel, SeriesForecaster, mape};
 use qorch_runtime::NodeStats;
-use qorch_scheduler::{
-    CostModel, EnhancedQuboScheduler, ReclusterPolicy, SchedulerConfig, SolverPolicy,
-};
 
-use crate::SimError;
 use crate::baseline::Baseline;
-use crate::model::{AgentModel, ModelSpec, mix, to_unit};
+use crate::error::SimError;
+use crate::model::{AgentModel, ModelSpec, mix};
 use crate::recluster::Layout;
-use crate::report::ReclusterRecord;
 use crate::report::{
-    ClusterSizes, CrossTraffic, FaultReport, Messages, Report, RoundRecord, Timings,
+    ClusterSizes, CrossTraffic, FaultReport, Messages, ReclusterRecord, Report, RoundRecord,
+    Timings,
 };
-use crate::scenario::{FaultKind, Scenario, SolverChoice};
+use crate::scenario::{FaultKind, Scenario};
 
 /// What a run reports as it goes, for progress bars.
 #[derive(Debug, Clone)]
@@ -49,9 +45,8 @@ pub struct Outcome {
     pub timings: Timings,
 }
 
-/// What the driver needs of whatever runs the agents: one local runtime
-/// ([`crate::local::LocalBackend`]) or node processes over NATS
-/// ([`crate::distributed`]).
+/// What the driver needs of whatever runs the agents: one local runtime (`local.rs`) or
+/// node processes over NATS (`distributed/`).
 pub(crate) trait Backend {
     /// Runs tick `t` everywhere and returns once every message it caused is handled.
     fn tick(&mut self, t: u64, layout: &Layout) -> Result<(), SimError>;
@@ -127,28 +122,6 @@ pub(crate) struct ShutdownFigures {
 /// Agents in the forecast-error sample.
 const FORECAST_SAMPLE: u32 = 512;
 
-/// Runs a scenario.
-///
-/// # Errors
-///
-/// [`SimError::Scenario`] for an invalid scenario, [`SimError::Runtime`] or
-/// [`SimError::Optimizer`] if the runtime or a round fails.
-pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, SimError> {
-    scenario.validate()?;
-    if scenario
-        .faults
-        .iter()
-        .any(|f| f.kind == FaultKind::NodeCrash)
-    {
-        return Err(SimError::Scenario(
-            "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
-        ));
-    }
-    let started = Instant::now();
-    let d = Driver::start(scenario)?;
-    drive(scenario, d, started, progress)
-}
-
 /// Runs a started driver to its report.
 pub(crate) fn drive(
     scenario: &Scenario,
@@ -205,19 +178,6 @@ pub(crate) struct Driver<'s> {
 }
 
 impl<'s> Driver<'s> {
-    /// A run on one local runtime.
-    fn start(scenario: &'s Scenario) -> Result<Driver<'s>, SimError> {
-        let spec = Arc::new(ModelSpec::new(scenario));
-        let (backend, layout, optimizer) = crate::local::LocalBackend::start(scenario, &spec)?;
-        Ok(Driver::with_backend(
-            scenario,
-            spec,
-            Box::new(backend),
-            layout,
-            optimizer,
-        ))
-    }
-
     /// A run on `backend`, with the hierarchy laid out as `layout`.
     pub(crate) fn with_backend(
         scenario: &'s Scenario,
@@ -340,7 +300,7 @@ impl<'s> Driver<'s> {
         let summary = self
             .optimizer
             .run_round()
-            .map_err(|e| SimError::Optimizer(e.to_string()))?;
+            .map_err(|source| SimError::Round { round: r, source })?;
         let tick = r * self.scenario.ticks_per_round;
         for (m, f) in &mut self.sampled {
             if self.dead_from[m.id as usize] <= tick {
@@ -530,103 +490,4 @@ fn pick_alive(dead_from: &[u64], seed: u64, key: (u64, usize, usize)) -> u32 {
             return a;
         }
     }
-}
-
-/// The pools: capacities proportional to the agents' desired demand at the start, divided
-/// by the load, split over pools by jittered sizes.
-pub(crate) fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
-    let k = s.pools.kinds.len();
-    let mut total = vec![0.0; k];
-    if let Some(c) = &s.pools.capacity {
-        // The mean pool's capacity times the number of pools, at load 1.
-        total = c.iter().map(|x| x * s.pools.count as f64).collect();
-    }
-    for id in (0..spec.agents()).take_while(|_| s.pools.capacity.is_none()) {
-        let m = spec.build(id);
-        let r = spec.request(&m, 1);
-        for (t, d) in total.iter_mut().zip(r.desired.amounts()) {
-            *t += d;
-        }
-    }
-    let sizes: Vec<f64> = (0..s.pools.count)
-        .map(|p| {
-            let u = to_unit(mix(s.seed ^ 0xB001 ^ (p as u64) << 8));
-            1.0 + s.pools.jitter * (2.0 * u - 1.0)
-        })
-        .collect();
-    let sum: f64 = sizes.iter().sum();
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(p, f)| {
-            let load = if s.pools.capacity.is_some() {
-                1.0
-            } else {
-                s.pools.load
-            };
-            let cap: Vec<f64> = total.iter().map(|t| t / load * f / sum).collect();
-            Pool::node(
-                PoolId(p as u32),
-                format!("pool-{p}"),
-                ResourceVector::from(cap),
-            )
-        })
-        .collect()
-}
-
-/// The optimizer's settings and scheduler for a scenario: rounds only when the driver asks.
-pub(crate) fn optimizer_parts(
-    s: &Scenario,
-    pools: Vec<Pool>,
-) -> Result<(OptimizerConfig, EnhancedQuboScheduler), SimError> {
-    let kinds = ResourceKinds::from_names(s.pools.kinds.iter().cloned());
-    let mut config = OptimizerConfig::new(kinds, pools);
-    config.costs = CostModel {
-        migration: s.solver.migration_cost,
-        communication: s.solver.communication_cost,
-    };
-    // Rounds run at fixed points of the simulation (after each round's ticks), never on a
-    // timer, so that a run is a function of its scenario.
-    config.period = None;
-    config.triggers.on_failure = false;
-    config.triggers.utilization_skew = None;
-    config.triggers.unmet_demand = None;
-    let mut sched = SchedulerConfig {
-        seed: s.seed,
-        effort: s.solver.effort,
-        ..SchedulerConfig::default()
-    };
-    let choice = s.solver.choice()?;
-    match choice {
-        SolverChoice::Default => {}
-        SolverChoice::Qubo(kind) => {
-            if kind == qorch_qubo::SolverKind::Exact {
-                sched.policy.exact_max_vars = 24;
-            } else {
-                sched.policy = SolverPolicy {
-                    exact_max_vars: 0,
-                    medium: kind,
-                    large: kind,
-                    ..sched.policy
-                };
-            }
-        }
-        SolverChoice::Qaoa => {
-            sched.policy.qaoa = true;
-            sched.policy.qaoa_max_vars = s.solver.qaoa_max_vars;
-            sched.policy.exact_max_vars = 0;
-        }
-    }
-    config.scheduler = sched.clone();
-    let mut scheduler = EnhancedQuboScheduler::new(sched)
-        .map_err(|e| SimError::Scenario(format!("solver: {e}")))?;
-    if choice == SolverChoice::Qaoa {
-        let qaoa = QaoaSolver {
-            p: 2,
-            max_qubits: s.solver.qaoa_max_vars,
-            ..QaoaSolver::default()
-        };
-        scheduler = scheduler.with_qaoa_solver(Arc::new(qaoa));
-    }
-    Ok((config, scheduler))
 }

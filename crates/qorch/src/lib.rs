@@ -14,7 +14,8 @@
 //! * [`optimizer`]: rebalancing rounds over the runtime's tree ([`optimizer::Optimizer`]).
 //! * [`resources`]: resource kinds, pools, requests, grants, the ledger and forecasts.
 //! * [`qubo`]: the QUBO engine and its solvers.
-//! * [`net`]: runtimes in several processes joined over NATS (gateway, credentials, TLS).
+//! * `net` (the `net` feature, on by default): runtimes in several processes joined over
+//!   NATS (gateway, credentials, TLS).
 //!
 //! ```
 //! use qorch::protocol::{Priority, PriorityMailbox};
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "net")]
 pub use qorch_net as net;
 pub use qorch_optimizer as optimizer;
 pub use qorch_protocol as protocol;

@@ -7,25 +7,23 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use qorch_net::rpc::{self, Request};
-use qorch_net::{Gateway, GatewayConfig, Membership, NatsConfig, RouteTable, Subjects};
-use qorch_protocol::{Address, AgentId, ClusterId};
+use qorch_net::{
+    ANNOUNCE_EVERY, Announcer, Connection, Gateway, GatewayConfig, Membership, NatsConfig,
+    RouteTable, Subjects,
+};
+use qorch_protocol::{Address, AgentId, ClusterId, SubClusterId};
 use qorch_runtime::{Factory, QuantumOrchestrator, RuntimeHandle};
 
 use super::protocol::{
-    Adoption, Assignment, COORDINATOR, FromNode, JOIN, Join, NodeStatus, ToNode,
+    Adoption, Assignment, COORDINATOR, FromNode, HEARTBEAT, NodeStatus, ToNode, node_subject,
 };
-use super::{net_error, node_subject};
-use crate::SimError;
 use crate::agent::{SimAgent, SimMsg};
-use crate::local::{PlannedNode, create_nodes, factory, plan_hierarchy, runtime_config};
+use crate::error::SimError;
 use crate::model::ModelSpec;
-use crate::recluster::Layout;
+use crate::plan::{PlannedNode, create_nodes, plan_hierarchy};
 use crate::scenario::Scenario;
+use crate::setup::{factory, runtime_config, wait_failed};
 
-/// Heartbeat period of every process of a distributed run.
-pub(crate) const HEARTBEAT: Duration = Duration::from_millis(200);
-/// Silence after which a process is considered dead.
-pub(crate) const SILENCE: Duration = Duration::from_secs(2);
 /// Silence of the coordinator after which an assigned node gives up and exits.
 const ORPHANED: Duration = Duration::from_secs(30);
 
@@ -57,36 +55,20 @@ pub fn run_node(config: &NatsConfig, name: &str) -> Result<(), SimError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| SimError::Distributed(format!("cannot start the node's executor: {e}")))?;
+        .map_err(|source| SimError::Executor { of: "node", source })?;
     exec.block_on(serve(config, name))
 }
 
 async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
     let subjects = Subjects::new(&config.prefix);
-    let control = config
-        .connect(&format!("{name}/control"))
-        .await
-        .map_err(net_error)?;
-    let data = config
-        .connect(&format!("{name}/data"))
-        .await
-        .map_err(net_error)?;
-    let mut requests = rpc::serve(&control, &node_subject(&subjects, name))
-        .await
-        .map_err(net_error)?;
-    let beat = qorch_net::beacon(control.clone(), &subjects, name, HEARTBEAT);
-    let members = Membership::watch(&control, &subjects)
-        .await
-        .map_err(net_error)?;
+    let control = config.connect(&format!("{name}/control")).await?;
+    let data = config.connect(&format!("{name}/data")).await?;
+    let mut requests = rpc::serve(&control, &node_subject(&subjects, name)).await?;
+    let beat = qorch_net::beacon(&control, &subjects, name, HEARTBEAT);
+    let members = Membership::watch(&control, &subjects).await?;
     tracing::info!(node = name, "joined; waiting for work");
-    let join = Join {
-        name: name.to_owned(),
-        pid: std::process::id(),
-    };
-    let join_bytes = qorch_protocol::WireCodec::default()
-        .encode(&join)
-        .map_err(|e| SimError::Distributed(e.to_string()))?;
-    let mut announce = tokio::time::interval(Duration::from_millis(250));
+    let announcer = Announcer::new(&control, &subjects, name)?;
+    let mut announce = tokio::time::interval(ANNOUNCE_EVERY);
     let mut world: Option<World> = None;
     let result = loop {
         tokio::select! {
@@ -101,13 +83,13 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
                         break Ok(());
                     }
                     Err(e) => {
-                        let _ = req.answer::<FromNode>(&control, &Err(e.to_string())).await;
+                        let _ = req.answer::<FromNode>(&control, &Err(chain(&e))).await;
                     }
                 }
             }
             _ = announce.tick() => {
                 if world.is_none() {
-                    let _ = control.publish(subjects.control(JOIN), join_bytes.clone().into()).await;
+                    announcer.announce().await;
                 } else if !members.alive(COORDINATOR, ORPHANED) {
                     break Err(SimError::Distributed(format!(
                         "node {name}: the coordinator has been silent for {ORPHANED:?}; leaving"
@@ -120,7 +102,10 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
     if let Some(w) = world.take() {
         tokio::task::spawn_blocking(move || w.rt.shutdown())
             .await
-            .map_err(|e| SimError::Distributed(e.to_string()))?;
+            .map_err(|source| SimError::NodeShutdown {
+                node: name.to_owned(),
+                source,
+            })?;
     }
     result
 }
@@ -129,12 +114,12 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
 async fn handle_request(
     req: &Request,
     world: &mut Option<World>,
-    data: &qorch_net::Client,
-    control: &qorch_net::Client,
+    data: &Connection,
+    control: &Connection,
     subjects: &Subjects,
     name: &str,
 ) -> Result<Option<FromNode>, SimError> {
-    let msg: ToNode = req.decode().map_err(net_error)?;
+    let msg: ToNode = req.decode()?;
     let (msg, w) = match (msg, world.as_mut()) {
         (ToNode::Assign(a), None) => {
             *world = Some(World::build(&a, data, control, subjects, name).await?);
@@ -175,12 +160,15 @@ async fn handle_request(
             w.handle
                 .send(id, SimMsg::Panic(fuse))
                 .await
-                .map_err(|e| SimError::Optimizer(format!("fault injection: {e}")))?;
+                .map_err(|e| SimError::FaultInjection {
+                    agent: id,
+                    source: e.into(),
+                })?;
             Ok(Some(FromNode::Ok))
         }
         ToNode::LoseLeaf(addr) => {
             w.rt.manager().kill(addr)?;
-            crate::local::wait_failed(&w.handle, addr).await?;
+            wait_failed(&w.handle, addr).await?;
             Ok(Some(FromNode::Ok))
         }
         ToNode::Crash => {
@@ -198,8 +186,8 @@ async fn handle_request(
 impl World {
     async fn build(
         a: &Assignment,
-        data: &qorch_net::Client,
-        control: &qorch_net::Client,
+        data: &Connection,
+        control: &Connection,
         subjects: &Subjects,
         name: &str,
     ) -> Result<World, SimError> {
@@ -231,9 +219,8 @@ impl World {
         handle.settle().await?;
         let hosted: Vec<ClusterId> = a.clusters.iter().map(|&c| ClusterId(c)).collect();
         gateway
-            .start(data.clone(), control.clone(), handle.clone(), &hosted)
-            .await
-            .map_err(net_error)?;
+            .start(data, control, handle.clone(), &hosted)
+            .await?;
         tracing::info!(node = name, clusters = hosted.len(), "hosting");
         Ok(World {
             spec,
@@ -270,7 +257,7 @@ impl World {
             }
         }
         for &c in &a.clusters {
-            self.gateway.host(ClusterId(c)).map_err(net_error)?;
+            self.gateway.host(ClusterId(c))?;
         }
         self.tick = self.tick.max(a.tick);
         Ok(())
@@ -278,10 +265,10 @@ impl World {
 }
 
 /// The route table's entries: every agent's cluster and leaf.
-pub(crate) fn route_entries(
+fn route_entries(
     leaves: &[(Address, u32, Address)],
     leaf_of: &[u32],
-) -> Vec<(AgentId, ClusterId, Option<qorch_protocol::SubClusterId>)> {
+) -> Vec<(AgentId, ClusterId, Option<SubClusterId>)> {
     leaf_of
         .iter()
         .enumerate()
@@ -296,10 +283,15 @@ pub(crate) fn route_entries(
         .collect()
 }
 
-/// The initial layout of a distributed run: as a local run's, misplacement included.
-pub(crate) fn initial_layout(scenario: &Scenario, spec: &ModelSpec) -> Layout {
-    let (_, leaves) = plan_hierarchy(scenario);
-    let mut layout = Layout::new(leaves, spec);
-    layout.misplace_layout(scenario.topology.misplaced, scenario.seed);
-    layout
+/// An error with its causes, as the coordinator prints it (`error: cause: cause`): the
+/// error itself cannot cross to the coordinator, its text does.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

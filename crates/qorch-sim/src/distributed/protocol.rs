@@ -1,21 +1,24 @@
-//! The control calls between the coordinator (`qorch simulate --nats`) and its node
-//! processes (`qorch node`), on `<prefix>.ctl.node.<name>` through `qorch_net::rpc`.
+//! What the coordinator (`qorch simulate --nats`) and its node processes (`qorch node`)
+//! say to each other: the control calls on `<prefix>.ctl.node.<name>` (through
+//! `qorch_net::rpc`) and their answers, and the heartbeat timings both sides keep.
 
-use qorch_net::GatewayStats;
+use std::time::Duration;
+
+use qorch_net::{GatewayStats, Subjects};
 use qorch_protocol::{Address, AgentId};
 use qorch_runtime::{AllocationBatch, NodeStats, RoundReport};
 use serde::{Deserialize, Serialize};
 
-/// Where nodes announce themselves until they are given work.
-pub(crate) const JOIN: &str = "join";
 /// The coordinator's heartbeat name (nodes leave when it falls silent).
 pub(crate) const COORDINATOR: &str = "coordinator";
+/// Heartbeat period of every process of a distributed run.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(200);
+/// Silence after which a process is considered dead.
+pub(crate) const SILENCE: Duration = Duration::from_secs(2);
 
-/// A node's announcement.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Join {
-    pub(crate) name: String,
-    pub(crate) pid: u32,
+/// The subject of node `name`'s control calls.
+pub(crate) fn node_subject(subjects: &Subjects, name: &str) -> String {
+    subjects.control(&format!("node.{name}"))
 }
 
 /// What the coordinator asks of a node.

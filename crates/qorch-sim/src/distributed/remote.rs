@@ -1,0 +1,84 @@
+//! The node processes as the optimizer's [`Hierarchy`] ([`Remote`]): rounds' reports
+//! collected from every node, grants delivered to the nodes hosting the agents.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+use qorch_optimizer::{Hierarchy, OptimizerError};
+use qorch_protocol::{Address, AgentId};
+use qorch_resources::Grant;
+use qorch_runtime::{AllocationBatch, RoundReport};
+
+use super::calls::{Calls, unexpected};
+use super::protocol::{FromNode, ToNode};
+
+/// The nodes as the optimizer's hierarchy.
+pub(super) struct Remote {
+    pub(super) calls: Calls,
+    pub(super) exec: tokio::runtime::Handle,
+    /// The planned nodes: address, name, parent.
+    pub(super) nodes: Vec<(Address, String, Option<Address>)>,
+}
+
+impl Hierarchy for Remote {
+    fn collect(&mut self, round: u64) -> Result<RoundReport, OptimizerError> {
+        let results = self
+            .exec
+            .block_on(self.calls.call_all(&ToNode::Collect(round)));
+        let mut all = RoundReport {
+            round,
+            ..RoundReport::default()
+        };
+        for (_, r) in results {
+            match r.map_err(|e| OptimizerError::Hierarchy(e.into()))? {
+                FromNode::Report(rep) => {
+                    all.agents.extend(rep.agents);
+                    all.affinity.extend(rep.affinity);
+                }
+                other => return Err(OptimizerError::Hierarchy(unexpected(&other).into())),
+            }
+        }
+        all.agents.sort_by_key(|a| a.agent);
+        all.affinity
+            .sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        Ok(all)
+    }
+
+    /// Clusters whose node is lost and that no other node has adopted yet.
+    fn failed_components(&mut self) -> usize {
+        self.calls
+            .placement()
+            .slots
+            .iter()
+            .filter(|s| !s.alive)
+            .map(|s| s.clusters.len())
+            .sum()
+    }
+
+    fn nodes(&mut self) -> Vec<(Address, String, Option<Address>)> {
+        self.nodes.clone()
+    }
+
+    fn deliver(&mut self, batch: AllocationBatch) -> Result<(), OptimizerError> {
+        let mut by_node: BTreeMap<String, Vec<(AgentId, Option<Grant>)>> = BTreeMap::new();
+        for (a, g) in batch.grants {
+            if let Some(host) = self.calls.host_of_agent(a) {
+                by_node.entry(host).or_default().push((a, g));
+            }
+        }
+        let calls = &self.calls;
+        let results = self.exec.block_on(join_all(by_node.into_iter().map(
+            |(name, grants)| async move {
+                let b = AllocationBatch {
+                    round: batch.round,
+                    grants,
+                };
+                calls.call(&name, &ToNode::Allocate(b)).await
+            },
+        )));
+        for r in results {
+            r.map_err(|e| OptimizerError::Hierarchy(e.into()))?;
+        }
+        Ok(())
+    }
+}

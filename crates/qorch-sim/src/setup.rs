@@ -1,0 +1,160 @@
+//! What both backends build from a scenario: the runtime's settings, the agents' factory,
+//! the pools and the optimizer's parts; and the wait for a stopped leaf to be seen failed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qorch_optimizer::OptimizerConfig;
+use qorch_protocol::Address;
+use qorch_qaoa::QaoaSolver;
+use qorch_resources::{Pool, PoolId, ResourceKinds, ResourceVector};
+use qorch_runtime::{ComponentStatus, Factory, RuntimeConfig, RuntimeHandle};
+use qorch_scheduler::{CostModel, EnhancedQuboScheduler, SchedulerConfig, SolverPolicy};
+
+use crate::agent::SimAgent;
+use crate::error::SimError;
+use crate::model::{ModelSpec, mix, to_unit};
+use crate::scenario::{Scenario, SolverChoice};
+
+/// The runtime settings of a scenario. One message in 8 is observed (the runtime's default
+/// is 16): re-clustering needs a few samples per agent and round to tell its peers' leaves
+/// apart.
+pub(crate) fn runtime_config(scenario: &Scenario) -> RuntimeConfig {
+    RuntimeConfig {
+        workers: scenario.worker_threads(),
+        seed: scenario.seed,
+        affinity_sample: 8,
+        ..RuntimeConfig::default()
+    }
+}
+
+/// The factory of the simulated agents.
+pub(crate) fn factory(spec: &Arc<ModelSpec>) -> Factory<SimAgent> {
+    let spec = Arc::clone(spec);
+    Arc::new(move |id| SimAgent::new(Arc::clone(&spec), id))
+}
+
+/// The pools: capacities proportional to the agents' desired demand at the start, divided
+/// by the load, split over pools by jittered sizes.
+pub(crate) fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
+    let k = s.pools.kinds.len();
+    let mut total = vec![0.0; k];
+    if let Some(c) = &s.pools.capacity {
+        // The mean pool's capacity times the number of pools, at load 1.
+        total = c.iter().map(|x| x * s.pools.count as f64).collect();
+    }
+    for id in (0..spec.agents()).take_while(|_| s.pools.capacity.is_none()) {
+        let m = spec.build(id);
+        let r = spec.request(&m, 1);
+        for (t, d) in total.iter_mut().zip(r.desired.amounts()) {
+            *t += d;
+        }
+    }
+    let sizes: Vec<f64> = (0..s.pools.count)
+        .map(|p| {
+            let u = to_unit(mix(s.seed ^ 0xB001 ^ (p as u64) << 8));
+            1.0 + s.pools.jitter * (2.0 * u - 1.0)
+        })
+        .collect();
+    let sum: f64 = sizes.iter().sum();
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(p, f)| {
+            let load = if s.pools.capacity.is_some() {
+                1.0
+            } else {
+                s.pools.load
+            };
+            let cap: Vec<f64> = total.iter().map(|t| t / load * f / sum).collect();
+            Pool::node(
+                PoolId(p as u32),
+                format!("pool-{p}"),
+                ResourceVector::from(cap),
+            )
+        })
+        .collect()
+}
+
+/// The optimizer's settings and scheduler for a scenario: rounds only when the driver asks.
+pub(crate) fn optimizer_parts(
+    s: &Scenario,
+    pools: Vec<Pool>,
+) -> Result<(OptimizerConfig, EnhancedQuboScheduler), SimError> {
+    let kinds = ResourceKinds::from_names(s.pools.kinds.iter().cloned());
+    let mut config = OptimizerConfig::new(kinds, pools);
+    config.costs = CostModel {
+        migration: s.solver.migration_cost,
+        communication: s.solver.communication_cost,
+    };
+    // Rounds run at fixed points of the simulation (after each round's ticks), never on a
+    // timer, so that a run is a function of its scenario.
+    config.period = None;
+    config.triggers.on_failure = false;
+    config.triggers.utilization_skew = None;
+    config.triggers.unmet_demand = None;
+    let mut sched = SchedulerConfig {
+        seed: s.seed,
+        effort: s.solver.effort,
+        ..SchedulerConfig::default()
+    };
+    let choice = s.solver.choice()?;
+    match choice {
+        SolverChoice::Default => {}
+        SolverChoice::Qubo(kind) => {
+            if kind == qorch_qubo::SolverKind::Exact {
+                sched.policy.exact_max_vars = 24;
+            } else {
+                sched.policy = SolverPolicy {
+                    exact_max_vars: 0,
+                    medium: kind,
+                    large: kind,
+                    ..sched.policy
+                };
+            }
+        }
+        SolverChoice::Qaoa => {
+            sched.policy.qaoa = true;
+            sched.policy.qaoa_max_vars = s.solver.qaoa_max_vars;
+            sched.policy.exact_max_vars = 0;
+        }
+    }
+    config.scheduler = sched.clone();
+    let mut scheduler = EnhancedQuboScheduler::new(sched).map_err(SimError::Solver)?;
+    if choice == SolverChoice::Qaoa {
+        let qaoa = QaoaSolver {
+            p: 2,
+            max_qubits: s.solver.qaoa_max_vars,
+            ..QaoaSolver::default()
+        };
+        scheduler = scheduler.with_qaoa_solver(Arc::new(qaoa));
+    }
+    Ok((config, scheduler))
+}
+
+/// How long a stopped leaf may take to be seen failed.
+const DETECTION: Duration = Duration::from_secs(60);
+
+/// Waits until the orchestrator's status tree shows `addr` failed.
+pub(crate) async fn wait_failed(
+    handle: &RuntimeHandle<SimAgent>,
+    addr: Address,
+) -> Result<(), SimError> {
+    let deadline = Instant::now() + DETECTION;
+    loop {
+        let tree = handle.status().await?;
+        if tree
+            .find(addr)
+            .is_some_and(|n| n.status == ComponentStatus::Failed)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(SimError::FailureUndetected {
+                leaf: addr,
+                seconds: DETECTION.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
