@@ -228,13 +228,9 @@ impl<H: Hierarchy> Worker<H> {
     }
 }
 
-/// The message of a panic payload.
+/// The message of a panic payload (a `&str` or a `String`, as `panic!` makes them).
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("panicked: {s}")
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("panicked: {s}")
-    } else {
-        "panicked".to_owned()
-    }
+    let text = (payload.downcast_ref::<&str>().copied())
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+    text.map_or_else(|| "panicked".to_owned(), |t| format!("panicked: {t}"))
 }
