@@ -6,6 +6,8 @@ use std::time::Duration;
 use qorch_protocol::{Address, AgentId, CorrelationId, Message, Priority};
 use qorch_resources::{Grant, ResourceRequest};
 
+use crate::timer::Every;
+
 /// The error a hook returns to say it failed: any error (`?` works on any
 /// `std::error::Error + Send + Sync`), or a message (`Err("why".into())`). A failed hook is
 /// treated like a panic: the agent is restarted by its cluster (within its restart budget),
@@ -193,21 +195,88 @@ pub(crate) struct Outgoing<M> {
     pub(crate) reliable: Option<fn(&M) -> M>,
 }
 
+/// A timer a hook armed, as recorded by its context.
+pub(crate) struct TimerSpec<M> {
+    pub(crate) id: u64,
+    pub(crate) delay: Duration,
+    /// `Some` for a periodic timer: its period and how to copy its message.
+    pub(crate) every: Every<M>,
+    pub(crate) msg: M,
+}
+
 /// The effects of one hook call, applied by the cluster only if the hook succeeds.
 pub(crate) struct Effects<M> {
     pub(crate) sends: Vec<Outgoing<M>>,
-    pub(crate) timers: Vec<(Duration, M)>,
+    pub(crate) timers: Vec<TimerSpec<M>>,
+    /// Timers to cancel, by id.
+    pub(crate) cancels: Vec<u64>,
     pub(crate) next_correlation: u64,
+    /// The next timer id: a node's ids start at its key times 2^40, so they are unique in
+    /// the runtime (and stay so when agents move with their timers).
+    pub(crate) next_timer: u64,
 }
 
-impl<M> Default for Effects<M> {
-    fn default() -> Self {
+impl<M> Effects<M> {
+    /// The effects buffer of node `node`.
+    pub(crate) fn for_node(node: u32) -> Self {
         Effects {
             sends: Vec::new(),
             timers: Vec::new(),
+            cancels: Vec::new(),
             next_correlation: 0,
+            next_timer: u64::from(node) << 40,
         }
     }
+
+    /// Forgets what a failed hook asked for.
+    pub(crate) fn discard(&mut self) {
+        self.sends.clear();
+        self.timers.clear();
+        self.cancels.clear();
+    }
+}
+
+/// A timer armed by [`Context::send_after`] or [`Context::send_interval`]: cancel it with
+/// [`Context::cancel_timer`]. It belongs to the instance of the agent that armed it: a
+/// restart ends it, and a handle kept across a restart is refused
+/// ([`TimerError::Stale`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerHandle {
+    agent: AgentId,
+    incarnation: u32,
+    id: u64,
+}
+
+impl TimerHandle {
+    /// The agent whose timer this is.
+    pub fn agent(&self) -> AgentId {
+        self.agent
+    }
+}
+
+/// Why a timer could not be armed or cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimerError {
+    /// A periodic timer needs a positive period.
+    #[error("a periodic timer's period must be positive")]
+    ZeroPeriod,
+    /// The handle is another agent's.
+    #[error("the timer belongs to agent {owner}, not to agent {caller}")]
+    NotMine {
+        /// Whose timer it is.
+        owner: AgentId,
+        /// Who tried to cancel it.
+        caller: AgentId,
+    },
+    /// The handle was armed by an earlier instance of this agent, before a restart; that
+    /// instance's timers ended with it.
+    #[error(
+        "the timer was armed by agent {agent} before it restarted: it ended with that instance"
+    )]
+    Stale {
+        /// The agent.
+        agent: AgentId,
+    },
 }
 
 /// What a hook can see and do: its identity, the message's sender, its allocation, and sends,
@@ -220,6 +289,8 @@ pub struct Context<'a, M> {
     pub(crate) grant: Option<&'a Grant>,
     pub(crate) tick: u64,
     pub(crate) random: &'a mut u64,
+    /// How many times the agent has been restarted: its timers belong to this instance.
+    pub(crate) incarnation: u32,
     pub(crate) effects: &'a mut Effects<M>,
 }
 
@@ -330,13 +401,76 @@ impl<M: Message> Context<'_, M> {
         true
     }
 
-    /// Delivers `msg` to this agent itself after `delay`.
-    pub fn schedule(&mut self, delay: Duration, msg: M) {
-        self.effects.timers.push((delay, msg));
+    fn arm(&mut self, delay: Duration, every: Every<M>, msg: M) -> TimerHandle {
+        self.effects.next_timer += 1;
+        let id = self.effects.next_timer;
+        self.effects.timers.push(TimerSpec {
+            id,
+            delay,
+            every,
+            msg,
+        });
+        TimerHandle {
+            agent: self.id,
+            incarnation: self.incarnation,
+            id,
+        }
+    }
+
+    /// Delivers `msg` to this agent itself after `delay` (with the message's own priority),
+    /// unless the timer is cancelled or this instance of the agent ends first (a restart, a
+    /// stop). Timers fire at or after their due time, within the runtime's
+    /// [`timer_resolution`](crate::RuntimeConfig::timer_resolution) (10 ms by default) on an
+    /// idle worker. A delay too large to represent never fires.
+    pub fn send_after(&mut self, delay: Duration, msg: M) -> TimerHandle {
+        self.arm(delay, None, msg)
+    }
+
+    /// Cancels a timer of this instance. Cancelling one that has fired already (a one-shot
+    /// timer) or was cancelled is a no-op. Like every effect, it takes place when the hook
+    /// returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`TimerError::NotMine`] for another agent's timer, [`TimerError::Stale`] for a timer of
+    /// an earlier instance of this agent (its timers ended with the restart).
+    pub fn cancel_timer(&mut self, timer: TimerHandle) -> Result<(), TimerError> {
+        if timer.agent != self.id {
+            return Err(TimerError::NotMine {
+                owner: timer.agent,
+                caller: self.id,
+            });
+        }
+        if timer.incarnation != self.incarnation {
+            return Err(TimerError::Stale { agent: self.id });
+        }
+        // A timer armed in this very hook is simply not armed.
+        let before = self.effects.timers.len();
+        self.effects.timers.retain(|t| t.id != timer.id);
+        if self.effects.timers.len() == before {
+            self.effects.cancels.push(timer.id);
+        }
+        Ok(())
     }
 }
 
 impl<M: Message + Clone> Context<'_, M> {
+    /// Delivers a copy of `msg` to this agent itself every `period`, the first after one
+    /// period, until the timer is cancelled or this instance of the agent ends (a restart
+    /// clears it: an agent that arms its timers in `started` keeps its rate across
+    /// restarts). Resolution as for [`send_after`](Self::send_after); a late firing does not
+    /// make the next ones come in a burst.
+    ///
+    /// # Errors
+    ///
+    /// [`TimerError::ZeroPeriod`] for a zero period.
+    pub fn send_interval(&mut self, period: Duration, msg: M) -> Result<TimerHandle, TimerError> {
+        if period.is_zero() {
+            return Err(TimerError::ZeroPeriod);
+        }
+        Ok(self.arm(period, Some((period, <M as Clone>::clone)), msg))
+    }
+
     /// Sends with acknowledged delivery: the receiving cluster acknowledges the message once
     /// the agent has handled it; until then it is redelivered after the runtime's redelivery
     /// timeout (and de-duplicated by the receiver, so it is handled exactly once).

@@ -220,6 +220,8 @@ pub(crate) struct Moved<B: Agent> {
     pub(crate) restarts: u32,
     pub(crate) seq: u64,
     pub(crate) random: u64,
+    /// Its pending timers (they belong to it, not to the node it leaves).
+    pub(crate) timers: Vec<crate::timer::Timer<B::Msg>>,
 }
 
 impl<B: Agent> Letter<B> {

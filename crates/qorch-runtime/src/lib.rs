@@ -77,9 +77,10 @@ mod round;
 mod runtime;
 mod shared;
 mod status;
+mod timer;
 mod watch;
 
-pub use agent::{Agent, AgentError, AgentResult, Context};
+pub use agent::{Agent, AgentError, AgentResult, Context, TimerError, TimerHandle};
 pub use config::{ConfigError, RuntimeConfig};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
 pub use remote::{InjectError, Remote, RemoteLink};

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use qorch_protocol::{Address, AgentId, CorrelationId, Envelope, EnvelopeId, Priority};
 
-use super::{NodeCore, Timer};
+use super::NodeCore;
 use crate::agent::{Context, Effects};
 use crate::directory::IN_TRANSIT;
 use crate::letter::{Letter, TraceEvent, letter};
 use crate::reliable::copy_reliable;
 use crate::shared::Dest;
+use crate::timer::Timer;
 use crate::{Agent, AgentResult, panic_guard};
 
 impl<B: Agent> NodeCore<B> {
@@ -106,7 +107,7 @@ impl<B: Agent> NodeCore<B> {
         let Some(behaviour) = slot.behaviour.as_mut() else {
             return false;
         };
-        let mut effects = std::mem::take(&mut self.effects);
+        let mut effects = std::mem::replace(&mut self.effects, Effects::for_node(self.key.0));
         let mut ctx = Context {
             id: slot.id,
             parent,
@@ -115,6 +116,7 @@ impl<B: Agent> NodeCore<B> {
             grant: slot.grant.as_ref(),
             tick,
             random: &mut slot.random,
+            incarnation: slot.restarts,
             effects: &mut effects,
         };
         let result = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| f(behaviour, &mut ctx))));
@@ -130,8 +132,7 @@ impl<B: Agent> NodeCore<B> {
                 true
             }
             Err(reason) => {
-                effects.sends.clear();
-                effects.timers.clear();
+                effects.discard();
                 self.effects = effects;
                 self.restart(i, &reason);
                 false
@@ -193,18 +194,28 @@ impl<B: Agent> NodeCore<B> {
             }
             self.route(env.map(Letter::User));
         }
-        let agent = self.slots[i].id;
-        if effects.timers.is_empty() {
+        if effects.timers.is_empty() && effects.cancels.is_empty() {
             return;
         }
+        let (agent, incarnation) = (self.slots[i].id, self.slots[i].restarts);
+        for id in effects.cancels.drain(..) {
+            self.timers.retain(|Reverse(t)| t.id != id);
+        }
         let now = Instant::now();
-        for (delay, msg) in effects.timers.drain(..) {
+        for spec in effects.timers.drain(..) {
+            // A delay too large to represent never fires.
+            let Some(due) = now.checked_add(spec.delay) else {
+                continue;
+            };
             self.timer_order += 1;
             self.timers.push(Reverse(Timer {
-                due: now + delay,
+                due,
                 order: self.timer_order,
                 agent,
-                msg,
+                incarnation,
+                id: spec.id,
+                every: spec.every,
+                msg: spec.msg,
             }));
         }
     }

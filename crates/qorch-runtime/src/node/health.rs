@@ -20,9 +20,29 @@ impl<B: Agent> NodeCore<B> {
             if t.due > now {
                 break;
             }
-            let Reverse(t) = self.timers.pop().expect("peeked");
-            let priority = t.msg.priority();
-            let env = letter(Address::Agent(t.agent), priority, Letter::User(t.msg));
+            let Reverse(mut t) = self.timers.pop().expect("peeked");
+            // A timer ends with the instance of the agent that armed it.
+            let current = self.slot_of(t.agent).is_some_and(|i| {
+                self.slots[i].restarts == t.incarnation && self.slots[i].behaviour.is_some()
+            });
+            if !current {
+                continue;
+            }
+            let (agent, priority) = (t.agent, t.msg.priority());
+            let msg = match t.every {
+                Some((period, copy)) => {
+                    let msg = copy(&t.msg);
+                    if let Some(due) = t.next_due(period, now) {
+                        self.timer_order += 1;
+                        t.due = due;
+                        t.order = self.timer_order;
+                        self.timers.push(Reverse(t));
+                    }
+                    msg
+                }
+                None => t.msg,
+            };
+            let env = letter(Address::Agent(agent), priority, Letter::User(msg));
             self.flow.produce(1);
             self.route(env);
         }

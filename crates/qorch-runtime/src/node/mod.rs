@@ -38,6 +38,7 @@ use crate::outbox::Outbox;
 use crate::reliable::{Dedup, Pending};
 use crate::round::Gathering;
 use crate::shared::{Flow, Shared};
+use crate::timer::Timer;
 use crate::watch::ChildWatch;
 use crate::{Agent, panic_guard};
 
@@ -50,30 +51,6 @@ pub(crate) struct Slot<B: Agent> {
     restarts: u32,
     seq: u64,
     random: u64,
-}
-
-struct Timer<M> {
-    due: Instant,
-    order: u64,
-    agent: AgentId,
-    msg: M,
-}
-
-impl<M> PartialEq for Timer<M> {
-    fn eq(&self, o: &Self) -> bool {
-        (self.due, self.order) == (o.due, o.order)
-    }
-}
-impl<M> Eq for Timer<M> {}
-impl<M> PartialOrd for Timer<M> {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<M> Ord for Timer<M> {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.due, self.order).cmp(&(o.due, o.order))
-    }
 }
 
 /// The outcome of handling one envelope, for the executor.
@@ -144,7 +121,7 @@ impl<B: Agent> NodeCore<B> {
             last_expire: now,
             round: None,
             stats: NodeStats::default(),
-            effects: Effects::default(),
+            effects: Effects::for_node(key.0),
             stopping: None,
             collector: None,
             failed_agents: 0,

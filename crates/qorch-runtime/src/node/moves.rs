@@ -1,6 +1,7 @@
 //! Agents arriving (spawned, adopted from another node) and leaving (moved out), with
 //! their state, grant and held messages.
 
+use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -58,6 +59,11 @@ impl<B: Agent> NodeCore<B> {
     pub(super) fn on_adopt(&mut self, moved: Vec<Moved<B>>) {
         let ids: Vec<AgentId> = moved.iter().map(|m| m.id).collect();
         for m in moved {
+            for mut t in m.timers {
+                self.timer_order += 1;
+                t.order = self.timer_order;
+                self.timers.push(Reverse(t));
+            }
             self.add_slot(Slot {
                 id: m.id,
                 behaviour: Some(m.behaviour),
@@ -92,9 +98,20 @@ impl<B: Agent> NodeCore<B> {
                 .agents
                 .set(s.id, Some((self.key, i as u32)));
         }
+        // Their timers go with them.
+        let (mut going, staying): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
+            .into_vec()
+            .into_iter()
+            .partition(|Reverse(t)| moved.iter().any(|s| s.id == t.agent));
+        self.timers = staying.into();
+        going.sort();
         let moved: Vec<Moved<B>> = moved
             .into_iter()
             .map(|s| {
+                let timers = going
+                    .extract_if(.., |Reverse(t)| t.agent == s.id)
+                    .map(|Reverse(t)| t)
+                    .collect();
                 self.shared
                     .directory
                     .agents
@@ -107,6 +124,7 @@ impl<B: Agent> NodeCore<B> {
                     restarts: s.restarts,
                     seq: s.seq,
                     random: s.random,
+                    timers,
                 }
             })
             .collect();

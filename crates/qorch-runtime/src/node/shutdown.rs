@@ -49,7 +49,7 @@ impl<B: Agent> NodeCore<B> {
             let tick = self.tick;
             let slot = &mut self.slots[i];
             if let Some(b) = slot.behaviour.as_mut() {
-                let mut effects = Effects::default();
+                let mut effects = Effects::for_node(self.key.0);
                 let mut ctx = Context {
                     id: slot.id,
                     parent,
@@ -58,6 +58,7 @@ impl<B: Agent> NodeCore<B> {
                     grant: slot.grant.as_ref(),
                     tick,
                     random: &mut slot.random,
+                    incarnation: slot.restarts,
                     effects: &mut effects,
                 };
                 let _ = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| b.stopped(&mut ctx))));
