@@ -6,6 +6,7 @@ use std::time::Duration;
 use qorch_protocol::{Address, AgentId, CorrelationId, Message, Priority};
 use qorch_resources::{Grant, ResourceRequest};
 
+use crate::RestartIntensity;
 use crate::timer::Every;
 
 /// The error a hook returns to say it failed: any error (`?` works on any
@@ -151,6 +152,12 @@ pub trait Agent: Send + 'static {
         None
     }
 
+    /// This behaviour's restart intensity (asked of the instance that failed); `None`: the
+    /// runtime's ([`RuntimeConfig::restart`](crate::RuntimeConfig::restart)).
+    fn restart_intensity(&self) -> Option<RestartIntensity> {
+        None
+    }
+
     /// Called once when the agent stops (runtime shutdown).
     fn stopped(&mut self, ctx: &mut Context<'_, Self::Msg>) {
         let _ = ctx;
@@ -178,6 +185,10 @@ impl<M: Message> Agent for Box<dyn Agent<Msg = M>> {
 
     fn demand(&self) -> Option<ResourceRequest> {
         (**self).demand()
+    }
+
+    fn restart_intensity(&self) -> Option<RestartIntensity> {
+        (**self).restart_intensity()
     }
 
     fn stopped(&mut self, ctx: &mut Context<'_, M>) {

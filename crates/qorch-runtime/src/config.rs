@@ -15,8 +15,9 @@ pub struct RuntimeConfig {
     pub mailbox: MailboxConfig,
     /// Lanes of the application inbox (messages agents send to the orchestrator or a cluster).
     pub inbox: MailboxConfig,
-    /// Restarts allowed per agent before it is marked failed.
-    pub restart_budget: u32,
+    /// Restarts allowed per agent within a period before it is failed for good (a
+    /// behaviour may set its own, [`Agent::restart_intensity`](crate::Agent::restart_intensity)).
+    pub restart: RestartIntensity,
     /// How often nodes send heartbeats (and check their children's).
     pub heartbeat_interval: Duration,
     /// Silence after which a node is marked failed by its parent. Keep it well above the
@@ -43,7 +44,7 @@ impl Default for RuntimeConfig {
             seed: 0,
             mailbox: MailboxConfig::uniform(1024),
             inbox: MailboxConfig::uniform(65_536),
-            restart_budget: 3,
+            restart: RestartIntensity::default(),
             heartbeat_interval: Duration::from_millis(200),
             heartbeat_timeout: Duration::from_secs(3),
             redelivery_timeout: Duration::from_millis(200),
@@ -52,6 +53,44 @@ impl Default for RuntimeConfig {
             trace: false,
             affinity_sample: 16,
         }
+    }
+}
+
+/// How many times an agent may be restarted within a period before it is failed for good:
+/// OTP's restart intensity and period, one-for-one (only the failing agent restarts). Past
+/// it, the failure escalates to the agent's sub-cluster: the agent is failed, the sub-cluster
+/// reports itself degraded up the tree, and the failure is logged at ERROR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RestartIntensity {
+    /// Restarts allowed within the period.
+    pub max_restarts: u32,
+    /// The period the restarts are counted over; `None`: the agent's whole life, which does
+    /// not depend on timing (simulations use it, so that a seed gives one report).
+    pub within: Option<Duration>,
+}
+
+impl RestartIntensity {
+    /// At most `max_restarts` restarts within any `within`.
+    pub const fn new(max_restarts: u32, within: Duration) -> Self {
+        RestartIntensity {
+            max_restarts,
+            within: Some(within),
+        }
+    }
+
+    /// At most `max_restarts` restarts over the agent's whole life.
+    pub const fn lifetime(max_restarts: u32) -> Self {
+        RestartIntensity {
+            max_restarts,
+            within: None,
+        }
+    }
+}
+
+impl Default for RestartIntensity {
+    /// 3 restarts within 5 seconds.
+    fn default() -> Self {
+        RestartIntensity::new(3, Duration::from_secs(5))
     }
 }
 
@@ -109,6 +148,9 @@ impl RuntimeConfig {
                 which: "inbox",
                 source,
             })?;
+        if self.restart.within.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::ZeroDuration("restart period"));
+        }
         for (name, d) in [
             ("heartbeat interval", self.heartbeat_interval),
             ("redelivery timeout", self.redelivery_timeout),

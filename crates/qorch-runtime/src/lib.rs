@@ -50,9 +50,11 @@
 //!   messages. A full mailbox never blocks a node: the envelope waits in a per-destination FIFO
 //!   outbox and is retried (order kept, nothing dropped).
 //! * **Routing follows the tree**: up to the common ancestor and down, one hop per node.
-//! * **Supervision**: a panic or an `Err` in a hook restarts the agent from its factory (within
-//!   `restart_budget`, then it is failed). Hook effects (sends, timers) apply only when the hook
-//!   succeeds. Reliable messages (`Context::send_reliable`) are acknowledged after they are
+//! * **Supervision**: a panic or an `Err` in a hook restarts the agent from its factory, within
+//!   a [`RestartIntensity`] (N restarts within a period, as in OTP), then it is failed for
+//!   good; both are logged (WARN, ERROR) with the agent, its behaviour and the reason. Hook
+//!   effects (sends, timers) apply only when the hook succeeds, and timers end with the
+//!   instance that armed them. Reliable messages (`Context::send_reliable`) are acknowledged after they are
 //!   handled and redelivered until then, de-duplicated by `(sender, sequence)`: a message
 //!   that went down with a crashing handler is handled by the restarted agent, once.
 //! * **Status and heartbeats** flow up; a node silent past `heartbeat_timeout` is failed by
@@ -81,7 +83,7 @@ mod timer;
 mod watch;
 
 pub use agent::{Agent, AgentError, AgentResult, Context, TimerError, TimerHandle};
-pub use config::{ConfigError, RuntimeConfig};
+pub use config::{ConfigError, RestartIntensity, RuntimeConfig};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
 pub use remote::{InjectError, Remote, RemoteLink};
 pub use runtime::{

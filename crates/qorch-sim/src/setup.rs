@@ -8,7 +8,7 @@ use qorch_optimizer::OptimizerConfig;
 use qorch_protocol::Address;
 use qorch_qaoa::QaoaSolver;
 use qorch_resources::{Pool, PoolId, ResourceKinds, ResourceVector};
-use qorch_runtime::{ComponentStatus, Factory, RuntimeConfig, RuntimeHandle};
+use qorch_runtime::{ComponentStatus, Factory, RestartIntensity, RuntimeConfig, RuntimeHandle};
 use qorch_scheduler::{CostModel, EnhancedQuboScheduler, SchedulerConfig, SolverPolicy};
 
 use crate::agent::SimAgent;
@@ -18,12 +18,14 @@ use crate::scenario::{Scenario, SolverChoice};
 
 /// The runtime settings of a scenario. One message in 8 is observed (the runtime's default
 /// is 16): re-clustering needs a few samples per agent and round to tell its peers' leaves
-/// apart.
+/// apart. Restarts are counted over an agent's whole life, not within a period of wall-clock
+/// time, so that whether an agent fails for good depends on the seed alone.
 pub(crate) fn runtime_config(scenario: &Scenario) -> RuntimeConfig {
     RuntimeConfig {
         workers: scenario.worker_threads(),
         seed: scenario.seed,
         affinity_sample: 8,
+        restart: RestartIntensity::lifetime(RestartIntensity::default().max_restarts),
         ..RuntimeConfig::default()
     }
 }

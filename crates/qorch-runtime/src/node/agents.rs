@@ -140,22 +140,57 @@ impl<B: Agent> NodeCore<B> {
         }
     }
 
-    /// After a failed hook: a fresh instance from the factory, within the restart budget;
-    /// past it the agent is failed.
+    /// After a failed hook: a fresh instance from the factory, within the behaviour's (or
+    /// the runtime's) restart intensity; past it the agent is failed for good. Both are
+    /// logged, at WARN and ERROR, with the agent, its behaviour and the reason.
     pub(super) fn restart(&mut self, i: usize, reason: &str) {
         self.stats.restarts += 1;
-        let budget = self.shared.config.restart_budget;
+        let now = Instant::now();
         let slot = &mut self.slots[i];
+        let intensity = (slot.behaviour.as_ref())
+            .and_then(Agent::restart_intensity)
+            .unwrap_or(self.shared.config.restart);
         slot.restarts += 1;
         let id = slot.id;
-        if slot.restarts > budget {
-            tracing::warn!(agent = id.0, node = %self.address, %reason, "agent failed: restart budget exhausted");
+        let recent = match intensity.within {
+            None => slot.restarts,
+            Some(period) => {
+                let times = self.restart_times.entry(id).or_default();
+                times.push_back(now);
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > period)
+                {
+                    times.pop_front();
+                }
+                times.len() as u32
+            }
+        };
+        let behaviour = std::any::type_name::<B>();
+        if recent > intensity.max_restarts {
+            tracing::error!(
+                agent = id.0,
+                behaviour,
+                node = %self.address,
+                %reason,
+                restarts = recent,
+                within = ?intensity.within,
+                "agent failed for good: restart intensity exceeded"
+            );
             slot.behaviour = None;
             self.failed_agents += 1;
             self.restarted_agents.remove(&id);
+            self.restart_times.remove(&id);
             return;
         }
-        tracing::info!(agent = id.0, node = %self.address, %reason, restarts = slot.restarts, "restarting agent");
+        tracing::warn!(
+            agent = id.0,
+            behaviour,
+            node = %self.address,
+            %reason,
+            restarts = slot.restarts,
+            "agent failed: restarting it"
+        );
         slot.behaviour = Some((slot.factory)(id));
         self.restarted_agents.insert(id);
         // A failing `started` restarts (or fails) the agent again inside `run_hook`.

@@ -91,6 +91,8 @@ pub(crate) struct NodeCore<B: Agent> {
     collector: Option<Arc<ShutdownCollector>>,
     failed_agents: u64,
     restarted_agents: HashSet<AgentId>,
+    /// When agents restarted within their restart period (only those restarted lately).
+    restart_times: HashMap<AgentId, VecDeque<Instant>>,
     /// Sampled agent-to-agent message counts since the last round.
     affinity: HashMap<(AgentId, AgentId), u32>,
 }
@@ -126,6 +128,7 @@ impl<B: Agent> NodeCore<B> {
             collector: None,
             failed_agents: 0,
             restarted_agents: HashSet::new(),
+            restart_times: HashMap::new(),
             affinity: HashMap::new(),
         }
     }

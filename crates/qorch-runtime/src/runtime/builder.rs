@@ -10,7 +10,7 @@ use qorch_protocol::{MailboxConfig, PriorityMailbox};
 use super::handle::HandleInner;
 use super::{QuantumOrchestrator, RuntimeError, RuntimeHandle};
 use crate::Agent;
-use crate::config::RuntimeConfig;
+use crate::config::{RestartIntensity, RuntimeConfig};
 use crate::executor::{ActixSpawner, Executor};
 use crate::orchestrator::OrchestratorCore;
 use crate::remote::RemoteLink;
@@ -43,9 +43,16 @@ impl<B: Agent> RuntimeBuilder<B> {
         self
     }
 
-    /// Restarts allowed per agent before it is marked failed.
+    /// Restarts allowed per agent within the restart period (see
+    /// [`restart_intensity`](Self::restart_intensity)) before it is failed for good.
     pub fn restart_budget(mut self, n: u32) -> Self {
-        self.config.restart_budget = n;
+        self.config.restart.max_restarts = n;
+        self
+    }
+
+    /// Restarts allowed per agent, and the period they are counted over.
+    pub fn restart_intensity(mut self, intensity: RestartIntensity) -> Self {
+        self.config.restart = intensity;
         self
     }
 
