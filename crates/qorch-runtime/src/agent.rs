@@ -7,6 +7,7 @@ use qorch_protocol::{Address, AgentId, CorrelationId, Message, Priority};
 use qorch_resources::{Grant, ResourceRequest};
 
 use crate::RestartIntensity;
+use crate::monitor::{MakeNotice, Terminated};
 use crate::timer::Every;
 
 /// The error a hook returns to say it failed: any error (`?` works on any
@@ -221,6 +222,10 @@ pub(crate) struct Effects<M> {
     pub(crate) timers: Vec<TimerSpec<M>>,
     /// Timers to cancel, by id.
     pub(crate) cancels: Vec<u64>,
+    /// Agents to watch, with how to turn a notice into a message.
+    pub(crate) watches: Vec<(AgentId, MakeNotice<M>)>,
+    /// The agent stops itself.
+    pub(crate) stop: bool,
     pub(crate) next_correlation: u64,
     /// The next timer id: a node's ids start at its key times 2^40, so they are unique in
     /// the runtime (and stay so when agents move with their timers).
@@ -234,6 +239,8 @@ impl<M> Effects<M> {
             sends: Vec::new(),
             timers: Vec::new(),
             cancels: Vec::new(),
+            watches: Vec::new(),
+            stop: false,
             next_correlation: 0,
             next_timer: u64::from(node) << 40,
         }
@@ -244,6 +251,8 @@ impl<M> Effects<M> {
         self.sends.clear();
         self.timers.clear();
         self.cancels.clear();
+        self.watches.clear();
+        self.stop = false;
     }
 }
 
@@ -435,6 +444,25 @@ impl<M: Message> Context<'_, M> {
     /// idle worker. A delay too large to represent never fires.
     pub fn send_after(&mut self, delay: Duration, msg: M) -> TimerHandle {
         self.arm(delay, None, msg)
+    }
+
+    /// Stops this agent once the hook returns `Ok`: its `stopped` hook runs, its timers end,
+    /// its watchers are told ([`TerminationReason::Stopped`](crate::TerminationReason)), and
+    /// messages sent to it afterwards are dead letters (counted, never silently dropped).
+    pub fn stop(&mut self) {
+        self.effects.stop = true;
+    }
+
+    /// Watches `agent`: when it terminates (stops, or fails past its restart intensity), this
+    /// agent receives a [`Terminated`] notice as one of its own messages, at High priority.
+    /// An agent that had terminated already is reported at once
+    /// ([`TerminationReason::NotRunning`](crate::TerminationReason)). The watch belongs to
+    /// this instance: a restart of the watcher ends it.
+    pub fn watch(&mut self, agent: AgentId)
+    where
+        M: From<Terminated>,
+    {
+        self.effects.watches.push((agent, M::from));
     }
 
     /// Cancels a timer of this instance. Cancelling one that has fired already (a one-shot

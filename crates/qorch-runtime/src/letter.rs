@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::Agent;
 use crate::directory::NodeKey;
+use crate::monitor::{Terminated, Watcher};
 use crate::status::{ComponentStatus, StatusNode};
 
 /// Builds the behaviour of a new (or restarted) agent.
@@ -209,6 +210,17 @@ pub(crate) enum Letter<B: Agent> {
     Stop(Arc<ShutdownCollector>),
     /// Fault injection: stop at once, like a crashed process (no drain, no heartbeat).
     Kill,
+    /// Watch the agent this is addressed to (routed to its node).
+    Watch(Watcher<B::Msg>),
+    /// Stop the agent this is addressed to (routed to its node).
+    StopAgent,
+    /// A watched agent terminated: for the watcher this is addressed to, if it is still the
+    /// instance that asked.
+    Notice {
+        incarnation: u32,
+        notice: Terminated,
+        make: fn(Terminated) -> B::Msg,
+    },
 }
 
 /// An agent in transit between nodes, with its state and its messages not yet handled.
@@ -222,6 +234,8 @@ pub(crate) struct Moved<B: Agent> {
     pub(crate) random: u64,
     /// Its pending timers (they belong to it, not to the node it leaves).
     pub(crate) timers: Vec<crate::timer::Timer<B::Msg>>,
+    /// Who watches it.
+    pub(crate) watchers: Vec<Watcher<B::Msg>>,
 }
 
 impl<B: Agent> Letter<B> {

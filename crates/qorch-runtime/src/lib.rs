@@ -69,6 +69,7 @@ mod config;
 mod directory;
 mod executor;
 mod letter;
+mod monitor;
 mod node;
 mod orchestrator;
 mod outbox;
@@ -85,6 +86,7 @@ mod watch;
 pub use agent::{Agent, AgentError, AgentResult, Context, TimerError, TimerHandle};
 pub use config::{ConfigError, RestartIntensity, RuntimeConfig};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
+pub use monitor::{Terminated, TerminationReason, Watch};
 pub use remote::{InjectError, Remote, RemoteLink};
 pub use runtime::{
     ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle,

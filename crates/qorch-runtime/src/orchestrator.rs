@@ -108,6 +108,10 @@ impl<B: Agent> OrchestratorCore<B> {
             | Letter::Adopt(_)
             | Letter::MoveOut(..)
             | Letter::Kill => {}
+            // For an agent: down the tree (or out to another process, or a dead letter).
+            letter @ (Letter::Watch(_) | Letter::StopAgent | Letter::Notice { .. }) => {
+                self.route(header.map(|()| letter));
+            }
         }
         self.flush_outbox();
     }

@@ -1,10 +1,12 @@
-//! Supervision: restart intensity (N restarts within a period, per runtime or per behaviour).
+//! Supervision and lifecycle: restart intensity (N restarts within a period, per runtime or
+//! per behaviour), stopping agents, watches and their `Terminated` notices, async shutdown.
 
 use std::time::Duration;
 
 use qorch_protocol::{Address, AgentId, Message};
 use qorch_runtime::{
     Agent, AgentResult, Context, QuantumOrchestrator, RestartIntensity, RuntimeHandle,
+    RuntimeSendError, Terminated, TerminationReason,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -13,6 +15,18 @@ const WAIT: Duration = Duration::from_secs(10);
 enum Msg {
     Crash,
     Ping(u32),
+    /// Watch this agent.
+    Watch(AgentId),
+    /// Stop yourself.
+    StopSelf,
+    /// A watched agent terminated (reported on to the application).
+    Down(Terminated),
+}
+
+impl From<Terminated> for Msg {
+    fn from(t: Terminated) -> Self {
+        Msg::Down(t)
+    }
 }
 
 impl Message for Msg {}
@@ -29,6 +43,9 @@ impl Agent for Fragile {
         match msg {
             Msg::Crash => panic!("asked to crash"),
             Msg::Ping(n) => ctx.send(Address::Orchestrator, Msg::Ping(n)),
+            Msg::Watch(a) => ctx.watch(a),
+            Msg::StopSelf => ctx.stop(),
+            Msg::Down(t) => ctx.send(Address::Orchestrator, Msg::Down(t)),
         }
         Ok(())
     }
@@ -123,4 +140,108 @@ fn a_zero_restart_period_is_refused() {
         "{:?}",
         r.err()
     );
+}
+
+/// The next `Down` notice the application receives.
+fn next_down(h: &RuntimeHandle<Fragile>) -> Terminated {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Some(env) = h.recv_blocking(WAIT)
+            && let Msg::Down(t) = env.payload
+        {
+            return t;
+        }
+    }
+    panic!("no notice");
+}
+
+#[test]
+fn watchers_hear_of_stops_and_failures_and_a_stopped_agent_gets_no_more_mail() {
+    let rt = QuantumOrchestrator::<Fragile>::builder()
+        .workers(2)
+        .restart_budget(0)
+        .build()
+        .unwrap();
+    let m = rt.manager();
+    let c = m.create_cluster("c").unwrap();
+    let d = m.create_cluster("d").unwrap();
+    let watcher = m
+        .spawn_agents(c.into(), 1, |_| Fragile { intensity: None })
+        .unwrap()[0];
+    // On another cluster, so that watches and notices travel the tree.
+    let quitter = m
+        .spawn_agents(d.into(), 1, |_| Fragile { intensity: None })
+        .unwrap()[0];
+    let crasher = m
+        .spawn_agents(d.into(), 1, |_| Fragile { intensity: None })
+        .unwrap()[0];
+    let h = rt.handle();
+    h.send_blocking(watcher, Msg::Watch(quitter)).unwrap();
+    h.send_blocking(watcher, Msg::Watch(crasher)).unwrap();
+    let mut app = block_on(h.watch(crasher)).unwrap();
+    block_on(h.settle()).unwrap();
+    block_on(h.settle()).unwrap();
+
+    h.send_blocking(quitter, Msg::StopSelf).unwrap();
+    let t = next_down(&h);
+    assert_eq!(
+        t,
+        Terminated {
+            agent: quitter,
+            reason: TerminationReason::Stopped
+        }
+    );
+    // Mail to a stopped agent is refused with the message given back.
+    assert!(matches!(
+        h.send_blocking(quitter, Msg::Ping(1)),
+        Err(RuntimeSendError::Closed(Msg::Ping(1)))
+    ));
+
+    h.send_blocking(crasher, Msg::Crash).unwrap();
+    let t = next_down(&h);
+    assert_eq!(t.agent, crasher);
+    assert!(
+        matches!(&t.reason, TerminationReason::Failed(why) if why.contains("asked to crash")),
+        "{t:?}"
+    );
+    let t = app
+        .wait_blocking(WAIT)
+        .expect("the application's watch completes");
+    assert_eq!(t.agent, crasher);
+
+    // A watch of an agent that terminated already is answered at once.
+    h.send_blocking(watcher, Msg::Watch(crasher)).unwrap();
+    assert_eq!(next_down(&h).reason, TerminationReason::NotRunning);
+    rt.shutdown();
+}
+
+#[test]
+fn the_application_stops_and_watches_agents_and_shuts_down_without_blocking() {
+    let exec = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    exec.block_on(async {
+        let rt = QuantumOrchestrator::<Fragile>::builder()
+            .workers(1)
+            .build()
+            .unwrap();
+        let m = rt.manager();
+        let c = m.create_cluster("c").unwrap();
+        let agents = m
+            .spawn_agents(c.into(), 2, |_| Fragile { intensity: None })
+            .unwrap();
+        let h = rt.handle();
+        let stopped = h.watch(agents[0]).await.unwrap();
+        let survivor = h.watch(agents[1]).await.unwrap();
+        h.stop(agents[0]).await.unwrap();
+        assert_eq!(stopped.await.reason, TerminationReason::Stopped);
+        assert!(matches!(
+            h.stop(AgentId(999)).await,
+            Err(qorch_runtime::RuntimeError::UnknownAddress(_))
+        ));
+        let report = rt.shutdown_async().await;
+        assert_eq!(report.nodes_missing, 0, "{report:?}");
+        assert_eq!(survivor.await.reason, TerminationReason::Shutdown);
+    });
 }

@@ -12,6 +12,7 @@ use super::NodeCore;
 use crate::agent::{Context, Effects};
 use crate::directory::IN_TRANSIT;
 use crate::letter::{Letter, TraceEvent, letter};
+use crate::monitor::{TerminationReason, Watcher};
 use crate::reliable::copy_reliable;
 use crate::shared::Dest;
 use crate::timer::Timer;
@@ -181,6 +182,7 @@ impl<B: Agent> NodeCore<B> {
             self.failed_agents += 1;
             self.restarted_agents.remove(&id);
             self.restart_times.remove(&id);
+            self.terminated(id, &TerminationReason::Failed(reason.to_owned()));
             return;
         }
         tracing::warn!(
@@ -229,10 +231,25 @@ impl<B: Agent> NodeCore<B> {
             }
             self.route(env.map(Letter::User));
         }
+        let (agent, incarnation) = (self.slots[i].id, self.slots[i].restarts);
+        for (target, make) in effects.watches.drain(..) {
+            let watcher = Watcher::Agent {
+                agent,
+                incarnation,
+                make,
+            };
+            let env = Envelope {
+                to: Address::Agent(target),
+                ..letter(from, Priority::High, Letter::Watch(watcher))
+            };
+            self.route(env);
+        }
+        if std::mem::take(&mut effects.stop) {
+            self.to_stop.push(agent);
+        }
         if effects.timers.is_empty() && effects.cancels.is_empty() {
             return;
         }
-        let (agent, incarnation) = (self.slots[i].id, self.slots[i].restarts);
         for id in effects.cancels.drain(..) {
             self.timers.retain(|Reverse(t)| t.id != id);
         }

@@ -10,12 +10,14 @@
 //! * `routing`: one hop towards a destination, the local queue, the outbox, dead letters;
 //! * `rounds`: ticks down the tree, report rounds up, allocations down;
 //! * `moves`: agents arriving (spawn, adoption) and leaving (move out);
+//! * `lifecycle`: stopping agents, watches and their notices;
 //! * `health`: the periodic work (timers, redeliveries, heartbeats, failure detection) and
 //!   the status tree;
 //! * `shutdown`: the graceful stop and its report.
 
 mod agents;
 mod health;
+mod lifecycle;
 mod moves;
 mod rounds;
 mod routing;
@@ -34,6 +36,7 @@ use crate::directory::NodeKey;
 use crate::letter::{
     Factory, Letter, NodeShutdown, NodeStats, Query, ShutdownCollector, TraceEvent, open,
 };
+use crate::monitor::Watcher;
 use crate::outbox::Outbox;
 use crate::reliable::{Dedup, Pending};
 use crate::round::Gathering;
@@ -91,6 +94,10 @@ pub(crate) struct NodeCore<B: Agent> {
     collector: Option<Arc<ShutdownCollector>>,
     failed_agents: u64,
     restarted_agents: HashSet<AgentId>,
+    /// Who watches each agent hosted here.
+    watchers: HashMap<AgentId, Vec<Watcher<B::Msg>>>,
+    /// Agents to stop once the letter being handled is done.
+    to_stop: Vec<AgentId>,
     /// When agents restarted within their restart period (only those restarted lately).
     restart_times: HashMap<AgentId, VecDeque<Instant>>,
     /// Sampled agent-to-agent message counts since the last round.
@@ -129,6 +136,8 @@ impl<B: Agent> NodeCore<B> {
             failed_agents: 0,
             restarted_agents: HashSet::new(),
             restart_times: HashMap::new(),
+            watchers: HashMap::new(),
+            to_stop: Vec::new(),
             affinity: HashMap::new(),
         }
     }
@@ -211,7 +220,24 @@ impl<B: Agent> NodeCore<B> {
                 Control::Stop
             }
             Letter::Kill => Control::Kill,
+            Letter::Watch(w) => {
+                self.on_watch(header, w);
+                Control::Continue
+            }
+            Letter::StopAgent => {
+                self.on_stop_agent(header);
+                Control::Continue
+            }
+            Letter::Notice {
+                incarnation,
+                notice,
+                make,
+            } => {
+                self.on_notice(header, incarnation, notice, make);
+                Control::Continue
+            }
         };
+        self.reap_stopped();
         self.flush_outbox();
         control
     }

@@ -59,6 +59,9 @@ impl<B: Agent> NodeCore<B> {
     pub(super) fn on_adopt(&mut self, moved: Vec<Moved<B>>) {
         let ids: Vec<AgentId> = moved.iter().map(|m| m.id).collect();
         for m in moved {
+            if !m.watchers.is_empty() {
+                self.watchers.insert(m.id, m.watchers);
+            }
             for mut t in m.timers {
                 self.timer_order += 1;
                 t.order = self.timer_order;
@@ -124,6 +127,7 @@ impl<B: Agent> NodeCore<B> {
                     restarts: s.restarts,
                     seq: s.seq,
                     random: s.random,
+                    watchers: self.watchers.remove(&s.id).unwrap_or_default(),
                     timers,
                 }
             })

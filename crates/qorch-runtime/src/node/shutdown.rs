@@ -9,6 +9,7 @@ use qorch_protocol::{Envelope, Priority};
 use super::NodeCore;
 use crate::agent::{Context, Effects};
 use crate::letter::{Letter, NodeShutdown, ShutdownCollector};
+use crate::monitor::{Terminated, TerminationReason, Watcher};
 use crate::shared::Dest;
 use crate::{Agent, panic_guard};
 
@@ -42,26 +43,43 @@ impl<B: Agent> NodeCore<B> {
         }
     }
 
+    /// Runs the `stopped` hook of the agent in slot `i`, if it is running (its effects are
+    /// not applied: it is leaving).
+    pub(super) fn run_stopped(&mut self, i: usize) {
+        let parent = self.address;
+        let tick = self.tick;
+        let slot = &mut self.slots[i];
+        if let Some(b) = slot.behaviour.as_mut() {
+            let mut effects = Effects::for_node(self.key.0);
+            let mut ctx = Context {
+                id: slot.id,
+                parent,
+                sender: None,
+                correlation: None,
+                grant: slot.grant.as_ref(),
+                tick,
+                random: &mut slot.random,
+                incarnation: slot.restarts,
+                effects: &mut effects,
+            };
+            let _ = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| b.stopped(&mut ctx))));
+        }
+    }
+
     /// Ends the stop: stops the agents and files this node's report.
     pub(crate) fn finish_stop(&mut self) {
         for i in 0..self.slots.len() {
-            let parent = self.address;
-            let tick = self.tick;
-            let slot = &mut self.slots[i];
-            if let Some(b) = slot.behaviour.as_mut() {
-                let mut effects = Effects::for_node(self.key.0);
-                let mut ctx = Context {
-                    id: slot.id,
-                    parent,
-                    sender: None,
-                    correlation: None,
-                    grant: slot.grant.as_ref(),
-                    tick,
-                    random: &mut slot.random,
-                    incarnation: slot.restarts,
-                    effects: &mut effects,
-                };
-                let _ = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| b.stopped(&mut ctx))));
+            self.run_stopped(i);
+        }
+        // The application's watches end with the runtime.
+        for (agent, watchers) in std::mem::take(&mut self.watchers) {
+            for w in watchers {
+                if let Watcher::App(tx) = w {
+                    let _ = tx.send(Terminated {
+                        agent,
+                        reason: TerminationReason::Shutdown,
+                    });
+                }
             }
         }
         let mut report = self.stopping.take().unwrap_or_default();

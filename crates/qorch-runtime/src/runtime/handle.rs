@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qorch_protocol::{Address, Envelope, Message, Priority, PriorityMailbox, TrySendError};
+use qorch_protocol::{
+    Address, AgentId, Envelope, Message, Priority, PriorityMailbox, TrySendError,
+};
 
 use super::{ClusterManager, RuntimeError, RuntimeSendError, ShutdownReport};
 use crate::Agent;
@@ -13,6 +15,7 @@ use crate::letter::{
     AllocationBatch, Barrier, Letter, NodeShutdown, NodeStats, Query, RoundReport,
     ShutdownCollector, TraceEvent,
 };
+use crate::monitor::{Watch, Watcher};
 use crate::remote::{InjectError, Remote};
 use crate::shared::{LetterSender, Shared, Spawner};
 use crate::status::StatusTree;
@@ -412,6 +415,47 @@ impl<B: Agent> RuntimeHandle<B> {
             ))
             .await
             .map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// Sends one of the runtime's letters to the node hosting `agent`, addressed to it.
+    async fn to_agent(&self, agent: AgentId, payload: Letter<B>) -> Result<(), RuntimeError> {
+        let to = Address::Agent(agent);
+        let node = self.entry(to)?;
+        let mb = self.mailbox(node).ok_or(RuntimeError::Stopped)?;
+        let env = Envelope {
+            to,
+            ..self.envelope(to, Priority::Control, payload)
+        };
+        mb.send(env).await.map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// Stops an agent: its `stopped` hook runs, its timers end, its watchers are told
+    /// ([`TerminationReason::Stopped`](crate::TerminationReason)), and messages sent to it
+    /// afterwards are dead letters. Messages it had been sent before are handled first only
+    /// if they were ahead of the stop (it travels at Control priority).
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::UnknownAddress`] if no agent of that id is hosted here,
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn stop(&self, agent: AgentId) -> Result<(), RuntimeError> {
+        self.to_agent(agent, Letter::StopAgent).await
+    }
+
+    /// Watches an agent: the returned [`Watch`] completes with its [`Terminated`](crate::Terminated)
+    /// notice when it stops or fails for good (at once, with
+    /// [`TerminationReason::NotRunning`](crate::TerminationReason), if it had terminated
+    /// already).
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::UnknownAddress`] if no agent of that id is hosted here,
+    /// [`RuntimeError::Stopped`] if the runtime has stopped.
+    pub async fn watch(&self, agent: AgentId) -> Result<Watch, RuntimeError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.to_agent(agent, Letter::Watch(Watcher::App(tx)))
+            .await?;
+        Ok(Watch { agent, rx })
     }
 
     /// A cluster manager on this handle.

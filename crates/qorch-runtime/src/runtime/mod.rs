@@ -112,4 +112,21 @@ impl<B: Agent> QuantumOrchestrator<B> {
         }
         report
     }
+
+    /// [`shutdown`](Self::shutdown) for async code: the blocking part runs on a thread of
+    /// its own, so the caller's executor is never blocked (no `spawn_blocking` needed, and
+    /// any executor will do).
+    pub async fn shutdown_async(self) -> ShutdownReport {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("qorch-shutdown".into())
+            .spawn(move || {
+                let _ = tx.send(self.shutdown());
+            });
+        if let Err(e) = spawned {
+            // The runtime went down with the closure, without the graceful drain.
+            tracing::warn!(error = %e, "no thread for a graceful shutdown: the runtime stopped at once");
+        }
+        rx.await.unwrap_or_default()
+    }
 }
