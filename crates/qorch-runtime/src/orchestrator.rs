@@ -26,7 +26,8 @@ use crate::watch::ChildWatch;
 pub(crate) struct OrchestratorStats {
     pub(crate) routed: u64,
     pub(crate) delivered_to_application: u64,
-    pub(crate) application_overflow: u64,
+    /// Messages for the application that found its inbox full and waited here.
+    pub(crate) application_backlogged: u64,
     /// Envelopes handed to the remote link (for another process).
     pub(crate) remote_out: u64,
 }
@@ -46,6 +47,9 @@ impl<B: Agent> DeadLetters for Detached<'_, B> {
 pub(crate) struct OrchestratorCore<B: Agent> {
     shared: Arc<Shared<B>>,
     inbox: MailboxSender<Envelope<B::Msg>>,
+    /// Messages for the application that found its inbox full, in order: they wait here
+    /// until it reads (never dropped), and the orchestrator reports itself overloaded.
+    backlog: VecDeque<Envelope<B::Msg>>,
     clusters: ChildWatch,
     /// Rounds in progress, oldest first, with who waits for each.
     rounds: VecDeque<(Gathering, oneshot::Sender<RoundReport>)>,
@@ -61,6 +65,7 @@ impl<B: Agent> OrchestratorCore<B> {
             flow: Arc::clone(&shared.orchestrator_flow),
             shared,
             inbox,
+            backlog: VecDeque::new(),
             clusters: ChildWatch::default(),
             rounds: VecDeque::new(),
             outbox: Outbox::default(),
@@ -114,18 +119,55 @@ impl<B: Agent> OrchestratorCore<B> {
             }
         }
         self.flush_outbox();
+        if !self.backlog.is_empty() {
+            self.flush_backlog();
+        }
     }
 
+    /// Hands a message to the application's inbox, behind any that wait for room. It counts
+    /// as consumed by the runtime once here: the application has it to read.
     fn deliver_to_application(&mut self, env: Envelope<B::Msg>) {
         self.flow.consume(1);
-        match self.inbox.try_send(env) {
-            Ok(()) => self.stats.delivered_to_application += 1,
-            Err(TrySendError::Full(_)) => {
-                self.stats.application_overflow += 1;
-                tracing::warn!("application inbox full: message counted as overflow");
+        if self.backlog.is_empty() {
+            match self.inbox.try_send(env) {
+                Ok(()) => self.stats.delivered_to_application += 1,
+                Err(TrySendError::Full(env)) => {
+                    tracing::warn!(
+                        "application inbox full: messages for the application wait in the \
+                         orchestrator until it reads them"
+                    );
+                    self.stats.application_backlogged += 1;
+                    self.backlog.push_back(env);
+                }
+                Err(TrySendError::Closed(_)) => self.shared.count_dead_letters(1, 0),
             }
-            Err(TrySendError::Closed(_)) => self.shared.count_dead_letters(1, 0),
+        } else {
+            self.stats.application_backlogged += 1;
+            self.backlog.push_back(env);
         }
+        self.note_backlog();
+    }
+
+    /// Moves what waits for the application into its inbox, as room allows.
+    fn flush_backlog(&mut self) {
+        while let Some(env) = self.backlog.pop_front() {
+            match self.inbox.try_send(env) {
+                Ok(()) => self.stats.delivered_to_application += 1,
+                Err(TrySendError::Full(env)) => {
+                    self.backlog.push_front(env);
+                    break;
+                }
+                Err(TrySendError::Closed(_)) => self.shared.count_dead_letters(1, 0),
+            }
+        }
+        self.note_backlog();
+    }
+
+    fn note_backlog(&self) {
+        self.shared.app_backlog.store(
+            self.backlog.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn route(&mut self, env: Envelope<Letter<B>>) {
@@ -295,6 +337,9 @@ impl<B: Agent> OrchestratorCore<B> {
         }
         self.finish_rounds();
         self.flush_outbox();
+        if !self.backlog.is_empty() {
+            self.flush_backlog();
+        }
     }
 
     /// The status tree as the orchestrator knows it from the clusters' heartbeats.
@@ -308,7 +353,7 @@ impl<B: Agent> OrchestratorCore<B> {
         StatusNode {
             address: Address::Orchestrator,
             name: "orchestrator".to_owned(),
-            status: if self.outbox.is_empty() {
+            status: if self.outbox.is_empty() && self.backlog.is_empty() {
                 ComponentStatus::Healthy
             } else {
                 ComponentStatus::Overloaded

@@ -81,6 +81,8 @@ pub(crate) struct Shared<B: Agent> {
     /// report), so that totals still include what they did before they died, and the
     /// orchestrator's dead letters.
     pub(crate) detached_stats: std::sync::Mutex<crate::letter::NodeStats>,
+    /// Messages for the application waiting in the orchestrator for room in its inbox.
+    pub(crate) app_backlog: AtomicU64,
     /// Where envelopes for addresses hosted by no node of this runtime go (other processes).
     pub(crate) remote: Option<Arc<dyn crate::RemoteLink<B::Msg>>>,
 }
@@ -103,6 +105,7 @@ impl<B: Agent> Shared<B> {
             next_cluster: AtomicU32::new(0),
             next_sub: AtomicU32::new(0),
             detached_stats: std::sync::Mutex::default(),
+            app_backlog: AtomicU64::new(0),
             remote,
         }
     }

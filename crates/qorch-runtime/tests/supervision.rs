@@ -245,3 +245,40 @@ fn the_application_stops_and_watches_agents_and_shuts_down_without_blocking() {
         assert_eq!(survivor.await.reason, TerminationReason::Shutdown);
     });
 }
+
+#[test]
+fn a_full_application_inbox_loses_nothing() {
+    let config = qorch_runtime::RuntimeConfig {
+        workers: 1,
+        inbox: qorch_protocol::MailboxConfig::uniform(4),
+        ..qorch_runtime::RuntimeConfig::default()
+    };
+    let rt = QuantumOrchestrator::<Fragile>::builder()
+        .config(config)
+        .build()
+        .unwrap();
+    let m = rt.manager();
+    let c = m.create_cluster("c").unwrap();
+    let a = m
+        .spawn_agents(c.into(), 1, |_| Fragile { intensity: None })
+        .unwrap()[0];
+    let h = rt.handle();
+    // 200 answers for an inbox of 4 per lane, none read until all were sent.
+    for n in 0..200 {
+        h.send_blocking(a, Msg::Ping(n)).unwrap();
+    }
+    block_on(h.settle()).unwrap();
+    block_on(h.settle()).unwrap();
+    let status = block_on(h.status()).unwrap();
+    assert_eq!(status.status, qorch_runtime::ComponentStatus::Overloaded);
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        match h.recv_blocking(WAIT) {
+            Some(env) => got.push(env.payload),
+            None => break,
+        }
+    }
+    let expected: Vec<Msg> = (0..200).map(Msg::Ping).collect();
+    assert_eq!(got, expected, "every answer, in order");
+    rt.shutdown();
+}

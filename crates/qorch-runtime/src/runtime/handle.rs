@@ -526,6 +526,7 @@ impl<B: Agent> RuntimeHandle<B> {
         if let Ok(inbox) = self.inner.inbox.try_lock() {
             out.left_in_inbox = inbox.len() as u64;
         }
+        out.left_in_inbox += self.inner.shared.app_backlog.load(Ordering::Relaxed);
         out
     }
 }

@@ -33,7 +33,7 @@ pub struct ShutdownReport {
     pub left_in_outboxes: u64,
     /// Reliable messages never acknowledged.
     pub unacknowledged: u64,
-    /// Messages for the application not read from the inbox.
+    /// Messages for the application not read: in its inbox, or waiting for room in it.
     pub left_in_inbox: u64,
     /// Final counts of all nodes (killed ones included, as they were when they died).
     pub stats: NodeStats,
