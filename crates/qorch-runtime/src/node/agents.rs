@@ -9,7 +9,7 @@ use std::time::Instant;
 use qorch_protocol::{Address, AgentId, CorrelationId, Envelope, EnvelopeId, Priority};
 
 use super::NodeCore;
-use crate::agent::{Context, Effects};
+use crate::agent::Context;
 use crate::directory::IN_TRANSIT;
 use crate::letter::{Letter, TraceEvent, letter};
 use crate::monitor::{TerminationReason, Watcher};
@@ -108,7 +108,6 @@ impl<B: Agent> NodeCore<B> {
         let Some(behaviour) = slot.behaviour.as_mut() else {
             return false;
         };
-        let mut effects = std::mem::replace(&mut self.effects, Effects::for_node(self.key.0));
         let mut ctx = Context {
             id: slot.id,
             parent,
@@ -118,7 +117,7 @@ impl<B: Agent> NodeCore<B> {
             tick,
             random: &mut slot.random,
             incarnation: slot.restarts,
-            effects: &mut effects,
+            effects: &mut self.effects,
         };
         let result = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| f(behaviour, &mut ctx))));
         let outcome = match result {
@@ -128,13 +127,11 @@ impl<B: Agent> NodeCore<B> {
         };
         match outcome {
             Ok(()) => {
-                self.apply_effects(i, &mut effects);
-                self.effects = effects;
+                self.apply_effects(i);
                 true
             }
             Err(reason) => {
-                effects.discard();
-                self.effects = effects;
+                self.effects.discard();
                 self.restart(i, &reason);
                 false
             }
@@ -199,13 +196,15 @@ impl<B: Agent> NodeCore<B> {
         self.run_hook(i, None, None, B::started);
     }
 
-    /// What a successful hook asked for: sends (reliable ones kept until acknowledged) and
-    /// timers.
-    pub(super) fn apply_effects(&mut self, i: usize, effects: &mut Effects<B::Msg>) {
+    /// What a successful hook asked for: sends (reliable ones kept until acknowledged), a
+    /// stop, watches and timers. The effects sit in `self.effects` (the hook's context wrote them there); each list is
+    /// taken out while it is applied and put back empty, so its capacity is reused.
+    pub(super) fn apply_effects(&mut self, i: usize) {
         let from = Address::Agent(self.slots[i].id);
-        self.flow.produce(effects.sends.len() as u64);
+        let mut sends = std::mem::take(&mut self.effects.sends);
+        self.flow.produce(sends.len() as u64);
         let sample = u64::from(self.shared.config.affinity_sample);
-        for out in effects.sends.drain(..) {
+        for out in sends.drain(..) {
             self.slots[i].seq += 1;
             let seq = self.slots[i].seq;
             if sample > 0
@@ -231,8 +230,24 @@ impl<B: Agent> NodeCore<B> {
             }
             self.route(env.map(Letter::User));
         }
+        self.effects.sends = sends;
         let (agent, incarnation) = (self.slots[i].id, self.slots[i].restarts);
-        for (target, make) in effects.watches.drain(..) {
+        if std::mem::take(&mut self.effects.stop) {
+            self.to_stop.push(agent);
+        }
+        if !self.effects.watches.is_empty() {
+            self.apply_watches(agent, incarnation);
+        }
+        if !self.effects.timers.is_empty() || !self.effects.cancels.is_empty() {
+            self.apply_timers(agent, incarnation);
+        }
+    }
+
+    /// The watches a hook placed: each goes to the watched agent's node.
+    fn apply_watches(&mut self, agent: AgentId, incarnation: u32) {
+        let from = Address::Agent(agent);
+        let mut watches = std::mem::take(&mut self.effects.watches);
+        for (target, make) in watches.drain(..) {
             let watcher = Watcher::Agent {
                 agent,
                 incarnation,
@@ -244,17 +259,17 @@ impl<B: Agent> NodeCore<B> {
             };
             self.route(env);
         }
-        if std::mem::take(&mut effects.stop) {
-            self.to_stop.push(agent);
-        }
-        if effects.timers.is_empty() && effects.cancels.is_empty() {
-            return;
-        }
-        for id in effects.cancels.drain(..) {
+        self.effects.watches = watches;
+    }
+
+    /// The timers a hook armed and cancelled.
+    fn apply_timers(&mut self, agent: AgentId, incarnation: u32) {
+        for id in self.effects.cancels.drain(..) {
             self.timers.retain(|Reverse(t)| t.id != id);
         }
         let now = Instant::now();
-        for spec in effects.timers.drain(..) {
+        let mut timers = std::mem::take(&mut self.effects.timers);
+        for spec in timers.drain(..) {
             // A delay too large to represent never fires.
             let Some(due) = now.checked_add(spec.delay) else {
                 continue;
@@ -270,6 +285,7 @@ impl<B: Agent> NodeCore<B> {
                 msg: spec.msg,
             }));
         }
+        self.effects.timers = timers;
     }
 
     /// Acknowledges a reliable message to its sender.
