@@ -114,7 +114,7 @@ impl<B: Agent> OrchestratorCore<B> {
             | Letter::MoveOut(..)
             | Letter::Kill => {}
             // For an agent: down the tree (or out to another process, or a dead letter).
-            letter @ (Letter::Watch(_) | Letter::StopAgent | Letter::Notice { .. }) => {
+            letter @ (Letter::Watch(_) | Letter::StopAgent | Letter::Notice(_)) => {
                 self.route(header.map(|()| letter));
             }
         }

@@ -6,7 +6,7 @@ use qorch_protocol::{Address, AgentId, Envelope, Priority};
 
 use super::NodeCore;
 use crate::Agent;
-use crate::letter::Letter;
+use crate::letter::{Letter, Notice};
 use crate::monitor::{Terminated, TerminationReason, Watcher};
 
 /// Where a letter for one agent goes from this node.
@@ -84,31 +84,20 @@ impl<B: Agent> NodeCore<B> {
     }
 
     /// A notice for the watcher the letter is addressed to.
-    pub(super) fn on_notice(
-        &mut self,
-        header: Envelope<()>,
-        incarnation: u32,
-        notice: Terminated,
-        make: fn(Terminated) -> B::Msg,
-    ) {
+    pub(super) fn on_notice(&mut self, header: Envelope<()>, n: Notice<B::Msg>) {
         let Address::Agent(watcher) = header.to else {
             return;
         };
         match self.target(watcher) {
             Target::Here(i) => {
                 // The watch ended with the instance that placed it.
-                if self.slots[i].restarts == incarnation && self.slots[i].behaviour.is_some() {
+                if self.slots[i].restarts == n.incarnation && self.slots[i].behaviour.is_some() {
                     self.flow.produce(1);
-                    self.deliver(i, header.map(|()| make(notice)));
+                    self.deliver(i, header.map(|()| (n.make)(n.terminated)));
                 }
             }
             Target::Arriving | Target::Elsewhere => {
-                let letter = Letter::Notice {
-                    incarnation,
-                    notice,
-                    make,
-                };
-                self.pass_on(watcher, header, letter);
+                self.pass_on(watcher, header, Letter::Notice(Box::new(n)));
             }
             Target::Gone => {}
         }
@@ -133,11 +122,11 @@ impl<B: Agent> NodeCore<B> {
                     correlation: None,
                     deadline: None,
                     ack_required: false,
-                    payload: Letter::Notice {
+                    payload: Letter::Notice(Box::new(Notice {
                         incarnation,
-                        notice,
+                        terminated: notice,
                         make,
-                    },
+                    })),
                 };
                 self.route(env);
             }

@@ -228,12 +228,8 @@ impl<B: Agent> NodeCore<B> {
                 self.on_stop_agent(header);
                 Control::Continue
             }
-            Letter::Notice {
-                incarnation,
-                notice,
-                make,
-            } => {
-                self.on_notice(header, incarnation, notice, make);
+            Letter::Notice(n) => {
+                self.on_notice(header, *n);
                 Control::Continue
             }
         };
