@@ -10,8 +10,8 @@ use rand::RngExt;
 
 use super::descent::descend;
 use super::{
-    Budget, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver, TabuSearch,
-    check_initial, rng,
+    Budget, ExactSolver, Run, SimulatedAnnealing, Solution, SolveError, SolveOptions, Solver,
+    TabuSearch, check_initial, rng,
 };
 use crate::{FlipState, Qubo, TotalF64};
 
@@ -25,7 +25,9 @@ use crate::{FlipState, Qubo, TotalF64};
 ///    up to `sub_size` variables around it, breadth-first along the strongest couplings (a
 ///    sub-problem of unconnected variables would be trivial: each would simply follow its
 ///    local field). Clamp every other variable, solve the sub-problem with `inner` (warm
-///    started from the current values), and accept the result if it lowers the energy.
+///    started from the current values), or exactly if it has at most `exact_up_to`
+///    variables, and accept the result if it lowers the energy. A model that small is one
+///    exact sub-problem: its optimum, found at once.
 /// 4. After a pass over all variables, descend on the whole model. Stop when `max_stall`
 ///    passes in a row bring no improvement, or when the budget ends.
 ///
@@ -40,6 +42,9 @@ pub struct Decomposition {
     pub inner_sweeps: u64,
     /// Passes without improvement before stopping.
     pub max_stall: usize,
+    /// Sub-problems of at most this many variables are solved exactly (Gray-code
+    /// enumeration, `2^k` assignments: a few milliseconds at 20), not by `inner`.
+    pub exact_up_to: usize,
 }
 
 impl Default for Decomposition {
@@ -52,6 +57,7 @@ impl Default for Decomposition {
             }),
             inner_sweeps: 30,
             max_stall: 3,
+            exact_up_to: 20,
         }
     }
 }
@@ -63,6 +69,7 @@ impl fmt::Debug for Decomposition {
             .field("inner", &self.inner.name())
             .field("inner_sweeps", &self.inner_sweeps)
             .field("max_stall", &self.max_stall)
+            .field("exact_up_to", &self.exact_up_to)
             .finish()
     }
 }
@@ -154,7 +161,12 @@ impl Solver for Decomposition {
                 let current: Vec<bool> = vars.iter().map(|&v| state.assignment()[v]).collect();
                 let opts = SolveOptions::new(Budget::sweeps(self.inner_sweeps), r.random())
                     .with_initial(&current);
-                let sol = self.inner.solve(&sub, &opts)?;
+                let exact = vars.len() <= self.exact_up_to.min(ExactSolver::default().max_vars);
+                let sol = if exact {
+                    ExactSolver::default().solve(&sub, &opts)?
+                } else {
+                    self.inner.solve(&sub, &opts)?
+                };
                 visits += sol.sweeps * vars.len() as u64;
                 if sol.energy < state.energy() - eps {
                     for (k, &v) in vars.iter().enumerate() {
@@ -163,6 +175,10 @@ impl Solver for Decomposition {
                     if state.energy() < run.best_energy {
                         run.offer(state.assignment(), state.energy());
                     }
+                }
+                if exact && vars.len() == n {
+                    // The whole model, solved exactly: nothing left to find.
+                    break 'passes;
                 }
                 if visits >= n as u64 {
                     let k = visits / n as u64;
