@@ -73,6 +73,22 @@ impl Agent for Ticker {
     }
 }
 
+/// Spawns one `Ticker` into `cluster`, sharing the handle slot `kept`.
+fn spawn(
+    rt: &QuantumOrchestrator<Ticker>,
+    cluster: qorch_protocol::ClusterId,
+    period: Option<Duration>,
+    kept: &Arc<Mutex<Option<TimerHandle>>>,
+) -> AgentId {
+    let kept = Arc::clone(kept);
+    rt.manager()
+        .spawn_agents(cluster.into(), 1, move |_| Ticker {
+            period,
+            kept: Arc::clone(&kept),
+        })
+        .unwrap()[0]
+}
+
 fn runtime() -> QuantumOrchestrator<Ticker> {
     QuantumOrchestrator::<Ticker>::builder()
         .workers(1)
@@ -112,13 +128,7 @@ fn a_one_shot_timer_fires_once_after_its_delay_unless_cancelled() {
     let rt = runtime();
     let c = rt.manager().create_cluster("c").unwrap();
     let kept = Arc::new(Mutex::new(None));
-    let a = rt
-        .manager()
-        .spawn_agents(c.into(), 1, move |_| Ticker {
-            period: None,
-            kept: Arc::clone(&kept),
-        })
-        .unwrap()[0];
+    let a = spawn(&rt, c, None, &kept);
     let h = rt.handle();
     let t0 = Instant::now();
     h.send_blocking(
@@ -164,13 +174,7 @@ fn a_periodic_agent_keeps_its_rate_across_restarts() {
     let rt = runtime();
     let c = rt.manager().create_cluster("c").unwrap();
     let kept = Arc::new(Mutex::new(None));
-    let a = rt
-        .manager()
-        .spawn_agents(c.into(), 1, move |_| Ticker {
-            period: Some(Duration::from_millis(20)),
-            kept: Arc::clone(&kept),
-        })
-        .unwrap()[0];
+    let a = spawn(&rt, c, Some(Duration::from_millis(20)), &kept);
     let h = rt.handle();
     let window = Duration::from_millis(600);
     let before = count_fired(&h, 0, window);
@@ -196,15 +200,7 @@ fn misuse_of_timers_gives_typed_errors() {
     let rt = runtime();
     let c = rt.manager().create_cluster("c").unwrap();
     let kept = Arc::new(Mutex::new(None));
-    let k = Arc::clone(&kept);
-    let agents: Vec<AgentId> = rt
-        .manager()
-        .spawn_agents(c.into(), 1, move |_| Ticker {
-            period: Some(Duration::from_secs(3600)),
-            kept: Arc::clone(&k),
-        })
-        .unwrap();
-    let a = agents[0];
+    let a = spawn(&rt, c, Some(Duration::from_secs(3600)), &kept);
     let h = rt.handle();
 
     // A zero period.
@@ -221,13 +217,7 @@ fn misuse_of_timers_gives_typed_errors() {
     assert_eq!(next_outcome(&h), Err(TimerError::Stale { agent: a }));
 
     // Another agent's handle is not ours.
-    let other = rt
-        .manager()
-        .spawn_agents(c.into(), 1, move |_| Ticker {
-            period: None,
-            kept: Arc::clone(&kept),
-        })
-        .unwrap()[0];
+    let other = spawn(&rt, c, None, &kept);
     h.send_blocking(other, Msg::CancelKept).unwrap();
     assert_eq!(
         next_outcome(&h),

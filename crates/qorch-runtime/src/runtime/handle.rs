@@ -422,11 +422,9 @@ impl<B: Agent> RuntimeHandle<B> {
         let to = Address::Agent(agent);
         let node = self.entry(to)?;
         let mb = self.mailbox(node).ok_or(RuntimeError::Stopped)?;
-        let env = Envelope {
-            to,
-            ..self.envelope(to, Priority::Control, payload)
-        };
-        mb.send(env).await.map_err(|_| RuntimeError::Stopped)
+        mb.send(self.envelope(to, Priority::Control, payload))
+            .await
+            .map_err(|_| RuntimeError::Stopped)
     }
 
     /// Stops an agent: its `stopped` hook runs, its timers end, its watchers are told
