@@ -36,7 +36,7 @@ impl Agent for Worker {
     fn handle(&mut self, job: Job, ctx: &mut Context<'_, Job>) -> qorch::runtime::AgentResult {
         if let Job::Square(n) = job {
             self.done += 1;
-            ctx.send(Address::Orchestrator, Job::Squared { n, square: n * n });
+            ctx.send_to(Address::Orchestrator, Job::Squared { n, square: n * n });
         }
         Ok(())
     }
@@ -65,7 +65,7 @@ async fn main() {
                     let n = t * 250 + i;
                     let to = workers[(n % workers.len() as u64) as usize];
                     handle
-                        .send(to, Job::Square(n))
+                        .send(&to, Job::Square(n))
                         .await
                         .expect("runtime running");
                 }

@@ -39,9 +39,9 @@ impl Agent for Player {
             hits: ball.hits + 1,
         };
         if ball.hits >= self.rally {
-            ctx.send(Address::Orchestrator, ball);
+            ctx.send_to(Address::Orchestrator, ball);
         } else {
-            ctx.send(self.partner, ball);
+            ctx.send_to(self.partner, ball);
         }
         Ok(())
     }
@@ -98,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Serve: the ball crosses between the processes; the tenth hit is west's, whose agent
     // then tells its application.
-    a.handle().send(AgentId(0), Ball { hits: 0 }).await?;
+    a.handle().send_to(AgentId(0), Ball { hits: 0 }).await?;
     let west = b.handle();
     let done = tokio::task::spawn_blocking(move || west.recv_blocking(Duration::from_secs(10)))
         .await?

@@ -1,60 +1,89 @@
-//! Quickstart: a custom behaviour, a hierarchy, and one rebalancing round.
-//! Run with `cargo run --release -p qorch --example quickstart`.
+//! Quickstart: two behaviours in one runtime, typed references, an ask, an interval timer
+//! and a watch (`rebalance.rs` adds the optimizer). Run with
+//! `cargo run --release -p qorch --example quickstart`.
 
-use qorch::optimizer::{Optimizer, OptimizerConfig};
-use qorch::resources::{Grant, Pool, PoolFilter, PoolId, ResourceKinds, ResourceRequest};
-use qorch::runtime::AgentResult;
-use qorch::{Agent, Context, QuantumOrchestrator};
+use std::time::Duration;
 
-/// Wants `cpu` cores (half of them at least) and says what it was granted.
-struct Worker {
-    cpu: f64,
+use qorch::{Agent, AgentRef, AgentResult, AnyAgent, AskError, Context, Message};
+use qorch::{QuantumOrchestrator, ReplyTo};
+
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Counts, and answers `Get` with its count.
+enum CounterMsg {
+    Add(u64),
+    Get(ReplyTo<u64>),
 }
+impl Message for CounterMsg {}
 
-impl Agent for Worker {
-    type Msg = ();
-
-    fn handle(&mut self, (): (), _: &mut Context<'_, ()>) -> AgentResult {
+struct Counter(u64);
+impl Agent for Counter {
+    type Msg = CounterMsg;
+    fn handle(&mut self, msg: CounterMsg, _: &mut Context<'_, CounterMsg>) -> AgentResult {
+        match msg {
+            CounterMsg::Add(n) => self.0 += n,
+            CounterMsg::Get(reply) => reply.send(self.0),
+        }
         Ok(())
     }
+}
 
-    fn demand(&self) -> Option<ResourceRequest> {
-        let (min, desired) = (vec![self.cpu / 2.0].into(), vec![self.cpu].into());
-        ResourceRequest::new(min, desired, 1.0, PoolFilter::Any).ok()
+/// Every 20 ms adds to a counter and asks for its count; stops after five answers.
+#[derive(Clone)]
+enum PollerMsg {
+    Tick,
+    Count(Result<u64, AskError>),
+}
+impl Message for PollerMsg {}
+
+struct Poller {
+    counter: AgentRef<CounterMsg>,
+    answers: u32,
+}
+impl Agent for Poller {
+    type Msg = PollerMsg;
+    fn started(&mut self, ctx: &mut Context<'_, PollerMsg>) -> AgentResult {
+        ctx.send_interval(Duration::from_millis(20), PollerMsg::Tick)?;
+        Ok(())
     }
-
-    fn on_allocation(&mut self, grant: Option<&Grant>, ctx: &mut Context<'_, ()>) -> AgentResult {
-        let got = grant.map(|g| (g.amount.amounts()[0], g.pool));
-        println!("agent {} wants {} cpu, got {got:?}", ctx.id().0, self.cpu);
+    fn handle(&mut self, msg: PollerMsg, ctx: &mut Context<'_, PollerMsg>) -> AgentResult {
+        match msg {
+            PollerMsg::Tick => {
+                ctx.send(&self.counter, CounterMsg::Add(1));
+                ctx.ask(&self.counter, CounterMsg::Get, TIMEOUT, PollerMsg::Count);
+            }
+            PollerMsg::Count(n) => {
+                println!("{} counted {}", ctx.myself(), n?);
+                self.answers += 1;
+                if self.answers == 5 {
+                    ctx.stop();
+                }
+            }
+        }
         Ok(())
     }
 }
 
-fn main() {
-    let rt = QuantumOrchestrator::<Worker>::builder()
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rt = QuantumOrchestrator::<AnyAgent>::builder()
         .workers(2)
-        .build()
-        .unwrap();
+        .build()?;
     let m = rt.manager();
-    for c in 0..2 {
-        let cluster = m.create_cluster(&format!("c{c}")).unwrap();
-        let sub = m
-            .create_sub_cluster(cluster.into(), &format!("c{c}/a"))
-            .unwrap();
-        let cpu = |id: qorch::protocol::AgentId| Worker {
-            cpu: 1.0 + f64::from(id.0 % 4),
-        };
-        m.spawn_agents(sub.into(), 5, cpu).unwrap();
-    }
-    // Two pools of 10 cpu for 10 agents that want 25: the optimizer has to choose.
-    let pools = (0..2).map(|p| Pool::node(PoolId(p), format!("n{p}"), vec![10.0].into()));
-    let config = OptimizerConfig::new(ResourceKinds::from_names(["cpu"]), pools.collect());
-    let optimizer = Optimizer::start(rt.handle(), config).unwrap();
-    let r = optimizer.run_round().unwrap();
-    println!(
-        "{} of {} served, efficiency {:.3}",
-        r.served, r.agents, r.efficiency
-    );
-    optimizer.stop();
-    rt.shutdown(); // delivers what was accepted (the grants), then stops
+    let (a, b) = (m.create_cluster("a")?, m.create_cluster("b")?);
+    let counter = m.spawn(a.into(), |_| Counter(0))?;
+    let leaf = m.create_sub_cluster(b.into(), "b/pollers")?;
+    let poller = m.spawn(leaf.into(), move |_| Poller {
+        counter,
+        answers: 0,
+    })?;
+    // The application watches the poller until it stops, then asks the counter itself.
+    let h = rt.handle();
+    let ended = h
+        .watch_blocking(&poller)?
+        .wait_blocking(Duration::from_secs(5));
+    println!("poller ended: {ended:?}");
+    let n = h.ask_blocking(&counter, CounterMsg::Get, TIMEOUT)?;
+    println!("the app asked: {n}");
+    rt.shutdown();
+    Ok(())
 }

@@ -32,8 +32,16 @@ fn run(name: &str) -> Option<String> {
 }
 
 #[test]
-fn quickstart_serves_agents_within_the_pools() {
+fn quickstart_asks_on_an_interval_and_watches() {
     let Some(out) = run("quickstart") else { return };
+    assert_eq!(out.matches(" counted ").count(), 5, "{out}");
+    assert!(out.contains("reason: Stopped"), "{out}");
+    assert!(out.contains("the app asked: "), "{out}");
+}
+
+#[test]
+fn rebalance_serves_agents_within_the_pools() {
+    let Some(out) = run("rebalance") else { return };
     assert!(out.contains("of 10 served, efficiency"), "{out}");
     assert_eq!(out.matches(", got ").count(), 10, "{out}");
 }

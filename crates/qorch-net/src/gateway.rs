@@ -29,7 +29,7 @@ use async_nats::Client;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use qorch_protocol::{Address, AgentId, ClusterId, Envelope, Priority, SubClusterId, WireCodec};
-use qorch_runtime::{Agent, InjectError, Remote, RemoteLink, RuntimeHandle};
+use qorch_runtime::{Host, InjectError, Remote, RemoteLink, RuntimeHandle};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -343,7 +343,7 @@ where
         hosted: &[ClusterId],
     ) -> Result<(), NetError>
     where
-        B: Agent<Msg = M>,
+        B: Host<Msg = M>,
     {
         let Some(rx) = self.rx.take() else {
             return Err(NetError::Config("the gateway is already started".into()));
@@ -677,7 +677,7 @@ struct Ingress {
 }
 
 impl Ingress {
-    async fn run<B: Agent>(
+    async fn run<B: Host>(
         mut self,
         mut rx: mpsc::Receiver<async_nats::Message>,
         handle: RuntimeHandle<B>,
@@ -721,7 +721,7 @@ impl Ingress {
         }
     }
 
-    async fn on_frame<B: Agent>(&mut self, f: DataFrame<B::Msg>, handle: &RuntimeHandle<B>) {
+    async fn on_frame<B: Host>(&mut self, f: DataFrame<B::Msg>, handle: &RuntimeHandle<B>) {
         let key = (f.origin.clone(), f.cluster);
         let fresh = self
             .windows

@@ -37,6 +37,7 @@ mod gateway;
 mod heartbeat;
 mod join;
 pub mod local_server;
+mod registry;
 pub mod rpc;
 mod subject;
 
@@ -46,4 +47,5 @@ pub use error::{NatsError, NetError, RemoteError};
 pub use gateway::{Gateway, GatewayConfig, GatewayStats, NatsLink, RouteTable};
 pub use heartbeat::{Membership, beacon};
 pub use join::{ANNOUNCE_EVERY, Announcer, Gathering};
+pub use registry::NatsRegistry;
 pub use subject::{LANES, Subjects, valid_process_name};

@@ -46,7 +46,7 @@ impl Agent for Node {
         match msg {
             Msg::Burst { to, n, p } => {
                 for i in 0..n {
-                    ctx.send_with(p, to, Msg::Work(i));
+                    ctx.send_to_with(p, to, Msg::Work(i));
                 }
             }
             Msg::Work(i) => {
@@ -118,7 +118,7 @@ async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn send(h: &RuntimeHandle<Node>, to: u32, msg: Msg) {
-    h.send_blocking(AgentId(to), msg).unwrap();
+    h.send_to_blocking(AgentId(to), msg).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

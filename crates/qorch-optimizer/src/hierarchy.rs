@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use qorch_protocol::Address;
-use qorch_runtime::{Agent, AllocationBatch, ComponentStatus, RoundReport, RuntimeHandle};
+use qorch_runtime::{AllocationBatch, ComponentStatus, Host, RoundReport, RuntimeHandle};
 
 use crate::OptimizerError;
 
@@ -38,12 +38,12 @@ pub trait Hierarchy: Send + 'static {
 
 /// A local runtime as the optimizer's hierarchy, driven from a current-thread executor of
 /// the optimizer's own.
-pub(crate) struct Local<B: Agent> {
+pub(crate) struct Local<B: Host> {
     pub(crate) handle: RuntimeHandle<B>,
     pub(crate) rt: tokio::runtime::Runtime,
 }
 
-impl<B: Agent> Hierarchy for Local<B> {
+impl<B: Host> Hierarchy for Local<B> {
     fn collect(&mut self, round: u64) -> Result<RoundReport, OptimizerError> {
         self.rt
             .block_on(self.handle.round(round))

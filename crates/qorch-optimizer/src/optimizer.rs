@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use qorch_resources::{Allocation, ChangeContext, Reason, ResourceManager};
-use qorch_runtime::{Agent, RuntimeHandle};
+use qorch_runtime::{Host, RuntimeHandle};
 use qorch_scheduler::EnhancedQuboScheduler;
 
 use crate::hierarchy::{Hierarchy, Local};
@@ -27,7 +27,7 @@ impl Optimizer {
     /// # Errors
     ///
     /// [`OptimizerError::Config`] for invalid pools or scheduler settings.
-    pub fn start<B: Agent>(
+    pub fn start<B: Host>(
         handle: RuntimeHandle<B>,
         config: OptimizerConfig,
     ) -> Result<Optimizer, OptimizerError> {
@@ -43,7 +43,7 @@ impl Optimizer {
     /// # Errors
     ///
     /// [`OptimizerError::Config`] for invalid pools.
-    pub fn start_with<B: Agent>(
+    pub fn start_with<B: Host>(
         handle: RuntimeHandle<B>,
         config: OptimizerConfig,
         scheduler: EnhancedQuboScheduler,

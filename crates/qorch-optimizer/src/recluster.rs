@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
 use qorch_protocol::{Address, AgentId};
-use qorch_runtime::{Agent, ClusterManager, RuntimeError};
+use qorch_runtime::{ClusterManager, Host, RuntimeError};
 use qorch_scheduler::{Grouping, ReclusterPlan, ReclusterPolicy, Step, plan_reclustering};
 
 /// Re-clusters the agents of a runtime by their affinity (who talks to whom, for instance the
@@ -22,7 +22,7 @@ use qorch_scheduler::{Grouping, ReclusterPlan, ReclusterPolicy, Step, plan_reclu
 /// # Errors
 ///
 /// [`RuntimeError::Stopped`] if the runtime has stopped.
-pub fn recluster<B: Agent, S: BuildHasher>(
+pub fn recluster<B: Host, S: BuildHasher>(
     manager: &ClusterManager<B>,
     affinity: &HashMap<(AgentId, AgentId), f64, S>,
     policy: &ReclusterPolicy,

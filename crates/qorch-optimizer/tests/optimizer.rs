@@ -140,7 +140,7 @@ impl Agent for Echo {
     type Msg = u64;
 
     fn handle(&mut self, n: u64, ctx: &mut Context<'_, u64>) -> AgentResult {
-        ctx.send(Address::Orchestrator, n);
+        ctx.send_to(Address::Orchestrator, n);
         Ok(())
     }
 }
@@ -169,16 +169,16 @@ fn recluster_moves_agents_to_the_nodes_they_talk_with_and_keeps_their_messages()
     let stray = in_a[0];
     let mut affinity = HashMap::new();
     for &x in &in_b {
-        affinity.insert((stray.min(x), stray.max(x)), 20.0);
+        affinity.insert((stray.id().min(x.id()), stray.id().max(x.id())), 20.0);
     }
     for w in in_a[1..].windows(2).chain(in_b.windows(2)) {
-        affinity.insert((w[0], w[1]), 20.0);
+        affinity.insert((w[0].id(), w[1].id()), 20.0);
     }
     let h = rt.handle();
     let plan = recluster(&m, &affinity, &ReclusterPolicy::default()).unwrap();
     // Messages sent while it moves follow it.
     for tag in 0..50 {
-        h.send_blocking(stray, tag).unwrap();
+        h.send_blocking(&stray, tag).unwrap();
     }
     block_on(h.settle()).unwrap();
     block_on(h.settle()).unwrap();

@@ -60,19 +60,21 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod agent_ref;
 mod codec;
 mod envelope;
 mod mailbox;
 mod priority;
 
 pub use address::{Address, AgentId, ClusterId, SubClusterId};
+pub use agent_ref::{AgentRef, short_type_name};
 pub use codec::{
     DecodeError, EncodeError, FRAME_OVERHEAD, MAX_FRAME_BYTES, WIRE_VERSION, WireCodec,
 };
 pub use envelope::{CorrelationId, Deadline, Envelope, EnvelopeId, Sequencer};
 pub use mailbox::{
     MailboxConfig, MailboxConfigError, MailboxSender, MailboxStats, PriorityMailbox,
-    RecvTimeoutError, SendError, SendFuture, TryRecvError, TrySendError,
+    RecvTimeoutError, SendError, SendFuture, TryRecvError, TrySendError, block_on_until,
 };
 pub use priority::{Message, ParsePriorityError, Priority};
 

@@ -3,12 +3,19 @@
 use std::fmt;
 use std::time::Duration;
 
-use qorch_protocol::{Address, AgentId, CorrelationId, Message, Priority};
+use qorch_protocol::{
+    Address, AgentId, AgentRef, CorrelationId, Message, Priority, short_type_name,
+};
 use qorch_resources::{Grant, ResourceRequest};
 
 use crate::RestartIntensity;
+use crate::any::{AnyMessage, cast};
+use crate::ask::{AskError, Completion, ReplyTo};
 use crate::monitor::{MakeNotice, Terminated};
-use crate::timer::Every;
+use crate::registry::RegistryError;
+use crate::shared::Services;
+use crate::spawn::{SpawnError, SpawnSpec};
+use crate::timer::{Every, Repeat};
 
 /// The error a hook returns to say it failed: any error (`?` works on any
 /// `std::error::Error + Send + Sync`), or a message (`Err("why".into())`). A failed hook is
@@ -97,23 +104,24 @@ pub type AgentResult = Result<(), AgentError>;
 /// it does to the outside world goes through its [`Context`]; its effects (sends, timers) take
 /// place only when the hook returns `Ok`, so a failed attempt leaves no trace.
 ///
-/// To mix behaviours in one runtime, use an enum of them (or `Box<dyn Agent<Msg = M>>`, which
-/// implements `Agent` too).
+/// To mix behaviours in one runtime, host [`AnyAgent`](crate::AnyAgent)s
+/// (`QuantumOrchestrator<AnyAgent>`): each behaviour keeps its own message type. A runtime
+/// of one behaviour (`QuantumOrchestrator<Self>`) is the fastest.
 ///
 /// # Examples
 ///
 /// ```
-/// use qorch_runtime::{Agent, AgentResult, Context};
+/// use qorch_runtime::{Agent, AgentRef, AgentResult, Context};
 ///
 /// /// Counts the numbers it receives and passes each one on, plus one, to a peer.
-/// struct Relay { peer: qorch_protocol::AgentId, seen: u64 }
+/// struct Relay { peer: AgentRef<u64>, seen: u64 }
 ///
 /// impl Agent for Relay {
 ///     type Msg = u64;
 ///     fn handle(&mut self, n: u64, ctx: &mut Context<'_, u64>) -> AgentResult {
 ///         self.seen += 1;
 ///         if n < 10 {
-///             ctx.send(self.peer, n + 1);
+///             ctx.send(&self.peer, n + 1);
 ///         }
 ///         Ok(())
 ///     }
@@ -216,16 +224,48 @@ pub(crate) struct TimerSpec<M> {
     pub(crate) msg: M,
 }
 
-/// The effects of one hook call, applied by the cluster only if the hook succeeds.
-pub(crate) struct Effects<M> {
+/// An ask a hook made: the request went out with the sends; this is what waits for the
+/// reply.
+pub(crate) struct AskSpec<M> {
+    pub(crate) correlation: u64,
+    pub(crate) target: AgentId,
+    pub(crate) timeout: Duration,
+    pub(crate) done: Completion<M>,
+}
+
+/// The effects of one hook call that carry the runtime's message type.
+pub(crate) struct Typed<M> {
     pub(crate) sends: Vec<Outgoing<M>>,
     pub(crate) timers: Vec<TimerSpec<M>>,
-    /// Timers to cancel, by id.
-    pub(crate) cancels: Vec<u64>,
     /// Agents to watch, with how to turn a notice into a message.
     pub(crate) watches: Vec<(AgentId, MakeNotice<M>)>,
+    pub(crate) asks: Vec<AskSpec<M>>,
+}
+
+impl<M> Default for Typed<M> {
+    fn default() -> Self {
+        Typed {
+            sends: Vec::new(),
+            timers: Vec::new(),
+            watches: Vec::new(),
+            asks: Vec::new(),
+        }
+    }
+}
+
+/// The effects of one hook call, applied by the node only if the hook succeeds.
+pub(crate) struct Effects<M> {
+    pub(crate) typed: Typed<M>,
+    /// Messages of another type than the runtime's (a runtime of one behaviour converts
+    /// them back, or refuses them as dead letters).
+    pub(crate) foreign: Vec<Outgoing<AnyMessage>>,
+    /// Timers to cancel, by id.
+    pub(crate) cancels: Vec<u64>,
+    /// Agents spawned, with where.
+    pub(crate) spawns: Vec<SpawnSpec>,
     /// The agent stops itself.
     pub(crate) stop: bool,
+    /// The next ask's correlation number (unique in the runtime, like timer ids).
     pub(crate) next_correlation: u64,
     /// The next timer id: a node's ids start at its key times 2^40, so they are unique in
     /// the runtime (and stay so when agents move with their timers).
@@ -236,24 +276,43 @@ impl<M> Effects<M> {
     /// The effects buffer of node `node`.
     pub(crate) fn for_node(node: u32) -> Self {
         Effects {
-            sends: Vec::new(),
-            timers: Vec::new(),
+            typed: Typed::default(),
+            foreign: Vec::new(),
             cancels: Vec::new(),
-            watches: Vec::new(),
+            spawns: Vec::new(),
             stop: false,
-            next_correlation: 0,
+            next_correlation: u64::from(node) << 40,
             next_timer: u64::from(node) << 40,
+        }
+    }
+
+    /// Cancels timer `id`: one armed in this very hook is simply not armed.
+    fn cancel_timer(&mut self, id: u64) {
+        let before = self.typed.timers.len();
+        self.typed.timers.retain(|t| t.id != id);
+        if self.typed.timers.len() == before {
+            self.cancels.push(id);
         }
     }
 
     /// Forgets what a failed hook asked for.
     pub(crate) fn discard(&mut self) {
-        self.sends.clear();
-        self.timers.clear();
+        self.typed.sends.clear();
+        self.typed.timers.clear();
+        self.typed.watches.clear();
+        self.typed.asks.clear();
+        self.foreign.clear();
         self.cancels.clear();
-        self.watches.clear();
+        self.spawns.clear();
         self.stop = false;
     }
+}
+
+/// Where a context writes effects: the node's own buffer (the agent's message type is the
+/// runtime's), or, in a runtime of several behaviours, a buffer of boxed messages.
+pub(crate) enum Sink<'a, M> {
+    Typed(&'a mut Effects<M>),
+    Boxed(&'a mut Effects<AnyMessage>),
 }
 
 /// A timer armed by [`Context::send_after`] or [`Context::send_interval`]: cancel it with
@@ -299,25 +358,58 @@ pub enum TimerError {
     },
 }
 
-/// What a hook can see and do: its identity, the message's sender, its allocation, and sends,
-/// replies and timers.
+/// What a hook can see and do: its identity, the message's sender, its allocation; sends,
+/// asks, timers, watches, spawns and stops, and the registry.
+///
+/// Effects (sends, asks, timers, watches, spawns, a stop) take place only when the hook
+/// returns `Ok`: a failed attempt leaves no trace. Replies ([`ReplyTo::send`]) are the
+/// exception: they leave when sent.
 pub struct Context<'a, M> {
     pub(crate) id: AgentId,
     pub(crate) parent: Address,
     pub(crate) sender: Option<Address>,
-    pub(crate) correlation: Option<CorrelationId>,
     pub(crate) grant: Option<&'a Grant>,
     pub(crate) tick: u64,
     pub(crate) random: &'a mut u64,
     /// How many times the agent has been restarted: its timers belong to this instance.
     pub(crate) incarnation: u32,
-    pub(crate) effects: &'a mut Effects<M>,
+    pub(crate) sink: Sink<'a, M>,
+    pub(crate) services: &'a Services,
+    /// The one behaviour the runtime hosts (`None`: any).
+    pub(crate) hosts: Option<std::any::TypeId>,
+}
+
+impl Context<'_, AnyMessage> {
+    /// The context of a boxed behaviour whose messages are `N`s, writing into this one's
+    /// buffer.
+    pub(crate) fn boxing<N>(&mut self) -> Context<'_, N> {
+        let sink = match &mut self.sink {
+            Sink::Typed(fx) | Sink::Boxed(fx) => Sink::Boxed(fx),
+        };
+        Context {
+            id: self.id,
+            parent: self.parent,
+            sender: self.sender,
+            grant: self.grant,
+            tick: self.tick,
+            random: &mut *self.random,
+            incarnation: self.incarnation,
+            sink,
+            services: self.services,
+            hosts: self.hosts,
+        }
+    }
 }
 
 impl<M: Message> Context<'_, M> {
     /// This agent's id.
     pub fn id(&self) -> AgentId {
         self.id
+    }
+
+    /// A reference to this agent, to give to others.
+    pub fn myself(&self) -> AgentRef<M> {
+        AgentRef::from_id(self.id)
     }
 
     /// This agent's address.
@@ -330,15 +422,10 @@ impl<M: Message> Context<'_, M> {
         self.parent
     }
 
-    /// The sender of the message being handled (`None` in `started`, `on_tick`, ... and for
-    /// messages sent from outside the runtime).
+    /// The sender of the message being handled: an agent, or `None` in `started`,
+    /// `on_tick`, ... and for messages from the application or a timer.
     pub fn sender(&self) -> Option<Address> {
         self.sender
-    }
-
-    /// The correlation id of the message being handled, if it is a request or a reply.
-    pub fn correlation(&self) -> Option<CorrelationId> {
-        self.correlation
     }
 
     /// This agent's current allocation.
@@ -354,85 +441,205 @@ impl<M: Message> Context<'_, M> {
     /// A pseudo-random number from this agent's own stream (seeded from the runtime's seed and
     /// the agent's id, so runs with the same seed see the same numbers).
     pub fn random_u64(&mut self) -> u64 {
-        // SplitMix64.
         *self.random = self.random.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *self.random;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix64(*self.random)
     }
 
-    /// Sends `msg` to any address with the message's own priority. Messages to another
-    /// cluster's agents travel up to the common ancestor and down; messages to a cluster or
-    /// the orchestrator reach the application through `RuntimeHandle::recv`.
-    pub fn send(&mut self, to: impl Into<Address>, msg: M) {
+    /// Records a send of `msg` (an `X`) to `to`. `boxed` makes the boxed form where it is
+    /// needed (a runtime of several behaviours, or a message of another type than the
+    /// runtime's); `copy` is given for reliable sends.
+    #[inline]
+    fn emit<X: Message>(
+        &mut self,
+        to: Address,
+        priority: Priority,
+        msg: X,
+        boxed: fn(X) -> AnyMessage,
+        copy: Option<fn(&X) -> X>,
+    ) {
+        match &mut self.sink {
+            Sink::Typed(fx) => match cast::<X, M>(msg) {
+                Ok(msg) => fx.typed.sends.push(Outgoing {
+                    to,
+                    priority,
+                    msg,
+                    correlation: None,
+                    reliable: copy.and_then(|c| cast::<fn(&X) -> X, fn(&M) -> M>(c).ok()),
+                }),
+                Err(msg) => fx.foreign.push(Outgoing {
+                    to,
+                    priority,
+                    msg: boxed(msg),
+                    correlation: None,
+                    reliable: copy.map(|_| AnyMessage::copy as fn(&AnyMessage) -> AnyMessage),
+                }),
+            },
+            Sink::Boxed(fx) => fx.typed.sends.push(Outgoing {
+                to,
+                priority,
+                msg: boxed(msg),
+                correlation: None,
+                reliable: copy.map(|_| AnyMessage::copy as fn(&AnyMessage) -> AnyMessage),
+            }),
+        }
+    }
+
+    /// Sends `msg` to agent `to`, with the message's own priority. Messages to another
+    /// cluster's agents travel up to the common ancestor and down.
+    pub fn send<X: Message>(&mut self, to: &AgentRef<X>, msg: X) {
         let priority = msg.priority();
-        self.send_with(priority, to, msg);
+        self.emit(to.address(), priority, msg, AnyMessage::new, None);
     }
 
-    /// Sends with an explicit priority.
-    pub fn send_with(&mut self, priority: Priority, to: impl Into<Address>, msg: M) {
-        self.effects.sends.push(Outgoing {
-            to: to.into(),
-            priority,
-            msg,
-            correlation: None,
-            reliable: None,
-        });
+    /// [`send`](Self::send) with an explicit priority.
+    pub fn send_with<X: Message>(&mut self, priority: Priority, to: &AgentRef<X>, msg: X) {
+        self.emit(to.address(), priority, msg, AnyMessage::new, None);
     }
 
-    /// Sends to this agent's parent (its cluster or sub-cluster).
+    /// Sends one of this agent's own messages to a bare address: an agent known only by its
+    /// id (in a runtime of one behaviour, every agent accepts it; in one of several, an agent
+    /// of another behaviour refuses it as a dead letter, logged), or a cluster or the
+    /// orchestrator (the message then reaches the application through
+    /// `RuntimeHandle::recv`). Prefer [`send`](Self::send) and typed references.
+    pub fn send_to(&mut self, to: impl Into<Address>, msg: M) {
+        let priority = msg.priority();
+        self.emit(to.into(), priority, msg, AnyMessage::new, None);
+    }
+
+    /// [`send_to`](Self::send_to) with an explicit priority.
+    pub fn send_to_with(&mut self, priority: Priority, to: impl Into<Address>, msg: M) {
+        self.emit(to.into(), priority, msg, AnyMessage::new, None);
+    }
+
+    /// Sends `msg` to the application (`RuntimeHandle::recv`). A runtime of several
+    /// behaviours carries any type (the application gets an
+    /// [`AnyMessage`] to downcast); a runtime of one behaviour only that behaviour's
+    /// message type (any other is a dead letter, logged).
+    pub fn send_app<X: Message>(&mut self, msg: X) {
+        let priority = msg.priority();
+        self.emit(Address::Orchestrator, priority, msg, AnyMessage::new, None);
+    }
+
+    /// Sends to this agent's parent (its cluster or sub-cluster): the application receives
+    /// it.
     pub fn send_to_parent(&mut self, msg: M) {
         let parent = self.parent;
-        self.send(parent, msg);
+        self.send_to(parent, msg);
     }
 
-    /// Sends a request; the reply will arrive as a message whose
-    /// [`correlation`](Self::correlation) is the returned id.
-    pub fn request(&mut self, to: impl Into<Address>, msg: M) -> CorrelationId {
-        self.effects.next_correlation += 1;
-        let id = CorrelationId(
-            (u64::from(self.id.0) << 32) | (self.effects.next_correlation & 0xFFFF_FFFF),
-        );
+    /// Asks agent `to` a question and is told the answer later, as one of its own messages.
+    ///
+    /// `request` builds the request from a [`ReplyTo`] (put it in the message; the other
+    /// agent answers with [`ReplyTo::send`]); `done` turns the outcome into a message for
+    /// this agent, delivered at High priority. Exactly one outcome arrives: the reply, or an
+    /// [`AskError`] if no reply came within `timeout` (within the runtime's timer
+    /// resolution), the target is unknown or not running, or it dropped the request without
+    /// replying (it failed, stopped or chose not to answer). The runtime keeps the pending
+    /// ask, not you; like timers, it belongs to this instance of the agent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use qorch_protocol::AgentRef;
+    /// use qorch_runtime::{Agent, AgentResult, AskError, Context, ReplyTo};
+    ///
+    /// enum CounterMsg { Get(ReplyTo<u64>) }
+    /// impl qorch_protocol::Message for CounterMsg {}
+    ///
+    /// enum PollerMsg { Poll, Count(Result<u64, AskError>) }
+    /// impl qorch_protocol::Message for PollerMsg {}
+    ///
+    /// struct Poller { counter: AgentRef<CounterMsg>, last: u64 }
+    /// impl Agent for Poller {
+    ///     type Msg = PollerMsg;
+    ///     fn handle(&mut self, msg: PollerMsg, ctx: &mut Context<'_, PollerMsg>) -> AgentResult {
+    ///         match msg {
+    ///             PollerMsg::Poll => ctx.ask(
+    ///                 &self.counter,
+    ///                 CounterMsg::Get,
+    ///                 Duration::from_millis(100),
+    ///                 PollerMsg::Count,
+    ///             ),
+    ///             PollerMsg::Count(Ok(n)) => self.last = n,
+    ///             PollerMsg::Count(Err(e)) => return Err(e.into()),
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn ask<X: Message, R: Send + 'static>(
+        &mut self,
+        to: &AgentRef<X>,
+        request: impl FnOnce(ReplyTo<R>) -> X,
+        timeout: Duration,
+        done: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
+    ) {
+        let correlation = match &mut self.sink {
+            Sink::Typed(fx) => &mut fx.next_correlation,
+            Sink::Boxed(fx) => &mut fx.next_correlation,
+        };
+        *correlation += 1;
+        let correlation = *correlation;
+        let msg = request(ReplyTo::agent(self.id, correlation));
         let priority = msg.priority();
-        self.effects.sends.push(Outgoing {
-            to: to.into(),
-            priority,
-            msg,
-            correlation: Some(id),
-            reliable: None,
-        });
-        id
+        self.emit(to.address(), priority, msg, AnyMessage::new, None);
+        let target = to.id();
+        match &mut self.sink {
+            Sink::Typed(fx) => fx.typed.asks.push(AskSpec {
+                correlation,
+                target,
+                timeout,
+                done: crate::ask::completion(done),
+            }),
+            Sink::Boxed(fx) => fx.typed.asks.push(AskSpec {
+                correlation,
+                target,
+                timeout,
+                done: crate::ask::completion(move |r| AnyMessage::new(done(r))),
+            }),
+        }
     }
 
-    /// Replies to the sender of the current message, with its correlation id. Returns `false`
-    /// (and sends nothing) if the current message has no sender.
-    pub fn reply(&mut self, msg: M) -> bool {
-        let Some(to) = self.sender else { return false };
-        let priority = msg.priority();
-        let correlation = self.correlation;
-        self.effects.sends.push(Outgoing {
-            to,
-            priority,
-            msg,
-            correlation,
-            reliable: None,
-        });
-        true
-    }
-
-    fn arm(&mut self, delay: Duration, every: Every<M>, msg: M) -> TimerHandle {
-        self.effects.next_timer += 1;
-        let id = self.effects.next_timer;
-        self.effects.timers.push(TimerSpec {
-            id,
-            delay,
-            every,
-            msg,
-        });
+    fn arm(
+        &mut self,
+        delay: Duration,
+        msg: M,
+        every: Every<M>,
+        boxed: fn(M) -> AnyMessage,
+    ) -> TimerHandle {
+        let (agent, incarnation) = (self.id, self.incarnation);
+        let next = match &mut self.sink {
+            Sink::Typed(fx) => &mut fx.next_timer,
+            Sink::Boxed(fx) => &mut fx.next_timer,
+        };
+        *next += 1;
+        let id = *next;
+        match &mut self.sink {
+            Sink::Typed(fx) => fx.typed.timers.push(TimerSpec {
+                id,
+                delay,
+                every,
+                msg,
+            }),
+            Sink::Boxed(fx) => fx.typed.timers.push(TimerSpec {
+                id,
+                delay,
+                every: every.map(|(period, repeat)| {
+                    let repeat = match repeat {
+                        Repeat::Copy(_) => {
+                            Repeat::Copy(AnyMessage::copy as fn(&AnyMessage) -> AnyMessage)
+                        }
+                        Repeat::Make(mut make) => Repeat::Make(Box::new(move || boxed(make()))),
+                    };
+                    (period, repeat)
+                }),
+                msg: boxed(msg),
+            }),
+        }
         TimerHandle {
-            agent: self.id,
-            incarnation: self.incarnation,
+            agent,
+            incarnation,
             id,
         }
     }
@@ -443,26 +650,35 @@ impl<M: Message> Context<'_, M> {
     /// [`timer_resolution`](crate::RuntimeConfig::timer_resolution) (10 ms by default) on an
     /// idle worker. A delay too large to represent never fires.
     pub fn send_after(&mut self, delay: Duration, msg: M) -> TimerHandle {
-        self.arm(delay, None, msg)
+        self.arm(delay, msg, None, AnyMessage::new)
     }
 
     /// Stops this agent once the hook returns `Ok`: its `stopped` hook runs, its timers end,
     /// its watchers are told ([`TerminationReason::Stopped`](crate::TerminationReason)), and
     /// messages sent to it afterwards are dead letters (counted, never silently dropped).
     pub fn stop(&mut self) {
-        self.effects.stop = true;
+        match &mut self.sink {
+            Sink::Typed(fx) => fx.stop = true,
+            Sink::Boxed(fx) => fx.stop = true,
+        }
     }
 
-    /// Watches `agent`: when it terminates (stops, or fails past its restart intensity), this
-    /// agent receives a [`Terminated`] notice as one of its own messages, at High priority.
-    /// An agent that had terminated already is reported at once
+    /// Watches agent `r`: when it terminates (stops, or fails past its restart intensity),
+    /// this agent receives a [`Terminated`] notice as one of its own messages, at High
+    /// priority. An agent that had terminated already is reported at once
     /// ([`TerminationReason::NotRunning`](crate::TerminationReason)). The watch belongs to
     /// this instance: a restart of the watcher ends it.
-    pub fn watch(&mut self, agent: AgentId)
+    pub fn watch<X>(&mut self, r: &AgentRef<X>)
     where
         M: From<Terminated>,
     {
-        self.effects.watches.push((agent, M::from));
+        match &mut self.sink {
+            Sink::Typed(fx) => fx.typed.watches.push((r.id(), M::from)),
+            Sink::Boxed(fx) => fx
+                .typed
+                .watches
+                .push((r.id(), |t| AnyMessage::new(M::from(t)))),
+        }
     }
 
     /// Cancels a timer of this instance. Cancelling one that has fired already (a one-shot
@@ -483,13 +699,106 @@ impl<M: Message> Context<'_, M> {
         if timer.incarnation != self.incarnation {
             return Err(TimerError::Stale { agent: self.id });
         }
-        // A timer armed in this very hook is simply not armed.
-        let before = self.effects.timers.len();
-        self.effects.timers.retain(|t| t.id != timer.id);
-        if self.effects.timers.len() == before {
-            self.effects.cancels.push(timer.id);
+        match &mut self.sink {
+            Sink::Typed(fx) => fx.cancel_timer(timer.id),
+            Sink::Boxed(fx) => fx.cancel_timer(timer.id),
         }
         Ok(())
+    }
+
+    /// Spawns an agent of behaviour `A` in this agent's cluster or sub-cluster, once the
+    /// hook returns `Ok`; `factory` builds it (and rebuilds it on restart). The reference is
+    /// valid at once: messages sent to it wait for it, never lost.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::ShuttingDown`] while the runtime shuts down,
+    /// [`SpawnError::NotHosted`] if this runtime hosts another behaviour (a runtime of
+    /// several behaviours, `QuantumOrchestrator<AnyAgent>`, hosts any),
+    /// [`SpawnError::TooManyAgents`] past 2^32 agents.
+    pub fn spawn<A: Agent>(
+        &mut self,
+        factory: impl Fn(AgentId) -> A + Send + Sync + 'static,
+    ) -> Result<AgentRef<A::Msg>, SpawnError> {
+        let parent = self.parent;
+        self.spawn_in(parent, factory)
+    }
+
+    /// [`spawn`](Self::spawn) into another cluster or sub-cluster of this process.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn), and [`SpawnError::UnknownHost`] if `host` is not a
+    /// cluster or sub-cluster here.
+    pub fn spawn_in<A: Agent>(
+        &mut self,
+        host: Address,
+        factory: impl Fn(AgentId) -> A + Send + Sync + 'static,
+    ) -> Result<AgentRef<A::Msg>, SpawnError> {
+        if let Some(hosted) = self.hosts
+            && hosted != std::any::TypeId::of::<A>()
+        {
+            return Err(SpawnError::NotHosted {
+                behaviour: short_type_name::<A>(),
+            });
+        }
+        let id = self.services.reserve(host)?;
+        let spec = SpawnSpec::new(id, host, std::sync::Arc::new(factory));
+        match &mut self.sink {
+            Sink::Typed(fx) => fx.spawns.push(spec),
+            Sink::Boxed(fx) => fx.spawns.push(spec),
+        }
+        Ok(AgentRef::from_id(id))
+    }
+
+    /// Registers agent `r` under `name` in this runtime's registry (the application's
+    /// [`RuntimeHandle::register`](crate::RuntimeHandle::register) reaches other processes
+    /// too). The name is freed when the agent terminates.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Taken`] if another agent holds the name.
+    pub fn register<X: Message>(
+        &mut self,
+        name: &str,
+        r: &AgentRef<X>,
+    ) -> Result<(), RegistryError> {
+        self.services.registry.register::<X>(name, r.id())
+    }
+
+    /// The agent registered under `name`, typed by the messages it accepts.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotFound`], or [`RegistryError::WrongType`] if it accepts another
+    /// type than `X`.
+    pub fn lookup<X: Message>(&self, name: &str) -> Result<AgentRef<X>, RegistryError> {
+        self.services.registry.lookup::<X>(name)
+    }
+}
+
+impl<M: Message> Context<'_, M> {
+    /// [`send_interval`](Self::send_interval) for message types that are not `Clone` (one
+    /// with a [`ReplyTo`] among its variants, say): `make` makes each firing's message.
+    ///
+    /// # Errors
+    ///
+    /// [`TimerError::ZeroPeriod`] for a zero period.
+    pub fn send_interval_with(
+        &mut self,
+        period: Duration,
+        mut make: impl FnMut() -> M + Send + 'static,
+    ) -> Result<TimerHandle, TimerError> {
+        if period.is_zero() {
+            return Err(TimerError::ZeroPeriod);
+        }
+        let first = make();
+        Ok(self.arm(
+            period,
+            first,
+            Some((period, Repeat::Make(Box::new(make)))),
+            AnyMessage::new,
+        ))
     }
 }
 
@@ -507,20 +816,50 @@ impl<M: Message + Clone> Context<'_, M> {
         if period.is_zero() {
             return Err(TimerError::ZeroPeriod);
         }
-        Ok(self.arm(period, Some((period, <M as Clone>::clone)), msg))
+        Ok(self.arm(
+            period,
+            msg,
+            Some((period, Repeat::Copy(<M as Clone>::clone))),
+            AnyMessage::cloneable,
+        ))
     }
+}
 
-    /// Sends with acknowledged delivery: the receiving cluster acknowledges the message once
+impl<M: Message> Context<'_, M> {
+    /// Sends with acknowledged delivery: the receiving node acknowledges the message once
     /// the agent has handled it; until then it is redelivered after the runtime's redelivery
     /// timeout (and de-duplicated by the receiver, so it is handled exactly once).
-    pub fn send_reliable(&mut self, to: impl Into<Address>, msg: M) {
+    pub fn send_reliable<X: Message + Clone>(&mut self, to: &AgentRef<X>, msg: X) {
         let priority = msg.priority();
-        self.effects.sends.push(Outgoing {
-            to: to.into(),
+        self.emit(
+            to.address(),
             priority,
             msg,
-            correlation: None,
-            reliable: Some(<M as Clone>::clone),
-        });
+            AnyMessage::cloneable,
+            Some(<X as Clone>::clone),
+        );
     }
+}
+
+impl<M: Message + Clone> Context<'_, M> {
+    /// [`send_reliable`](Self::send_reliable) of one of this agent's own messages to a
+    /// bare address (see [`send_to`](Self::send_to)).
+    pub fn send_reliable_to(&mut self, to: impl Into<Address>, msg: M) {
+        let priority = msg.priority();
+        self.emit(
+            to.into(),
+            priority,
+            msg,
+            AnyMessage::cloneable,
+            Some(<M as Clone>::clone),
+        );
+    }
+}
+
+/// The output function of `SplitMix64`.
+fn mix64(x: u64) -> u64 {
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

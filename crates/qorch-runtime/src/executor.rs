@@ -20,7 +20,7 @@ use actix::{
 use futures_core::Stream;
 use qorch_protocol::{Envelope, PriorityMailbox};
 
-use crate::Agent;
+use crate::Host;
 use crate::directory::NodeKey;
 use crate::letter::Letter;
 use crate::node::{Control, NodeCore};
@@ -39,7 +39,7 @@ impl<M> Stream for MailboxStream<M> {
 }
 
 // Cores are boxed: actix wants actors to be `Unpin`, which a generic behaviour need not be.
-struct NodeActor<B: Agent> {
+struct NodeActor<B: Host> {
     core: Box<NodeCore<B>>,
     mailbox: Rc<RefCell<PriorityMailbox<Envelope<Letter<B>>>>>,
     started: Option<std::sync::mpsc::SyncSender<()>>,
@@ -47,7 +47,7 @@ struct NodeActor<B: Agent> {
     timer: Option<(SpawnHandle, std::time::Instant)>,
 }
 
-impl<B: Agent> Actor for NodeActor<B> {
+impl<B: Host> Actor for NodeActor<B> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -71,7 +71,7 @@ impl ActixMessage for LocalWork {
     type Result = ();
 }
 
-impl<B: Agent> NodeActor<B> {
+impl<B: Host> NodeActor<B> {
     /// Makes sure the timer fires within the core's `timer_delay`: an idle node wakes
     /// rarely, and one that just got timer work (an outbox, a reliable send, an agent timer)
     /// is re-armed at the resolution.
@@ -150,7 +150,7 @@ impl<B: Agent> NodeActor<B> {
     }
 }
 
-impl<B: Agent> Handler<LocalWork> for NodeActor<B> {
+impl<B: Host> Handler<LocalWork> for NodeActor<B> {
     type Result = ();
 
     fn handle(&mut self, _: LocalWork, ctx: &mut Context<Self>) {
@@ -159,7 +159,7 @@ impl<B: Agent> Handler<LocalWork> for NodeActor<B> {
     }
 }
 
-impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
+impl<B: Host> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
     fn handle(&mut self, env: Envelope<Letter<B>>, ctx: &mut Self::Context) {
         let control = self.core.handle(env);
         if self.control(control, ctx) {
@@ -173,14 +173,14 @@ impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
     }
 }
 
-struct OrchestratorActor<B: Agent> {
+struct OrchestratorActor<B: Host> {
     core: Box<OrchestratorCore<B>>,
     mailbox: Rc<RefCell<PriorityMailbox<Envelope<Letter<B>>>>>,
     every: std::time::Duration,
     started: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
-impl<B: Agent> Actor for OrchestratorActor<B> {
+impl<B: Host> Actor for OrchestratorActor<B> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -192,7 +192,7 @@ impl<B: Agent> Actor for OrchestratorActor<B> {
     }
 }
 
-impl<B: Agent> StreamHandler<Envelope<Letter<B>>> for OrchestratorActor<B> {
+impl<B: Host> StreamHandler<Envelope<Letter<B>>> for OrchestratorActor<B> {
     fn handle(&mut self, env: Envelope<Letter<B>>, _ctx: &mut Self::Context) {
         self.core.handle(env);
     }
@@ -243,7 +243,7 @@ impl Executor {
     }
 
     /// Starts the orchestrator actor on worker 0.
-    pub(crate) fn start_orchestrator<B: Agent>(
+    pub(crate) fn start_orchestrator<B: Host>(
         &self,
         core: OrchestratorCore<B>,
         mailbox: PriorityMailbox<Envelope<Letter<B>>>,
@@ -292,7 +292,7 @@ impl ActixSpawner {
     }
 }
 
-impl<B: Agent> Spawner<B> for ActixSpawner {
+impl<B: Host> Spawner<B> for ActixSpawner {
     fn start_node(
         &self,
         shared: Arc<Shared<B>>,

@@ -7,7 +7,7 @@ use qorch_resources::{Grant, PoolId, ResourceRequest};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::Agent;
+use crate::Host;
 use crate::directory::NodeKey;
 use crate::monitor::{Terminated, Watcher};
 use crate::status::{ComponentStatus, StatusNode};
@@ -183,7 +183,7 @@ impl Barrier {
 }
 
 /// Letters: the runtime's own messages and user messages.
-pub(crate) enum Letter<B: Agent> {
+pub(crate) enum Letter<B: Host> {
     /// A user message for an agent (or, addressed to a node, for the application).
     User(B::Msg),
     /// Acknowledges a reliable envelope.
@@ -217,6 +217,15 @@ pub(crate) enum Letter<B: Agent> {
     /// A watched agent terminated: for the watcher this is addressed to, if it is still the
     /// instance that asked. Boxed: rare, and it would make every letter larger.
     Notice(Box<Notice<B::Msg>>),
+    /// The outcome of an ask, for the asking agent this is addressed to. Counted like a user
+    /// message (produced when sent, consumed when it reaches the asker or is a dead letter).
+    Reply(Box<Reply>),
+}
+
+/// An ask's outcome on its way to the asker's node.
+pub(crate) struct Reply {
+    pub(crate) correlation: u64,
+    pub(crate) outcome: crate::ask::Outcome,
 }
 
 /// A [`Terminated`] notice on its way to a watcher.
@@ -228,7 +237,7 @@ pub(crate) struct Notice<M> {
 }
 
 /// An agent in transit between nodes, with its state and its messages not yet handled.
-pub(crate) struct Moved<B: Agent> {
+pub(crate) struct Moved<B: Host> {
     pub(crate) id: AgentId,
     pub(crate) behaviour: B,
     pub(crate) factory: Factory<B>,
@@ -240,19 +249,21 @@ pub(crate) struct Moved<B: Agent> {
     pub(crate) timers: Vec<crate::timer::Timer<B::Msg>>,
     /// Who watches it.
     pub(crate) watchers: Vec<Watcher<B::Msg>>,
+    /// Its asks waiting for an outcome.
+    pub(crate) asks: Vec<(u64, crate::node::PendingAsk<B::Msg>)>,
 }
 
-impl<B: Agent> Letter<B> {
+impl<B: Host> Letter<B> {
     /// Whether this is a user message (counted by the flow accounting and as a dead letter
     /// when it cannot be delivered), not one of the runtime's own letters.
     pub(crate) fn is_user(&self) -> bool {
-        matches!(self, Letter::User(_))
+        matches!(self, Letter::User(_) | Letter::Reply(_))
     }
 }
 
 /// The header of a runtime letter from `from` (a node or the orchestrator, which are their
 /// own addressees): no sequence number, correlation, deadline or acknowledgement.
-pub(crate) fn letter<B: Agent>(
+pub(crate) fn letter<B: Host>(
     from: Address,
     priority: Priority,
     payload: Letter<B>,
@@ -271,7 +282,7 @@ pub(crate) fn letter<B: Agent>(
 
 /// Takes the letter out of an envelope, keeping the header to put a payload back in with
 /// [`Envelope::map`].
-pub(crate) fn open<B: Agent>(env: Envelope<Letter<B>>) -> (Envelope<()>, Letter<B>) {
+pub(crate) fn open<B: Host>(env: Envelope<Letter<B>>) -> (Envelope<()>, Letter<B>) {
     let mut letter = None;
     let header = env.map(|l| letter = Some(l));
     (header, letter.expect("map calls its closure once"))
@@ -291,5 +302,7 @@ mod tests {
             }
         }
         assert_eq!(std::mem::size_of::<super::Letter<A>>(), 40);
+        // A runtime of several behaviours: a boxed message fits the same slot.
+        assert_eq!(std::mem::size_of::<super::Letter<crate::AnyAgent>>(), 40);
     }
 }

@@ -7,17 +7,17 @@
 //!
 //! ```
 //! use qorch_protocol::Address;
-//! use qorch_runtime::{Agent, AgentResult, Context, QuantumOrchestrator};
+//! use qorch_runtime::{Agent, AgentRef, AgentResult, Context, QuantumOrchestrator};
 //!
-//! /// Passes a counter around a ring; the last agent reports it to the application.
-//! struct Hop { next: Option<qorch_protocol::AgentId> }
+//! /// Passes a counter along a chain; the last agent reports it to the application.
+//! struct Hop { next: Option<AgentRef<u32>> }
 //!
 //! impl Agent for Hop {
 //!     type Msg = u32;
 //!     fn handle(&mut self, n: u32, ctx: &mut Context<'_, u32>) -> AgentResult {
-//!         match self.next {
+//!         match &self.next {
 //!             Some(next) => ctx.send(next, n + 1),
-//!             None => ctx.send(Address::Orchestrator, n),
+//!             None => ctx.send_to(Address::Orchestrator, n),
 //!         }
 //!         Ok(())
 //!     }
@@ -28,13 +28,16 @@
 //! let a = m.create_cluster("a").unwrap();
 //! let b = m.create_cluster("b").unwrap();
 //! let sub = m.create_sub_cluster(b.into(), "b/leaf").unwrap();
-//! // Agent ids are handed out in order, so each agent can know its successor.
-//! let first = m.spawn_agents(a.into(), 3, |id| Hop { next: Some(qorch_protocol::AgentId(id.0 + 1)) }).unwrap();
-//! let last = m.spawn_agents(sub.into(), 1, |_| Hop { next: None }).unwrap();
-//! rt.handle().send_blocking(first[0], 0).unwrap();
+//! // Spawned last to first, so that each agent gets its successor's reference.
+//! let last = m.spawn(sub.into(), |_| Hop { next: None }).unwrap();
+//! let mut next = last;
+//! for _ in 0..3 {
+//!     next = m.spawn(a.into(), move |_| Hop { next: Some(next) }).unwrap();
+//! }
+//! rt.handle().send_blocking(&next, 0).unwrap();
 //! let done = rt.handle().recv_blocking(std::time::Duration::from_secs(5)).unwrap();
 //! assert_eq!(done.payload, 3);
-//! assert_eq!(done.from, last[0].into());
+//! assert_eq!(done.from, last.address());
 //! rt.shutdown();
 //! ```
 //!
@@ -65,31 +68,42 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod any;
+mod ask;
 mod config;
 mod directory;
 mod executor;
+mod host;
 mod letter;
 mod monitor;
 mod node;
 mod orchestrator;
 mod outbox;
 mod panic_guard;
+mod registry;
 mod reliable;
 mod remote;
 mod round;
 mod runtime;
 mod shared;
+mod spawn;
 mod status;
 mod timer;
 mod watch;
 
 pub use agent::{Agent, AgentError, AgentResult, Context, TimerError, TimerHandle};
+pub use any::AnyMessage;
+pub use ask::{AskError, ReplyTo};
 pub use config::{ConfigError, RestartIntensity, RuntimeConfig};
+pub use host::{AnyAgent, Host, Hosts};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
 pub use monitor::{Terminated, TerminationReason, Watch};
+pub use qorch_protocol::AgentRef;
+pub use registry::{BoxFuture, RegistryError, SharedRegistry};
 pub use remote::{InjectError, Remote, RemoteLink};
 pub use runtime::{
     ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle,
     RuntimeSendError, ShutdownReport, Topology, TopologyNode,
 };
+pub use spawn::SpawnError;
 pub use status::{AgentCounts, ComponentStatus, StatusNode, StatusTree};

@@ -11,7 +11,7 @@ use qorch_protocol::{Address, AgentId, Envelope, MailboxSender, Priority, TrySen
 use qorch_resources::Grant;
 use tokio::sync::oneshot;
 
-use crate::Agent;
+use crate::Host;
 use crate::directory::{Hop, NodeKey};
 use crate::letter::{AllocationBatch, Letter, Query, RoundReport, ShutdownCollector, letter, open};
 use crate::outbox::{DeadLetters, Outbox, dead_letter};
@@ -34,9 +34,9 @@ pub(crate) struct OrchestratorStats {
 
 /// The orchestrator holds no node's counts: what it cannot deliver goes to the runtime's
 /// detached counts, which every total includes.
-struct Detached<'a, B: Agent>(&'a Shared<B>);
+struct Detached<'a, B: Host>(&'a Shared<B>);
 
-impl<B: Agent> DeadLetters for Detached<'_, B> {
+impl<B: Host> DeadLetters for Detached<'_, B> {
     fn count_dead(&mut self, user: u64, protocol: u64) {
         if user + protocol > 0 {
             self.0.count_dead_letters(user, protocol);
@@ -44,7 +44,7 @@ impl<B: Agent> DeadLetters for Detached<'_, B> {
     }
 }
 
-pub(crate) struct OrchestratorCore<B: Agent> {
+pub(crate) struct OrchestratorCore<B: Host> {
     shared: Arc<Shared<B>>,
     inbox: MailboxSender<Envelope<B::Msg>>,
     /// Messages for the application that found its inbox full, in order: they wait here
@@ -59,7 +59,7 @@ pub(crate) struct OrchestratorCore<B: Agent> {
     flow: Arc<Flow>,
 }
 
-impl<B: Agent> OrchestratorCore<B> {
+impl<B: Host> OrchestratorCore<B> {
     pub(crate) fn new(shared: Arc<Shared<B>>, inbox: MailboxSender<Envelope<B::Msg>>) -> Self {
         OrchestratorCore {
             flow: Arc::clone(&shared.orchestrator_flow),
@@ -114,7 +114,10 @@ impl<B: Agent> OrchestratorCore<B> {
             | Letter::MoveOut(..)
             | Letter::Kill => {}
             // For an agent: down the tree (or out to another process, or a dead letter).
-            letter @ (Letter::Watch(_) | Letter::StopAgent | Letter::Notice(_)) => {
+            letter @ (Letter::Watch(_)
+            | Letter::StopAgent
+            | Letter::Notice(_)
+            | Letter::Reply(_)) => {
                 self.route(header.map(|()| letter));
             }
         }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 
 use qorch_protocol::{Envelope, TrySendError};
 
-use crate::Agent;
+use crate::Host;
 use crate::letter::{Letter, NodeStats};
 use crate::shared::{Dest, Flow, Shared};
 
@@ -31,11 +31,7 @@ impl DeadLetters for NodeStats {
 
 /// Counts an envelope that cannot be delivered. A user message is consumed (reported, not
 /// silently dropped), so that the flow accounting still balances.
-pub(crate) fn dead_letter<B: Agent>(
-    letter: &Letter<B>,
-    counts: &mut impl DeadLetters,
-    flow: &Flow,
-) {
+pub(crate) fn dead_letter<B: Host>(letter: &Letter<B>, counts: &mut impl DeadLetters, flow: &Flow) {
     if letter.is_user() {
         counts.count_dead(1, 0);
         flow.consume(1);
@@ -46,11 +42,11 @@ pub(crate) fn dead_letter<B: Agent>(
 
 /// Envelopes waiting for room in full mailboxes, per destination, in the order they were
 /// sent.
-pub(crate) struct Outbox<B: Agent> {
+pub(crate) struct Outbox<B: Host> {
     queues: HashMap<Dest, VecDeque<Envelope<Letter<B>>>>,
 }
 
-impl<B: Agent> Default for Outbox<B> {
+impl<B: Host> Default for Outbox<B> {
     fn default() -> Self {
         Outbox {
             queues: HashMap::new(),
@@ -58,7 +54,7 @@ impl<B: Agent> Default for Outbox<B> {
     }
 }
 
-impl<B: Agent> Outbox<B> {
+impl<B: Host> Outbox<B> {
     /// Nothing waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.queues.is_empty()

@@ -3,16 +3,18 @@
 //! [`Spawner`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use qorch_protocol::{Envelope, MailboxSender, PriorityMailbox, TrySendError};
+use qorch_protocol::{Address, AgentId, Envelope, MailboxSender, PriorityMailbox, TrySendError};
 
-use crate::Agent;
+use crate::Host;
 use crate::config::RuntimeConfig;
 use crate::directory::{Directory, NodeKey};
 use crate::letter::Letter;
+use crate::registry::Registry;
+use crate::spawn::SpawnError;
 
 /// The sending side of a node's (or the orchestrator's) mailbox.
 pub(crate) type LetterSender<B> = MailboxSender<Envelope<Letter<B>>>;
@@ -25,7 +27,7 @@ pub(crate) enum Dest {
 }
 
 /// Starts node actors on workers: implemented by the executor.
-pub(crate) trait Spawner<B: Agent>: Send + Sync {
+pub(crate) trait Spawner<B: Host>: Send + Sync {
     /// Starts the actor of node `key` on `worker`, reading `mailbox`.
     fn start_node(
         &self,
@@ -63,9 +65,41 @@ impl Flow {
     }
 }
 
-pub(crate) struct Shared<B: Agent> {
+/// What hooks may use of the runtime, whatever it hosts: the directory, agent ids, the
+/// registry.
+pub(crate) struct Services {
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) next_agent: AtomicU32,
+    /// Set when the runtime starts to shut down: no new agents from then on.
+    pub(crate) shutting_down: AtomicBool,
+    pub(crate) registry: Registry,
+}
+
+impl Services {
+    /// Ids for `count` new agents, the first one returned.
+    pub(crate) fn allocate_agent_ids(&self, count: u32) -> Option<u32> {
+        let first = self.next_agent.fetch_add(count, Ordering::Relaxed);
+        first.checked_add(count).map(|_| first)
+    }
+    /// Ids for `count` new agents, the first one returned.
+    /// An id for an agent spawned from a hook into `host`.
+    pub(crate) fn reserve(&self, host: Address) -> Result<AgentId, SpawnError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(SpawnError::ShuttingDown);
+        }
+        if self.directory.tree.load().node_of(host).is_none() {
+            return Err(SpawnError::UnknownHost(host));
+        }
+        self.allocate_agent_ids(1)
+            .map(AgentId)
+            .ok_or(SpawnError::TooManyAgents)
+    }
+}
+
+pub(crate) struct Shared<B: Host> {
     pub(crate) config: RuntimeConfig,
-    pub(crate) directory: Directory,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) services: Services,
     senders: ArcSwap<Vec<MailboxSender<Envelope<Letter<B>>>>>,
     /// Each node's flow counters, by node key.
     pub(crate) flows: ArcSwap<Vec<Arc<Flow>>>,
@@ -74,7 +108,6 @@ pub(crate) struct Shared<B: Agent> {
     /// Messages sent in from outside (handles).
     pub(crate) external_flow: Arc<Flow>,
     pub(crate) orchestrator: MailboxSender<Envelope<Letter<B>>>,
-    pub(crate) next_agent: AtomicU32,
     pub(crate) next_cluster: AtomicU32,
     pub(crate) next_sub: AtomicU32,
     /// Counts no live node holds: the final counts of killed nodes (they file no shutdown
@@ -85,28 +118,38 @@ pub(crate) struct Shared<B: Agent> {
     pub(crate) app_backlog: AtomicU64,
     /// Where envelopes for addresses hosted by no node of this runtime go (other processes).
     pub(crate) remote: Option<Arc<dyn crate::RemoteLink<B::Msg>>>,
+    /// The registry shared with other processes, if any.
+    pub(crate) registry: Option<Arc<dyn crate::registry::SharedRegistry>>,
 }
 
-impl<B: Agent> Shared<B> {
+impl<B: Host> Shared<B> {
     pub(crate) fn new(
         config: RuntimeConfig,
         orchestrator: MailboxSender<Envelope<Letter<B>>>,
         remote: Option<Arc<dyn crate::RemoteLink<B::Msg>>>,
+        registry: Option<Arc<dyn crate::registry::SharedRegistry>>,
     ) -> Self {
+        let directory = Arc::new(Directory::new());
         Shared {
             config,
-            directory: Directory::new(),
+            services: Services {
+                directory: Arc::clone(&directory),
+                next_agent: AtomicU32::new(0),
+                shutting_down: AtomicBool::new(false),
+                registry: Registry::default(),
+            },
+            directory,
             senders: ArcSwap::from_pointee(Vec::new()),
             flows: ArcSwap::from_pointee(Vec::new()),
             orchestrator_flow: Arc::default(),
             external_flow: Arc::default(),
             orchestrator,
-            next_agent: AtomicU32::new(0),
             next_cluster: AtomicU32::new(0),
             next_sub: AtomicU32::new(0),
             detached_stats: std::sync::Mutex::default(),
             app_backlog: AtomicU64::new(0),
             remote,
+            registry,
         }
     }
 
@@ -165,10 +208,5 @@ impl<B: Agent> Shared<B> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         d.dead_letters += user;
         d.dead_protocol_letters += protocol;
-    }
-
-    pub(crate) fn allocate_agent_ids(&self, count: u32) -> Option<u32> {
-        let first = self.next_agent.fetch_add(count, Ordering::Relaxed);
-        first.checked_add(count).map(|_| first)
     }
 }

@@ -11,8 +11,25 @@ use std::time::{Duration, Instant};
 
 use qorch_protocol::AgentId;
 
-/// A periodic timer's period and how to copy its message for each firing.
-pub(crate) type Every<M> = Option<(Duration, fn(&M) -> M)>;
+/// How a periodic timer makes its next message.
+pub(crate) enum Repeat<M> {
+    /// A copy of the one it holds.
+    Copy(fn(&M) -> M),
+    /// A fresh one from the agent's function.
+    Make(Box<dyn FnMut() -> M + Send>),
+}
+
+impl<M> Repeat<M> {
+    pub(crate) fn next(&mut self, last: &M) -> M {
+        match self {
+            Repeat::Copy(copy) => copy(last),
+            Repeat::Make(make) => make(),
+        }
+    }
+}
+
+/// A periodic timer's period and how it makes each firing's message (`None`: one-shot).
+pub(crate) type Every<M> = Option<(Duration, Repeat<M>)>;
 
 /// A pending timer.
 pub(crate) struct Timer<M> {

@@ -30,12 +30,12 @@ impl Agent for Relay {
         match msg {
             Msg::Relay { to, reliable } => {
                 if reliable {
-                    ctx.send_reliable(to, Msg::Hello(ctx.id().0));
+                    ctx.send_reliable_to(to, Msg::Hello(ctx.id().0));
                 } else {
-                    ctx.send(to, Msg::Hello(ctx.id().0));
+                    ctx.send_to(to, Msg::Hello(ctx.id().0));
                 }
             }
-            Msg::Hello(n) => ctx.send(Address::Orchestrator, Msg::Hello(n)),
+            Msg::Hello(n) => ctx.send_to(Address::Orchestrator, Msg::Hello(n)),
         }
         Ok(())
     }
@@ -116,7 +116,7 @@ fn messages_and_acknowledgements_cross_the_link() {
     pump(b_rx, a.handle());
 
     let ha = a.handle();
-    ha.send_blocking(
+    ha.send_to_blocking(
         AgentId(1),
         Msg::Relay {
             to: AgentId(6),
@@ -124,7 +124,7 @@ fn messages_and_acknowledgements_cross_the_link() {
         },
     )
     .unwrap();
-    ha.send_blocking(
+    ha.send_to_blocking(
         AgentId(2),
         Msg::Relay {
             to: AgentId(5),
@@ -170,7 +170,7 @@ fn messages_and_acknowledgements_cross_the_link() {
     );
 
     // An address nobody hosts is refused by the link and counted as a dead letter.
-    ha.send_blocking(
+    ha.send_to_blocking(
         AgentId(3),
         Msg::Relay {
             to: AgentId(99),

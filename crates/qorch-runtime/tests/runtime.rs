@@ -26,17 +26,6 @@ enum Msg {
     Saw {
         tag: u64,
     },
-    Request(u64),
-    Reply(u64),
-    /// Ask the receiver to request `to` and report the reply's correlation check.
-    Ask {
-        to: AgentId,
-        x: u64,
-    },
-    RequestOk {
-        matched: bool,
-        value: u64,
-    },
     /// Keeps the receiver busy for a while.
     Block(u64),
     Flood(u64),
@@ -93,21 +82,8 @@ impl Agent for Probe {
 
     fn handle(&mut self, msg: Msg, ctx: &mut Context<'_, Msg>) -> AgentResult {
         match msg {
-            Msg::SendTo { to, tag } => ctx.send(to, Msg::Hello(tag)),
-            Msg::Hello(tag) => ctx.send(Address::Orchestrator, Msg::Saw { tag }),
-            Msg::Ask { to, x } => {
-                ctx.request(to, Msg::Request(x));
-            }
-            Msg::Request(x) => {
-                assert!(ctx.correlation().is_some());
-                ctx.reply(Msg::Reply(x * 2));
-            }
-            Msg::Reply(v) => {
-                let matched = ctx
-                    .correlation()
-                    .is_some_and(|c| c.0 >> 32 == u64::from(ctx.id().0));
-                ctx.send(Address::Orchestrator, Msg::RequestOk { matched, value: v });
-            }
+            Msg::SendTo { to, tag } => ctx.send_to(to, Msg::Hello(tag)),
+            Msg::Hello(tag) => ctx.send_to(Address::Orchestrator, Msg::Saw { tag }),
             Msg::Block(ms) => {
                 std::thread::sleep(Duration::from_millis(ms));
                 self.order.push("block".into());
@@ -115,7 +91,7 @@ impl Agent for Probe {
             Msg::Flood(i) => {
                 self.order.push(format!("flood{i}"));
                 if i == 999 {
-                    ctx.send(
+                    ctx.send_to(
                         Address::Orchestrator,
                         Msg::Saw {
                             tag: self
@@ -130,7 +106,7 @@ impl Agent for Probe {
             Msg::Urgent => self.order.push("urgent".into()),
             Msg::Produce { to, n } => {
                 for i in 0..n {
-                    ctx.send_reliable(to, Msg::Work(i));
+                    ctx.send_reliable_to(to, Msg::Work(i));
                 }
             }
             Msg::Work(v) => {
@@ -138,20 +114,20 @@ impl Agent for Probe {
                 if self.fragile && v % 7 == 3 && self.panics.lock().unwrap().insert(v) {
                     std::panic::panic_any(format!("injected fault on work item {v}"));
                 }
-                ctx.send(Address::Orchestrator, Msg::Saw { tag: v });
+                ctx.send_to(Address::Orchestrator, Msg::Saw { tag: v });
             }
             Msg::Go { tokens, hops } => {
                 for t in 0..tokens {
                     let to = AgentId((ctx.random_u64() % u64::from(self.agents)) as u32);
-                    ctx.send(to, Msg::Token { hops, id: t });
+                    ctx.send_to(to, Msg::Token { hops, id: t });
                 }
             }
             Msg::Token { hops, id } => {
                 if hops == 0 {
-                    ctx.send(Address::Orchestrator, Msg::Done(id));
+                    ctx.send_to(Address::Orchestrator, Msg::Done(id));
                 } else {
                     let to = AgentId((ctx.random_u64() % u64::from(self.agents)) as u32);
-                    ctx.send(to, Msg::Token { hops: hops - 1, id });
+                    ctx.send_to(to, Msg::Token { hops: hops - 1, id });
                 }
             }
             other => return Err(format!("unexpected message {other:?}").into()),
@@ -194,7 +170,7 @@ fn routes_to_every_level_and_back_up() {
             expected.insert(tag, dst);
             handle
                 .send_blocking(
-                    src,
+                    &src,
                     Msg::SendTo {
                         to: dst.into(),
                         tag,
@@ -212,12 +188,12 @@ fn routes_to_every_level_and_back_up() {
         assert!(seen.insert(tag, env.from).is_none(), "tag {tag} twice");
     }
     for (tag, dst) in &expected {
-        assert_eq!(seen[tag], Address::Agent(*dst), "tag {tag}");
+        assert_eq!(seen[tag], dst.address(), "tag {tag}");
     }
     // Messages to a sub-cluster's or the orchestrator's address reach the application.
     handle
         .send_blocking(
-            agents[9],
+            &agents[9],
             Msg::SendTo {
                 to: ss0.into(),
                 tag: 7,
@@ -231,7 +207,7 @@ fn routes_to_every_level_and_back_up() {
     );
     handle
         .send_blocking(
-            agents[0],
+            &agents[0],
             Msg::SendTo {
                 to: Address::Orchestrator,
                 tag: 8,
@@ -245,34 +221,6 @@ fn routes_to_every_level_and_back_up() {
 }
 
 #[test]
-fn request_and_reply_are_correlated() {
-    let rt = QuantumOrchestrator::<Probe>::builder()
-        .workers(2)
-        .build()
-        .unwrap();
-    let m = rt.manager();
-    let a = m.create_cluster("a").unwrap();
-    let b = m.create_cluster("b").unwrap();
-    let xs = m.spawn_agents(a.into(), 1, |_| probe(2)).unwrap();
-    let ys = m.spawn_agents(b.into(), 1, |_| probe(2)).unwrap();
-    let h = rt.handle();
-    for x in 0..20 {
-        h.send_blocking(xs[0], Msg::Ask { to: ys[0], x }).unwrap();
-    }
-    let mut values = Vec::new();
-    for _ in 0..20 {
-        let Msg::RequestOk { matched, value } = recv(&h).payload else {
-            panic!()
-        };
-        assert!(matched);
-        values.push(value);
-    }
-    values.sort_unstable();
-    assert_eq!(values, (0..20).map(|x| 2 * x).collect::<Vec<_>>());
-    rt.shutdown();
-}
-
-#[test]
 fn a_high_message_overtakes_a_low_flood() {
     let rt = QuantumOrchestrator::<Probe>::builder()
         .workers(1)
@@ -283,12 +231,12 @@ fn a_high_message_overtakes_a_low_flood() {
     let a = m.spawn_agents(c.into(), 1, |_| probe(1)).unwrap()[0];
     let h = rt.handle();
     // Keep the agent busy while a flood and then one urgent message queue up.
-    h.send_blocking(a, Msg::Block(300)).unwrap();
+    h.send_blocking(&a, Msg::Block(300)).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     for i in 0..1000 {
-        h.send_blocking(a, Msg::Flood(i)).unwrap();
+        h.send_blocking(&a, Msg::Flood(i)).unwrap();
     }
-    h.send_blocking(a, Msg::Urgent).unwrap();
+    h.send_blocking(&a, Msg::Urgent).unwrap();
     let Msg::Saw { tag: urgent_at } = recv(&h).payload else {
         panic!()
     };
@@ -320,8 +268,14 @@ fn a_panicking_agent_is_restarted_and_loses_or_duplicates_nothing() {
         .unwrap()[0];
     let h = rt.handle();
     let n = 300_u64;
-    h.send_blocking(producer, Msg::Produce { to: fragile, n })
-        .unwrap();
+    h.send_blocking(
+        &producer,
+        Msg::Produce {
+            to: fragile.id(),
+            n,
+        },
+    )
+    .unwrap();
     let mut seen = Vec::new();
     while (seen.len() as u64) < n {
         let Msg::Saw { tag } = recv(&h).payload else {
@@ -367,7 +321,7 @@ fn an_agent_failing_beyond_its_budget_is_failed_and_its_mail_counted() {
     let a = m.spawn_agents(c.into(), 1, |_| Crasher).unwrap()[0];
     let h = rt.handle();
     for i in 0..10 {
-        h.send_blocking(a, i).unwrap();
+        h.send_blocking(&a, i).unwrap();
     }
     let deadline = Instant::now() + WAIT;
     loop {
@@ -449,9 +403,9 @@ fn graceful_shutdown_delivers_what_was_accepted_and_reports() {
     let h = rt.handle();
     // Slow the agents down so that messages are still queued when the stop arrives.
     for &a in &agents {
-        h.send_blocking(a, Msg::Block(100)).unwrap();
+        h.send_blocking(&a, Msg::Block(100)).unwrap();
         for i in 0..250 {
-            h.send_blocking(a, Msg::Hello(i)).unwrap();
+            h.send_blocking(&a, Msg::Hello(i)).unwrap();
         }
     }
     let report = rt.shutdown();
@@ -490,7 +444,7 @@ fn walk_trace(seed: u64) -> Vec<qorch_runtime::TraceEvent> {
     let h = rt.handle();
     // Start from a settled runtime (every spawn done), whatever the machine's load.
     futures_block_on(h.settle()).unwrap();
-    h.send_blocking(
+    h.send_to_blocking(
         AgentId(0),
         Msg::Go {
             tokens: 20,
@@ -543,7 +497,7 @@ fn embeds_in_an_application_tokio_runtime() {
                     tokio::spawn(async move {
                         for i in 0..100 {
                             h.send(
-                                a,
+                                &a,
                                 Msg::SendTo {
                                     to: Address::Orchestrator,
                                     tag: i,
@@ -588,17 +542,17 @@ impl Agent for Chainer {
 
     fn on_tick(&mut self, _tick: u64, ctx: &mut Context<'_, u32>) -> AgentResult {
         if ctx.id().0 % 10 == 0 {
-            ctx.send(AgentId((ctx.id().0 + 1) % self.n), 30);
+            ctx.send_to(AgentId((ctx.id().0 + 1) % self.n), 30);
         }
         Ok(())
     }
 
     fn handle(&mut self, hops: u32, ctx: &mut Context<'_, u32>) -> AgentResult {
         if hops == 0 {
-            ctx.send(Address::Orchestrator, 0);
+            ctx.send_to(Address::Orchestrator, 0);
         } else {
             // Jump far, so that chains cross clusters.
-            ctx.send(AgentId((ctx.id().0 + 37) % self.n), hops - 1);
+            ctx.send_to(AgentId((ctx.id().0 + 37) % self.n), hops - 1);
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use qorch_protocol::{Address, AgentId, Message};
+use qorch_protocol::{Address, AgentId, AgentRef, Message};
 use qorch_runtime::{
     Agent, AgentResult, Context, QuantumOrchestrator, RestartIntensity, RuntimeHandle,
     RuntimeSendError, Terminated, TerminationReason,
@@ -16,7 +16,7 @@ enum Msg {
     Crash,
     Ping(u32),
     /// Watch this agent.
-    Watch(AgentId),
+    Watch(AgentRef<Msg>),
     /// Stop yourself.
     StopSelf,
     /// A watched agent terminated (reported on to the application).
@@ -42,10 +42,10 @@ impl Agent for Fragile {
     fn handle(&mut self, msg: Msg, ctx: &mut Context<'_, Msg>) -> AgentResult {
         match msg {
             Msg::Crash => panic!("asked to crash"),
-            Msg::Ping(n) => ctx.send(Address::Orchestrator, Msg::Ping(n)),
-            Msg::Watch(a) => ctx.watch(a),
+            Msg::Ping(n) => ctx.send_to(Address::Orchestrator, Msg::Ping(n)),
+            Msg::Watch(a) => ctx.watch(&a),
             Msg::StopSelf => ctx.stop(),
-            Msg::Down(t) => ctx.send(Address::Orchestrator, Msg::Down(t)),
+            Msg::Down(t) => ctx.send_to(Address::Orchestrator, Msg::Down(t)),
         }
         Ok(())
     }
@@ -56,8 +56,8 @@ impl Agent for Fragile {
 }
 
 /// Whether the agent still answers.
-fn answers(h: &RuntimeHandle<Fragile>, a: AgentId, n: u32) -> bool {
-    h.send_blocking(a, Msg::Ping(n)).unwrap();
+fn answers(h: &RuntimeHandle<Fragile>, a: AgentRef<Msg>, n: u32) -> bool {
+    h.send_blocking(&a, Msg::Ping(n)).unwrap();
     h.recv_blocking(Duration::from_millis(500))
         .is_some_and(|env| env.payload == Msg::Ping(n))
 }
@@ -69,7 +69,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-fn spawn(rt: &QuantumOrchestrator<Fragile>, intensity: Option<RestartIntensity>) -> AgentId {
+fn spawn(rt: &QuantumOrchestrator<Fragile>, intensity: Option<RestartIntensity>) -> AgentRef<Msg> {
     let m = rt.manager();
     let c = m.create_cluster("c").unwrap();
     m.spawn_agents(c.into(), 1, move |_| Fragile { intensity })
@@ -87,14 +87,14 @@ fn restarts_spread_over_time_stay_within_the_intensity() {
     let h = rt.handle();
     // Five crashes, never more than one within the period: the agent lives on.
     for n in 0..5 {
-        h.send_blocking(a, Msg::Crash).unwrap();
+        h.send_to_blocking(a, Msg::Crash).unwrap();
         block_on(h.settle()).unwrap();
         std::thread::sleep(Duration::from_millis(400));
         assert!(answers(&h, a, n), "the agent answers after crash {n}");
     }
     // Three within the period: failed for good.
     for _ in 0..3 {
-        h.send_blocking(a, Msg::Crash).unwrap();
+        h.send_to_blocking(a, Msg::Crash).unwrap();
     }
     block_on(h.settle()).unwrap();
     assert!(!answers(&h, a, 99), "failed past its intensity");
@@ -114,7 +114,7 @@ fn a_behaviour_sets_its_own_intensity() {
     let a = spawn(&rt, Some(RestartIntensity::lifetime(0)));
     let h = rt.handle();
     assert!(answers(&h, a, 1));
-    h.send_blocking(a, Msg::Crash).unwrap();
+    h.send_to_blocking(a, Msg::Crash).unwrap();
     block_on(h.settle()).unwrap();
     assert!(!answers(&h, a, 2));
     // The sub-cluster reports the failure up the tree with its next heartbeat.
@@ -176,28 +176,28 @@ fn watchers_hear_of_stops_and_failures_and_a_stopped_agent_gets_no_more_mail() {
         .spawn_agents(d.into(), 1, |_| Fragile { intensity: None })
         .unwrap()[0];
     let h = rt.handle();
-    h.send_blocking(watcher, Msg::Watch(quitter)).unwrap();
-    h.send_blocking(watcher, Msg::Watch(crasher)).unwrap();
-    let mut app = block_on(h.watch(crasher)).unwrap();
+    h.send_blocking(&watcher, Msg::Watch(quitter)).unwrap();
+    h.send_blocking(&watcher, Msg::Watch(crasher)).unwrap();
+    let mut app = block_on(h.watch(&crasher)).unwrap();
     block_on(h.settle()).unwrap();
     block_on(h.settle()).unwrap();
 
-    h.send_blocking(quitter, Msg::StopSelf).unwrap();
+    h.send_blocking(&quitter, Msg::StopSelf).unwrap();
     let t = next_down(&h);
     assert_eq!(
         t,
         Terminated {
-            agent: quitter,
+            agent: quitter.id(),
             reason: TerminationReason::Stopped
         }
     );
     // Mail to a stopped agent is refused with the message given back.
     assert!(matches!(
-        h.send_blocking(quitter, Msg::Ping(1)),
+        h.send_blocking(&quitter, Msg::Ping(1)),
         Err(RuntimeSendError::Closed(Msg::Ping(1)))
     ));
 
-    h.send_blocking(crasher, Msg::Crash).unwrap();
+    h.send_blocking(&crasher, Msg::Crash).unwrap();
     let t = next_down(&h);
     assert_eq!(t.agent, crasher);
     assert!(
@@ -210,7 +210,7 @@ fn watchers_hear_of_stops_and_failures_and_a_stopped_agent_gets_no_more_mail() {
     assert_eq!(t.agent, crasher);
 
     // A watch of an agent that terminated already is answered at once.
-    h.send_blocking(watcher, Msg::Watch(crasher)).unwrap();
+    h.send_blocking(&watcher, Msg::Watch(crasher)).unwrap();
     assert_eq!(next_down(&h).reason, TerminationReason::NotRunning);
     rt.shutdown();
 }
@@ -232,12 +232,12 @@ fn the_application_stops_and_watches_agents_and_shuts_down_without_blocking() {
             .spawn_agents(c.into(), 2, |_| Fragile { intensity: None })
             .unwrap();
         let h = rt.handle();
-        let stopped = h.watch(agents[0]).await.unwrap();
-        let survivor = h.watch(agents[1]).await.unwrap();
-        h.stop(agents[0]).await.unwrap();
+        let stopped = h.watch(&agents[0]).await.unwrap();
+        let survivor = h.watch(&agents[1]).await.unwrap();
+        h.stop(&agents[0]).await.unwrap();
         assert_eq!(stopped.await.reason, TerminationReason::Stopped);
         assert!(matches!(
-            h.stop(AgentId(999)).await,
+            h.stop(&AgentRef::<Msg>::from_id(AgentId(999))).await,
             Err(qorch_runtime::RuntimeError::UnknownAddress(_))
         ));
         let report = rt.shutdown_async().await;
@@ -265,7 +265,7 @@ fn a_full_application_inbox_loses_nothing() {
     let h = rt.handle();
     // 200 answers for an inbox of 4 per lane, none read until all were sent.
     for n in 0..200 {
-        h.send_blocking(a, Msg::Ping(n)).unwrap();
+        h.send_blocking(&a, Msg::Ping(n)).unwrap();
     }
     block_on(h.settle()).unwrap();
     block_on(h.settle()).unwrap();

@@ -50,7 +50,7 @@ impl Agent for Ticker {
 
     fn handle(&mut self, msg: Msg, ctx: &mut Context<'_, Msg>) -> AgentResult {
         match msg {
-            Msg::Fired(tag) => ctx.send(Address::Orchestrator, Msg::Fired(tag)),
+            Msg::Fired(tag) => ctx.send_to(Address::Orchestrator, Msg::Fired(tag)),
             Msg::Once { ms, tag, cancel } => {
                 let h = ctx.send_after(Duration::from_millis(ms), Msg::Fired(tag));
                 if cancel {
@@ -59,13 +59,13 @@ impl Agent for Ticker {
             }
             Msg::Every { ms } => {
                 let r = ctx.send_interval(Duration::from_millis(ms), Msg::Fired(1));
-                ctx.send(Address::Orchestrator, Msg::Outcome(r.map(|_| ())));
+                ctx.send_to(Address::Orchestrator, Msg::Outcome(r.map(|_| ())));
             }
             Msg::Crash => panic!("asked to crash"),
             Msg::CancelKept => {
                 let h = self.kept.lock().unwrap().expect("a kept handle");
                 let r = ctx.cancel_timer(h);
-                ctx.send(Address::Orchestrator, Msg::Outcome(r));
+                ctx.send_to(Address::Orchestrator, Msg::Outcome(r));
             }
             Msg::Outcome(_) => {}
         }
@@ -87,6 +87,7 @@ fn spawn(
             kept: Arc::clone(&kept),
         })
         .unwrap()[0]
+        .id()
 }
 
 fn runtime() -> QuantumOrchestrator<Ticker> {
@@ -131,7 +132,7 @@ fn a_one_shot_timer_fires_once_after_its_delay_unless_cancelled() {
     let a = spawn(&rt, c, None, &kept);
     let h = rt.handle();
     let t0 = Instant::now();
-    h.send_blocking(
+    h.send_to_blocking(
         a,
         Msg::Once {
             ms: 50,
@@ -140,7 +141,7 @@ fn a_one_shot_timer_fires_once_after_its_delay_unless_cancelled() {
         },
     )
     .unwrap();
-    h.send_blocking(
+    h.send_to_blocking(
         a,
         Msg::Once {
             ms: 50,
@@ -178,7 +179,7 @@ fn a_periodic_agent_keeps_its_rate_across_restarts() {
     let h = rt.handle();
     let window = Duration::from_millis(600);
     let before = count_fired(&h, 0, window);
-    h.send_blocking(a, Msg::Crash).unwrap();
+    h.send_to_blocking(a, Msg::Crash).unwrap();
     // The restarted instance arms its own timer in `started`; the old one's timer ended.
     let _ = count_fired(&h, 0, Duration::from_millis(100));
     let after = count_fired(&h, 0, window);
@@ -204,21 +205,21 @@ fn misuse_of_timers_gives_typed_errors() {
     let h = rt.handle();
 
     // A zero period.
-    h.send_blocking(a, Msg::Every { ms: 0 }).unwrap();
+    h.send_to_blocking(a, Msg::Every { ms: 0 }).unwrap();
     assert_eq!(next_outcome(&h), Err(TimerError::ZeroPeriod));
 
     // The handle of this instance cancels fine.
-    h.send_blocking(a, Msg::CancelKept).unwrap();
+    h.send_to_blocking(a, Msg::CancelKept).unwrap();
     assert_eq!(next_outcome(&h), Ok(()));
 
     // After a restart, the handle kept from the earlier instance is stale.
-    h.send_blocking(a, Msg::Crash).unwrap();
-    h.send_blocking(a, Msg::CancelKept).unwrap();
+    h.send_to_blocking(a, Msg::Crash).unwrap();
+    h.send_to_blocking(a, Msg::CancelKept).unwrap();
     assert_eq!(next_outcome(&h), Err(TimerError::Stale { agent: a }));
 
     // Another agent's handle is not ours.
     let other = spawn(&rt, c, None, &kept);
-    h.send_blocking(other, Msg::CancelKept).unwrap();
+    h.send_to_blocking(other, Msg::CancelKept).unwrap();
     assert_eq!(
         next_outcome(&h),
         Err(TimerError::NotMine {

@@ -93,7 +93,7 @@ impl Agent for SimAgent {
         self.tick = tick;
         self.spec.tick(&self.model, tick, &mut self.out);
         for t in &self.out {
-            ctx.send_with(
+            ctx.send_to_with(
                 t.priority,
                 AgentId(t.to),
                 SimMsg::Work {

@@ -91,7 +91,7 @@ impl Backend for LocalBackend {
     fn panic_agent(&mut self, id: AgentId) -> Result<(), SimError> {
         let fuse = Arc::new(AtomicBool::new(true));
         self.exec
-            .block_on(self.handle.send(id, SimMsg::Panic(fuse)))
+            .block_on(self.handle.send_to(id, SimMsg::Panic(fuse)))
             .map_err(|e| SimError::FaultInjection {
                 agent: id,
                 source: e.into(),

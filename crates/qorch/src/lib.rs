@@ -34,10 +34,15 @@ pub use qorch_net as net;
 pub use qorch_optimizer as optimizer;
 pub use qorch_protocol as protocol;
 pub use qorch_protocol::QuantumOrchestrationProtocol;
+pub use qorch_protocol::{AgentRef, Message, Priority};
 pub use qorch_qubo as qubo;
 pub use qorch_resources as resources;
 pub use qorch_runtime as runtime;
-pub use qorch_runtime::{Agent, ClusterManager, Context, QuantumOrchestrator, RuntimeHandle};
+pub use qorch_runtime::{
+    Agent, AgentError, AgentResult, AnyAgent, AnyMessage, AskError, ClusterManager, Context,
+    QuantumOrchestrator, RegistryError, ReplyTo, RestartIntensity, RuntimeHandle, SpawnError,
+    Terminated, TerminationReason, TimerError, TimerHandle,
+};
 
 /// The README's examples, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]

@@ -1,5 +1,6 @@
 //! `qorch bench ...`: benchmarks that measure qorch and its baselines in the same run.
 
+mod ask;
 mod mailbox;
 mod nats;
 mod overhead;

@@ -51,6 +51,10 @@ pub(crate) struct Args {
     /// Hops per token.
     #[arg(long, default_value_t = 2000)]
     hops: u64,
+    /// Round trips timed for the ask figures (after as many again for warm-up; 0: skip
+    /// them).
+    #[arg(long, default_value_t = 20_000)]
+    ask_samples: u32,
     /// Skip the actix baseline (for very large runs).
     #[arg(long)]
     no_baseline: bool,
@@ -79,6 +83,13 @@ struct Report {
     report_ratio_to_actix: Option<f64>,
     actix_spawn_seconds: Option<f64>,
     ring_messages: u64,
+    ask_p50_us: Option<f64>,
+    ask_p99_us: Option<f64>,
+    app_ask_p50_us: Option<f64>,
+    app_ask_p99_us: Option<f64>,
+    actix_ask_p50_us: Option<f64>,
+    actix_ask_p99_us: Option<f64>,
+    mixed_bytes_per_agent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,9 +125,9 @@ impl Agent for RingAgent {
     fn handle(&mut self, msg: RingMsg, ctx: &mut AgentContext<'_, RingMsg>) -> AgentResult {
         if let RingMsg::Token(h) = msg {
             if h == 0 {
-                ctx.send(Address::Orchestrator, RingMsg::Done);
+                ctx.send_to(Address::Orchestrator, RingMsg::Done);
             } else {
-                ctx.send(self.next, RingMsg::Token(h - 1));
+                ctx.send_to(self.next, RingMsg::Token(h - 1));
             }
         }
         Ok(())
@@ -203,7 +214,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let t = Instant::now();
     for k in 0..tokens {
         let start = AgentId((k * n as u64 / tokens) as u32);
-        h.send_blocking(start, RingMsg::Token(args.hops))
+        h.send_to_blocking(start, RingMsg::Token(args.hops))
             .map_err(|_| anyhow::anyhow!("runtime stopped"))?;
     }
     for _ in 0..tokens {
@@ -272,7 +283,24 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             args.hops,
         )?)
     };
+    let asks = if args.ask_samples == 0 {
+        None
+    } else {
+        Some(super::ask::measure(
+            args.ask_samples,
+            args.ask_samples.min(5_000),
+            n,
+            !args.no_baseline,
+        )?)
+    };
     let report = Report {
+        ask_p50_us: asks.map(|a| a.ask_p50_us),
+        ask_p99_us: asks.map(|a| a.ask_p99_us),
+        app_ask_p50_us: asks.map(|a| a.app_ask_p50_us),
+        app_ask_p99_us: asks.map(|a| a.app_ask_p99_us),
+        actix_ask_p50_us: asks.and_then(|a| a.actix_ask_p50_us),
+        actix_ask_p99_us: asks.and_then(|a| a.actix_ask_p99_us),
+        mixed_bytes_per_agent: asks.map(|a| a.mixed_bytes_per_agent),
         agents: spawned,
         clusters,
         subclusters: hosts,
@@ -313,6 +341,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 "reports: {:.2} M agents/s (actix {} M msg/s)",
                 report_msgs_per_s / 1e6,
                 opt(report.actix_report_msgs_per_s, 1e6)
+            ),
+            format!(
+                "ask: agent p50 {} us, p99 {} us; app p50 {} us; actix p50 {} us",
+                opt(report.ask_p50_us, 1.0),
+                opt(report.ask_p99_us, 1.0),
+                opt(report.app_ask_p50_us, 1.0),
+                opt(report.actix_ask_p50_us, 1.0)
+            ),
+            format!(
+                "two behaviours mixed: {} heap bytes per agent",
+                opt(report.mixed_bytes_per_agent, 1.0)
             ),
         ] {
             crate::print_line(&line)?;

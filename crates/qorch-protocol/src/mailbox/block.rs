@@ -40,8 +40,17 @@ pub(super) fn block_on<F: Future>(fut: F) -> F::Output {
 }
 
 /// Runs `fut` on this thread until it completes, or until `deadline` passes (then `None`).
-/// Without a deadline it waits as long as it takes.
-pub(super) fn block_on_until<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
+/// Without a deadline it waits as long as it takes. For the blocking halves of async APIs
+/// (the mailbox's, the runtime handle's): no executor, no timer thread, no allocation once
+/// the thread's waker exists.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let soon = Some(Instant::now() + Duration::from_millis(10));
+/// assert_eq!(qorch_protocol::block_on_until(async { 7 }, soon), Some(7));
+/// assert_eq!(qorch_protocol::block_on_until(std::future::pending::<()>(), soon), None);
+/// ```
+pub fn block_on_until<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
     let mut fut = pin!(fut);
     THREAD_WAKER.with(|waker| {
         let mut cx = Context::from_waker(waker);

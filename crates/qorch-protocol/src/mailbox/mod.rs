@@ -56,6 +56,8 @@
 //! ```
 
 mod block;
+
+pub use block::block_on_until;
 mod lane;
 
 use std::fmt;

@@ -9,16 +9,17 @@ use std::time::Instant;
 use qorch_protocol::{Address, AgentId, CorrelationId, Envelope, EnvelopeId, Priority};
 
 use super::NodeCore;
-use crate::agent::Context;
+use crate::agent::{Context, Sink};
+use crate::ask::{self, Refusal};
 use crate::directory::IN_TRANSIT;
 use crate::letter::{Letter, TraceEvent, letter};
 use crate::monitor::{TerminationReason, Watcher};
 use crate::reliable::copy_reliable;
 use crate::shared::Dest;
 use crate::timer::Timer;
-use crate::{Agent, AgentResult, panic_guard};
+use crate::{AgentResult, Host, panic_guard};
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     /// The slot of agent `a` if this node hosts it.
     #[inline]
     pub(super) fn slot_of(&self, a: AgentId) -> Option<usize> {
@@ -57,9 +58,20 @@ impl<B: Agent> NodeCore<B> {
     pub(super) fn deliver(&mut self, i: usize, env: Envelope<B::Msg>) {
         self.flow.consume(1);
         let id = env.id();
-        if self.slots[i].behaviour.is_none() {
+        let Some(behaviour) = self.slots[i].behaviour.as_ref() else {
             self.stats.dead_letters += 1;
             tracing::debug!(agent = %self.slots[i].id, "dead letter: agent failed");
+            ask::dropping(Refusal::NotRunning, || drop(env));
+            return;
+        };
+        if !behaviour.accepts(&env.payload) {
+            self.stats.dead_letters += 1;
+            tracing::warn!(
+                agent = self.slots[i].id.0,
+                behaviour = behaviour.behaviour(),
+                message = B::message_type(&env.payload),
+                "dead letter: the agent does not accept this message type"
+            );
             return;
         }
         if env.ack_required && self.dedup.contains(&id) {
@@ -108,17 +120,21 @@ impl<B: Agent> NodeCore<B> {
         let Some(behaviour) = slot.behaviour.as_mut() else {
             return false;
         };
+        let _ = correlation;
         let mut ctx = Context {
             id: slot.id,
             parent,
             sender,
-            correlation,
             grant: slot.grant.as_ref(),
             tick,
             random: &mut slot.random,
             incarnation: slot.restarts,
-            effects: &mut self.effects,
+            sink: Sink::Typed(&mut self.effects),
+            services: &self.shared.services,
+            hosts: B::hosted(),
         };
+        ask::enter_node_thread();
+        let mark = ask::queued();
         let result = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| f(behaviour, &mut ctx))));
         let outcome = match result {
             Ok(Ok(())) => Ok(()),
@@ -132,6 +148,7 @@ impl<B: Agent> NodeCore<B> {
             }
             Err(reason) => {
                 self.effects.discard();
+                ask::fail_since(mark);
                 self.restart(i, &reason);
                 false
             }
@@ -146,7 +163,7 @@ impl<B: Agent> NodeCore<B> {
         let now = Instant::now();
         let slot = &mut self.slots[i];
         let intensity = (slot.behaviour.as_ref())
-            .and_then(Agent::restart_intensity)
+            .and_then(Host::restart_intensity)
             .unwrap_or(self.shared.config.restart);
         slot.restarts += 1;
         let id = slot.id;
@@ -164,7 +181,7 @@ impl<B: Agent> NodeCore<B> {
                 times.len() as u32
             }
         };
-        let behaviour = std::any::type_name::<B>();
+        let behaviour = slot.behaviour.as_ref().map_or("?", Host::behaviour);
         if recent > intensity.max_restarts {
             tracing::error!(
                 agent = id.0,
@@ -175,7 +192,8 @@ impl<B: Agent> NodeCore<B> {
                 within = ?intensity.within,
                 "agent failed for good: restart intensity exceeded"
             );
-            slot.behaviour = None;
+            let gone = slot.behaviour.take();
+            ask::dropping(Refusal::Failed, || drop(gone));
             self.failed_agents += 1;
             self.restarted_agents.remove(&id);
             self.restart_times.remove(&id);
@@ -190,7 +208,9 @@ impl<B: Agent> NodeCore<B> {
             restarts = slot.restarts,
             "agent failed: restarting it"
         );
-        slot.behaviour = Some((slot.factory)(id));
+        let fresh = (slot.factory)(id);
+        let old = slot.behaviour.replace(fresh);
+        ask::dropping(Refusal::Failed, || drop(old));
         self.restarted_agents.insert(id);
         // A failing `started` restarts (or fails) the agent again inside `run_hook`.
         self.run_hook(i, None, None, B::started);
@@ -201,7 +221,16 @@ impl<B: Agent> NodeCore<B> {
     /// taken out while it is applied and put back empty, so its capacity is reused.
     pub(super) fn apply_effects(&mut self, i: usize) {
         let from = Address::Agent(self.slots[i].id);
-        let mut sends = std::mem::take(&mut self.effects.sends);
+        let spawns = if self.effects.spawns.is_empty() {
+            Vec::new()
+        } else {
+            self.reserve_spawns();
+            std::mem::take(&mut self.effects.spawns)
+        };
+        if !self.effects.foreign.is_empty() {
+            self.carry_foreign();
+        }
+        let mut sends = std::mem::take(&mut self.effects.typed.sends);
         self.flow.produce(sends.len() as u64);
         let sample = u64::from(self.shared.config.affinity_sample);
         for out in sends.drain(..) {
@@ -230,23 +259,29 @@ impl<B: Agent> NodeCore<B> {
             }
             self.route(env.map(Letter::User));
         }
-        self.effects.sends = sends;
+        self.effects.typed.sends = sends;
         let (agent, incarnation) = (self.slots[i].id, self.slots[i].restarts);
+        if !self.effects.typed.asks.is_empty() {
+            self.apply_asks(agent, incarnation);
+        }
         if std::mem::take(&mut self.effects.stop) {
             self.to_stop.push(agent);
         }
-        if !self.effects.watches.is_empty() {
+        if !self.effects.typed.watches.is_empty() {
             self.apply_watches(agent, incarnation);
         }
-        if !self.effects.timers.is_empty() || !self.effects.cancels.is_empty() {
+        if !self.effects.typed.timers.is_empty() || !self.effects.cancels.is_empty() {
             self.apply_timers(agent, incarnation);
+        }
+        if !spawns.is_empty() {
+            self.place_spawns(spawns);
         }
     }
 
     /// The watches a hook placed: each goes to the watched agent's node.
     fn apply_watches(&mut self, agent: AgentId, incarnation: u32) {
         let from = Address::Agent(agent);
-        let mut watches = std::mem::take(&mut self.effects.watches);
+        let mut watches = std::mem::take(&mut self.effects.typed.watches);
         for (target, make) in watches.drain(..) {
             let watcher = Watcher::Agent {
                 agent,
@@ -259,7 +294,7 @@ impl<B: Agent> NodeCore<B> {
             };
             self.route(env);
         }
-        self.effects.watches = watches;
+        self.effects.typed.watches = watches;
     }
 
     /// The timers a hook armed and cancelled.
@@ -268,7 +303,7 @@ impl<B: Agent> NodeCore<B> {
             self.timers.retain(|Reverse(t)| t.id != id);
         }
         let now = Instant::now();
-        let mut timers = std::mem::take(&mut self.effects.timers);
+        let mut timers = std::mem::take(&mut self.effects.typed.timers);
         for spec in timers.drain(..) {
             // A delay too large to represent never fires.
             let Some(due) = now.checked_add(spec.delay) else {
@@ -285,7 +320,7 @@ impl<B: Agent> NodeCore<B> {
                 msg: spec.msg,
             }));
         }
-        self.effects.timers = timers;
+        self.effects.typed.timers = timers;
     }
 
     /// Acknowledges a reliable message to its sender.

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use qorch_protocol::{Address, Message, Priority};
 
 use super::NodeCore;
-use crate::Agent;
+use crate::Host;
 use crate::directory::NodeKey;
 use crate::letter::{Letter, letter};
 use crate::status::{AgentCounts, ComponentStatus, StatusNode};
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     /// Periodic work: agent timers, redeliveries, outbox, heartbeats, failure detection.
     pub(crate) fn on_timer(&mut self) {
         let now = Instant::now();
@@ -29,13 +29,15 @@ impl<B: Agent> NodeCore<B> {
                 continue;
             }
             let (agent, priority) = (t.agent, t.msg.priority());
-            let msg = match t.every {
-                Some((period, copy)) => {
-                    let msg = copy(&t.msg);
+            let msg = match t.every.take() {
+                Some((period, mut repeat)) => {
+                    let next = repeat.next(&t.msg);
+                    let msg = std::mem::replace(&mut t.msg, next);
                     if let Some(due) = t.next_due(period, now) {
                         self.timer_order += 1;
                         t.due = due;
                         t.order = self.timer_order;
+                        t.every = Some((period, repeat));
                         self.timers.push(Reverse(t));
                     }
                     msg
@@ -45,6 +47,9 @@ impl<B: Agent> NodeCore<B> {
             let env = letter(Address::Agent(agent), priority, Letter::User(msg));
             self.flow.produce(1);
             self.route(env);
+        }
+        if !self.asks.is_empty() {
+            self.expire_asks(now);
         }
         let (resend, gave_up) = self.pending.due(now);
         self.stats.redeliveries += resend.len() as u64;

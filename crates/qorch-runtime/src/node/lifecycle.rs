@@ -5,7 +5,7 @@
 use qorch_protocol::{Address, AgentId, Envelope, Priority};
 
 use super::NodeCore;
-use crate::Agent;
+use crate::Host;
 use crate::letter::{Letter, Notice};
 use crate::monitor::{Terminated, TerminationReason, Watcher};
 
@@ -21,7 +21,7 @@ enum Target {
     Gone,
 }
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     fn target(&self, agent: AgentId) -> Target {
         if let Some(i) = self.slot_of(agent) {
             return Target::Here(i);
@@ -35,7 +35,12 @@ impl<B: Agent> NodeCore<B> {
     }
 
     /// Holds or routes a letter for an agent not hosted here; `false` if it is nowhere.
-    fn pass_on(&mut self, agent: AgentId, header: Envelope<()>, letter: Letter<B>) -> bool {
+    pub(super) fn pass_on(
+        &mut self,
+        agent: AgentId,
+        header: Envelope<()>,
+        letter: Letter<B>,
+    ) -> bool {
         match self.target(agent) {
             Target::Arriving => {
                 self.waiting
@@ -135,6 +140,13 @@ impl<B: Agent> NodeCore<B> {
 
     /// Tells everyone watching `agent` that it terminated.
     pub(super) fn terminated(&mut self, agent: AgentId, reason: &TerminationReason) {
+        let freed = self.shared.services.registry.forget(agent);
+        if !freed.is_empty() {
+            tracing::debug!(agent = agent.0, names = ?freed, "registered names freed");
+            if let Some(shared) = &self.shared.registry {
+                shared.forget(agent, freed);
+            }
+        }
         for w in self.watchers.remove(&agent).unwrap_or_default() {
             let notice = Terminated {
                 agent,
@@ -155,7 +167,8 @@ impl<B: Agent> NodeCore<B> {
             self.run_stopped(i);
             let last = self.slots.len() - 1;
             self.slots.swap(i, last);
-            self.slots.pop();
+            let gone = self.slots.pop();
+            crate::ask::dropping(crate::ask::Refusal::NotRunning, || drop(gone));
             if i < last {
                 let moved = self.slots[i].id;
                 self.shared

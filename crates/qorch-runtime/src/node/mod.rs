@@ -16,12 +16,15 @@
 //! * `shutdown`: the graceful stop and its report.
 
 mod agents;
+mod asks;
 mod health;
 mod lifecycle;
 mod moves;
 mod rounds;
 mod routing;
 mod shutdown;
+
+pub(crate) use asks::PendingAsk;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -43,10 +46,10 @@ use crate::round::Gathering;
 use crate::shared::{Flow, Shared};
 use crate::timer::Timer;
 use crate::watch::ChildWatch;
-use crate::{Agent, panic_guard};
+use crate::{Host, panic_guard};
 
 /// One hosted agent.
-pub(crate) struct Slot<B: Agent> {
+pub(crate) struct Slot<B: Host> {
     id: AgentId,
     behaviour: Option<B>,
     factory: Factory<B>,
@@ -66,7 +69,7 @@ pub(crate) enum Control {
     Kill,
 }
 
-pub(crate) struct NodeCore<B: Agent> {
+pub(crate) struct NodeCore<B: Host> {
     key: NodeKey,
     address: Address,
     shared: Arc<Shared<B>>,
@@ -100,11 +103,15 @@ pub(crate) struct NodeCore<B: Agent> {
     to_stop: Vec<AgentId>,
     /// When agents restarted within their restart period (only those restarted lately).
     restart_times: HashMap<AgentId, VecDeque<Instant>>,
+    /// Asks by this node's agents waiting for their outcome, by correlation number.
+    asks: HashMap<u64, PendingAsk<B::Msg>>,
+    /// Their deadlines (entries of asks that ended are skipped).
+    ask_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Sampled agent-to-agent message counts since the last round.
     affinity: HashMap<(AgentId, AgentId), u32>,
 }
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     pub(crate) fn new(key: NodeKey, address: Address, shared: Arc<Shared<B>>) -> Self {
         panic_guard::install();
         let cfg = &shared.config;
@@ -138,6 +145,8 @@ impl<B: Agent> NodeCore<B> {
             restart_times: HashMap::new(),
             watchers: HashMap::new(),
             to_stop: Vec::new(),
+            asks: HashMap::new(),
+            ask_deadlines: BinaryHeap::new(),
             affinity: HashMap::new(),
         }
     }
@@ -156,8 +165,13 @@ impl<B: Agent> NodeCore<B> {
         if !self.outbox.is_empty() || self.pending.len() > 0 || !self.waiting.is_empty() {
             return res;
         }
-        match self.timers.peek() {
-            Some(Reverse(t)) => t.due.saturating_duration_since(now).clamp(res, idle),
+        let next = match (self.timers.peek(), self.next_ask_deadline()) {
+            (Some(Reverse(t)), Some(a)) => Some(t.due.min(a)),
+            (Some(Reverse(t)), None) => Some(t.due),
+            (None, a) => a,
+        };
+        match next {
+            Some(due) => due.saturating_duration_since(now).clamp(res, idle),
             None => idle,
         }
     }
@@ -232,8 +246,14 @@ impl<B: Agent> NodeCore<B> {
                 self.on_notice(header, *n);
                 Control::Continue
             }
+            Letter::Reply(r) => {
+                self.on_reply(header, r);
+                Control::Continue
+            }
         };
+        self.route_replies();
         self.reap_stopped();
+        self.route_replies();
         self.flush_outbox();
         control
     }

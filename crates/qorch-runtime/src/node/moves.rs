@@ -8,12 +8,12 @@ use std::sync::Arc;
 use qorch_protocol::{AgentId, Priority};
 
 use super::{NodeCore, Slot};
-use crate::Agent;
+use crate::Host;
 use crate::directory::{IN_TRANSIT, NodeKey};
 use crate::letter::{Factory, Letter, Moved};
 use crate::shared::Dest;
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     /// Hosts an agent here, in the next slot.
     pub(super) fn add_slot(&mut self, slot: Slot<B>) -> usize {
         let i = self.slots.len();
@@ -62,6 +62,12 @@ impl<B: Agent> NodeCore<B> {
             if !m.watchers.is_empty() {
                 self.watchers.insert(m.id, m.watchers);
             }
+            for (correlation, p) in m.asks {
+                if let Some(d) = p.deadline {
+                    self.ask_deadlines.push(Reverse((d, correlation)));
+                }
+                self.asks.insert(correlation, p);
+            }
             for mut t in m.timers {
                 self.timer_order += 1;
                 t.order = self.timer_order;
@@ -108,6 +114,15 @@ impl<B: Agent> NodeCore<B> {
             .partition(|Reverse(t)| moved.iter().any(|s| s.id == t.agent));
         self.timers = staying.into();
         going.sort();
+        // And their asks.
+        let leaving: HashSet<AgentId> = moved.iter().map(|s| s.id).collect();
+        let mut asks: Vec<_> = if self.asks.is_empty() {
+            Vec::new()
+        } else {
+            self.asks
+                .extract_if(|_, p| leaving.contains(&p.asker))
+                .collect()
+        };
         let moved: Vec<Moved<B>> = moved
             .into_iter()
             .map(|s| {
@@ -129,6 +144,7 @@ impl<B: Agent> NodeCore<B> {
                     random: s.random,
                     watchers: self.watchers.remove(&s.id).unwrap_or_default(),
                     timers,
+                    asks: asks.extract_if(.., |(_, p)| p.asker == s.id).collect(),
                 }
             })
             .collect();

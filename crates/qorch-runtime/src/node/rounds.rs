@@ -7,14 +7,14 @@ use qorch_protocol::{Address, AgentId, Priority};
 use qorch_resources::Grant;
 
 use super::NodeCore;
-use crate::Agent;
+use crate::Host;
 use crate::directory::{Hop, NodeKey};
 use crate::letter::{AgentReport, AllocationBatch, Letter, RoundReport};
 use crate::round::Gathering;
 use crate::shared::Dest;
 use crate::status::ComponentStatus;
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     /// Runs every agent's `on_tick`, then passes the tick down.
     pub(super) fn on_tick(&mut self, n: u64) {
         self.tick = n;
@@ -38,7 +38,7 @@ impl<B: Agent> NodeCore<B> {
             agents.push(AgentReport {
                 agent: s.id,
                 host: self.address,
-                request: s.behaviour.as_ref().and_then(Agent::demand),
+                request: s.behaviour.as_ref().and_then(Host::demand),
                 pool: s.grant.as_ref().map(|g| g.pool),
                 status: if failed {
                     ComponentStatus::Failed

@@ -5,13 +5,13 @@
 use qorch_protocol::{Address, Envelope, Priority};
 
 use super::NodeCore;
-use crate::Agent;
+use crate::Host;
 use crate::directory::{Hop, NodeKey};
 use crate::letter::{Letter, letter};
 use crate::outbox::dead_letter;
 use crate::shared::Dest;
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     /// Whether envelopes are waiting in the local queue.
     pub(crate) fn has_local(&self) -> bool {
         self.local.iter().any(|q| !q.is_empty())
@@ -48,6 +48,7 @@ impl<B: Agent> NodeCore<B> {
             } else {
                 tracing::debug!(to = %env.to, "dead letter: unknown address");
                 self.dead_letter(&env.payload);
+                self.drop_refused(env.to, env.payload);
             }
             return;
         };
@@ -56,7 +57,9 @@ impl<B: Agent> NodeCore<B> {
             Hop::Down(c) | Hop::Up(Some(c)) => Dest::Node(c),
             Hop::Up(None) => Dest::Orchestrator,
             Hop::Unreachable => {
+                drop(tree);
                 self.dead_letter(&env.payload);
+                self.drop_refused(env.to, env.payload);
                 return;
             }
         };

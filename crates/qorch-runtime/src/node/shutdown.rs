@@ -7,13 +7,13 @@ use std::sync::Arc;
 use qorch_protocol::{Envelope, Priority};
 
 use super::NodeCore;
-use crate::agent::{Context, Effects};
+use crate::agent::{Context, Effects, Sink};
 use crate::letter::{Letter, NodeShutdown, ShutdownCollector};
 use crate::monitor::{Terminated, TerminationReason, Watcher};
 use crate::shared::Dest;
-use crate::{Agent, panic_guard};
+use crate::{Host, panic_guard};
 
-impl<B: Agent> NodeCore<B> {
+impl<B: Host> NodeCore<B> {
     /// Stop asked: passes it down; the executor then closes the mailbox and drains it.
     pub(super) fn begin_stop(&mut self, collector: Arc<ShutdownCollector>) {
         self.stopping = Some(NodeShutdown::default());
@@ -32,7 +32,11 @@ impl<B: Agent> NodeCore<B> {
     pub(crate) fn drain_one(&mut self, env: Envelope<Letter<B>>) {
         let lane = env.priority.lane();
         match env.payload {
-            Letter::User(_) | Letter::Ack(_) | Letter::Tick(_) | Letter::Allocate(_) => {
+            Letter::User(_)
+            | Letter::Reply(_)
+            | Letter::Ack(_)
+            | Letter::Tick(_)
+            | Letter::Allocate(_) => {
                 let _ = self.handle(env);
             }
             _ => {
@@ -55,12 +59,13 @@ impl<B: Agent> NodeCore<B> {
                 id: slot.id,
                 parent,
                 sender: None,
-                correlation: None,
                 grant: slot.grant.as_ref(),
                 tick,
                 random: &mut slot.random,
                 incarnation: slot.restarts,
-                effects: &mut effects,
+                sink: Sink::Typed(&mut effects),
+                services: &self.shared.services,
+                hosts: B::hosted(),
             };
             let _ = panic_guard::run(|| catch_unwind(AssertUnwindSafe(|| b.stopped(&mut ctx))));
         }
@@ -70,6 +75,9 @@ impl<B: Agent> NodeCore<B> {
     pub(crate) fn finish_stop(&mut self) {
         for i in 0..self.slots.len() {
             self.run_stopped(i);
+            // Requests the agent held are answered now, with the reason.
+            let gone = self.slots[i].behaviour.take();
+            crate::ask::dropping(crate::ask::Refusal::Shutdown, || drop(gone));
         }
         // The application's watches end with the runtime.
         for (agent, watchers) in std::mem::take(&mut self.watchers) {

@@ -9,22 +9,24 @@ use qorch_protocol::{MailboxConfig, PriorityMailbox};
 
 use super::handle::HandleInner;
 use super::{QuantumOrchestrator, RuntimeError, RuntimeHandle};
-use crate::Agent;
+use crate::Host;
 use crate::config::{RestartIntensity, RuntimeConfig};
 use crate::executor::{ActixSpawner, Executor};
 use crate::orchestrator::OrchestratorCore;
+use crate::registry::SharedRegistry;
 use crate::remote::RemoteLink;
 use crate::shared::{Shared, Spawner};
 
 /// Builder of a [`QuantumOrchestrator`].
 #[must_use]
-pub struct RuntimeBuilder<B: Agent> {
+pub struct RuntimeBuilder<B: Host> {
     pub(super) config: RuntimeConfig,
     pub(super) remote: Option<Arc<dyn RemoteLink<B::Msg>>>,
+    pub(super) registry: Option<Arc<dyn SharedRegistry>>,
     pub(super) _agents: PhantomData<fn() -> B>,
 }
 
-impl<B: Agent> RuntimeBuilder<B> {
+impl<B: Host> RuntimeBuilder<B> {
     /// Worker threads (actix arbiters).
     pub fn workers(mut self, n: usize) -> Self {
         self.config.workers = n;
@@ -90,6 +92,14 @@ impl<B: Agent> RuntimeBuilder<B> {
         self
     }
 
+    /// Shares the named registry with other processes through `registry` (qorch-net's is
+    /// kept by NATS): `RuntimeHandle::register` and `lookup` then see every process's
+    /// names.
+    pub fn registry(mut self, registry: Arc<dyn SharedRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
     /// Starts the runtime: the actor system on its own threads (it does not need, nor disturb,
     /// a tokio runtime of the application's).
     ///
@@ -107,7 +117,12 @@ impl<B: Agent> RuntimeBuilder<B> {
         let executor = Executor::start(c.workers)?;
         let (orch_tx, orch_rx) = PriorityMailbox::with_config(c.mailbox).expect("validated");
         let (inbox_tx, inbox_rx) = PriorityMailbox::with_config(c.inbox).expect("validated");
-        let shared = Arc::new(Shared::new(self.config.clone(), orch_tx, self.remote));
+        let shared = Arc::new(Shared::new(
+            self.config.clone(),
+            orch_tx,
+            self.remote,
+            self.registry,
+        ));
         executor.start_orchestrator(
             OrchestratorCore::new(Arc::clone(&shared), inbox_tx),
             orch_rx,

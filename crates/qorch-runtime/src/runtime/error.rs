@@ -43,4 +43,19 @@ pub enum RuntimeSendError<M> {
     /// The destination does not exist or has stopped.
     #[error("the destination does not exist or has stopped")]
     Closed(M),
+    /// This runtime hosts one behaviour, whose messages are of another type (use
+    /// `QuantumOrchestrator<AnyAgent>` to mix behaviours).
+    #[error("this runtime cannot carry this message type: it hosts another behaviour")]
+    Refused(M),
+}
+
+impl<M> RuntimeSendError<M> {
+    /// The message given back.
+    pub fn into_inner(self) -> M {
+        match self {
+            RuntimeSendError::Full(m)
+            | RuntimeSendError::Closed(m)
+            | RuntimeSendError::Refused(m) => m,
+        }
+    }
 }

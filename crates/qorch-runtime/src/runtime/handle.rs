@@ -9,7 +9,7 @@ use qorch_protocol::{
 };
 
 use super::{ClusterManager, RuntimeError, RuntimeSendError, ShutdownReport};
-use crate::Agent;
+use crate::ask::Refusal;
 use crate::directory::NodeKey;
 use crate::letter::{
     AllocationBatch, Barrier, Letter, NodeShutdown, NodeStats, Query, RoundReport,
@@ -19,11 +19,13 @@ use crate::monitor::{Watch, Watcher};
 use crate::remote::{InjectError, Remote};
 use crate::shared::{LetterSender, Shared, Spawner};
 use crate::status::StatusTree;
+use crate::{AskError, Host, RegistryError, ReplyTo};
+use qorch_protocol::AgentRef;
 
 /// A user message from outside, ready to go: its entry node's mailbox and its envelope.
 type Outgoing<B> = (LetterSender<B>, Envelope<Letter<B>>);
 
-pub(super) struct HandleInner<B: Agent> {
+pub(super) struct HandleInner<B: Host> {
     pub(super) shared: Arc<Shared<B>>,
     pub(super) spawner: Arc<dyn Spawner<B>>,
     pub(super) workers: usize,
@@ -36,11 +38,11 @@ pub(super) struct HandleInner<B: Agent> {
 /// A cloneable, `Send` handle to a running runtime: send messages in, receive what agents send
 /// to the application, query status, run rounds. Its async methods work under any executor
 /// (they need no tokio reactor); the `_blocking` ones park the calling thread.
-pub struct RuntimeHandle<B: Agent> {
+pub struct RuntimeHandle<B: Host> {
     pub(super) inner: Arc<HandleInner<B>>,
 }
 
-impl<B: Agent> Clone for RuntimeHandle<B> {
+impl<B: Host> Clone for RuntimeHandle<B> {
     fn clone(&self) -> Self {
         RuntimeHandle {
             inner: Arc::clone(&self.inner),
@@ -48,7 +50,7 @@ impl<B: Agent> Clone for RuntimeHandle<B> {
     }
 }
 
-impl<B: Agent> RuntimeHandle<B> {
+impl<B: Host> RuntimeHandle<B> {
     pub(super) fn envelope(
         &self,
         to: Address,
@@ -106,13 +108,63 @@ impl<B: Agent> RuntimeHandle<B> {
         unwrap_user(env.payload)
     }
 
-    /// Sends `msg` to an agent (or to a cluster: it then reaches the application inbox) if
-    /// the destination's mailbox has room.
+    /// Sends `msg` to agent `to` if its node's mailbox has room.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeSendError::Full`] or [`RuntimeSendError::Closed`], with the message;
+    /// [`RuntimeSendError::Refused`] if this runtime hosts one behaviour whose messages are
+    /// not `X`s.
+    pub fn try_send<X: Message>(
+        &self,
+        to: &AgentRef<X>,
+        msg: X,
+    ) -> Result<(), RuntimeSendError<X>> {
+        let msg = B::carry(msg).map_err(RuntimeSendError::Refused)?;
+        self.try_send_to(to.address(), msg).map_err(back::<B, X>)
+    }
+
+    /// Sends `msg` to agent `to`, waiting asynchronously while its node's mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeSendError::Closed`] if the agent does not exist or the runtime has stopped,
+    /// [`RuntimeSendError::Refused`] as for [`try_send`](Self::try_send); the message is
+    /// given back.
+    pub async fn send<X: Message>(
+        &self,
+        to: &AgentRef<X>,
+        msg: X,
+    ) -> Result<(), RuntimeSendError<X>> {
+        let msg = B::carry(msg).map_err(RuntimeSendError::Refused)?;
+        self.send_to(to.address(), msg).await.map_err(back::<B, X>)
+    }
+
+    /// Sends `msg` to agent `to`, parking the thread while its node's mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_blocking<X: Message>(
+        &self,
+        to: &AgentRef<X>,
+        msg: X,
+    ) -> Result<(), RuntimeSendError<X>> {
+        let msg = B::carry(msg).map_err(RuntimeSendError::Refused)?;
+        self.send_to_blocking(to.address(), msg)
+            .map_err(back::<B, X>)
+    }
+
+    /// Sends one of the runtime's own messages to a bare address, if the destination's
+    /// mailbox has room: an agent known only by its id (in a runtime of several behaviours
+    /// an agent of another one refuses it as a dead letter, logged), or a cluster (the
+    /// message then reaches the application inbox). Prefer [`try_send`](Self::try_send) and
+    /// typed references.
     ///
     /// # Errors
     ///
     /// [`RuntimeSendError::Full`] or [`RuntimeSendError::Closed`], with the message.
-    pub fn try_send(
+    pub fn try_send_to(
         &self,
         to: impl Into<Address>,
         msg: B::Msg,
@@ -124,12 +176,13 @@ impl<B: Agent> RuntimeHandle<B> {
         })
     }
 
-    /// Sends `msg`, waiting asynchronously while the destination's mailbox is full.
+    /// [`try_send_to`](Self::try_send_to), waiting asynchronously while the destination's
+    /// mailbox is full.
     ///
     /// # Errors
     ///
     /// [`RuntimeSendError::Closed`] if the destination does not exist or has stopped.
-    pub async fn send(
+    pub async fn send_to(
         &self,
         to: impl Into<Address>,
         msg: B::Msg,
@@ -140,12 +193,13 @@ impl<B: Agent> RuntimeHandle<B> {
             .map_err(|e| RuntimeSendError::Closed(self.refused(e.0)))
     }
 
-    /// Sends `msg`, parking the thread while the destination's mailbox is full.
+    /// [`try_send_to`](Self::try_send_to), parking the thread while the destination's
+    /// mailbox is full.
     ///
     /// # Errors
     ///
     /// [`RuntimeSendError::Closed`] if the destination does not exist or has stopped.
-    pub fn send_blocking(
+    pub fn send_to_blocking(
         &self,
         to: impl Into<Address>,
         msg: B::Msg,
@@ -153,6 +207,147 @@ impl<B: Agent> RuntimeHandle<B> {
         let (mb, env) = self.user_envelope(to.into(), msg)?;
         mb.send_blocking(env)
             .map_err(|e| RuntimeSendError::Closed(self.refused(e.0)))
+    }
+
+    /// Asks agent `to` a question and waits (asynchronously) for the answer, for up to
+    /// `timeout`. `request` builds the request from a [`ReplyTo`] (put it in the message;
+    /// the agent answers with [`ReplyTo::send`]). Works under any executor.
+    ///
+    /// # Errors
+    ///
+    /// [`AskError::Unknown`] or [`AskError::NotRunning`] if there is no such agent running,
+    /// [`AskError::Timeout`], [`AskError::Failed`] or [`AskError::Dropped`] if the agent
+    /// failed or dropped the request, [`AskError::Shutdown`] if the runtime stopped first,
+    /// [`AskError::WrongType`] if this runtime hosts one behaviour whose messages are not
+    /// `X`s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use qorch_runtime::{Agent, AgentResult, Context, QuantumOrchestrator, ReplyTo};
+    ///
+    /// enum Msg { Double(u64, ReplyTo<u64>) }
+    /// impl qorch_protocol::Message for Msg {}
+    ///
+    /// struct Doubler;
+    /// impl Agent for Doubler {
+    ///     type Msg = Msg;
+    ///     fn handle(&mut self, msg: Msg, _: &mut Context<'_, Msg>) -> AgentResult {
+    ///         let Msg::Double(n, reply) = msg;
+    ///         reply.send(2 * n);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let rt = QuantumOrchestrator::<Doubler>::builder().workers(1).build().unwrap();
+    /// let c = rt.manager().create_cluster("c").unwrap();
+    /// let d = rt.manager().spawn(c.into(), |_| Doubler).unwrap();
+    /// let h = rt.handle();
+    /// let four = h.ask_blocking(&d, |r| Msg::Double(2, r), Duration::from_secs(5));
+    /// assert_eq!(four, Ok(4));
+    /// rt.shutdown();
+    /// ```
+    pub async fn ask<X: Message, R: Send + 'static>(
+        &self,
+        to: &AgentRef<X>,
+        request: impl FnOnce(ReplyTo<R>) -> X,
+        timeout: Duration,
+    ) -> Result<R, AskError> {
+        let agent = to.id();
+        let outcome = self.ask_outcome(*to, request);
+        let sleep = self.inner.spawner.sleep(timeout);
+        let mut outcome = std::pin::pin!(outcome);
+        let mut sleep = std::pin::pin!(sleep);
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(r) = outcome.as_mut().poll(cx) {
+                return std::task::Poll::Ready(r);
+            }
+            if sleep.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(Err(AskError::Timeout {
+                    agent,
+                    after: timeout,
+                }));
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// [`ask`](Self::ask), parking the thread (no executor or timer needed).
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask).
+    pub fn ask_blocking<X: Message, R: Send + 'static>(
+        &self,
+        to: &AgentRef<X>,
+        request: impl FnOnce(ReplyTo<R>) -> X,
+        timeout: Duration,
+    ) -> Result<R, AskError> {
+        let deadline = Instant::now().checked_add(timeout);
+        qorch_protocol::block_on_until(self.ask_outcome(*to, request), deadline).unwrap_or(Err(
+            AskError::Timeout {
+                agent: to.id(),
+                after: timeout,
+            },
+        ))
+    }
+
+    /// Sends an ask's request and waits for its outcome (without a timeout).
+    async fn ask_outcome<X: Message, R: Send + 'static>(
+        &self,
+        to: AgentRef<X>,
+        request: impl FnOnce(ReplyTo<R>) -> X,
+    ) -> Result<R, AskError> {
+        let agent = to.id();
+        self.check_agent(agent)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = request(ReplyTo::app(tx));
+        let msg = match B::carry(msg) {
+            Ok(m) => m,
+            Err(m) => {
+                drop(m);
+                return Err(AskError::WrongType {
+                    agent,
+                    message: qorch_protocol::short_type_name::<X>(),
+                });
+            }
+        };
+        let (mb, env) = match self.user_envelope(to.address(), msg) {
+            Ok(sent) => sent,
+            Err(e) => {
+                crate::ask::dropping(Refusal::NotRunning, || drop(e));
+                return Err(AskError::NotRunning(agent));
+            }
+        };
+        if let Err(e) = mb.send(env).await {
+            let m = self.refused(e.0);
+            crate::ask::dropping(Refusal::Shutdown, || drop(m));
+            return Err(AskError::Shutdown(agent));
+        }
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(why)) => Err(why.error(agent)),
+            Err(_) => Err(AskError::Shutdown(agent)),
+        }
+    }
+
+    /// Whether agent `agent` is running here.
+    fn check_agent(&self, agent: AgentId) -> Result<(), AskError> {
+        let shared = &self.inner.shared;
+        if shared.directory.agents.get(agent).is_some() {
+            return Ok(());
+        }
+        if shared.remote.is_some() {
+            // Perhaps in another process: the request travels, the timeout guards.
+            return Ok(());
+        }
+        if agent.0 < shared.services.next_agent.load(Ordering::Relaxed) {
+            Err(AskError::NotRunning(agent))
+        } else {
+            Err(AskError::Unknown(agent))
+        }
     }
 
     /// The next message agents sent to the application (to the orchestrator or a cluster's
@@ -216,7 +411,7 @@ impl<B: Agent> RuntimeHandle<B> {
         self.inner.shared.in_flight()
     }
 
-    async fn ask<T>(
+    async fn query<T>(
         &self,
         node: Option<NodeKey>,
         q: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Query,
@@ -239,7 +434,7 @@ impl<B: Agent> RuntimeHandle<B> {
     ///
     /// [`RuntimeError::Stopped`] if the runtime has stopped.
     pub async fn status(&self) -> Result<StatusTree, RuntimeError> {
-        self.ask(None, Query::Status).await
+        self.query(None, Query::Status).await
     }
 
     /// Every node's counts, summed (killed nodes' final counts included).
@@ -250,7 +445,7 @@ impl<B: Agent> RuntimeHandle<B> {
     pub async fn stats(&self) -> Result<NodeStats, RuntimeError> {
         let mut total = self.detached_stats();
         for k in self.live_nodes() {
-            if let Ok(s) = self.ask(Some(k), Query::Stats).await {
+            if let Ok(s) = self.query(Some(k), Query::Stats).await {
                 total.merge(&s);
             }
         }
@@ -265,7 +460,7 @@ impl<B: Agent> RuntimeHandle<B> {
     pub async fn trace(&self) -> Result<Vec<TraceEvent>, RuntimeError> {
         let mut all = Vec::new();
         for k in self.live_nodes() {
-            all.extend(self.ask(Some(k), Query::Trace).await?);
+            all.extend(self.query(Some(k), Query::Trace).await?);
         }
         Ok(all)
     }
@@ -395,7 +590,7 @@ impl<B: Agent> RuntimeHandle<B> {
     ///
     /// [`RuntimeError::Stopped`] if the runtime has stopped.
     pub async fn round(&self, round: u64) -> Result<RoundReport, RuntimeError> {
-        self.ask(None, |tx| Query::Round(round, tx)).await
+        self.query(None, |tx| Query::Round(round, tx)).await
     }
 
     /// Sends new allocations down the tree at High priority; each agent's `on_allocation`
@@ -436,8 +631,8 @@ impl<B: Agent> RuntimeHandle<B> {
     ///
     /// [`RuntimeError::UnknownAddress`] if no agent of that id is hosted here,
     /// [`RuntimeError::Stopped`] if the runtime has stopped.
-    pub async fn stop(&self, agent: AgentId) -> Result<(), RuntimeError> {
-        self.to_agent(agent, Letter::StopAgent).await
+    pub async fn stop<X>(&self, agent: &AgentRef<X>) -> Result<(), RuntimeError> {
+        self.to_agent(agent.id(), Letter::StopAgent).await
     }
 
     /// Watches an agent: the returned [`Watch`] completes with its [`Terminated`](crate::Terminated)
@@ -449,11 +644,96 @@ impl<B: Agent> RuntimeHandle<B> {
     ///
     /// [`RuntimeError::UnknownAddress`] if no agent of that id is hosted here,
     /// [`RuntimeError::Stopped`] if the runtime has stopped.
-    pub async fn watch(&self, agent: AgentId) -> Result<Watch, RuntimeError> {
+    pub async fn watch<X>(&self, agent: &AgentRef<X>) -> Result<Watch, RuntimeError> {
+        let agent = agent.id();
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.to_agent(agent, Letter::Watch(Watcher::App(tx)))
             .await?;
         Ok(Watch { agent, rx })
+    }
+
+    /// [`watch`](Self::watch), parking the thread while the watch is placed.
+    ///
+    /// # Errors
+    ///
+    /// As [`watch`](Self::watch).
+    pub fn watch_blocking<X>(&self, agent: &AgentRef<X>) -> Result<Watch, RuntimeError> {
+        qorch_protocol::block_on_until(self.watch(agent), None)
+            .unwrap_or(Err(RuntimeError::Stopped))
+    }
+
+    /// [`stop`](Self::stop), parking the thread while the stop is sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`stop`](Self::stop).
+    pub fn stop_blocking<X>(&self, agent: &AgentRef<X>) -> Result<(), RuntimeError> {
+        qorch_protocol::block_on_until(self.stop(agent), None).unwrap_or(Err(RuntimeError::Stopped))
+    }
+
+    /// Registers agent `r` under `name`: in this runtime, and, if the runtime was built with
+    /// a shared registry ([`RuntimeBuilder::registry`](crate::RuntimeBuilder::registry)),
+    /// in every process that shares it. The name is freed when the agent terminates here
+    /// (or with [`unregister`](Self::unregister)).
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Taken`] if another agent holds the name (here or in a process that
+    /// shares the registry), [`RegistryError::Remote`] if the shared registry failed.
+    pub async fn register<X: Message>(
+        &self,
+        name: &str,
+        r: &AgentRef<X>,
+    ) -> Result<(), RegistryError> {
+        let services = &self.inner.shared.services;
+        services.registry.register::<X>(name, r.id())?;
+        if let Some(shared) = &self.inner.shared.registry
+            && let Err(e) = shared
+                .register(name, r.id(), std::any::type_name::<X>())
+                .await
+        {
+            services.registry.unregister(name, r.id());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Frees `name` if agent `r` holds it; whether it did.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Remote`] if the shared registry failed.
+    pub async fn unregister<X>(&self, name: &str, r: &AgentRef<X>) -> Result<bool, RegistryError> {
+        let here = self.inner.shared.services.registry.unregister(name, r.id());
+        if let Some(shared) = &self.inner.shared.registry {
+            return Ok(shared.unregister(name, r.id()).await? || here);
+        }
+        Ok(here)
+    }
+
+    /// The agent registered under `name`, typed by the messages it accepts: this runtime's
+    /// registry first, then the shared one.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotFound`], [`RegistryError::WrongType`] if the agent accepts
+    /// another type than `X`, [`RegistryError::Remote`] if the shared registry failed.
+    pub async fn lookup<X: Message>(&self, name: &str) -> Result<AgentRef<X>, RegistryError> {
+        match self.inner.shared.services.registry.lookup::<X>(name) {
+            Err(RegistryError::NotFound(_)) if self.inner.shared.registry.is_some() => {}
+            done => return done,
+        }
+        let Some(shared) = &self.inner.shared.registry else {
+            return Err(RegistryError::NotFound(name.to_owned()));
+        };
+        let (agent, type_name) = shared
+            .lookup(name)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+        if type_name != std::any::type_name::<X>() {
+            return Err(crate::registry::wrong_type::<X>(name, &type_name));
+        }
+        Ok(AgentRef::from_id(agent))
     }
 
     /// A cluster manager on this handle.
@@ -465,6 +745,11 @@ impl<B: Agent> RuntimeHandle<B> {
 
     /// Stops every node and collects their reports (waits up to `wait`).
     pub(super) fn stop_nodes(&self, wait: Duration) -> ShutdownReport {
+        self.inner
+            .shared
+            .services
+            .shutting_down
+            .store(true, Ordering::Release);
         let expected = self.live_nodes().len();
         let collector = Arc::new(ShutdownCollector::default());
         let env = self.envelope(
@@ -529,7 +814,20 @@ impl<B: Agent> RuntimeHandle<B> {
     }
 }
 
-fn unwrap_user<B: Agent>(letter: Letter<B>) -> B::Msg {
+/// A refused runtime message as the typed message it was (it was made from one).
+fn back<B: Host, X: Message>(e: RuntimeSendError<B::Msg>) -> RuntimeSendError<X> {
+    let typed = |m: B::Msg| match B::uncarry::<X>(m) {
+        Ok(x) => x,
+        Err(_) => unreachable!("the message was carried from an X"),
+    };
+    match e {
+        RuntimeSendError::Full(m) => RuntimeSendError::Full(typed(m)),
+        RuntimeSendError::Closed(m) => RuntimeSendError::Closed(typed(m)),
+        RuntimeSendError::Refused(m) => RuntimeSendError::Refused(typed(m)),
+    }
+}
+
+fn unwrap_user<B: Host>(letter: Letter<B>) -> B::Msg {
     match letter {
         Letter::User(m) => m,
         _ => unreachable!("only user letters are sent through this path"),

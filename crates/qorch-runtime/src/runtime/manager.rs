@@ -7,20 +7,21 @@ use std::sync::atomic::Ordering;
 use qorch_protocol::{Address, AgentId, ClusterId, Priority, PriorityMailbox, SubClusterId};
 
 use super::{RuntimeError, RuntimeHandle};
-use crate::Agent;
 use crate::directory::{NodeInfo, NodeKey};
 use crate::letter::{Factory, Letter};
+use crate::{Agent, Host, Hosts};
+use qorch_protocol::AgentRef;
 
 /// Creates clusters and sub-clusters, spawns agents into them in bulk, and moves agents.
 ///
 /// Clusters are spread over the workers round-robin; a sub-cluster runs on its cluster's
 /// worker, so a cluster's agents share one thread and most of their messages never cross
 /// threads.
-pub struct ClusterManager<B: Agent> {
+pub struct ClusterManager<B: Host> {
     pub(super) handle: RuntimeHandle<B>,
 }
 
-impl<B: Agent> Clone for ClusterManager<B> {
+impl<B: Host> Clone for ClusterManager<B> {
     fn clone(&self) -> Self {
         ClusterManager {
             handle: self.handle.clone(),
@@ -28,7 +29,7 @@ impl<B: Agent> Clone for ClusterManager<B> {
     }
 }
 
-impl<B: Agent> ClusterManager<B> {
+impl<B: Host> ClusterManager<B> {
     fn add_node(&self, address: Address, name: &str, parent: Option<NodeKey>) -> NodeKey {
         let inner = &self.handle.inner;
         let shared = &inner.shared;
@@ -206,6 +207,7 @@ impl<B: Agent> ClusterManager<B> {
         }
         if let Some(max) = ids.iter().map(|a| a.0).max() {
             shared
+                .services
                 .next_agent
                 .fetch_max(max.saturating_add(1), Ordering::Relaxed);
         }
@@ -237,25 +239,52 @@ impl<B: Agent> ClusterManager<B> {
         Ok(())
     }
 
-    /// Spawns `count` agents into a cluster or sub-cluster; `factory` builds each behaviour
-    /// (and rebuilds it on restart). Returns their ids. Messages sent to them right away are
-    /// held until they exist, never lost.
+    /// Spawns one agent of behaviour `A` into a cluster or sub-cluster; `factory` builds it
+    /// (and rebuilds it on restart). Returns its reference, typed by the messages it
+    /// accepts. A runtime of one behaviour spawns only that one; a runtime of several
+    /// (`QuantumOrchestrator<AnyAgent>`) any. Messages sent to it right away wait for it,
+    /// never lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn_agents`](Self::spawn_agents).
+    pub fn spawn<A: Agent>(
+        &self,
+        host: Address,
+        factory: impl Fn(AgentId) -> A + Send + Sync + 'static,
+    ) -> Result<AgentRef<A::Msg>, RuntimeError>
+    where
+        B: Hosts<A>,
+    {
+        let factory: Factory<A> = Arc::new(factory);
+        let ids = self.spawn_agents_with(host, 1, &B::factory(factory))?;
+        Ok(AgentRef::from_id(ids[0]))
+    }
+
+    /// Spawns `count` agents of behaviour `A` into a cluster or sub-cluster; `factory` builds
+    /// each one (and rebuilds it on restart). Returns their references, in id order. Messages
+    /// sent to them right away are held until they exist, never lost.
     ///
     /// # Errors
     ///
     /// [`RuntimeError::UnknownAddress`] if `host` is not a cluster or sub-cluster,
     /// [`RuntimeError::TooManyAgents`] past 2^32 agents, [`RuntimeError::Stopped`].
-    pub fn spawn_agents(
+    pub fn spawn_agents<A: Agent>(
         &self,
         host: Address,
         count: usize,
-        factory: impl Fn(AgentId) -> B + Send + Sync + 'static,
-    ) -> Result<Vec<AgentId>, RuntimeError> {
-        let factory: Factory<B> = Arc::new(factory);
-        self.spawn_agents_with(host, count, &factory)
+        factory: impl Fn(AgentId) -> A + Send + Sync + 'static,
+    ) -> Result<Vec<AgentRef<A::Msg>>, RuntimeError>
+    where
+        B: Hosts<A>,
+    {
+        let factory: Factory<A> = Arc::new(factory);
+        let ids = self.spawn_agents_with(host, count, &B::factory(factory))?;
+        Ok(ids.into_iter().map(AgentRef::from_id).collect())
     }
 
-    /// [`spawn_agents`](Self::spawn_agents) with a shared factory.
+    /// [`spawn_agents`](Self::spawn_agents) with a shared factory of this runtime's hosted
+    /// type; returns the new agents' ids.
     ///
     /// # Errors
     ///
@@ -274,6 +303,7 @@ impl<B: Agent> ClusterManager<B> {
         drop(tree);
         let count32 = u32::try_from(count).map_err(|_| RuntimeError::TooManyAgents)?;
         let first = shared
+            .services
             .allocate_agent_ids(count32)
             .ok_or(RuntimeError::TooManyAgents)?;
         let ids: Vec<AgentId> = (first..first + count32).map(AgentId).collect();
@@ -350,7 +380,8 @@ impl<B: Agent> ClusterManager<B> {
     }
 
     /// The node that hosts an agent, per the directory.
-    pub fn host_of(&self, agent: AgentId) -> Option<Address> {
+    pub fn host_of(&self, agent: impl Into<AgentId>) -> Option<Address> {
+        let agent = agent.into();
         let shared = &self.handle.inner.shared;
         let k = shared.directory.agents.node(agent)?;
         Some(shared.directory.tree.load().info(k).address)
@@ -388,7 +419,7 @@ impl<B: Agent> ClusterManager<B> {
             })
             .collect();
         drop(tree);
-        let agents = shared.next_agent.load(Ordering::Relaxed);
+        let agents = shared.services.next_agent.load(Ordering::Relaxed);
         let hosts = (0..agents)
             .map(|a| shared.directory.agents.node(AgentId(a)).map(|k| k.0))
             .collect();

@@ -14,7 +14,7 @@ pub use error::{RuntimeError, RuntimeSendError};
 pub use handle::RuntimeHandle;
 pub use manager::{ClusterManager, Topology, TopologyNode};
 
-use crate::Agent;
+use crate::Host;
 use crate::config::RuntimeConfig;
 use crate::executor::Executor;
 use crate::letter::NodeStats;
@@ -54,7 +54,7 @@ pub struct ShutdownReport {
 /// impl Agent for Echo {
 ///     type Msg = String;
 ///     fn handle(&mut self, msg: String, ctx: &mut Context<'_, String>) -> AgentResult {
-///         ctx.send(Address::Orchestrator, format!("echo: {msg}"));
+///         ctx.send_to(Address::Orchestrator, format!("echo: {msg}"));
 ///         Ok(())
 ///     }
 /// }
@@ -63,24 +63,25 @@ pub struct ShutdownReport {
 /// let cluster = rt.manager().create_cluster("c0").unwrap();
 /// let agents = rt.manager().spawn_agents(cluster.into(), 3, |_| Echo).unwrap();
 /// let handle = rt.handle();
-/// handle.send_blocking(agents[1], "hi".to_owned()).unwrap();
+/// handle.send_blocking(&agents[1], "hi".to_owned()).unwrap();
 /// let reply = handle.recv_blocking(std::time::Duration::from_secs(5)).unwrap();
 /// assert_eq!(reply.payload, "echo: hi");
 /// assert_eq!(reply.from, agents[1].into());
 /// let report = rt.shutdown();
 /// assert_eq!(report.stats.handled, 1);
 /// ```
-pub struct QuantumOrchestrator<B: Agent> {
+pub struct QuantumOrchestrator<B: Host> {
     handle: RuntimeHandle<B>,
     executor: Option<Executor>,
 }
 
-impl<B: Agent> QuantumOrchestrator<B> {
+impl<B: Host> QuantumOrchestrator<B> {
     /// A builder with the default configuration.
     pub fn builder() -> RuntimeBuilder<B> {
         RuntimeBuilder {
             config: RuntimeConfig::default(),
             remote: None,
+            registry: None,
             _agents: PhantomData,
         }
     }

@@ -158,7 +158,7 @@ async fn handle_request(
         ToNode::Panic(id) => {
             let fuse = Arc::new(AtomicBool::new(true));
             w.handle
-                .send(id, SimMsg::Panic(fuse))
+                .send_to(id, SimMsg::Panic(fuse))
                 .await
                 .map_err(|e| SimError::FaultInjection {
                     agent: id,
