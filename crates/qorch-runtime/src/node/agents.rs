@@ -84,7 +84,10 @@ impl<B: Host> NodeCore<B> {
         let agent = self.slots[i].id;
         let _span = tracing::trace_span!("handle", agent = agent.0, node = %self.address).entered();
         let msg = env.payload;
-        let ok = self.run_hook(i, Some(from), correlation, |b, ctx| b.handle(msg, ctx));
+        // The sender is an agent; messages from the application, timers and the runtime
+        // have none.
+        let sender = from.is_agent().then_some(from);
+        let ok = self.run_hook(i, sender, correlation, |b, ctx| b.handle(msg, ctx));
         if ok {
             self.stats.handled += 1;
             self.stats.handled_by_priority[lane] += 1;

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
-use qorch_protocol::{Address, Message, Priority};
+use qorch_protocol::{Address, Envelope, Message, Priority};
 
 use super::NodeCore;
 use crate::Host;
@@ -44,7 +44,11 @@ impl<B: Host> NodeCore<B> {
                 }
                 None => t.msg,
             };
-            let env = letter(Address::Agent(agent), priority, Letter::User(msg));
+            // From the node: a timer's message has no sender.
+            let env = Envelope {
+                to: Address::Agent(agent),
+                ..letter(self.address, priority, Letter::User(msg))
+            };
             self.flow.produce(1);
             self.route(env);
         }
