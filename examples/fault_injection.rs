@@ -4,7 +4,7 @@
 //!
 //! Run with `cargo run --release -p qorch --example fault_injection`.
 
-use qorch_sim::{Fault, FaultKind, Scenario};
+use qorch::sim::{Fault, FaultKind, Scenario};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut s = Scenario {
@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     s.topology.clusters = 20;
     s.behaviour.message_work = 200;
     s.behaviour.tick_work = 2_000;
-    let out = qorch_sim::run(&s, &mut |_| {})?;
+    let out = qorch::sim::run(&s, &mut |_| {})?;
     let r = &out.report;
     println!("{}", r.summary_table(&out.timings));
     println!("round  agents  served  efficiency");

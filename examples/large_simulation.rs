@@ -4,7 +4,7 @@
 //! The agents do little work per tick here (this example measures the runtime and the
 //! optimizer at scale, not the agents); the report is printed as a table.
 
-use qorch_sim::{Progress, Scenario};
+use qorch::sim::{Progress, Scenario};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut agents = 100_000_usize;
@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     s.behaviour.tick_work = 1_000;
     s.clustering.every = 2;
     let started = std::time::Instant::now();
-    let out = qorch_sim::run(&s, &mut |p| match p {
+    let out = qorch::sim::run(&s, &mut |p| match p {
         Progress::Ready { agents, .. } => {
             eprintln!(
                 "{agents} agents spawned in {:.1} s",

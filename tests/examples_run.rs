@@ -56,12 +56,32 @@ fn embed_tokio_example_runs() {
     run("embed_tokio");
 }
 
+#[cfg(feature = "sim")]
 #[test]
 fn fault_injection_accounts_for_every_message() {
     let Some(out) = run("fault_injection") else {
         return;
     };
     assert!(out.contains("(0 unaccounted)"), "{out}");
+}
+
+#[cfg(feature = "sim")]
+#[test]
+fn simulate_custom_counts_what_its_workload_sends() {
+    let Some(out) = run("simulate_custom") else {
+        return;
+    };
+    assert!(out.contains("pipeline: 8 leaves, "), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("messages: "))
+        .unwrap_or_else(|| panic!("no messages line: {out}"));
+    let sent = line.split_whitespace().nth(1).unwrap();
+    assert!(
+        line.contains(&format!("(the workload says {sent})")),
+        "{line}"
+    );
+    assert!(line.contains("10 panics (0 unaccounted)"), "{line}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The simulated agents as runtime behaviours: thin wrappers that call the model.
+//! The simulated agents as runtime behaviours: thin wrappers that call the workload.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +7,7 @@ use qorch_protocol::{AgentId, Message, Priority};
 use qorch_resources::ResourceRequest;
 use qorch_runtime::{Agent, AgentResult, Context};
 
-use crate::model::{AgentModel, ModelSpec, Task};
+use crate::workload::{AgentWorkload, Task};
 
 /// A message between simulated agents (serializable for distributed runs, except the
 /// fault-injection fuse, which never leaves its process).
@@ -36,53 +36,59 @@ impl Message for SimMsg {
     }
 }
 
-/// A simulated agent: its model, the tick it has reached, and a buffer for its sends.
-pub struct SimAgent {
-    spec: Arc<ModelSpec>,
-    model: AgentModel,
+/// A simulated agent: the runtime behaviour that runs one agent of a workload (the built-in
+/// model, or any [`AgentWorkload`]). It keeps the agent's profile, the tick it has reached
+/// and a buffer for its sends; its tick sends the workload's tasks as [`SimMsg::Work`], and
+/// it reports the workload's demand to the optimizer.
+pub struct SimAgent<W: AgentWorkload> {
+    workload: Arc<W>,
+    id: AgentId,
+    profile: W::Profile,
     tick: u64,
     out: Vec<Task>,
 }
 
-impl SimAgent {
-    pub(crate) fn new(spec: Arc<ModelSpec>, id: AgentId) -> SimAgent {
-        let model = spec.build(id.0);
+impl<W: AgentWorkload> SimAgent<W> {
+    pub(crate) fn new(workload: Arc<W>, id: AgentId) -> SimAgent<W> {
+        let profile = workload.profile(id);
         SimAgent {
-            spec,
-            model,
+            workload,
+            id,
+            profile,
             tick: 0,
             out: Vec::new(),
         }
     }
 
     #[cfg(feature = "distributed")]
-    /// An agent restarted at tick `tick` (its model is a function of its id, so this is the
-    /// state it had).
-    pub(crate) fn resumed(spec: Arc<ModelSpec>, id: AgentId, tick: u64) -> SimAgent {
-        let mut a = SimAgent::new(spec, id);
+    /// An agent restarted at tick `tick` (its profile is a function of its id, so this is
+    /// the state it had).
+    pub(crate) fn resumed(workload: Arc<W>, id: AgentId, tick: u64) -> SimAgent<W> {
+        let mut a = SimAgent::new(workload, id);
         a.tick = tick;
         a
     }
 }
 
-impl Agent for SimAgent {
+impl<W: AgentWorkload> Agent for SimAgent<W> {
     type Msg = SimMsg;
 
     fn handle(&mut self, msg: SimMsg, _ctx: &mut Context<'_, SimMsg>) -> AgentResult {
         match msg {
             SimMsg::Work { priority, units } => {
-                ModelSpec::handle(&Task {
-                    to: self.model.id,
+                let task = Task {
+                    to: self.id,
                     priority,
                     units,
-                });
+                };
+                self.workload.handle(&self.profile, &task);
                 Ok(())
             }
             SimMsg::Panic(fuse) => {
                 assert!(
                     !fuse.swap(false, Ordering::AcqRel),
                     "injected fault: agent {} panics",
-                    self.model.id
+                    self.id.0
                 );
                 Ok(())
             }
@@ -91,11 +97,12 @@ impl Agent for SimAgent {
 
     fn on_tick(&mut self, tick: u64, ctx: &mut Context<'_, SimMsg>) -> AgentResult {
         self.tick = tick;
-        self.spec.tick(&self.model, tick, &mut self.out);
+        self.out.clear();
+        self.workload.tick(&self.profile, tick, &mut self.out);
         for t in &self.out {
             ctx.send_to_with(
                 t.priority,
-                AgentId(t.to),
+                t.to,
                 SimMsg::Work {
                     priority: t.priority,
                     units: t.units,
@@ -106,6 +113,6 @@ impl Agent for SimAgent {
     }
 
     fn demand(&self) -> Option<ResourceRequest> {
-        Some(self.spec.request(&self.model, self.tick))
+        Some(self.workload.demand(&self.profile, self.tick))
     }
 }

@@ -10,9 +10,10 @@
 
 use std::time::Instant;
 
+use qorch_protocol::AgentId;
 use rayon::prelude::*;
 
-use crate::model::{AgentModel, ModelSpec, Task};
+use crate::workload::{AgentWorkload, Task};
 
 /// What the plain loop did so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -25,39 +26,46 @@ pub(crate) struct BaselineRun {
     pub(crate) handled: u64,
 }
 
-/// The plain loop: per thread, its agents' models.
-pub(crate) struct Baseline {
+/// The plain loop: every agent's profile, and the agents of each thread.
+pub(crate) struct Baseline<W: AgentWorkload> {
     threads: usize,
-    lanes: Vec<Vec<AgentModel>>,
+    /// Agent id -> its profile.
+    profiles: Vec<W::Profile>,
+    /// Per thread, its agents in id order.
+    lanes: Vec<Vec<u32>>,
     thread_of: Vec<u32>,
     pool: rayon::ThreadPool,
     pub(crate) totals: BaselineRun,
 }
 
-impl Baseline {
+impl<W: AgentWorkload> Baseline<W> {
     /// A loop on `threads` threads; `thread_of[a]` is the thread agent `a` lives on.
-    pub(crate) fn new(spec: &ModelSpec, threads: usize, thread_of: Vec<u32>) -> Baseline {
+    pub(crate) fn new(workload: &W, threads: usize, thread_of: Vec<u32>) -> Baseline<W> {
         let threads = threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .expect("a thread pool of the runtime's size");
+        let profiles = (0..thread_of.len() as u32)
+            .map(|a| workload.profile(AgentId(a)))
+            .collect();
         let mut b = Baseline {
             threads,
+            profiles,
             lanes: Vec::new(),
             thread_of: Vec::new(),
             pool,
             totals: BaselineRun::default(),
         };
-        b.regroup(spec, thread_of);
+        b.regroup(thread_of);
         b
     }
 
     /// Places the agents on threads anew (after agents moved between clusters).
-    pub(crate) fn regroup(&mut self, spec: &ModelSpec, thread_of: Vec<u32>) {
-        let mut lanes: Vec<Vec<AgentModel>> = (0..self.threads).map(|_| Vec::new()).collect();
-        for id in 0..spec.agents() {
-            lanes[thread_of[id as usize] as usize % self.threads].push(spec.build(id));
+    pub(crate) fn regroup(&mut self, thread_of: Vec<u32>) {
+        let mut lanes: Vec<Vec<u32>> = (0..self.threads).map(|_| Vec::new()).collect();
+        for (id, &thread) in thread_of.iter().enumerate() {
+            lanes[thread as usize % self.threads].push(id as u32);
         }
         self.lanes = lanes;
         self.thread_of = thread_of;
@@ -65,47 +73,50 @@ impl Baseline {
 
     /// Runs tick `t`: every live agent's tick, then every task handled by its receiver's
     /// thread. `alive(a)` says whether agent `a` works at this tick (lost sub-clusters stop).
-    pub(crate) fn tick(&mut self, spec: &ModelSpec, t: u64, alive: &(dyn Fn(u32) -> bool + Sync)) {
+    /// A task to an id that is no agent is sent and not handled (a dead letter in the
+    /// runtime).
+    pub(crate) fn tick(&mut self, workload: &W, t: u64, alive: &(dyn Fn(u32) -> bool + Sync)) {
         let threads = self.threads;
-        let (lanes, thread_of) = (&self.lanes, &self.thread_of);
+        let (profiles, lanes, thread_of) = (&self.profiles, &self.lanes, &self.thread_of);
         let start = Instant::now();
         let (sent, handled) = self.pool.install(|| {
             // Phase 1: every agent's tick; its tasks sorted by the receiver's thread.
-            let outboxes: Vec<Vec<Vec<Task>>> = lanes
+            let outboxes: Vec<(u64, Vec<Vec<Task>>)> = lanes
                 .par_iter()
                 .map(|lane| {
                     let mut by_thread: Vec<Vec<Task>> = vec![Vec::new(); threads];
                     let mut out = Vec::new();
-                    let mut acc = 0_u64;
-                    for m in lane {
-                        if !alive(m.id) {
+                    let mut sent = 0_u64;
+                    for &a in lane {
+                        if !alive(a) {
                             continue;
                         }
-                        acc = acc.wrapping_add(spec.tick(m, t, &mut out));
+                        out.clear();
+                        workload.tick(&profiles[a as usize], t, &mut out);
+                        sent += out.len() as u64;
                         for task in &out {
-                            by_thread[thread_of[task.to as usize] as usize % threads].push(*task);
+                            if let Some(&w) = thread_of.get(task.to.0 as usize) {
+                                by_thread[w as usize % threads].push(*task);
+                            }
                         }
                     }
-                    std::hint::black_box(acc);
-                    by_thread
+                    (sent, by_thread)
                 })
                 .collect();
-            let sent: u64 = outboxes.iter().flatten().map(|v| v.len() as u64).sum();
+            let sent: u64 = outboxes.iter().map(|(n, _)| n).sum();
             // Phase 2: every thread handles the tasks addressed to its agents.
             let handled = (0..threads)
                 .into_par_iter()
                 .map(|w| {
                     let mut n = 0_u64;
-                    let mut acc = 0_u64;
-                    for from in &outboxes {
+                    for (_, from) in &outboxes {
                         for task in &from[w] {
-                            if alive(task.to) {
-                                acc = acc.wrapping_add(ModelSpec::handle(task));
+                            if alive(task.to.0) {
+                                workload.handle(&profiles[task.to.0 as usize], task);
                                 n += 1;
                             }
                         }
                     }
-                    std::hint::black_box(acc);
                     n
                 })
                 .sum::<u64>();

@@ -103,6 +103,18 @@ pub enum SimError {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// A custom workload ([`run_workload`](crate::run_workload)) with something only a
+    /// distributed run does: distributed runs simulate the built-in model only (their node
+    /// processes build the agents from the scenario alone), so a custom workload runs in one
+    /// process.
+    #[error(
+        "{what} need a distributed run, and distributed runs simulate the built-in model \
+         only: a custom workload runs in one process"
+    )]
+    LocalOnly {
+        /// What the scenario asked for (`node_crash faults`).
+        what: &'static str,
+    },
     /// A process of a distributed run failed or could not be started.
     #[error("distributed run: {0}")]
     Distributed(String),

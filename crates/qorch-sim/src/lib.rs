@@ -9,6 +9,15 @@
 //! time in a plain loop to measure what the runtime costs. The [`Report`] is what
 //! `qorch simulate` writes to `report.json`.
 //!
+//! # Your own agents
+//!
+//! What the agents do (the work of their ticks, the tasks they send to their peers, what
+//! handling a task costs, their demand) is an [`AgentWorkload`]. [`run`] simulates the
+//! built-in one, described by the scenario's `[behaviour]` and `[workload]` sections;
+//! [`run_workload`] simulates yours, with the same report, faults and baseline (in one
+//! process: distributed runs simulate the built-in model only). See [`AgentWorkload`] for
+//! an example, and `examples/simulate_custom.rs`.
+//!
 //! # Features
 //!
 //! * `distributed` (default): runs over node processes joined by NATS
@@ -38,7 +47,8 @@
 //! Every random choice (agent traits, peers, demand noise, bursts, faults, misplacement,
 //! solver seeds) derives from the scenario's seed; the agents' work and demand are functions
 //! of (seed, agent, tick), so a restarted agent behaves as the one it replaces; rounds run
-//! at fixed points, never on timers. With one worker the report is the same byte for byte.
+//! at fixed points, never on timers. With one worker the report is the same byte for byte
+//! (for a custom workload, when it is a function of its arguments too).
 //!
 //! # Communication overhead
 //!
@@ -65,6 +75,7 @@ mod report;
 mod scenario;
 mod setup;
 mod simulation;
+mod workload;
 
 use std::path::Path;
 
@@ -72,7 +83,7 @@ pub use agent::{SimAgent, SimMsg};
 #[cfg(feature = "distributed")]
 pub use distributed::{Distributed, SpawnNode, run_distributed, run_node};
 pub use error::SimError;
-pub use local::run;
+pub use local::{run, run_workload};
 #[cfg(feature = "plots")]
 pub use plots::write_plots;
 pub use report::{
@@ -84,6 +95,7 @@ pub use scenario::{
     Workload,
 };
 pub use simulation::{Outcome, Progress};
+pub use workload::{AgentWorkload, Task, burn, uniform};
 
 /// Writes `report.json`, `timings.json`, `scenario.toml` and (with the `plots` feature) the
 /// SVG plots into `dir` (created if missing); returns the files written.

@@ -1,4 +1,5 @@
-//! Local runs ([`run`]): every agent in one runtime of this process, the local backend.
+//! Local runs ([`run`], [`run_workload`]): every agent in one runtime of this process, the
+//! local backend.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +19,10 @@ use crate::report::ReclusterRecord;
 use crate::scenario::{FaultKind, Scenario};
 use crate::setup::{factory, optimizer_parts, pools, runtime_config, wait_failed};
 use crate::simulation::{Backend, Driver, Outcome, Progress, ShutdownFigures, drive};
+use crate::workload::AgentWorkload;
 
-/// Runs a scenario in this process.
+/// Runs a scenario in this process: its agents follow the built-in model (the scenario's
+/// `[behaviour]` and `[workload]` sections).
 ///
 /// # Errors
 ///
@@ -27,35 +30,79 @@ use crate::simulation::{Backend, Driver, Outcome, Progress, ShutdownFigures, dri
 /// [`SimError::OptimizerStart`] or [`SimError::Round`] if the runtime or a round fails.
 pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, SimError> {
     scenario.validate()?;
-    if scenario
-        .faults
-        .iter()
-        .any(|f| f.kind == FaultKind::NodeCrash)
-    {
+    if has_node_crashes(scenario) {
         return Err(SimError::Scenario(
             "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
         ));
     }
+    run_local(scenario, ModelSpec::new(scenario), progress)
+}
+
+/// Runs a scenario in this process with agents that do what `workload` says: the same
+/// hierarchy, pools, rounds, faults, re-clustering, plain-loop baseline and [`Report`] as
+/// [`run`], whose agents follow the built-in model instead.
+///
+/// With one worker (`scenario.workers = 1`) and a workload that is a function of its
+/// arguments (see [`AgentWorkload`]), the same scenario gives the same report byte for
+/// byte. A custom workload runs in one process: distributed runs (`run_distributed`, with
+/// the `distributed` feature) and their `node_crash` faults simulate the built-in model only,
+/// since their node processes build the agents from the scenario alone.
+///
+/// [`Report`]: crate::Report
+///
+/// # Errors
+///
+/// [`SimError::Scenario`] for an invalid scenario, or a demand without one amount per kind
+/// of the scenario's pools; [`SimError::LocalOnly`] for `node_crash` faults;
+/// [`SimError::Runtime`], [`SimError::OptimizerStart`] or [`SimError::Round`] if the
+/// runtime or a round fails.
+pub fn run_workload<W: AgentWorkload>(
+    scenario: &Scenario,
+    workload: W,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, SimError> {
+    scenario.validate()?;
+    if has_node_crashes(scenario) {
+        return Err(SimError::LocalOnly {
+            what: "node_crash faults",
+        });
+    }
+    run_local(scenario, workload, progress)
+}
+
+fn has_node_crashes(scenario: &Scenario) -> bool {
+    scenario
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::NodeCrash)
+}
+
+/// Runs a valid scenario of `workload` on the local backend.
+fn run_local<W: AgentWorkload>(
+    scenario: &Scenario,
+    workload: W,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, SimError> {
     let started = Instant::now();
-    let spec = Arc::new(ModelSpec::new(scenario));
-    let (backend, layout, optimizer) = LocalBackend::start(scenario, &spec)?;
-    let d = Driver::with_backend(scenario, spec, Box::new(backend), layout, optimizer);
+    let workload = Arc::new(workload);
+    let (backend, layout, optimizer) = LocalBackend::start(scenario, &workload)?;
+    let d = Driver::with_backend(scenario, workload, Box::new(backend), layout, optimizer);
     drive(scenario, d, started, progress)
 }
 
 /// One runtime, driven from a current-thread executor of the driver's.
-pub(crate) struct LocalBackend {
+pub(crate) struct LocalBackend<W: AgentWorkload> {
     exec: tokio::runtime::Runtime,
-    rt: QuantumOrchestrator<SimAgent>,
-    handle: RuntimeHandle<SimAgent>,
+    rt: QuantumOrchestrator<SimAgent<W>>,
+    handle: RuntimeHandle<SimAgent<W>>,
 }
 
-impl LocalBackend {
+impl<W: AgentWorkload> LocalBackend<W> {
     /// Builds the hierarchy, spawns the agents, misplaces some, starts the optimizer.
     pub(crate) fn start(
         scenario: &Scenario,
-        spec: &Arc<ModelSpec>,
-    ) -> Result<(LocalBackend, Layout, Optimizer), SimError> {
+        workload: &Arc<W>,
+    ) -> Result<(LocalBackend<W>, Layout, Optimizer), SimError> {
         let exec = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -63,20 +110,22 @@ impl LocalBackend {
                 of: "driver",
                 source,
             })?;
-        let rt = QuantumOrchestrator::<SimAgent>::builder()
+        // The pools first: they check that the workload's demand fits the pools' kinds.
+        let pools = pools(scenario, &**workload)?;
+        let rt = QuantumOrchestrator::<SimAgent<W>>::builder()
             .config(runtime_config(scenario))
             .build()?;
         let handle = rt.handle();
-        let layout = build_hierarchy(&rt, scenario, spec)?;
+        let layout = build_hierarchy(&rt, scenario, workload)?;
         settle_moves(&exec, &handle)?;
-        let (config, scheduler) = optimizer_parts(scenario, pools(scenario, spec))?;
+        let (config, scheduler) = optimizer_parts(scenario, pools)?;
         let optimizer = Optimizer::start_with(handle.clone(), config, scheduler)
             .map_err(SimError::OptimizerStart)?;
         Ok((LocalBackend { exec, rt, handle }, layout, optimizer))
     }
 }
 
-impl Backend for LocalBackend {
+impl<W: AgentWorkload> Backend for LocalBackend<W> {
     fn tick(&mut self, t: u64, _layout: &Layout) -> Result<(), SimError> {
         self.exec.block_on(self.handle.tick(t))?;
         self.exec
@@ -110,7 +159,7 @@ impl Backend for LocalBackend {
     fn recluster(
         &mut self,
         layout: &mut Layout,
-        spec: &ModelSpec,
+        cross: &dyn Fn(&Layout) -> f64,
         affinity: &HashMap<(AgentId, AgentId), f64>,
         policy: &ReclusterPolicy,
     ) -> Result<Option<ReclusterRecord>, SimError> {
@@ -119,7 +168,7 @@ impl Backend for LocalBackend {
             &self.rt.manager(),
             &|| settle_moves(exec, handle),
             layout,
-            spec,
+            cross,
             affinity,
             policy,
         )
@@ -140,9 +189,9 @@ impl Backend for LocalBackend {
 /// Waits until every agent move has landed: a first settle pass lets the source nodes hand
 /// the agents over, a second lets the destinations adopt them. (An agent in transit when a
 /// tick passes would miss that tick.)
-fn settle_moves(
+fn settle_moves<W: AgentWorkload>(
     exec: &tokio::runtime::Runtime,
-    handle: &RuntimeHandle<SimAgent>,
+    handle: &RuntimeHandle<SimAgent<W>>,
 ) -> Result<(), SimError> {
     exec.block_on(handle.settle())?;
     exec.block_on(handle.settle())?;
@@ -151,21 +200,21 @@ fn settle_moves(
 
 /// Creates the clusters and sub-clusters and spawns every agent into its leaf, then moves the
 /// misplaced ones.
-fn build_hierarchy(
-    rt: &QuantumOrchestrator<SimAgent>,
+fn build_hierarchy<W: AgentWorkload>(
+    rt: &QuantumOrchestrator<SimAgent<W>>,
     s: &Scenario,
-    spec: &Arc<ModelSpec>,
+    workload: &Arc<W>,
 ) -> Result<Layout, SimError> {
     let m = rt.manager();
     let (plan, leaves) = plan_hierarchy(s);
     create_nodes(&m, &plan, &|_| true)?;
-    let factory = factory(spec);
+    let factory = factory(workload);
     for (l, (addr, _, _)) in leaves.iter().enumerate() {
-        let (first, len) = spec.leaf_range(l as u32);
-        let ids = m.spawn_agents_with(*addr, len as usize, &factory)?;
-        debug_assert_eq!(ids.first().map(|a| a.0), Some(first));
+        let home = s.home_agents(l as u32);
+        let ids = m.spawn_agents_with(*addr, home.len(), &factory)?;
+        debug_assert_eq!(ids.first().map(|a| a.0), Some(home.start));
     }
-    let mut layout = Layout::new(leaves, spec);
+    let mut layout = Layout::new(leaves, s);
     layout.misplace(&m, s.topology.misplaced, s.seed)?;
     Ok(layout)
 }

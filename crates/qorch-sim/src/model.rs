@@ -1,13 +1,14 @@
-//! The simulated agents' work and demand, as plain functions of the scenario, the agent's id
-//! and the tick: the runtime's agents and the baseline loop call the same code, and a
-//! restarted agent behaves exactly as the one it replaces.
+//! The built-in model: the simulated agents' work and demand, as plain functions of the
+//! scenario, the agent's id and the tick (the scenario's `[behaviour]` and `[workload]`
+//! sections). It is the [`AgentWorkload`] that [`run`](crate::run) and distributed runs
+//! simulate: the runtime's agents and the baseline loop call the same code, and a restarted
+//! agent behaves exactly as the one it replaces.
 
-use std::hint::black_box;
-
-use qorch_protocol::Priority;
+use qorch_protocol::{AgentId, Priority};
 use qorch_resources::{PoolFilter, ResourceRequest, ResourceVector};
 
-use crate::scenario::{Pattern, Scenario};
+use crate::scenario::{Pattern, Scenario, home_leaf, home_range};
+use crate::workload::{AgentWorkload, Task, burn};
 
 /// `SplitMix64`'s finalizer: a well-mixed hash of a 64-bit value (the workspace's one copy,
 /// in `qorch-qubo`).
@@ -22,14 +23,6 @@ pub(crate) enum Kind {
     Chatty,
     /// Small, a message every fifth tick on average.
     Idle,
-}
-
-/// One message of the simulation: work for the receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Task {
-    pub(crate) to: u32,
-    pub(crate) priority: Priority,
-    pub(crate) units: u32,
 }
 
 /// Everything needed to build any agent's model from its id: the scenario's numbers and the
@@ -76,7 +69,7 @@ pub(crate) fn to_unit(h: u64) -> f64 {
 }
 
 /// A uniform number in `[0, 1)` from the hash of (seed, agent, tick, purpose).
-fn unit(seed: u64, id: u32, tick: u64, purpose: u64) -> f64 {
+pub(crate) fn unit(seed: u64, id: u32, tick: u64, purpose: u64) -> f64 {
     to_unit(mix(seed ^ mix(u64::from(id) ^ mix(tick ^ mix(purpose)))))
 }
 
@@ -90,17 +83,6 @@ fn pick<const N: usize>(shares: &[f64; N], u: f64) -> usize {
         }
     }
     N - 1
-}
-
-/// Does `units` steps of a dependent multiply-xorshift chain (about a nanosecond or two each)
-/// and returns the result, so the work cannot be optimized away.
-pub(crate) fn burn(units: u32, seed: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..units {
-        x = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        x ^= x >> 29;
-    }
-    black_box(x)
 }
 
 const PURPOSE_KIND: u64 = 1;
@@ -142,20 +124,12 @@ impl ModelSpec {
 
     /// The leaf (0-based, in creation order) hosting agent `id` at the start.
     pub(crate) fn leaf_of(&self, id: u32) -> u32 {
-        ((u64::from(id) * u64::from(self.leaves)) / u64::from(self.agents)) as u32
+        home_leaf(self.agents, self.leaves, id)
     }
 
     /// The first agent of leaf `leaf` and the number of its agents.
     pub(crate) fn leaf_range(&self, leaf: u32) -> (u32, u32) {
-        let first = |l: u32| {
-            ((u64::from(l) * u64::from(self.agents)).div_ceil(u64::from(self.leaves))) as u32
-        };
-        let a = first(leaf);
-        (a, first(leaf + 1) - a)
-    }
-
-    pub(crate) fn agents(&self) -> u32 {
-        self.agents
+        home_range(self.agents, self.leaves, leaf)
     }
 
     pub(crate) fn build(&self, id: u32) -> AgentModel {
@@ -265,7 +239,7 @@ impl ModelSpec {
     }
 
     /// Desired demand of agent `m` at tick `t`, summed over kinds.
-    pub(crate) fn desired_total(&self, m: &AgentModel, t: u64) -> f64 {
+    pub(crate) fn desired_sum(&self, m: &AgentModel, t: u64) -> f64 {
         m.base.iter().sum::<f64>() * self.multiplier(m, t)
     }
 
@@ -280,7 +254,7 @@ impl ModelSpec {
 
     /// Agent `m`'s tick `t`: its own work, then the tasks it sends (`out` is cleared first).
     /// Returns the work's result.
-    pub(crate) fn tick(&self, m: &AgentModel, t: u64, out: &mut Vec<Task>) -> u64 {
+    pub(crate) fn run_tick(&self, m: &AgentModel, t: u64, out: &mut Vec<Task>) -> u64 {
         out.clear();
         let (work, sends) = match m.kind {
             Kind::Compute => (self.tick_work, 1),
@@ -306,17 +280,43 @@ impl ModelSpec {
                 Priority::Low
             };
             out.push(Task {
-                to,
+                to: AgentId(to),
                 priority,
                 units: self.message_work,
             });
         }
         r
     }
+}
 
-    /// Handles one task: its work.
-    pub(crate) fn handle(task: &Task) -> u64 {
-        burn(task.units, u64::from(task.to))
+/// The built-in model as a workload: a profile is an agent's fixed traits.
+impl AgentWorkload for ModelSpec {
+    type Profile = AgentModel;
+
+    fn profile(&self, agent: AgentId) -> AgentModel {
+        self.build(agent.0)
+    }
+
+    fn tick(&self, agent: &AgentModel, tick: u64, out: &mut Vec<Task>) {
+        self.run_tick(agent, tick, out);
+    }
+
+    // `handle`: the default, `burn(units, receiver)`.
+
+    fn demand(&self, agent: &AgentModel, tick: u64) -> ResourceRequest {
+        self.request(agent, tick)
+    }
+
+    fn peers(&self, agent: &AgentModel) -> Vec<(AgentId, f64)> {
+        if agent.peers.is_empty() {
+            return Vec::new();
+        }
+        let w = ModelSpec::send_rate(agent) / agent.peers.len() as f64;
+        agent.peers.iter().map(|&p| (AgentId(p), w)).collect()
+    }
+
+    fn desired_total(&self, agent: &AgentModel, tick: u64) -> f64 {
+        self.desired_sum(agent, tick)
     }
 }
 
@@ -409,14 +409,14 @@ mod tests {
         for id in 0..1_000 {
             let m = sp.build(id);
             for t in 0..10 {
-                sp.tick(&m, t, &mut out);
+                sp.run_tick(&m, t, &mut out);
                 let expected = match m.kind {
                     Kind::Compute => 1..=1,
                     Kind::Chatty => 6..=6,
                     Kind::Idle => 0..=1,
                 };
                 assert!(expected.contains(&out.len()));
-                assert!(out.iter().all(|task| m.peers.contains(&task.to)));
+                assert!(out.iter().all(|task| m.peers.contains(&task.to.0)));
                 sent += out.len();
             }
         }

@@ -2,9 +2,8 @@
 //! runtime gives them, its leaves, and the creation of the planned nodes in a runtime.
 
 use qorch_protocol::{Address, ClusterId, SubClusterId};
-use qorch_runtime::ClusterManager;
+use qorch_runtime::{Agent, ClusterManager};
 
-use crate::agent::SimAgent;
 use crate::error::SimError;
 use crate::scenario::Scenario;
 
@@ -58,8 +57,8 @@ pub(crate) fn plan_hierarchy(s: &Scenario) -> (Vec<PlannedNode>, Vec<(Address, u
 }
 
 /// Creates the planned nodes of the clusters `keep` accepts in a runtime.
-pub(crate) fn create_nodes(
-    m: &ClusterManager<SimAgent>,
+pub(crate) fn create_nodes<A: Agent>(
+    m: &ClusterManager<A>,
     plan: &[PlannedNode],
     keep: &dyn Fn(u32) -> bool,
 ) -> Result<(), SimError> {

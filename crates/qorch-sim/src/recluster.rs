@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use qorch_optimizer::ReclusterPolicy;
 use qorch_protocol::{Address, AgentId};
-use qorch_runtime::ClusterManager;
+use qorch_runtime::{Agent, ClusterManager};
 
-use crate::agent::SimAgent;
 use crate::error::SimError;
-use crate::model::{ModelSpec, mix, to_unit};
+use crate::model::{mix, to_unit};
 use crate::report::ReclusterRecord;
+use crate::scenario::Scenario;
+use crate::workload::AgentWorkload;
 
 #[derive(Debug, Clone)]
 struct Leaf {
@@ -37,9 +38,9 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// `leaves`: (address, cluster index, cluster address) in creation order; agents as the
-    /// model spreads them.
-    pub(crate) fn new(leaves: Vec<(Address, u32, Address)>, spec: &ModelSpec) -> Layout {
+    /// `leaves`: (address, cluster index, cluster address) in creation order; agents in
+    /// their home leaves (`Scenario::home_leaf`).
+    pub(crate) fn new(leaves: Vec<(Address, u32, Address)>, scenario: &Scenario) -> Layout {
         let roots = leaves.iter().map(|l| l.1 + 1).max().unwrap_or(0);
         let mut leaves: Vec<Leaf> = leaves
             .into_iter()
@@ -51,7 +52,9 @@ impl Layout {
                 dead: false,
             })
             .collect();
-        let leaf_of: Vec<u32> = (0..spec.agents()).map(|a| spec.leaf_of(a)).collect();
+        let leaf_of: Vec<u32> = (0..scenario.topology.agents as u32)
+            .map(|a| scenario.home_leaf(AgentId(a)))
+            .collect();
         for (a, &l) in leaf_of.iter().enumerate() {
             leaves[l as usize].members.push(a as u32);
         }
@@ -115,7 +118,7 @@ impl Layout {
 
     /// Reads the layout back from the runtime after a re-clustering: new leaves (splits)
     /// join their cluster, and every agent's leaf is its host.
-    pub(crate) fn refresh(&mut self, m: &ClusterManager<SimAgent>) {
+    pub(crate) fn refresh<A: Agent>(&mut self, m: &ClusterManager<A>) {
         let mut index: HashMap<Address, u32> = self
             .leaves
             .iter()
@@ -169,22 +172,20 @@ impl Layout {
         }
     }
 
-    /// Share of the agents' messages (their expected rates to their peers, from the model)
-    /// between agents of different top-level clusters, among live agents.
-    pub(crate) fn expected_cross_share(&self, spec: &ModelSpec) -> f64 {
+    /// Share of the agents' messages (their expected rates to their peers, from the
+    /// workload) between agents of different top-level clusters, among live agents.
+    pub(crate) fn expected_cross_share<W: AgentWorkload>(&self, workload: &W) -> f64 {
         let (mut cross, mut total) = (0.0, 0.0);
-        for a in 0..spec.agents() {
+        for a in 0..self.leaf_of.len() as u32 {
             let la = self.leaf_of[a as usize] as usize;
             if self.leaves[la].dead {
                 continue;
             }
-            let m = spec.build(a);
-            if m.peers.is_empty() {
-                continue;
-            }
-            let w = ModelSpec::send_rate(&m) / m.peers.len() as f64;
-            for &p in &m.peers {
-                let lp = self.leaf_of[p as usize] as usize;
+            for (p, w) in workload.peers(&workload.profile(AgentId(a))) {
+                let Some(&lp) = self.leaf_of.get(p.0 as usize) else {
+                    continue;
+                };
+                let lp = lp as usize;
                 if self.leaves[lp].dead {
                     continue;
                 }
@@ -198,9 +199,9 @@ impl Layout {
     }
 
     /// Moves agents between leaves in the runtime and here.
-    fn apply_moves(
+    fn apply_moves<A: Agent>(
         &mut self,
-        m: &ClusterManager<SimAgent>,
+        m: &ClusterManager<A>,
         moves: &[(u32, u32)],
     ) -> Result<u64, SimError> {
         let mut moved = 0;
@@ -232,9 +233,9 @@ impl Layout {
 
     /// Moves a share of the agents to a random other leaf (the scenario's misplacement), in
     /// the runtime and here.
-    pub(crate) fn misplace(
+    pub(crate) fn misplace<A: Agent>(
         &mut self,
-        m: &ClusterManager<SimAgent>,
+        m: &ClusterManager<A>,
         share: f64,
         seed: u64,
     ) -> Result<(), SimError> {
@@ -290,15 +291,15 @@ impl Layout {
 /// One re-clustering pass through `qorch_optimizer::recluster` (affinity
 /// moves, merges, splits, planned as QUBO problems by `qorch_scheduler::plan_reclustering`);
 /// then waits for the moves to land and reads the new layout back.
-pub(crate) fn recluster(
-    m: &ClusterManager<SimAgent>,
+pub(crate) fn recluster<A: Agent>(
+    m: &ClusterManager<A>,
     settle: &dyn Fn() -> Result<(), SimError>,
     layout: &mut Layout,
-    spec: &ModelSpec,
+    cross: &dyn Fn(&Layout) -> f64,
     affinity: &HashMap<(AgentId, AgentId), f64>,
     policy: &ReclusterPolicy,
 ) -> Result<ReclusterRecord, SimError> {
-    let cross_before = layout.expected_cross_share(spec);
+    let cross_before = cross(layout);
     let plan = qorch_optimizer::recluster(m, affinity, policy)?;
     settle()?;
     layout.refresh(m);
@@ -308,6 +309,6 @@ pub(crate) fn recluster(
         splits: plan.splits as u64,
         merges: plan.merges as u64,
         cross_before,
-        cross_after: layout.expected_cross_share(spec),
+        cross_after: cross(layout),
     })
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use qorch_protocol::AgentId;
 use qorch_qubo::SolverKind;
 use serde::{Deserialize, Serialize};
 
@@ -407,6 +408,34 @@ impl Scenario {
         (0..t.depth).fold(t.clusters, |n, _| n.saturating_mul(t.fanout))
     }
 
+    /// The leaf (0-based, in creation order: cluster by cluster, sub-clusters depth first)
+    /// that agent `agent` is spawned in. Agents are spread evenly over the leaves in id
+    /// order; a share `topology.misplaced` of them is then moved away from it, and
+    /// re-clustering moves agents again, so this is where an agent belongs, not where it is.
+    ///
+    /// ```
+    /// use qorch_protocol::AgentId;
+    /// let mut s = qorch_sim::Scenario::default();
+    /// (s.topology.agents, s.topology.clusters, s.topology.depth) = (10, 3, 0);
+    /// let leaves: Vec<u32> = (0..10).map(|a| s.home_leaf(AgentId(a))).collect();
+    /// assert_eq!(leaves, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    /// assert_eq!(s.home_agents(1), 4..7);
+    /// ```
+    pub fn home_leaf(&self, agent: AgentId) -> u32 {
+        home_leaf(self.topology.agents as u32, self.leaves() as u32, agent.0)
+    }
+
+    /// The agents spawned in leaf `leaf` (see [`home_leaf`](Self::home_leaf)): a range of
+    /// ids, empty past the last leaf.
+    pub fn home_agents(&self, leaf: u32) -> std::ops::Range<u32> {
+        let leaves = self.leaves() as u32;
+        if leaf >= leaves {
+            return 0..0;
+        }
+        let (first, len) = home_range(self.topology.agents as u32, leaves, leaf);
+        first..first + len
+    }
+
     /// Checks every value; the message names the field and the range.
     ///
     /// # Errors
@@ -617,6 +646,19 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// The leaf hosting agent `id` at the start, of `agents` spread evenly over `leaves` in id
+/// order.
+pub(crate) fn home_leaf(agents: u32, leaves: u32, id: u32) -> u32 {
+    ((u64::from(id) * u64::from(leaves)) / u64::from(agents)) as u32
+}
+
+/// The first agent of leaf `leaf` and the number of its agents (see [`home_leaf`]).
+pub(crate) fn home_range(agents: u32, leaves: u32, leaf: u32) -> (u32, u32) {
+    let first = |l: u32| ((u64::from(l) * u64::from(agents)).div_ceil(u64::from(leaves))) as u32;
+    let a = first(leaf);
+    (a, first(leaf + 1) - a)
 }
 
 fn shares(section: &str, parts: &[(&str, f64)]) -> Result<(), SimError> {

@@ -5,16 +5,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qorch_optimizer::OptimizerConfig;
-use qorch_protocol::Address;
+use qorch_protocol::{Address, AgentId};
 use qorch_qaoa::QaoaSolver;
-use qorch_resources::{Pool, PoolId, ResourceKinds, ResourceVector};
-use qorch_runtime::{ComponentStatus, Factory, RestartIntensity, RuntimeConfig, RuntimeHandle};
+use qorch_resources::{Pool, PoolId, ResourceKinds, ResourceRequest, ResourceVector};
+use qorch_runtime::{
+    Agent, ComponentStatus, Factory, RestartIntensity, RuntimeConfig, RuntimeHandle,
+};
 use qorch_scheduler::{CostModel, EnhancedQuboScheduler, SchedulerConfig, SolverPolicy};
 
 use crate::agent::SimAgent;
 use crate::error::SimError;
-use crate::model::{ModelSpec, mix, to_unit};
+use crate::model::{mix, to_unit};
 use crate::scenario::{Scenario, SolverChoice};
+use crate::workload::AgentWorkload;
 
 /// The runtime settings of a scenario. One message in 8 is observed (the runtime's default
 /// is 16): re-clustering needs a few samples per agent and round to tell its peers' leaves
@@ -31,23 +34,42 @@ pub(crate) fn runtime_config(scenario: &Scenario) -> RuntimeConfig {
 }
 
 /// The factory of the simulated agents.
-pub(crate) fn factory(spec: &Arc<ModelSpec>) -> Factory<SimAgent> {
-    let spec = Arc::clone(spec);
-    Arc::new(move |id| SimAgent::new(Arc::clone(&spec), id))
+pub(crate) fn factory<W: AgentWorkload>(workload: &Arc<W>) -> Factory<SimAgent<W>> {
+    let workload = Arc::clone(workload);
+    Arc::new(move |id| SimAgent::new(Arc::clone(&workload), id))
 }
 
-/// The pools: capacities proportional to the agents' desired demand at the start, divided
-/// by the load, split over pools by jittered sizes.
-pub(crate) fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
+/// Refuses a request without one amount per kind of the scenario's pools.
+fn check_kinds(s: &Scenario, agent: AgentId, r: &ResourceRequest) -> Result<(), SimError> {
+    let k = s.pools.kinds.len();
+    if r.desired.len() == k && r.min.len() == k {
+        return Ok(());
+    }
+    Err(SimError::Scenario(format!(
+        "agent {}'s demand has {} amounts (min {}), but the pools have {k} kinds ({:?})",
+        agent.0,
+        r.desired.len(),
+        r.min.len(),
+        s.pools.kinds
+    )))
+}
+
+/// The pools: capacities proportional to the agents' desired demand at tick 1, divided by
+/// the load, split over pools by jittered sizes. Every request read must have one amount
+/// per kind (the first agent's is checked where capacities are given).
+pub(crate) fn pools<W: AgentWorkload>(s: &Scenario, workload: &W) -> Result<Vec<Pool>, SimError> {
     let k = s.pools.kinds.len();
     let mut total = vec![0.0; k];
     if let Some(c) = &s.pools.capacity {
         // The mean pool's capacity times the number of pools, at load 1.
         total = c.iter().map(|x| x * s.pools.count as f64).collect();
+        let first = AgentId(0);
+        check_kinds(s, first, &workload.demand(&workload.profile(first), 1))?;
     }
-    for id in (0..spec.agents()).take_while(|_| s.pools.capacity.is_none()) {
-        let m = spec.build(id);
-        let r = spec.request(&m, 1);
+    for id in (0..s.topology.agents as u32).take_while(|_| s.pools.capacity.is_none()) {
+        let id = AgentId(id);
+        let r = workload.demand(&workload.profile(id), 1);
+        check_kinds(s, id, &r)?;
         for (t, d) in total.iter_mut().zip(r.desired.amounts()) {
             *t += d;
         }
@@ -59,7 +81,7 @@ pub(crate) fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
         })
         .collect();
     let sum: f64 = sizes.iter().sum();
-    sizes
+    Ok(sizes
         .iter()
         .enumerate()
         .map(|(p, f)| {
@@ -75,7 +97,7 @@ pub(crate) fn pools(s: &Scenario, spec: &ModelSpec) -> Vec<Pool> {
                 ResourceVector::from(cap),
             )
         })
-        .collect()
+        .collect())
 }
 
 /// The optimizer's settings and scheduler for a scenario: rounds only when the driver asks.
@@ -138,8 +160,8 @@ pub(crate) fn optimizer_parts(
 const DETECTION: Duration = Duration::from_secs(60);
 
 /// Waits until the orchestrator's status tree shows `addr` failed.
-pub(crate) async fn wait_failed(
-    handle: &RuntimeHandle<SimAgent>,
+pub(crate) async fn wait_failed<A: Agent>(
+    handle: &RuntimeHandle<A>,
     addr: Address,
 ) -> Result<(), SimError> {
     let deadline = Instant::now() + DETECTION;

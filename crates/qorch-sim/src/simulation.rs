@@ -14,13 +14,14 @@ use qorch_runtime::NodeStats;
 
 use crate::baseline::Baseline;
 use crate::error::SimError;
-use crate::model::{AgentModel, ModelSpec, mix};
+use crate::model::mix;
 use crate::recluster::Layout;
 use crate::report::{
     ClusterSizes, CrossTraffic, FaultReport, Messages, ReclusterRecord, Report, RoundRecord,
     Timings,
 };
 use crate::scenario::{FaultKind, Scenario};
+use crate::workload::AgentWorkload;
 
 /// What a run reports as it goes, for progress bars.
 #[derive(Debug, Clone)]
@@ -78,11 +79,12 @@ pub(crate) trait Backend {
     }
     /// Observed messages per counted one (affinity sampling).
     fn affinity_sample(&self) -> u32;
-    /// One re-clustering pass; `None` where the backend does not re-cluster.
+    /// One re-clustering pass; `None` where the backend does not re-cluster. `cross` is the
+    /// expected share of cross-cluster messages of a layout.
     fn recluster(
         &mut self,
         layout: &mut Layout,
-        spec: &ModelSpec,
+        cross: &dyn Fn(&Layout) -> f64,
         affinity: &HashMap<(AgentId, AgentId), f64>,
         policy: &ReclusterPolicy,
     ) -> Result<Option<ReclusterRecord>, SimError>;
@@ -123,9 +125,9 @@ pub(crate) struct ShutdownFigures {
 const FORECAST_SAMPLE: u32 = 512;
 
 /// Runs a started driver to its report.
-pub(crate) fn drive(
+pub(crate) fn drive<W: AgentWorkload>(
     scenario: &Scenario,
-    mut d: Driver<'_>,
+    mut d: Driver<'_, W>,
     started: Instant,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, SimError> {
@@ -149,20 +151,20 @@ pub(crate) fn drive(
 }
 
 /// The state of a run between its steps.
-pub(crate) struct Driver<'s> {
+pub(crate) struct Driver<'s, W: AgentWorkload> {
     scenario: &'s Scenario,
     workers: usize,
-    spec: Arc<ModelSpec>,
+    workload: Arc<W>,
     /// What runs the agents.
     backend: Box<dyn Backend>,
     optimizer: Optimizer,
     layout: Layout,
     /// The plain loop, run tick by tick right after the runtime's tick.
-    baseline: Baseline,
+    baseline: Baseline<W>,
     initial_sizes: Vec<u32>,
     setup_seconds: f64,
     /// Forecasters of the sampled agents, and the forecasts made and what came.
-    sampled: Vec<(AgentModel, SeriesForecaster)>,
+    sampled: Vec<(AgentId, W::Profile, SeriesForecaster)>,
     actual: Vec<f64>,
     predicted: Vec<f64>,
     faults: FaultReport,
@@ -177,18 +179,18 @@ pub(crate) struct Driver<'s> {
     cross: CrossTraffic,
 }
 
-impl<'s> Driver<'s> {
-    /// A run on `backend`, with the hierarchy laid out as `layout`.
+impl<'s, W: AgentWorkload> Driver<'s, W> {
+    /// A run of `workload` on `backend`, with the hierarchy laid out as `layout`.
     pub(crate) fn with_backend(
         scenario: &'s Scenario,
-        spec: Arc<ModelSpec>,
+        workload: Arc<W>,
         backend: Box<dyn Backend>,
         layout: Layout,
         optimizer: Optimizer,
-    ) -> Driver<'s> {
+    ) -> Driver<'s, W> {
         let workers = scenario.worker_threads();
-        let baseline = Baseline::new(&spec, workers, layout.threads_of_agents(workers));
-        let n = spec.agents();
+        let baseline = Baseline::new(&*workload, workers, layout.threads_of_agents(workers));
+        let n = scenario.topology.agents as u32;
         let sampled = (0..FORECAST_SAMPLE.min(n))
             .map(|i| {
                 let id = (u64::from(i) * u64::from(n) / u64::from(FORECAST_SAMPLE.min(n))) as u32;
@@ -196,7 +198,8 @@ impl<'s> Driver<'s> {
                     alpha: 0.5,
                     beta: 0.2,
                 };
-                (spec.build(id), SeriesForecaster::new(model, 64))
+                let id = AgentId(id);
+                (id, workload.profile(id), SeriesForecaster::new(model, 64))
             })
             .collect();
         Driver {
@@ -204,11 +207,11 @@ impl<'s> Driver<'s> {
             workers,
             initial_sizes: layout.sizes(),
             cross: CrossTraffic {
-                start: layout.expected_cross_share(&spec),
+                start: layout.expected_cross_share(&*workload),
                 end: 0.0,
             },
             dead_from: vec![u64::MAX; n as usize],
-            spec,
+            workload,
             backend,
             optimizer,
             layout,
@@ -282,7 +285,7 @@ impl<'s> Driver<'s> {
             // spell of the machine then weighs on both alike.
             let dead_from = &self.dead_from;
             self.baseline
-                .tick(&self.spec, t, &|a| dead_from[a as usize] > t);
+                .tick(&self.workload, t, &|a| dead_from[a as usize] > t);
         }
         let stats = self.backend.stats()?;
         let mut by_priority = [0_u64; 4];
@@ -302,11 +305,11 @@ impl<'s> Driver<'s> {
             .run_round()
             .map_err(|source| SimError::Round { round: r, source })?;
         let tick = r * self.scenario.ticks_per_round;
-        for (m, f) in &mut self.sampled {
-            if self.dead_from[m.id as usize] <= tick {
+        for (id, p, f) in &mut self.sampled {
+            if self.dead_from[id.0 as usize] <= tick {
                 continue;
             }
-            let y = self.spec.desired_total(m, tick);
+            let y = self.workload.desired_total(p, tick);
             if let Some(p) = f.forecast(1) {
                 self.actual.push(y);
                 self.predicted.push(p);
@@ -327,15 +330,17 @@ impl<'s> Driver<'s> {
             min_pull: 3.0 * f64::from(self.backend.affinity_sample().max(1)),
             seed: self.scenario.seed ^ r,
         };
-        let Some(mut rec) =
-            self.backend
-                .recluster(&mut self.layout, &self.spec, &affinity, &policy)?
+        let workload = &*self.workload;
+        let cross = |l: &Layout| l.expected_cross_share(workload);
+        let Some(mut rec) = self
+            .backend
+            .recluster(&mut self.layout, &cross, &affinity, &policy)?
         else {
             return Ok(());
         };
         rec.round = r;
         self.baseline
-            .regroup(&self.spec, self.layout.threads_of_agents(self.workers));
+            .regroup(self.layout.threads_of_agents(self.workers));
         self.reclustering.push(rec);
         Ok(())
     }
@@ -355,7 +360,7 @@ impl<'s> Driver<'s> {
                     .collect::<BTreeMap<_, _>>(),
             )
         });
-        self.cross.end = self.layout.expected_cross_share(&self.spec);
+        self.cross.end = self.layout.expected_cross_share(&*self.workload);
         let cross_process = self.backend.cross_process_messages();
         let processes = self.backend.processes();
         let lost = self.backend.unplanned_losses();

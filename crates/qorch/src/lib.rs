@@ -16,6 +16,10 @@
 //! * [`qubo`]: the QUBO engine and its solvers.
 //! * `net` (the `net` feature, on by default): runtimes in several processes joined over
 //!   NATS (gateway, credentials, TLS).
+//! * `sim` (the `sim` feature, on by default): simulations, what `qorch simulate` runs:
+//!   scenarios, the built-in model (`sim::run`) or agents of your own
+//!   (`sim::AgentWorkload`, `sim::run_workload`), faults, the plain-loop baseline and
+//!   the report (the SVG plots with the `plots` feature; distributed runs with `net`).
 //!
 //! ```
 //! use qorch::protocol::{Priority, PriorityMailbox};
@@ -43,6 +47,8 @@ pub use qorch_runtime::{
     QuantumOrchestrator, RegistryError, ReplyTo, RestartIntensity, RuntimeHandle, SpawnError,
     Terminated, TerminationReason, TimerError, TimerHandle,
 };
+#[cfg(feature = "sim")]
+pub use qorch_sim as sim;
 
 /// The README's examples, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]

@@ -57,7 +57,9 @@ impl Distributed {
 }
 
 /// Runs `scenario` over `d.nodes` node processes (starting the missing ones with `d.spawn`)
-/// and reports as a local run does.
+/// and reports as a local run does. The agents follow the built-in model: node processes
+/// build them from the scenario alone, so a custom workload
+/// ([`run_workload`](crate::run_workload)) runs in one process only.
 ///
 /// # Errors
 ///
@@ -145,7 +147,7 @@ impl Coordinator {
             d.join_timeout,
             &mut children,
         ))?;
-        let layout = initial_layout(scenario, spec);
+        let layout = initial_layout(scenario);
         let clusters = scenario.topology.clusters;
         let host: Vec<usize> = (0..clusters).map(|c| c % d.nodes).collect();
         let (_, leaves) = plan_hierarchy(scenario);
@@ -191,7 +193,7 @@ impl Coordinator {
             unplanned: Unplanned::default(),
         };
         me.assign(scenario, &layout)?;
-        let (config, scheduler) = optimizer_parts(scenario, pools(scenario, spec))?;
+        let (config, scheduler) = optimizer_parts(scenario, pools(scenario, &**spec)?)?;
         let hierarchy = Remote {
             calls: me.calls.clone(),
             exec: me.exec.handle().clone(),
@@ -439,7 +441,7 @@ impl Backend for Coordinator {
     fn recluster(
         &mut self,
         _layout: &mut Layout,
-        _spec: &ModelSpec,
+        _cross: &dyn Fn(&Layout) -> f64,
         _affinity: &HashMap<(AgentId, AgentId), f64>,
         _policy: &ReclusterPolicy,
     ) -> Result<Option<ReclusterRecord>, SimError> {
@@ -519,9 +521,9 @@ impl Drop for Coordinator {
 }
 
 /// The initial layout of a distributed run: as a local run's, misplacement included.
-fn initial_layout(scenario: &Scenario, spec: &ModelSpec) -> Layout {
+fn initial_layout(scenario: &Scenario) -> Layout {
     let (_, leaves) = plan_hierarchy(scenario);
-    let mut layout = Layout::new(leaves, spec);
+    let mut layout = Layout::new(leaves, scenario);
     layout.misplace_layout(scenario.topology.misplaced, scenario.seed);
     layout
 }

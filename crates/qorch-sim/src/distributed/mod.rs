@@ -20,6 +20,12 @@
 //!   accounting stays exact; a node killed from outside mid-tick is recovered the same way,
 //!   but what it handled after its last report is then unknown.
 //!
+//! * **The built-in model only.** A node process builds its agents from the scenario's TOML
+//!   alone, so distributed runs simulate the built-in model; a custom
+//!   [`AgentWorkload`](crate::AgentWorkload) runs in one process
+//!   ([`run_workload`](crate::run_workload), which refuses `node_crash` faults with
+//!   [`SimError::LocalOnly`](crate::SimError::LocalOnly)).
+//!
 //! The files: `coordinator.rs` (this process, the driver's backend), `join.rs` (gathering
 //! and starting the node processes), `calls.rs` (the control calls to the nodes and the
 //! placement), `remote.rs` (the nodes as the optimizer's hierarchy), `protocol.rs` (what

@@ -30,8 +30,8 @@ const ORPHANED: Duration = Duration::from_secs(30);
 /// What a node hosts once assigned.
 struct World {
     spec: Arc<ModelSpec>,
-    rt: QuantumOrchestrator<SimAgent>,
-    handle: RuntimeHandle<SimAgent>,
+    rt: QuantumOrchestrator<SimAgent<ModelSpec>>,
+    handle: RuntimeHandle<SimAgent<ModelSpec>>,
     gateway: Gateway<SimMsg>,
     plan: Vec<PlannedNode>,
     /// Levels of the node tree (1: clusters only).
@@ -199,7 +199,7 @@ impl World {
         routes.place_agents(route_entries(&leaves, &a.leaf_of));
         let (mut gateway, link) =
             Gateway::<SimMsg>::new(GatewayConfig::new(name), subjects.clone(), routes);
-        let rt = QuantumOrchestrator::<SimAgent>::builder()
+        let rt = QuantumOrchestrator::<SimAgent<ModelSpec>>::builder()
             .config(runtime_config(&scenario))
             .remote(link)
             .build()?;
@@ -249,7 +249,7 @@ impl World {
         create_nodes(&self.rt.manager(), &self.plan, &|c| adopted.contains(&c))?;
         let spec = Arc::clone(&self.spec);
         let tick = a.tick;
-        let resumed: Factory<SimAgent> =
+        let resumed: Factory<SimAgent<ModelSpec>> =
             Arc::new(move |id| SimAgent::resumed(Arc::clone(&spec), id, tick));
         for (leaf, ids) in &a.agents {
             if !ids.is_empty() {
