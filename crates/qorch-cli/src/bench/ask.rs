@@ -5,6 +5,8 @@
 //!   cluster's sub-cluster (`QuantumOrchestrator<AnyAgent>`, two workers) and gets the reply
 //!   as one of its messages; one ask at a time, each timed from the asking hook to the hook
 //!   that receives the answer.
+//! * `ask_same_cluster_p50_us`: the same, with the asked agent in a sibling sub-cluster of the
+//!   asker (the same cluster, so the same worker thread: no thread crossing).
 //! * `app_ask_p50_us`, `app_ask_p99_us`: the application asks the same agent
 //!   (`RuntimeHandle::ask_blocking`), one at a time.
 //! * `actix_ask_p50_us`: actix's own round trip, `Addr::send().await` from an actor on one
@@ -33,6 +35,7 @@ use crate::alloc_count::Counting;
 pub(crate) struct AskFigures {
     pub(crate) ask_p50_us: f64,
     pub(crate) ask_p99_us: f64,
+    pub(crate) ask_same_cluster_p50_us: f64,
     pub(crate) app_ask_p50_us: f64,
     pub(crate) app_ask_p99_us: f64,
     pub(crate) actix_ask_p50_us: Option<f64>,
@@ -136,7 +139,7 @@ pub(crate) fn measure(
     density_agents: usize,
     baseline: bool,
 ) -> anyhow::Result<AskFigures> {
-    let (agent, app) = qorch_asks(samples, warmup)?;
+    let (agent, sibling, app) = qorch_asks(samples, warmup)?;
     let actix = if baseline {
         Some(sorted(actix_asks(samples, warmup)?))
     } else {
@@ -146,6 +149,7 @@ pub(crate) fn measure(
     Ok(AskFigures {
         ask_p50_us: quantile(&agent, 0.5),
         ask_p99_us: quantile(&agent, 0.99),
+        ask_same_cluster_p50_us: quantile(&sibling, 0.5),
         app_ask_p50_us: quantile(&app, 0.5),
         app_ask_p99_us: quantile(&app, 0.99),
         actix_ask_p50_us: actix.as_deref().map(|a| quantile(a, 0.5)),
@@ -154,8 +158,9 @@ pub(crate) fn measure(
     })
 }
 
-/// Agent-to-agent and application asks in a runtime of two behaviours.
-fn qorch_asks(samples: u32, warmup: u32) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+/// Agent-to-agent asks (to another cluster, then to a sibling sub-cluster) and application
+/// asks in a runtime of two behaviours.
+fn qorch_asks(samples: u32, warmup: u32) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let rt = QuantumOrchestrator::<AnyAgent>::builder()
         .config(RuntimeConfig {
             workers: 2,
@@ -167,17 +172,22 @@ fn qorch_asks(samples: u32, warmup: u32) -> anyhow::Result<(Vec<f64>, Vec<f64>)>
     let b = m.create_cluster("b")?;
     let sa = m.create_sub_cluster(a.into(), "a/s")?;
     let sb = m.create_sub_cluster(b.into(), "b/s")?;
+    let sibling = m.create_sub_cluster(a.into(), "a/t")?;
     let target = m.spawn(sb.into(), |_| Answerer(0))?;
+    let near = m.spawn(sibling.into(), |_| Answerer(0))?;
     let times = Arc::new(Mutex::new(Vec::with_capacity(samples as usize)));
-    let keep = Arc::clone(&times);
-    let asker = m.spawn(sa.into(), move |_| Asker {
-        target,
-        left: 0,
-        started: Instant::now(),
-        samples: Arc::clone(&keep),
-    })?;
+    let asker_of = |target: AgentRef<AnswerMsg>| {
+        let keep = Arc::clone(&times);
+        m.spawn(sa.into(), move |_| Asker {
+            target,
+            left: 0,
+            started: Instant::now(),
+            samples: Arc::clone(&keep),
+        })
+    };
+    let (far_asker, near_asker) = (asker_of(target)?, asker_of(near)?);
     let h = rt.handle();
-    let run = |n: u32| -> anyhow::Result<()> {
+    let run = |asker: AgentRef<AskerMsg>, n: u32| -> anyhow::Result<()> {
         h.send_blocking(&asker, AskerMsg::Go(n))
             .map_err(|_| anyhow::anyhow!("runtime stopped"))?;
         let done = h
@@ -190,17 +200,21 @@ fn qorch_asks(samples: u32, warmup: u32) -> anyhow::Result<(Vec<f64>, Vec<f64>)>
         );
         Ok(())
     };
-    run(warmup.max(1))?;
-    times
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clear();
-    run(samples)?;
-    let agent = std::mem::take(
-        &mut *times
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let take = || {
+        std::mem::take(
+            &mut *times
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    };
+    let measure = |asker| -> anyhow::Result<Vec<f64>> {
+        run(asker, warmup.max(1))?;
+        take();
+        run(asker, samples)?;
+        Ok(take())
+    };
+    let agent = measure(far_asker)?;
+    let sibling = measure(near_asker)?;
     let mut app = Vec::with_capacity(samples as usize);
     for i in 0..warmup + samples {
         let t = Instant::now();
@@ -212,7 +226,7 @@ fn qorch_asks(samples: u32, warmup: u32) -> anyhow::Result<(Vec<f64>, Vec<f64>)>
     drop(h);
     drop(m);
     rt.shutdown();
-    Ok((sorted(agent), sorted(app)))
+    Ok((sorted(agent), sorted(sibling), sorted(app)))
 }
 
 /// A second behaviour for the density figure, with other state.

@@ -85,6 +85,7 @@ struct Report {
     ring_messages: u64,
     ask_p50_us: Option<f64>,
     ask_p99_us: Option<f64>,
+    ask_same_cluster_p50_us: Option<f64>,
     app_ask_p50_us: Option<f64>,
     app_ask_p99_us: Option<f64>,
     actix_ask_p50_us: Option<f64>,
@@ -296,6 +297,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let report = Report {
         ask_p50_us: asks.map(|a| a.ask_p50_us),
         ask_p99_us: asks.map(|a| a.ask_p99_us),
+        ask_same_cluster_p50_us: asks.map(|a| a.ask_same_cluster_p50_us),
         app_ask_p50_us: asks.map(|a| a.app_ask_p50_us),
         app_ask_p99_us: asks.map(|a| a.app_ask_p99_us),
         actix_ask_p50_us: asks.and_then(|a| a.actix_ask_p50_us),
@@ -343,9 +345,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 opt(report.actix_report_msgs_per_s, 1e6)
             ),
             format!(
-                "ask: agent p50 {} us, p99 {} us; app p50 {} us; actix p50 {} us",
+                "ask: agent p50 {} us, p99 {} us (same cluster p50 {} us); app p50 {} us; actix p50 {} us",
                 opt(report.ask_p50_us, 1.0),
                 opt(report.ask_p99_us, 1.0),
+                opt(report.ask_same_cluster_p50_us, 1.0),
                 opt(report.app_ask_p50_us, 1.0),
                 opt(report.actix_ask_p50_us, 1.0)
             ),

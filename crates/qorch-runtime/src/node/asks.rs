@@ -122,7 +122,9 @@ impl<B: Host> NodeCore<B> {
         }
     }
 
-    /// Routes the replies queued on this thread (sent, or requests dropped) to their askers.
+    /// Sends the replies queued on this thread (sent, or requests dropped) to their askers.
+    /// A reply goes straight to the asker's node (one hop, like a reply port), not along
+    /// the tree: it is the runtime's letter, ordered with nothing but its ask.
     pub(super) fn route_replies(&mut self) {
         for r in ask::take_replies() {
             self.flow.produce(1);
@@ -137,7 +139,11 @@ impl<B: Host> NodeCore<B> {
                     })),
                 )
             };
-            self.route(env);
+            match self.shared.directory.agents.node(r.asker) {
+                Some(node) => self.send_dest(crate::shared::Dest::Node(node), env),
+                // Elsewhere (another process) or gone: the tree knows.
+                None => self.route(env),
+            }
         }
     }
 
