@@ -31,6 +31,8 @@ enum CounterMsg {
     Ignore(ReplyTo<u64>),
     Crash,
     Stop,
+    /// Answer every held request.
+    Release,
 }
 
 impl Message for CounterMsg {}
@@ -52,6 +54,11 @@ impl Agent for Counter {
             CounterMsg::Ignore(reply) => drop(reply),
             CounterMsg::Crash => return Err("asked to crash".into()),
             CounterMsg::Stop => ctx.stop(),
+            CounterMsg::Release => {
+                for reply in self.held.drain(..) {
+                    reply.send(self.n);
+                }
+            }
         }
         Ok(())
     }
@@ -414,5 +421,26 @@ fn a_runtime_of_one_behaviour_refuses_other_message_types() {
             .ask_blocking(&wrong, |_: ReplyTo<u64>| PollerMsg::Poll, WAIT),
         Err(AskError::WrongType { .. })
     ));
+    rt.shutdown();
+}
+
+#[test]
+fn a_pending_ask_moves_with_its_asker() {
+    let (rt, counter, poller) = mixed(None);
+    let h = rt.handle();
+    h.send_blocking(&poller, PollerMsg::AskOnce(WAIT, Request::Hold))
+        .unwrap();
+    // Until the counter holds the request (the ask crosses several nodes).
+    for _ in 0..3 {
+        block_on(h.settle()).unwrap();
+    }
+    let m = rt.manager();
+    let elsewhere = m.create_cluster("elsewhere").unwrap();
+    m.move_agents(&[poller.id()], elsewhere.into()).unwrap();
+    block_on(h.settle()).unwrap();
+    assert_eq!(m.host_of(poller), Some(elsewhere.into()));
+    h.send_blocking(&counter, CounterMsg::Add(7)).unwrap();
+    h.send_blocking(&counter, CounterMsg::Release).unwrap();
+    assert_eq!(next_report(&rt), Report::Count(Ok(7)));
     rt.shutdown();
 }

@@ -49,6 +49,15 @@ impl<B: Host> NodeCore<B> {
             );
         }
         self.effects.typed.asks = asks;
+        // Deadlines of asks that ended stay in the heap until due; rebuild it when they
+        // outnumber the live ones, so that a long timeout under many asks costs no memory.
+        if self.ask_deadlines.len() > 4 * self.asks.len() + 64 {
+            self.ask_deadlines = self
+                .asks
+                .iter()
+                .filter_map(|(c, p)| p.deadline.map(|d| Reverse((d, *c))))
+                .collect();
+        }
     }
 
     /// Messages of another type than this runtime's: carried if it can (a runtime of
