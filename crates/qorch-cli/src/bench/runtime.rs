@@ -54,6 +54,8 @@ pub(crate) struct Args {
     /// Skip the actix baseline (for very large runs).
     #[arg(long)]
     no_baseline: bool,
+    #[command(flatten)]
+    peers: super::peers::PeersArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -79,6 +81,9 @@ struct Report {
     report_ratio_to_actix: Option<f64>,
     actix_spawn_seconds: Option<f64>,
     ring_messages: u64,
+    /// The peer frameworks' ask round trip (`bench/peers.rs`): six keys, null if not measured.
+    #[serde(flatten)]
+    peers: super::peers::PeersReport,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -287,6 +292,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         report_ratio_to_actix: baseline.map(|b| report_msgs_per_s / b.report),
         actix_spawn_seconds: baseline.map(|b| b.spawn),
         ring_messages,
+        peers: super::peers::measure(&args.peers),
     };
     if args.json {
         crate::print_line(&serde_json::to_string(&report)?)
@@ -314,6 +320,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 report_msgs_per_s / 1e6,
                 opt(report.actix_report_msgs_per_s, 1e6)
             ),
+            report.peers.table_line(),
         ] {
             crate::print_line(&line)?;
         }
