@@ -4,6 +4,7 @@ mod ask;
 mod mailbox;
 mod nats;
 mod overhead;
+mod peers;
 mod runtime;
 mod scheduler;
 
@@ -16,7 +17,8 @@ pub(crate) enum BenchCommand {
     /// mailbox.
     Mailbox(mailbox::Args),
     /// The actor runtime against plain actix actors: spawn time, memory per agent, ring and
-    /// hierarchical report throughput.
+    /// hierarchical report throughput; and the ask round trip of actix, ractor and kameo (run
+    /// by the `qorch-peers` binary).
     Runtime(runtime::Args),
     /// One round of the `EnhancedQuboScheduler` on a synthetic problem of N agents in K
     /// clusters over P pools: round time, objective, Lagrangian bound, efficiency.

@@ -58,6 +58,8 @@ pub(crate) struct Args {
     /// Skip the actix baseline (for very large runs).
     #[arg(long)]
     no_baseline: bool,
+    #[command(flatten)]
+    peers: super::peers::PeersArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -91,6 +93,9 @@ struct Report {
     actix_ask_p50_us: Option<f64>,
     actix_ask_p99_us: Option<f64>,
     mixed_bytes_per_agent: Option<f64>,
+    /// The peer frameworks' ask round trip (`bench/peers.rs`): six keys, null if not measured.
+    #[serde(flatten)]
+    peers: super::peers::PeersReport,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -317,6 +322,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         report_ratio_to_actix: baseline.map(|b| report_msgs_per_s / b.report),
         actix_spawn_seconds: baseline.map(|b| b.spawn),
         ring_messages,
+        peers: super::peers::measure(&args.peers),
     };
     if args.json {
         crate::print_line(&serde_json::to_string(&report)?)
@@ -356,6 +362,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 "two behaviours mixed: {} heap bytes per agent",
                 opt(report.mixed_bytes_per_agent, 1.0)
             ),
+            report.peers.table_line(),
         ] {
             crate::print_line(&line)?;
         }
