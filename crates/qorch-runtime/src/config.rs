@@ -35,6 +35,24 @@ pub struct RuntimeConfig {
     /// Observe who talks to whom: one agent-to-agent message in this many is counted (by
     /// sequence number, so deterministically) and reported with each round (0: off).
     pub affinity_sample: u32,
+    /// How messages between agents travel between the nodes of this process.
+    pub routing: Routing,
+}
+
+/// How messages between agents travel between the nodes of one process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Routing {
+    /// Along the tree: up to the common ancestor and down, one hop per node, every node on
+    /// the way seeing (and counting) the message. The hierarchy's own semantics.
+    #[default]
+    Tree,
+    /// Straight to the destination agent's node, one hop (a second one when the agent moves
+    /// meanwhile). Messages between two agents still arrive in the order they were sent (they
+    /// always take the same way); messages for clusters, the application, other processes and
+    /// the runtime's own letters still follow the tree. Lower latency across clusters (an
+    /// ask crosses no intermediate node); intermediate nodes no longer count the traffic
+    /// (`NodeStats::forwarded`).
+    Direct,
 }
 
 impl Default for RuntimeConfig {
@@ -52,6 +70,7 @@ impl Default for RuntimeConfig {
             timer_resolution: Duration::from_millis(10),
             trace: false,
             affinity_sample: 16,
+            routing: Routing::Tree,
         }
     }
 }

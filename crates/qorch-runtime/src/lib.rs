@@ -94,7 +94,7 @@ mod watch;
 pub use agent::{Agent, AgentError, AgentResult, Context, TimerError, TimerHandle};
 pub use any::AnyMessage;
 pub use ask::{AskError, ReplyTo};
-pub use config::{ConfigError, RestartIntensity, RuntimeConfig};
+pub use config::{ConfigError, RestartIntensity, Routing, RuntimeConfig};
 pub use host::{AnyAgent, Host, Hosts};
 pub use letter::{AgentReport, AllocationBatch, Factory, NodeStats, RoundReport, TraceEvent};
 pub use monitor::{Terminated, TerminationReason, Watch};

@@ -5,6 +5,8 @@
 //!   cluster's sub-cluster (`QuantumOrchestrator<AnyAgent>`, two workers) and gets the reply
 //!   as one of its messages; one ask at a time, each timed from the asking hook to the hook
 //!   that receives the answer.
+//! * `ask_direct_p50_us`, `ask_direct_p99_us`: the first figure with `Routing::Direct` (the
+//!   request goes straight to the asked agent's node instead of along the tree).
 //! * `ask_same_cluster_p50_us`: the same, with the asked agent in a sibling sub-cluster of the
 //!   asker (the same cluster, so the same worker thread: no thread crossing).
 //! * `app_ask_p50_us`, `app_ask_p99_us`: the application asks the same agent
@@ -25,7 +27,7 @@ use anyhow::Context as _;
 use qorch_protocol::{Address, AgentRef, Message};
 use qorch_runtime::{
     Agent, AgentResult, AnyAgent, AskError, Context as AgentContext, QuantumOrchestrator, ReplyTo,
-    RuntimeConfig,
+    Routing, RuntimeConfig,
 };
 
 use crate::alloc_count::Counting;
@@ -36,6 +38,8 @@ pub(crate) struct AskFigures {
     pub(crate) ask_p50_us: f64,
     pub(crate) ask_p99_us: f64,
     pub(crate) ask_same_cluster_p50_us: f64,
+    pub(crate) ask_direct_p50_us: f64,
+    pub(crate) ask_direct_p99_us: f64,
     pub(crate) app_ask_p50_us: f64,
     pub(crate) app_ask_p99_us: f64,
     pub(crate) actix_ask_p50_us: Option<f64>,
@@ -139,7 +143,8 @@ pub(crate) fn measure(
     density_agents: usize,
     baseline: bool,
 ) -> anyhow::Result<AskFigures> {
-    let (agent, sibling, app) = qorch_asks(samples, warmup)?;
+    let (agent, sibling, app) = qorch_asks(samples, warmup, Routing::Tree)?;
+    let (direct, _, _) = qorch_asks(samples, warmup, Routing::Direct)?;
     let actix = if baseline {
         Some(sorted(actix_asks(samples, warmup)?))
     } else {
@@ -150,6 +155,8 @@ pub(crate) fn measure(
         ask_p50_us: quantile(&agent, 0.5),
         ask_p99_us: quantile(&agent, 0.99),
         ask_same_cluster_p50_us: quantile(&sibling, 0.5),
+        ask_direct_p50_us: quantile(&direct, 0.5),
+        ask_direct_p99_us: quantile(&direct, 0.99),
         app_ask_p50_us: quantile(&app, 0.5),
         app_ask_p99_us: quantile(&app, 0.99),
         actix_ask_p50_us: actix.as_deref().map(|a| quantile(a, 0.5)),
@@ -160,10 +167,15 @@ pub(crate) fn measure(
 
 /// Agent-to-agent asks (to another cluster, then to a sibling sub-cluster) and application
 /// asks in a runtime of two behaviours.
-fn qorch_asks(samples: u32, warmup: u32) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+fn qorch_asks(
+    samples: u32,
+    warmup: u32,
+    routing: Routing,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let rt = QuantumOrchestrator::<AnyAgent>::builder()
         .config(RuntimeConfig {
             workers: 2,
+            routing,
             ..RuntimeConfig::default()
         })
         .build()?;

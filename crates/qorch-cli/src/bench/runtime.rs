@@ -88,6 +88,8 @@ struct Report {
     ask_p50_us: Option<f64>,
     ask_p99_us: Option<f64>,
     ask_same_cluster_p50_us: Option<f64>,
+    ask_direct_p50_us: Option<f64>,
+    ask_direct_p99_us: Option<f64>,
     app_ask_p50_us: Option<f64>,
     app_ask_p99_us: Option<f64>,
     actix_ask_p50_us: Option<f64>,
@@ -303,6 +305,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         ask_p50_us: asks.map(|a| a.ask_p50_us),
         ask_p99_us: asks.map(|a| a.ask_p99_us),
         ask_same_cluster_p50_us: asks.map(|a| a.ask_same_cluster_p50_us),
+        ask_direct_p50_us: asks.map(|a| a.ask_direct_p50_us),
+        ask_direct_p99_us: asks.map(|a| a.ask_direct_p99_us),
         app_ask_p50_us: asks.map(|a| a.app_ask_p50_us),
         app_ask_p99_us: asks.map(|a| a.app_ask_p99_us),
         actix_ask_p50_us: asks.and_then(|a| a.actix_ask_p50_us),
@@ -351,9 +355,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 opt(report.actix_report_msgs_per_s, 1e6)
             ),
             format!(
-                "ask: agent p50 {} us, p99 {} us (same cluster p50 {} us); app p50 {} us; actix p50 {} us",
+                "ask: agent p50 {} us, p99 {} us (direct routing p50 {} us; same cluster p50 {} us); app p50 {} us; actix p50 {} us",
                 opt(report.ask_p50_us, 1.0),
                 opt(report.ask_p99_us, 1.0),
+                opt(report.ask_direct_p50_us, 1.0),
                 opt(report.ask_same_cluster_p50_us, 1.0),
                 opt(report.app_ask_p50_us, 1.0),
                 opt(report.actix_ask_p50_us, 1.0)

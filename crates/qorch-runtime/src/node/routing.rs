@@ -36,6 +36,17 @@ impl<B: Host> NodeCore<B> {
             self.local[env.priority.lane()].push_back(env);
             return;
         }
+        if self.shared.config.routing == crate::Routing::Direct
+            && env.payload.is_user()
+            && let Address::Agent(a) = env.to
+            && let Some(node) = self.shared.directory.agents.node(a)
+        {
+            if node != self.key {
+                self.stats.forwarded += 1;
+            }
+            self.send_dest(Dest::Node(node), env);
+            return;
+        }
         let tree = self.shared.directory.tree.load();
         let Ok(target) = self.shared.directory.resolve(&tree, env.to) else {
             drop(tree);

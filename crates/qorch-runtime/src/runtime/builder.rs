@@ -72,6 +72,12 @@ impl<B: Host> RuntimeBuilder<B> {
         self
     }
 
+    /// How messages between agents travel between nodes ([`Routing`](crate::Routing)).
+    pub fn routing(mut self, routing: crate::Routing) -> Self {
+        self.config.routing = routing;
+        self
+    }
+
     /// Records the trace of handled messages.
     pub fn trace(mut self, on: bool) -> Self {
         self.config.trace = on;
