@@ -548,8 +548,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
-
         /// Arbitrary bytes as a sealed part: refused by the MAC or by the codec, never a
         /// panic; a forged part that decodes is bounded by the assembler.
         #[test]
