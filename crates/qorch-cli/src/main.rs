@@ -9,6 +9,7 @@ mod nats_args;
 mod node_cmd;
 mod qaoa_cmd;
 mod qubo_cmd;
+mod redact;
 mod simulate_cmd;
 
 use std::io::Write;
@@ -60,14 +61,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Warnings and errors on stderr; more with RUST_LOG (for instance RUST_LOG=info).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    redact::init_logging();
     let result = match cli.command {
         Command::Allocate { cmd } => allocate_cmd::run(&cmd),
         Command::Bench { which } => bench::run(&which),

@@ -19,7 +19,17 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let Some(config) = args.nats.config()? else {
-        anyhow::bail!("qorch node needs --nats URL");
+        anyhow::bail!(
+            "qorch node needs --nats URL (or {})",
+            crate::nats_args::URL_ENV
+        );
     };
+    if config.frame_key.is_none() {
+        anyhow::bail!(
+            "qorch node needs the run's deployment key: --frame-key-file FILE or {} (the \
+             coordinator's nodes get it from the coordinator)",
+            crate::nats_args::KEY_ENV
+        );
+    }
     qorch_sim::run_node(&config, &args.join).with_context(|| format!("node {}", args.join))
 }

@@ -33,7 +33,9 @@ pub(crate) struct Args {
     /// Solver: default, qaoa, sa, pt, tabu, descent, exact, decompose, hybrid, icm or pa.
     #[arg(long)]
     pub(crate) solver: Option<String>,
-    /// Write report.json, timings.json, scenario.toml and SVG plots into this directory.
+    /// Write report.json, timings.json, scenario.toml and SVG plots into this directory
+    /// (checked before the run; report.json written last: its presence means the run
+    /// finished and the other files are from the same run).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Print the report as one JSON object instead of the summary table.
@@ -86,6 +88,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if args.print_scenario {
         return crate::print_line(s.to_toml().trim_end());
     }
+    // Before the run, not after hours of it.
+    if let Some(dir) = &args.out {
+        qorch_sim::prepare_output_dir(dir)
+            .with_context(|| format!("the output directory {}", dir.display()))?;
+    }
     let bar = ProgressBar::with_draw_target(Some(s.total_rounds()), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
@@ -131,24 +138,58 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 /// The distributed settings of `--nats` (with `--nodes`, 1 by default): missing nodes are
 /// started as `qorch node` child processes of this binary.
 fn distributed(args: &Args) -> anyhow::Result<Option<qorch_sim::Distributed>> {
-    let Some(config) = args.nats.config()? else {
+    let Some(mut config) = args.nats.config()? else {
         return Ok(None);
     };
+    if config.frame_key.is_none() {
+        // A key for this run alone: the nodes started here get it; nodes started by hand
+        // need one given to every process (--frame-key-file or QORCH_FRAME_KEY).
+        config.frame_key = Some(qorch_net::FrameKey::generate()?);
+        tracing::info!(
+            "control frames are authenticated under a fresh key for this run (nodes started \
+             by hand need --frame-key-file or {} given to every process)",
+            crate::nats_args::KEY_ENV
+        );
+    }
+    let spawn = node_spawner(args.nats.to_args(), &config)?;
     let mut d = qorch_sim::Distributed::new(config, args.nodes.unwrap_or(1));
-    d.spawn = Some(node_spawner(args.nats.to_args())?);
+    d.spawn = Some(spawn);
     Ok(Some(d))
 }
 
-/// Starts `qorch node ... --join NAME` child processes of this very binary.
-pub(crate) fn node_spawner(flags: Vec<String>) -> anyhow::Result<qorch_sim::SpawnNode> {
+/// Starts `qorch node ... --join NAME` child processes of this very binary. Their command
+/// line holds no secret: the URL and the deployment key go through their environment.
+pub(crate) fn node_spawner(
+    flags: Vec<String>,
+    config: &qorch_net::NatsConfig,
+) -> anyhow::Result<qorch_sim::SpawnNode> {
     let exe = std::env::current_exe().context("cannot find this program to start nodes")?;
+    let url = config.url.clone();
+    let key = config.frame_key.clone();
     Ok(std::sync::Arc::new(move |name: &str| {
-        std::process::Command::new(&exe)
-            .arg("node")
-            .args(&flags)
-            .args(["--join", name])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .spawn()
+        node_command(&exe, &flags, &url, key.as_ref(), name).spawn()
     }))
+}
+
+/// The command that starts node `name`.
+pub(crate) fn node_command(
+    exe: &std::path::Path,
+    flags: &[String],
+    url: &str,
+    key: Option<&qorch_net::FrameKey>,
+    name: &str,
+) -> std::process::Command {
+    use crate::nats_args::{KEY_ENV, URL_ENV};
+    let mut c = std::process::Command::new(exe);
+    c.arg("node")
+        .args(flags)
+        .args(["--join", name])
+        .env(URL_ENV, url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    match key {
+        Some(k) => c.env(KEY_ENV, k.expose()),
+        None => c.env_remove(KEY_ENV),
+    };
+    c
 }

@@ -20,11 +20,14 @@ fn server(args: &[&str]) -> Option<LocalServer> {
     qorch_net::local_server::start_or_skip(args, "cli_distributed")
 }
 
-/// `qorch`, without the NATS credentials the environment may hold.
+/// `qorch`, without the NATS credentials the environment may hold, and with the test's
+/// deployment key (the hand-started node and the coordinator share it).
 fn qorch() -> Command {
     let mut c = common::command();
     c.env_remove("QORCH_NATS_PASSWORD")
-        .env_remove("QORCH_NATS_TOKEN");
+        .env_remove("QORCH_NATS_TOKEN")
+        .env_remove("QORCH_NATS_URL")
+        .env("QORCH_FRAME_KEY", "cli-distributed-test-key-0123456789");
     c
 }
 

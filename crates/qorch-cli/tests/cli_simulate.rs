@@ -167,3 +167,18 @@ fn bench_overhead_prints_the_comparison() {
     assert!(v["messages"].as_u64().unwrap() > 0);
     assert!(v["runtime_seconds"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn an_unwritable_out_directory_fails_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let under_a_file = file.join("out");
+    // The default scenario (10,000 agents) would run for a while: the check comes first.
+    let out = qorch(&["simulate", "--out", under_a_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the output directory"), "{err}");
+    assert!(!under_a_file.exists());
+}

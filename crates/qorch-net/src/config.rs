@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::{ConnectErrorKind, ConnectOptions};
 
 use crate::error::NatsError;
-use crate::{Connection, NetError};
+use crate::{Connection, FrameKey, NetError};
 
 /// How to reach the NATS server.
 #[derive(Clone, Default)]
@@ -35,6 +35,9 @@ pub struct NatsConfig {
     pub tls_client: Option<(PathBuf, PathBuf)>,
     /// How long the first connection may take.
     pub connect_timeout: Duration,
+    /// The deployment key: with one, control frames are sealed with a MAC and frames
+    /// without a valid one are refused (see [`FrameKey`]). `None`: unauthenticated.
+    pub frame_key: Option<FrameKey>,
 }
 
 impl fmt::Debug for NatsConfig {
@@ -52,6 +55,7 @@ impl fmt::Debug for NatsConfig {
             .field("tls_ca", &self.tls_ca)
             .field("tls_client", &self.tls_client)
             .field("connect_timeout", &self.connect_timeout)
+            .field("frame_key", &self.frame_key)
             .finish()
     }
 }
@@ -66,6 +70,34 @@ pub fn redact_url(url: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The URL list without user info, and the user info of the first URL that has some
+/// (`user:password` or a token).
+fn split_userinfo(url: &str) -> (String, Option<(String, Option<String>)>) {
+    let mut found = None;
+    let clean = url
+        .split(',')
+        .map(|u| {
+            let start = u.find("://").map_or(0, |s| s + 3);
+            let end = u[start..].find('/').map_or(u.len(), |e| start + e);
+            match u[start..end].rfind('@') {
+                Some(at) => {
+                    let info = &u[start..start + at];
+                    if found.is_none() {
+                        found = Some(match info.split_once(':') {
+                            Some((user, pass)) => (user.to_owned(), Some(pass.to_owned())),
+                            None => (info.to_owned(), None),
+                        });
+                    }
+                    format!("{}{}", &u[..start], &u[start + at + 1..])
+                }
+                None => u.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    (clean, found)
 }
 
 impl NatsConfig {
@@ -162,6 +194,18 @@ impl NatsConfig {
         if let Some(t) = &self.token {
             o = o.token(t.clone());
         }
+        // Credentials in the URL (`nats://user:password@host`, `nats://token@host`) are
+        // taken out of it here: the client library never sees them, so it cannot log them.
+        let no_other_auth = self.credentials_file.is_none()
+            && self.nkey_file.is_none()
+            && self.user.is_none()
+            && self.token.is_none();
+        if let (true, (_, Some((user, pass)))) = (no_other_auth, split_userinfo(&self.url)) {
+            o = match pass {
+                Some(p) => o.user_and_password(user, p),
+                None => o.token(user),
+            };
+        }
         if self.require_tls {
             o = o.require_tls(true);
         }
@@ -194,10 +238,11 @@ impl NatsConfig {
         self.validate()?;
         let options = self.options(name).await?;
         let url = redact_url(&self.url);
+        let (bare, _) = split_userinfo(&self.url);
         options
-            .connect(self.url.as_str())
+            .connect(bare.as_str())
             .await
-            .map(Connection::new)
+            .map(|client| Connection::new(client, self.frame_key.clone()))
             .map_err(|e| match e.kind() {
                 ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
                     NetError::Auth {
@@ -249,6 +294,25 @@ mod tests {
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn user_info_is_taken_out_of_urls() {
+        assert_eq!(
+            split_userinfo("nats://alice:s3cret@h:4222,nats://h2:1"),
+            (
+                "nats://h:4222,nats://h2:1".to_owned(),
+                Some(("alice".to_owned(), Some("s3cret".to_owned())))
+            )
+        );
+        assert_eq!(
+            split_userinfo("tok@h:1"),
+            ("h:1".to_owned(), Some(("tok".to_owned(), None)))
+        );
+        assert_eq!(
+            split_userinfo("nats://h:1"),
+            ("nats://h:1".to_owned(), None)
+        );
     }
 
     #[test]

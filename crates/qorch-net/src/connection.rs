@@ -2,21 +2,78 @@
 //! ([`Subscription`]) and what they deliver ([`Delivery`]): qorch-net's own types over the
 //! `async-nats` client, so that no other crate names it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::NetError;
+use crate::{FrameKey, NetError};
 
 /// One connection to the NATS server, made by [`NatsConfig::connect`](crate::NatsConfig::connect).
 /// Cheap to clone: clones share the connection.
 #[derive(Clone, Debug)]
 pub struct Connection {
     client: async_nats::Client,
+    auth: Arc<Auth>,
+}
+
+/// The deployment key of a connection's control frames, and the frames it refused.
+#[derive(Debug)]
+struct Auth {
+    key: Option<FrameKey>,
+    refused: AtomicU64,
 }
 
 impl Connection {
-    pub(crate) fn new(client: async_nats::Client) -> Connection {
-        Connection { client }
+    pub(crate) fn new(client: async_nats::Client, key: Option<FrameKey>) -> Connection {
+        Connection {
+            client,
+            auth: Arc::new(Auth {
+                key,
+                refused: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Whether control frames on this connection are sealed and checked under a key.
+    pub fn authenticated(&self) -> bool {
+        self.auth.key.is_some()
+    }
+
+    /// Control frames refused so far on this connection (and its clones): a missing or
+    /// invalid tag where a key is set.
+    pub fn refused_frames(&self) -> u64 {
+        self.auth.refused.load(Ordering::Relaxed)
+    }
+
+    /// A control frame for `subject`, sealed under the key if there is one.
+    pub(crate) fn seal(&self, subject: &str, frame: Vec<u8>) -> Vec<u8> {
+        match &self.auth.key {
+            Some(k) => k.seal(subject, frame),
+            None => frame,
+        }
+    }
+
+    /// The frame inside a control message received on `subject`, or `None` (counted and
+    /// logged) if its tag is missing or wrong.
+    pub(crate) fn open<'a>(&self, subject: &str, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let Some(k) = &self.auth.key else {
+            return Some(bytes);
+        };
+        if let Some(frame) = k.open(subject, bytes) {
+            return Some(frame);
+        }
+        let n = self.auth.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                subject,
+                refused = n,
+                "control frame without a valid MAC refused (a process without this \
+                 deployment's key, or a forgery)"
+            );
+        }
+        None
     }
 
     /// The client underneath, for this crate's modules.

@@ -722,6 +722,13 @@ impl Ingress {
     }
 
     async fn on_frame<B: Host>(&mut self, f: DataFrame<B::Msg>, handle: &RuntimeHandle<B>) {
+        // The origin names the subject acknowledgements go to and keys a de-duplication
+        // window: a name that is not a process name is a forged frame, not a new sender.
+        if !crate::valid_process_name(&f.origin) {
+            tracing::warn!("data frame from an invalid origin dropped");
+            Counters::add(&self.counters.corrupt_frames, 1);
+            return;
+        }
         let key = (f.origin.clone(), f.cluster);
         let fresh = self
             .windows

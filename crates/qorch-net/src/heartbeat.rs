@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Connection, NetError, Subjects};
 
+/// The largest heartbeat frame read (a process name and a counter).
+const MAX_BEAT_BYTES: usize = 1024;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Beat {
     process: String,
@@ -28,7 +31,7 @@ pub fn beacon(
 ) -> tokio::task::JoinHandle<()> {
     let subject = subjects.heartbeat(process);
     let process = process.to_owned();
-    let control = control.client().clone();
+    let control = control.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         let mut seq = 0_u64;
@@ -41,7 +44,8 @@ pub fn beacon(
             };
             if let Ok(bytes) = WireCodec::default().encode(&beat) {
                 // A failed publish (server restarting) is simply a missed beat.
-                let _ = control.publish(subject.clone(), bytes.into()).await;
+                let sealed = control.seal(&subject, bytes);
+                let _ = control.publish(subject.clone(), sealed).await;
             }
         }
     })
@@ -67,13 +71,24 @@ impl Membership {
             .map_err(NetError::io("subscribe"))?;
         let m = Membership::default();
         let seen = Arc::clone(&m.seen);
+        let control = control.clone();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                if let Ok(b) = WireCodec::default().decode::<Beat>(&msg.payload) {
-                    seen.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(b.process, (Instant::now(), b.seq));
+                let Some(frame) = control.open(&msg.subject, &msg.payload) else {
+                    continue;
+                };
+                // A beat counts for the process its subject names, only: a process cannot
+                // keep another alive, and the map holds at most one entry per subject.
+                let Ok(b) = WireCodec::with_max_frame_bytes(MAX_BEAT_BYTES).decode::<Beat>(frame)
+                else {
+                    continue;
+                };
+                if msg.subject.rsplit('.').next() != Some(b.process.as_str()) {
+                    continue;
                 }
+                seen.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(b.process, (Instant::now(), b.seq));
             }
         });
         Ok(m)

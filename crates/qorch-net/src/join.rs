@@ -47,10 +47,12 @@ impl Announcer {
             name: name.to_owned(),
             pid: std::process::id(),
         };
+        let subject = subjects.control(JOIN);
+        let bytes = connection.seal(&subject, WireCodec::default().encode(&a)?);
         Ok(Announcer {
             connection: connection.clone(),
-            subject: subjects.control(JOIN),
-            bytes: WireCodec::default().encode(&a)?.into(),
+            subject,
+            bytes: bytes.into(),
         })
     }
 
@@ -67,9 +69,13 @@ impl Announcer {
 /// The processes that announced themselves, by name (sorted).
 #[derive(Debug)]
 pub struct Gathering {
+    connection: Connection,
     announcements: Subscription,
     names: BTreeSet<String>,
 }
+
+/// The largest announcement read (a process name and an id).
+const MAX_ANNOUNCEMENT_BYTES: usize = 1024;
 
 impl Gathering {
     /// Starts listening to announcements on `connection`.
@@ -79,6 +85,7 @@ impl Gathering {
     /// [`NetError::Io`] if the subscription fails.
     pub async fn open(connection: &Connection, subjects: &Subjects) -> Result<Gathering, NetError> {
         Ok(Gathering {
+            connection: connection.clone(),
             announcements: connection.subscribe(subjects.control(JOIN)).await?,
             names: BTreeSet::new(),
         })
@@ -88,7 +95,7 @@ impl Gathering {
     pub async fn listen(&mut self, window: Duration) {
         let until = tokio::time::Instant::now() + window;
         while let Ok(Some(d)) = tokio::time::timeout_at(until, self.announcements.next()).await {
-            self.take(&d.payload);
+            self.take(&d.subject, &d.payload);
         }
     }
 
@@ -105,7 +112,7 @@ impl Gathering {
         let until = tokio::time::Instant::now() + timeout;
         while self.names.len() < n {
             match tokio::time::timeout_at(until, self.announcements.next()).await {
-                Ok(Some(d)) => self.take(&d.payload),
+                Ok(Some(d)) => self.take(&d.subject, &d.payload),
                 _ => return false,
             }
         }
@@ -127,8 +134,21 @@ impl Gathering {
         self.names.is_empty()
     }
 
-    fn take(&mut self, payload: &[u8]) {
-        if let Ok(a) = WireCodec::default().decode::<Announcement>(payload) {
+    /// Announcements refused so far for a missing or invalid MAC (processes without this
+    /// deployment's key).
+    pub fn refused(&self) -> u64 {
+        self.connection.refused_frames()
+    }
+
+    fn take(&mut self, subject: &str, payload: &[u8]) {
+        let Some(frame) = self.connection.open(subject, payload) else {
+            return;
+        };
+        let codec = WireCodec::with_max_frame_bytes(MAX_ANNOUNCEMENT_BYTES);
+        // Names become subjects: one that is not a subject token is refused here.
+        if let Ok(a) = codec.decode::<Announcement>(frame)
+            && crate::valid_process_name(&a.name)
+        {
             self.names.insert(a.name);
         }
     }

@@ -15,6 +15,9 @@
 //! * [`Announcer`] and [`Gathering`]: the join protocol (processes waiting for work announce
 //!   themselves; a coordinator gathers them).
 //! * [`Connection`]: a connection to the server, made by [`NatsConfig::connect`].
+//! * [`FrameKey`]: the deployment key; with one, every control frame (calls, answers,
+//!   announcements, heartbeats) carries an HMAC-SHA256 tag, and frames without a valid tag
+//!   are refused and counted ([`Connection::refused_frames`]).
 //!
 //! Data and control use separate connections, so control never waits behind data.
 //!
@@ -30,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+mod auth;
 mod config;
 mod connection;
 mod error;
@@ -41,6 +45,7 @@ mod registry;
 pub mod rpc;
 mod subject;
 
+pub use auth::{FrameKey, MIN_KEY_BYTES, TAG_BYTES};
 pub use config::{NatsConfig, redact_url};
 pub use connection::{Connection, Delivery, Subscription};
 pub use error::{NatsError, NetError, RemoteError};
@@ -48,4 +53,4 @@ pub use gateway::{Gateway, GatewayConfig, GatewayStats, NatsLink, RouteTable};
 pub use heartbeat::{Membership, beacon};
 pub use join::{ANNOUNCE_EVERY, Announcer, Gathering};
 pub use registry::NatsRegistry;
-pub use subject::{LANES, Subjects, valid_process_name};
+pub use subject::{LANES, MAX_PROCESS_NAME, Subjects, valid_process_name};

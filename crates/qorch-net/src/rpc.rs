@@ -3,16 +3,22 @@
 //! are cut in parts of [`PART_BYTES`] and put back together by call id.
 //!
 //! Frames are the protocol's [`WireCodec`] frames (version, bincode 2, CRC-32): a corrupted
-//! or foreign part is an error, never a wrong answer.
+//! or foreign part is an error, never a wrong answer. Under a deployment key
+//! ([`FrameKey`](crate::FrameKey)) every part carries a MAC over its subject and bytes, and
+//! parts without a valid one are refused before they are decoded.
+//!
+//! Parts come from the network, so nothing in them is trusted as a size: a body has at most
+//! [`MAX_PARTS`] parts (what the codec's largest frame needs), parts are stored as they come
+//! (never a buffer sized by a part's `total`), and the bodies being put together hold at most
+//! [`MAX_PARTIAL_BYTES`] at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::Client;
 use futures_util::StreamExt;
-use qorch_protocol::WireCodec;
+use qorch_protocol::{MAX_FRAME_BYTES, WireCodec};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +38,12 @@ const RESENDS: u32 = 6;
 /// Bodies being put together at most (more means parts were lost).
 const PARTIAL_KEPT: usize = 64;
 
+/// Parts of one body at most: a body is one codec frame, at most [`MAX_FRAME_BYTES`].
+pub const MAX_PARTS: u32 = MAX_FRAME_BYTES.div_ceil(PART_BYTES) as u32;
+
+/// Bytes held at most in bodies being put together (the oldest are dropped beyond it).
+pub const MAX_PARTIAL_BYTES: usize = 2 * MAX_FRAME_BYTES;
+
 /// Answers kept for repeated requests.
 const ANSWERS_KEPT: usize = 256;
 
@@ -49,9 +61,9 @@ fn codec() -> WireCodec {
     WireCodec::with_max_frame_bytes(PART_BYTES + 4096)
 }
 
-/// Publishes `body` as parts on `subject`.
+/// Publishes `body` as parts on `subject` (each sealed under the connection's key).
 async fn send_parts(
-    client: &Client,
+    connection: &Connection,
     subject: &str,
     call: u64,
     reply_to: &str,
@@ -71,57 +83,95 @@ async fn send_parts(
             reply_to: reply_to.to_owned(),
             bytes: c.to_vec(),
         };
-        client
-            .publish(subject.to_owned(), codec().encode(&part)?.into())
-            .await
-            .map_err(NetError::io("publish"))?;
+        let frame = connection.seal(subject, codec().encode(&part)?);
+        connection.publish(subject.to_owned(), frame).await?;
     }
-    client.flush().await.map_err(NetError::io("flush"))
+    connection.flush().await
+}
+
+/// Parts received of one body: the `total` its first part announced, and each part by
+/// index (as many as came, never a buffer sized by `total`).
+struct Partial {
+    total: u32,
+    parts: HashMap<u32, Vec<u8>>,
+    bytes: usize,
 }
 
 /// Collects parts into whole bodies.
-/// Parts received of one body: how many, and each by index.
-type Partial = (u32, Vec<Option<Vec<u8>>>);
-
-#[derive(Default)]
 struct Assembler {
     partial: HashMap<(String, u64), Partial>,
+    /// Bytes held in `partial`.
+    bytes: usize,
+    /// At most this many ([`MAX_PARTIAL_BYTES`]).
+    limit: usize,
+}
+
+impl Default for Assembler {
+    fn default() -> Self {
+        Assembler {
+            partial: HashMap::new(),
+            bytes: 0,
+            limit: MAX_PARTIAL_BYTES,
+        }
+    }
 }
 
 impl Assembler {
-    /// Adds a part; returns the whole body (and where to answer) when complete.
+    /// Adds a part; returns the whole body (and where to answer) when complete. A part that
+    /// cannot belong to a body (an index past its total, a total past [`MAX_PARTS`], a total
+    /// that disagrees with the body's first part) is dropped.
     fn add(&mut self, p: Part) -> Option<(u64, String, Vec<u8>)> {
-        if p.total <= 1 {
-            return Some((p.call, p.reply_to, p.bytes));
-        }
-        if p.index >= p.total {
+        if p.index >= p.total || p.total > MAX_PARTS || p.bytes.len() > PART_BYTES {
+            tracing::warn!(
+                index = p.index,
+                total = p.total,
+                bytes = p.bytes.len(),
+                "rpc: impossible part dropped"
+            );
             return None;
+        }
+        if p.total == 1 {
+            return Some((p.call, p.reply_to, p.bytes));
         }
         let key = (p.reply_to.clone(), p.call);
         if !self.partial.contains_key(&key) && self.partial.len() >= PARTIAL_KEPT {
             // Bodies whose other parts never came (their sender died): the oldest call goes.
-            if let Some(old) = self.partial.keys().min_by_key(|k| k.1).cloned() {
-                self.partial.remove(&old);
-            }
+            self.drop_oldest();
         }
-        let entry = self
-            .partial
-            .entry(key.clone())
-            .or_insert_with(|| (0, vec![None; p.total as usize]));
-        if entry.1.len() != p.total as usize {
+        while self.bytes + p.bytes.len() > self.limit && !self.partial.is_empty() {
+            self.drop_oldest();
+        }
+        let entry = self.partial.entry(key.clone()).or_insert_with(|| Partial {
+            total: p.total,
+            parts: HashMap::new(),
+            bytes: 0,
+        });
+        if entry.total != p.total {
             return None;
         }
-        let slot = &mut entry.1[p.index as usize];
-        if slot.is_none() {
-            *slot = Some(p.bytes);
-            entry.0 += 1;
+        if let std::collections::hash_map::Entry::Vacant(slot) = entry.parts.entry(p.index) {
+            entry.bytes += p.bytes.len();
+            self.bytes += p.bytes.len();
+            slot.insert(p.bytes);
         }
-        if entry.0 < p.total {
+        if entry.parts.len() < p.total as usize {
             return None;
         }
-        let (_, parts) = self.partial.remove(&key)?;
-        let body = parts.into_iter().flatten().flatten().collect();
+        let done = self.partial.remove(&key)?;
+        self.bytes -= done.bytes;
+        let mut body = Vec::with_capacity(done.bytes);
+        for i in 0..done.total {
+            body.extend_from_slice(done.parts.get(&i)?);
+        }
         Some((p.call, p.reply_to, body))
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(old) = self.partial.keys().min_by_key(|k| k.1).cloned()
+            && let Some(gone) = self.partial.remove(&old)
+        {
+            self.bytes -= gone.bytes;
+        }
     }
 }
 
@@ -130,7 +180,7 @@ type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>;
 /// The calling side: one reply inbox per client, answers matched by call id.
 #[derive(Clone)]
 pub struct RpcClient {
-    client: Client,
+    connection: Connection,
     inbox: String,
     next: Arc<AtomicU64>,
     waiters: Waiters,
@@ -143,18 +193,22 @@ impl RpcClient {
     ///
     /// [`NetError::Io`] if the subscription fails.
     pub async fn new(connection: &Connection) -> Result<RpcClient, NetError> {
-        let client = connection.client().clone();
-        let inbox = client.new_inbox();
-        let mut sub = client
+        let inbox = connection.client().new_inbox();
+        let mut sub = connection
+            .client()
             .subscribe(inbox.clone())
             .await
             .map_err(NetError::io("subscribe"))?;
         let waiters: Waiters = Arc::default();
         let w = Arc::clone(&waiters);
+        let conn = connection.clone();
         tokio::spawn(async move {
             let mut asm = Assembler::default();
             while let Some(msg) = sub.next().await {
-                let Ok(part) = codec().decode::<Part>(&msg.payload) else {
+                let Some(frame) = conn.open(&msg.subject, &msg.payload) else {
+                    continue;
+                };
+                let Ok(part) = codec().decode::<Part>(frame) else {
                     tracing::warn!("rpc: corrupted answer part ignored");
                     continue;
                 };
@@ -170,7 +224,7 @@ impl RpcClient {
             }
         });
         Ok(RpcClient {
-            client,
+            connection: connection.clone(),
             inbox,
             next: Arc::new(AtomicU64::new(1)),
             waiters,
@@ -196,9 +250,15 @@ impl RpcClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(call, tx);
         let body = WireCodec::with_max_frame_bytes(usize::MAX >> 1).encode(req)?;
-        let connects = || self.client.statistics().connects.load(Ordering::Acquire);
+        let connects = || {
+            self.connection
+                .client()
+                .statistics()
+                .connects
+                .load(Ordering::Acquire)
+        };
         let mut epoch = connects();
-        if let Err(e) = send_parts(&self.client, subject, call, &self.inbox, &body).await {
+        if let Err(e) = send_parts(&self.connection, subject, call, &self.inbox, &body).await {
             self.forget(call);
             return Err(e);
         }
@@ -231,7 +291,8 @@ impl RpcClient {
                     if resends.first().is_some_and(|t| *t <= now) {
                         resends.remove(0);
                         tracing::info!(subject, "reconnected: sending the request again");
-                        let _ = send_parts(&self.client, subject, call, &self.inbox, &body).await;
+                        let _ =
+                            send_parts(&self.connection, subject, call, &self.inbox, &body).await;
                     }
                 }
             }
@@ -322,7 +383,7 @@ impl Request {
                 }
             }
         }
-        send_parts(connection.client(), &self.reply_to, self.call, "", &body).await
+        send_parts(connection, &self.reply_to, self.call, "", &body).await
     }
 }
 
@@ -335,18 +396,21 @@ pub async fn serve(
     connection: &Connection,
     subject: &str,
 ) -> Result<mpsc::Receiver<Request>, NetError> {
-    let client = connection.client();
-    let mut sub = client
+    let mut sub = connection
+        .client()
         .subscribe(subject.to_owned())
         .await
         .map_err(NetError::io("subscribe"))?;
     let (tx, rx) = mpsc::channel(64);
-    let client = client.clone();
+    let connection = connection.clone();
     tokio::spawn(async move {
         let mut asm = Assembler::default();
         let answers: Arc<Mutex<Answers>> = Arc::default();
         while let Some(msg) = sub.next().await {
-            let Ok(part) = codec().decode::<Part>(&msg.payload) else {
+            let Some(frame) = connection.open(&msg.subject, &msg.payload) else {
+                continue;
+            };
+            let Ok(part) = codec().decode::<Part>(frame) else {
                 tracing::warn!(subject = %msg.subject, "rpc: corrupted request part ignored");
                 continue;
             };
@@ -370,7 +434,7 @@ pub async fn serve(
             match repeat {
                 // Answered already: the answer may have been lost; send it again.
                 Some(Some(done)) => {
-                    let _ = send_parts(&client, &reply_to, call, "", &done).await;
+                    let _ = send_parts(&connection, &reply_to, call, "", &done).await;
                 }
                 // Being handled: its answer will come.
                 Some(None) => {}
@@ -431,5 +495,111 @@ mod tests {
         assert_eq!((call, reply_to.as_str()), (7, "r"));
         assert_eq!(got, body);
         assert!(asm.partial.is_empty());
+    }
+
+    fn part(call: u64, index: u32, total: u32, bytes: Vec<u8>) -> Part {
+        Part {
+            call,
+            index,
+            total,
+            reply_to: "r".into(),
+            bytes,
+        }
+    }
+
+    #[test]
+    fn forged_totals_and_indices_allocate_nothing() {
+        let mut asm = Assembler::default();
+        // A total of u32::MAX used to size a buffer of 100 GB: now it is refused outright.
+        assert!(asm.add(part(1, 0, u32::MAX, vec![1])).is_none());
+        assert!(asm.add(part(1, u32::MAX - 1, u32::MAX, vec![1])).is_none());
+        assert!(asm.add(part(1, 5, 3, vec![1])).is_none());
+        assert!(asm.add(part(1, 0, 0, vec![])).is_none());
+        assert!(asm.add(part(1, 0, 2, vec![0; PART_BYTES + 1])).is_none());
+        assert!(asm.partial.is_empty());
+        // The largest legitimate total is accepted, and holds only what came.
+        assert!(asm.add(part(2, 0, MAX_PARTS, vec![7; 10])).is_none());
+        assert_eq!((asm.partial.len(), asm.bytes), (1, 10));
+        // A part that disagrees with its body's total is dropped.
+        assert!(asm.add(part(2, 1, 2, vec![7; 10])).is_none());
+        assert_eq!(asm.bytes, 10);
+    }
+
+    #[test]
+    fn bodies_being_put_together_are_bounded_in_number_and_bytes() {
+        let mut asm = Assembler::default();
+        for call in 0..(PARTIAL_KEPT as u64 * 3) {
+            assert!(asm.add(part(call, 0, 2, vec![1; 16])).is_none());
+        }
+        assert_eq!(asm.partial.len(), PARTIAL_KEPT);
+        let mut asm = Assembler {
+            limit: 1000,
+            ..Assembler::default()
+        };
+        for call in 0..40 {
+            assert!(asm.add(part(call, 0, MAX_PARTS, vec![0; 300])).is_none());
+            assert!(asm.bytes <= 1000, "{} bytes held", asm.bytes);
+        }
+        assert_eq!(asm.partial.len(), 3);
+        // The newest body survives the evictions and completes.
+        assert!(asm.add(part(99, 1, 2, vec![2])).is_none());
+        assert_eq!(asm.add(part(99, 0, 2, vec![1])).unwrap().2, vec![1, 2]);
+        assert_eq!(asm.bytes, 900);
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes as a sealed part: refused by the MAC or by the codec, never a
+        /// panic; a forged part that decodes is bounded by the assembler.
+        #[test]
+        fn arbitrary_bytes_never_panic_the_receiving_side(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let key = crate::FrameKey::new("fuzz-key-0123456789abcdef").unwrap();
+            proptest::prop_assert!(key.open("q.ctl.node.a", &bytes).is_none());
+            let mut asm = Assembler::default();
+            if let Ok(p) = codec().decode::<Part>(&bytes) {
+                let _ = asm.add(p);
+            }
+            proptest::prop_assert!(asm.bytes <= MAX_PARTIAL_BYTES);
+        }
+
+        /// Structured mutations: parts with any call, index, total and size, in any order.
+        #[test]
+        fn forged_parts_keep_the_assembler_bounded(
+            parts in proptest::collection::vec(
+                (0..4_u64, proptest::prelude::any::<u32>(), proptest::prelude::any::<u32>(), 0..64_usize),
+                0..200,
+            ),
+        ) {
+            let mut asm = Assembler { limit: 4096, ..Assembler::default() };
+            for (call, index, total, len) in parts {
+                // Small totals often, so that bodies complete too.
+                let total = if total % 2 == 0 { total % 4 } else { total };
+                let index = if index % 2 == 0 { index % 4 } else { index };
+                if let Some((_, _, body)) = asm.add(part(call, index, total, vec![1; len])) {
+                    proptest::prop_assert!(body.len() <= 4 * 64);
+                }
+                proptest::prop_assert!(asm.bytes <= 4096);
+                proptest::prop_assert!(asm.partial.len() <= PARTIAL_KEPT);
+                let held: usize = asm.partial.values().map(|p| p.bytes).sum();
+                proptest::prop_assert_eq!(held, asm.bytes);
+            }
+        }
+
+        /// A sealed, encoded part survives the trip; any flipped bit is refused.
+        #[test]
+        fn sealed_parts_round_trip_and_resist_bit_flips(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            flip in proptest::prelude::any::<usize>(),
+        ) {
+            let key = crate::FrameKey::new("fuzz-key-0123456789abcdef").unwrap();
+            let sealed = key.seal("s", codec().encode(&part(1, 0, 1, body.clone())).unwrap());
+            let back: Part = codec().decode(key.open("s", &sealed).unwrap()).unwrap();
+            proptest::prop_assert_eq!(back.bytes, body);
+            let mut bad = sealed.clone();
+            let i = flip % bad.len();
+            bad[i] ^= 1 << (flip % 8);
+            proptest::prop_assert!(key.open("s", &bad).is_none());
+        }
     }
 }

@@ -75,9 +75,14 @@ impl Subjects {
     }
 }
 
-/// Checks that a process name is one subject token (letters, digits, `-`, `_`).
+/// The longest process name, in bytes.
+pub const MAX_PROCESS_NAME: usize = 100;
+
+/// Checks that a process name is one subject token (letters, digits, `-`, `_`) of at most
+/// [`MAX_PROCESS_NAME`] bytes.
 pub fn valid_process_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_PROCESS_NAME
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -102,5 +107,6 @@ mod tests {
         assert!(valid_process_name("node-1_a"));
         assert!(!valid_process_name("node.1"));
         assert!(!valid_process_name(""));
+        assert!(!valid_process_name(&"n".repeat(MAX_PROCESS_NAME + 1)));
     }
 }

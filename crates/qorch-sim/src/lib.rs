@@ -39,7 +39,7 @@
 //! assert_eq!(r.messages.handled, r.messages.sent);
 //! assert_eq!(r.messages.handled, r.messages.baseline_handled);
 //! // One worker: no timing in the report, so the same seed gives the same bytes.
-//! assert!(r.reproducible && r.wall_seconds.is_none());
+//! assert!(r.timings_omitted && r.wall_seconds.is_none());
 //! ```
 //!
 //! # Determinism
@@ -97,8 +97,33 @@ pub use scenario::{
 pub use simulation::{Outcome, Progress};
 pub use workload::{AgentWorkload, Task, burn, uniform};
 
-/// Writes `report.json`, `timings.json`, `scenario.toml` and (with the `plots` feature) the
-/// SVG plots into `dir` (created if missing); returns the files written.
+/// Checks, before a run, that `dir` can take its outputs: creates it if missing and writes
+/// (then removes) a probe file, so that a run of hours does not end on an unwritable
+/// directory.
+///
+/// # Errors
+///
+/// [`SimError::Io`] naming the directory or the probe.
+pub fn prepare_output_dir(dir: &Path) -> Result<(), SimError> {
+    let io = |path: &Path, source: std::io::Error| SimError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let probe = dir.join(format!(".qorch-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"probe").map_err(|e| io(&probe, e))?;
+    std::fs::remove_file(&probe).map_err(|e| io(&probe, e))
+}
+
+/// Writes `timings.json`, `scenario.toml`, (with the `plots` feature) the SVG plots, and
+/// last `report.json` into `dir` (created if missing); returns the files written, in that
+/// order.
+///
+/// Each file is written whole under a temporary name (`.NAME.tmp-PID`), synced and renamed
+/// over `NAME`, so a reader never sees a half-written file. A previous run's `report.json`
+/// is removed first and the new one is renamed into place last: a `report.json` in `dir`
+/// means every other file beside it is from the same run, and that run finished. After a
+/// failure, `report.json` is absent and the other files may be from either run.
 ///
 /// # Panics
 ///
@@ -117,20 +142,55 @@ pub fn write_outputs(
         source,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let report = dir.join("report.json");
+    match std::fs::remove_file(&report) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&report, e)),
+        _ => {}
+    }
     let mut files = Vec::new();
     for (name, text) in [
-        ("report.json", outcome.report.to_json() + "\n"),
         (
             "timings.json",
             serde_json::to_string_pretty(&outcome.timings).expect("timings serialize") + "\n",
         ),
         ("scenario.toml", scenario.to_toml()),
     ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+        write_whole(dir, name, &mut |tmp| std::fs::write(tmp, text.as_bytes()))
+            .map_err(|(path, e)| io(&path, e))?;
         files.push(name.to_owned());
     }
     #[cfg(feature = "plots")]
     files.extend(write_plots(dir, &outcome.report, &outcome.timings)?);
+    let text = outcome.report.to_json() + "\n";
+    write_whole(dir, "report.json", &mut |tmp| {
+        std::fs::write(tmp, text.as_bytes())
+    })
+    .map_err(|(path, e)| io(&path, e))?;
+    files.push("report.json".to_owned());
     Ok(files)
+}
+
+/// Writes `dir/name` whole: `write` fills a temporary file beside it, which is synced and
+/// renamed over `name` (removed on failure). The error names the file that failed.
+pub(crate) fn write_whole<E>(
+    dir: &Path,
+    name: &str,
+    write: &mut dyn FnMut(&Path) -> Result<(), E>,
+) -> Result<(), (std::path::PathBuf, E)>
+where
+    E: From<std::io::Error>,
+{
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let path = dir.join(name);
+    let result = write(&tmp)
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(E::from)
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(E::from));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| (path, e))
 }

@@ -13,7 +13,8 @@ type Draw<'a> = &'a dyn Fn(&Path) -> DrawResult;
 
 const SIZE: (u32, u32) = (800, 480);
 
-/// Writes the plots into `dir`; returns the file names.
+/// Writes the plots into `dir`, each whole (drawn under a temporary name, then renamed);
+/// returns the file names.
 ///
 /// # Errors
 ///
@@ -32,10 +33,11 @@ pub fn write_plots(
     ];
     let mut written = Vec::new();
     for (name, draw) in plots {
-        let path = dir.join(name);
-        draw(&path).map_err(|source| SimError::Plot {
-            file: path.display().to_string(),
-            source,
+        crate::write_whole(dir, name, &mut |tmp| draw(tmp)).map_err(|(path, source)| {
+            SimError::Plot {
+                file: path.display().to_string(),
+                source,
+            }
         })?;
         written.push(name.to_owned());
     }

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 ///
 /// Every figure is defined in `docs/guide.md` (Metrics). Fields that measure time
 /// (`wall_seconds`, `communication_overhead`, `round_latency_seconds`, per-round and
-/// per-solver seconds) depend on the machine; in a reproducible run (one worker) they are
-/// left out of the report (`null`, or empty lists) so that the same seed gives the same
-/// report byte for byte, and [`Timings`] carries them instead (`timings.json`).
+/// per-solver seconds) depend on the machine; with one worker they are left out of the
+/// report (`null`, or empty lists, and `timings_omitted` is true) so that the same seed
+/// gives the same report byte for byte, and [`Timings`] carries them instead
+/// (`timings.json`). A node process killed from outside breaks that: what it did after its
+/// last report is unknown (see [`FaultReport`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The scenario's name.
@@ -23,8 +25,10 @@ pub struct Report {
     /// Processes hosting the agents: 1, or the node processes of a distributed run
     /// (`qorch simulate --nats URL --nodes K`).
     pub processes: usize,
-    /// One worker: timing fields are left out and the report is reproducible.
-    pub reproducible: bool,
+    /// One worker: the fields that depend on timing are left out (`null` or empty). This
+    /// key replaces `reproducible`, which said no more than this: whether the report is a
+    /// function of the scenario also depends on `faults.nodes_killed` being 0.
+    pub timings_omitted: bool,
     /// Agents at the start.
     pub agents: usize,
     /// Top-level clusters.
@@ -120,11 +124,22 @@ pub struct FaultReport {
     /// Node processes lost (distributed runs): `node_crash` faults, and nodes killed from
     /// outside.
     pub nodes_lost: u64,
+    /// Of which killed from outside (no fault said so), at any point of a tick.
+    pub nodes_killed: u64,
     /// Agents restarted on the remaining nodes for them.
     pub agents_restarted: u64,
-    /// Messages the lost nodes had accepted and not finished when they died (their
-    /// frames were not acknowledged, so they were delivered again elsewhere).
+    /// Messages the lost nodes had accepted and not finished at their last report (their
+    /// frames were not acknowledged, so they were delivered again elsewhere). Exact for
+    /// `node_crash` faults (a quiet point); for a node killed mid-tick, only what its last
+    /// report before the kill said.
     pub in_flight_at_node_loss: u64,
+    /// Ticks run again after a node was killed during them (the surviving nodes skip a
+    /// tick they finished; the restarted agents resume with the next one).
+    pub ticks_rerun: Vec<u64>,
+    /// Messages whose fate is unknown because a node was killed mid-tick: what it handled
+    /// or sent after its last report cannot be known. Equal to `messages.unaccounted` when
+    /// `nodes_killed` > 0, and 0 otherwise (then `unaccounted` is a defect, not a loss).
+    pub messages_unknown: u64,
 }
 
 /// Leaf sizes.
@@ -181,7 +196,7 @@ pub struct RoundRecord {
     pub messages_by_priority: [u64; 4],
     /// Energies of its sub-solves (QUBO convention: lower is better).
     pub energies: Vec<f64>,
-    /// Latency, seconds (`None` in reproducible runs).
+    /// Latency, seconds (`None` with one worker).
     pub seconds: Option<f64>,
 }
 
@@ -323,13 +338,15 @@ impl Report {
     /// The summary's line about the node processes of a distributed run.
     fn processes_line(&self) -> String {
         format!(
-            "{} over NATS: {} messages crossed, {} nodes lost ({} agents restarted, {} \
-             messages in flight)",
+            "{} over NATS: {} messages crossed, {} nodes lost ({} killed from outside; {} \
+             agents restarted, {} messages in flight, {} of unknown fate)",
             self.processes,
             self.messages.cross_process,
             self.faults.nodes_lost,
+            self.faults.nodes_killed,
             self.faults.agents_restarted,
-            self.faults.in_flight_at_node_loss
+            self.faults.in_flight_at_node_loss,
+            self.faults.messages_unknown
         )
     }
 }

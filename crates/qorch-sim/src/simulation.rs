@@ -102,7 +102,7 @@ pub(crate) struct NodeLoss {
 }
 
 /// Node processes lost without a fault saying so.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct NodeLosses {
     /// Nodes lost.
     pub(crate) nodes: u64,
@@ -110,6 +110,8 @@ pub(crate) struct NodeLosses {
     pub(crate) agents_restarted: u64,
     /// Messages they had accepted and not finished (per their last report).
     pub(crate) in_flight: u64,
+    /// Ticks run again after a loss during them.
+    pub(crate) ticks_rerun: Vec<u64>,
 }
 
 /// What a backend leaves behind when it stops.
@@ -365,8 +367,10 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
         let processes = self.backend.processes();
         let lost = self.backend.unplanned_losses();
         self.faults.nodes_lost += lost.nodes;
+        self.faults.nodes_killed += lost.nodes;
         self.faults.agents_restarted += lost.agents_restarted;
         self.faults.in_flight_at_node_loss += lost.in_flight;
+        self.faults.ticks_rerun.clone_from(&lost.ticks_rerun);
         self.optimizer.stop();
         let shutdown = self.backend.shutdown();
         let plain = self.baseline.totals;
@@ -388,7 +392,12 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
         // after): the shutdown report would miss a node that did not report in time.
         let last = self.last_stats;
         let s = self.scenario;
-        let reproducible = self.workers == 1;
+        let timings_omitted = self.workers == 1;
+        let unaccounted =
+            (plain.sent + self.faults.agent_panics).abs_diff(last.handled + last.dead_letters);
+        if lost.nodes > 0 {
+            self.faults.messages_unknown = unaccounted;
+        }
         let n = rounds.len().max(1) as f64;
         let mean = |f: &dyn Fn(&RoundSummary) -> f64| rounds.iter().map(f).sum::<f64>() / n;
         let mean_kinds = |u: &[f64]| u.iter().sum::<f64>() / u.len().max(1) as f64;
@@ -398,14 +407,14 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
             seed: s.seed,
             workers: self.workers,
             processes,
-            reproducible,
+            timings_omitted,
             agents: s.topology.agents,
             clusters: s.topology.clusters,
             leaves: self.layout.live_leaves(),
             pools: s.pools.count,
             rounds: s.total_rounds(),
             ticks: self.ticks_run.len() as u64,
-            wall_seconds: (!reproducible).then_some(timings.wall_seconds),
+            wall_seconds: (!timings_omitted).then_some(timings.wall_seconds),
             allocation_efficiency: mean(&|r| r.efficiency),
             utilization: mean(&|r| mean_kinds(&r.utilization)),
             utilization_by_kind: s
@@ -430,8 +439,8 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
             } else {
                 mape(&self.actual, &self.predicted)
             },
-            communication_overhead: (!reproducible).then_some(overhead),
-            round_latency_seconds: if reproducible {
+            communication_overhead: (!timings_omitted).then_some(overhead),
+            round_latency_seconds: if timings_omitted {
                 Vec::new()
             } else {
                 timings.round_latency_seconds.clone()
@@ -447,8 +456,7 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
                     .collect(),
                 dead_letters: last.dead_letters,
                 restarts: last.restarts,
-                unaccounted: (plain.sent + self.faults.agent_panics)
-                    .abs_diff(last.handled + last.dead_letters),
+                unaccounted,
                 cross_process,
             },
             cross_cluster_traffic: self.cross.clone(),
@@ -475,7 +483,7 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
                     churn: r.churn,
                     messages_by_priority: *p,
                     energies: r.energies.clone(),
-                    seconds: (!reproducible).then_some(r.seconds),
+                    seconds: (!timings_omitted).then_some(r.seconds),
                 })
                 .collect(),
         };

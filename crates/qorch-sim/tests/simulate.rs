@@ -85,7 +85,7 @@ fn every_message_is_handled_or_reported_and_faults_are_survived() {
         assert!(round.objective <= round.bound + 1e-9, "{round:?}");
     }
     // Timings are reported with more than one worker.
-    assert!(!r.reproducible);
+    assert!(!r.timings_omitted);
     assert!(r.wall_seconds.is_some() && r.communication_overhead.is_some());
     assert_eq!(r.round_latency_seconds.len(), 4);
 }
@@ -118,8 +118,19 @@ fn the_report_has_the_documented_keys() {
     assert!(e > 0.5 && e <= 1.0 + 1e-9, "{e}");
     // The outputs: report, timings, scenario, five plots.
     let dir = tempfile::tempdir().unwrap();
+    // A previous run's files are replaced; report.json is written last, whole, and no
+    // temporary file is left.
+    std::fs::write(dir.path().join("report.json"), "old").unwrap();
+    std::fs::write(dir.path().join("scenario.toml"), "old").unwrap();
     let files = qorch_sim::write_outputs(dir.path(), &s, &out).unwrap();
     assert_eq!(files.len(), 8, "{files:?}");
+    assert_eq!(files.last().map(String::as_str), Some("report.json"));
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     let svg = std::fs::read_to_string(dir.path().join("utilization.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("unmet demand"));
     let back: qorch_sim::Report =

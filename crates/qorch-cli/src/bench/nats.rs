@@ -123,13 +123,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     for &k in &args.nodes {
         let mut config = NatsConfig::new(url.clone());
         config.prefix = format!("qorch-bench-{}-{k}", std::process::id());
-        let mut d = Distributed::new(config.clone(), k);
-        d.spawn = Some(crate::simulate_cmd::node_spawner(vec![
-            "--nats".into(),
-            url.clone(),
-            "--nats-prefix".into(),
-            config.prefix.clone(),
-        ])?);
+        // Authenticated control frames, as `qorch simulate --nats` runs them.
+        config.frame_key = Some(qorch_net::FrameKey::generate()?);
+        let spawn = crate::simulate_cmd::node_spawner(
+            vec!["--nats-prefix".into(), config.prefix.clone()],
+            &config,
+        )?;
+        let mut d = Distributed::new(config, k);
+        d.spawn = Some(spawn);
         let o = qorch_sim::run_distributed(&s, &d, &mut |_| {})?;
         distributed.push(figures(k, &o, single_rate));
     }

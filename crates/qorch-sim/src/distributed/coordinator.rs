@@ -109,11 +109,12 @@ struct Coordinator {
 }
 
 /// Nodes lost to something other than the scenario's faults.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Unplanned {
     nodes: u64,
     agents_restarted: u64,
     in_flight: u64,
+    ticks_rerun: Vec<u64>,
 }
 
 impl Coordinator {
@@ -283,7 +284,9 @@ impl Coordinator {
         let last = self.calls.placement().slots[slot].last;
         Ok(NodeLoss {
             agents_restarted: restarted,
-            in_flight: last.in_flight + last.gateway.frames_awaiting_ack,
+            in_flight: last
+                .in_flight
+                .saturating_add(last.gateway.frames_awaiting_ack),
         })
     }
 
@@ -355,9 +358,18 @@ impl Backend for Coordinator {
             }
             for slot in silent {
                 let loss = self.fail_over(slot, layout)?;
+                tracing::warn!(
+                    tick = t,
+                    agents_restarted = loss.agents_restarted,
+                    "a node was killed mid-tick: the tick runs again; what it did after its \
+                     last report is unknown"
+                );
                 self.unplanned.agents_restarted += loss.agents_restarted;
-                self.unplanned.in_flight += loss.in_flight;
+                self.unplanned.in_flight = self.unplanned.in_flight.saturating_add(loss.in_flight);
                 self.unplanned.nodes += 1;
+            }
+            if self.unplanned.ticks_rerun.last() != Some(&t) {
+                self.unplanned.ticks_rerun.push(t);
             }
         }
     }
@@ -435,6 +447,7 @@ impl Backend for Coordinator {
             nodes: self.unplanned.nodes,
             agents_restarted: self.unplanned.agents_restarted,
             in_flight: self.unplanned.in_flight,
+            ticks_rerun: self.unplanned.ticks_rerun.clone(),
         }
     }
 

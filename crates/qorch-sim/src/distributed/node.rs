@@ -37,6 +37,29 @@ struct World {
     /// Levels of the node tree (1: clusters only).
     levels: usize,
     tick: u64,
+    /// Agents and top-level clusters of the scenario: the bounds of every id a call names.
+    agents: usize,
+    clusters: usize,
+    /// Every leaf: address and top-level cluster.
+    leaves: Vec<(Address, u32)>,
+}
+
+/// A call whose fields do not fit the run (forged, or from another run): refused before
+/// anything is used as an index or a size.
+fn refuse(name: &str, what: &str) -> SimError {
+    tracing::warn!(node = name, "refused a control call: {what}");
+    SimError::Distributed(format!("node {name} refused a control call: {what}"))
+}
+
+/// Checks that every cluster index is below `clusters`.
+fn check_clusters(name: &str, list: &[u32], clusters: usize) -> Result<(), SimError> {
+    match list.iter().find(|&&c| c as usize >= clusters) {
+        Some(c) => Err(refuse(
+            name,
+            &format!("cluster {c} out of range (the run has {clusters})"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Runs a node until the coordinator says finish (or falls silent for good).
@@ -147,6 +170,12 @@ async fn handle_request(
             w.handle.round(round).await?,
         )))),
         ToNode::Allocate(batch) => {
+            if let Some((a, _)) = batch.grants.iter().find(|(a, _)| a.0 as usize >= w.agents) {
+                return Err(refuse(
+                    name,
+                    &format!("a grant for agent {a}, out of range"),
+                ));
+            }
             w.handle.allocate(batch).await?;
             // Grants travel one level per hop: one settle pass per level, and one for the
             // orchestrator.
@@ -156,6 +185,9 @@ async fn handle_request(
             Ok(Some(FromNode::Ok))
         }
         ToNode::Panic(id) => {
+            if id.0 as usize >= w.agents {
+                return Err(refuse(name, &format!("agent {id} out of range")));
+            }
             let fuse = Arc::new(AtomicBool::new(true));
             w.handle
                 .send_to(id, SimMsg::Panic(fuse))
@@ -176,6 +208,7 @@ async fn handle_request(
             std::process::abort();
         }
         ToNode::Adopt(a) => {
+            w.check_adoption(&a, name)?;
             w.adopt(&a)?;
             Ok(Some(FromNode::Ok))
         }
@@ -193,8 +226,25 @@ impl World {
     ) -> Result<World, SimError> {
         let scenario = Scenario::from_toml_str(&a.scenario)?;
         scenario.validate()?;
-        let spec = Arc::new(ModelSpec::new(&scenario));
         let (plan, leaves) = plan_hierarchy(&scenario);
+        let agents = scenario.topology.agents;
+        check_clusters(name, &a.clusters, scenario.topology.clusters)?;
+        if a.leaf_of.len() != agents {
+            return Err(refuse(
+                name,
+                &format!(
+                    "{} agents placed for a scenario of {agents}",
+                    a.leaf_of.len()
+                ),
+            ));
+        }
+        if let Some(l) = a.leaf_of.iter().find(|&&l| l as usize >= leaves.len()) {
+            return Err(refuse(
+                name,
+                &format!("leaf {l} out of range (the run has {})", leaves.len()),
+            ));
+        }
+        let spec = Arc::new(ModelSpec::new(&scenario));
         let routes = Arc::new(RouteTable::new());
         routes.place_agents(route_entries(&leaves, &a.leaf_of));
         let (mut gateway, link) =
@@ -230,6 +280,9 @@ impl World {
             plan,
             levels: scenario.topology.depth + 1,
             tick: 0,
+            agents,
+            clusters: scenario.topology.clusters,
+            leaves: leaves.iter().map(|(addr, c, _)| (*addr, *c)).collect(),
         })
     }
 
@@ -240,6 +293,29 @@ impl World {
             gateway: self.gateway.stats(),
             letters_left: 0,
         })
+    }
+
+    /// Checks an adoption against the run: clusters in range, agents in range and each at a
+    /// leaf of an adopted cluster.
+    fn check_adoption(&self, a: &Adoption, name: &str) -> Result<(), SimError> {
+        check_clusters(name, &a.clusters, self.clusters)?;
+        let adopted: std::collections::BTreeSet<u32> = a.clusters.iter().copied().collect();
+        for (leaf, ids) in &a.agents {
+            let in_adopted = self
+                .leaves
+                .iter()
+                .any(|(addr, c)| addr == leaf && adopted.contains(c));
+            if !in_adopted {
+                return Err(refuse(
+                    name,
+                    &format!("{leaf:?} is not a leaf of an adopted cluster"),
+                ));
+            }
+            if let Some(id) = ids.iter().find(|id| id.0 as usize >= self.agents) {
+                return Err(refuse(name, &format!("agent {id} out of range")));
+            }
+        }
+        Ok(())
     }
 
     /// Creates the adopted clusters' nodes, restarts their agents at the adoption's tick,
