@@ -111,7 +111,7 @@ impl<B: Host> RuntimeBuilder<B> {
     ///
     /// # Errors
     ///
-    /// [`RuntimeError::Config`] for an invalid configuration (see [`ConfigError`]),
+    /// [`RuntimeError::Config`] for an invalid configuration (see [`ConfigError`](crate::ConfigError)),
     /// [`RuntimeError::Start`] if the threads cannot start.
     ///
     /// # Panics

@@ -368,7 +368,7 @@ impl<B: Host> RuntimeHandle<B> {
         inbox.try_recv().ok()
     }
 
-    /// Delivers an envelope that came from another process (through a [`RemoteLink`]'s
+    /// Delivers an envelope that came from another process (through a [`RemoteLink`](crate::RemoteLink)'s
     /// transport) to the agent or node it names, keeping its sender, sequence number and
     /// priority; waits while the entry node's mailbox is full.
     ///
