@@ -13,6 +13,10 @@ use qorch_scheduler::{
 };
 use serde::Serialize;
 
+/// The largest `--effort`: 10^6 move evaluations per option, about 25,000 times the
+/// default (40), already hours on the largest OR-Library instances.
+const MAX_EFFORT: f64 = 1e6;
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum AllocateCommand {
     /// Solve the problems of an OR-Library generalized assignment file (gap1..gap12, types
@@ -40,16 +44,16 @@ pub(crate) struct GapArgs {
     #[arg(long, value_enum)]
     sense: Option<Sense>,
     /// Wall-clock limit per problem, in seconds (default 10; the solve stops earlier when the
-    /// objective meets the bound, which proves it optimal).
-    #[arg(long, value_name = "SECONDS")]
-    time_limit: Option<f64>,
-    /// Work budget instead of a time limit: move evaluations per option. Deterministic: the
-    /// same seed and effort give the same result on any machine.
-    #[arg(long, conflicts_with = "time_limit")]
+    /// objective meets the bound, which proves it optimal; at most 30 days).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::limits::seconds)]
+    time_limit: Option<Duration>,
+    /// Work budget instead of a time limit: move evaluations per option (above 0, at most
+    /// 10^6). Deterministic: the same seed and effort give the same result on any machine.
+    #[arg(long, conflicts_with = "time_limit", value_parser = crate::limits::finite)]
     effort: Option<f64>,
     /// Stop as soon as the objective is at least this good (for time-to-target
-    /// measurements); `seconds` is then the time to reach it.
-    #[arg(long, value_name = "OBJECTIVE")]
+    /// measurements); `seconds` is then the time to reach it. A finite number.
+    #[arg(long, value_name = "OBJECTIVE", value_parser = crate::limits::finite)]
     target: Option<f64>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
@@ -123,10 +127,7 @@ fn gap(args: &GapArgs) -> anyhow::Result<()> {
         None => (1..=problems.len()).collect(),
     };
     let time_limit = match (args.time_limit, args.effort) {
-        (Some(t), _) if !(t.is_finite() && t > 0.0) => {
-            anyhow::bail!("--time-limit must be a positive number of seconds, got {t}")
-        }
-        (Some(t), _) => Some(Duration::from_secs_f64(t)),
+        (Some(t), _) => Some(t),
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
@@ -137,8 +138,9 @@ fn gap(args: &GapArgs) -> anyhow::Result<()> {
     };
     if let Some(e) = args.effort {
         anyhow::ensure!(
-            e.is_finite() && e > 0.0,
-            "--effort must be positive, got {e}"
+            e > 0.0 && e <= MAX_EFFORT,
+            "--effort must be above 0 and at most {MAX_EFFORT:e} (move evaluations per option), \
+             got {e:e}"
         );
         config.effort = e;
     }

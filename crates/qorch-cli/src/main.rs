@@ -5,6 +5,7 @@
 mod alloc_count;
 mod allocate_cmd;
 mod bench;
+mod limits;
 mod nats_args;
 mod node_cmd;
 mod qaoa_cmd;

@@ -54,17 +54,18 @@ pub(crate) enum Optimizer {
 pub(crate) struct MaxcutArgs {
     /// A rudy / G-set graph file (`n m`, then `i j w` with 1-based vertices).
     file: Option<PathBuf>,
-    /// Instead of a file: a random D-regular graph (with --nodes and --seed).
-    #[arg(long, value_name = "D", requires = "nodes")]
+    /// Instead of a file: a random D-regular graph (with --nodes and --seed); D from 1 to
+    /// 39.
+    #[arg(long, value_name = "D", requires = "nodes", value_parser = crate::limits::count_usize(MAX_QUBITS - 1))]
     random_regular: Option<usize>,
-    /// Vertices of the random graph.
-    #[arg(long, value_name = "N")]
+    /// Vertices of the random graph (2 to 40: one qubit each).
+    #[arg(long, value_name = "N", value_parser = crate::limits::count_usize(MAX_QUBITS))]
     nodes: Option<usize>,
     /// Seed of the random graph, the sampling and the optimizer's restarts.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Circuit depth.
-    #[arg(long, default_value_t = 1)]
+    /// Circuit depth (1 to 10,000).
+    #[arg(long, default_value_t = 1, value_parser = crate::limits::count_usize(MAX_DEPTH))]
     p: usize,
     /// Where the angles come from (default: fixed for unweighted 3-regular graphs and
     /// p <= 11, optimize otherwise).
@@ -75,7 +76,8 @@ pub(crate) struct MaxcutArgs {
         long,
         value_delimiter = ',',
         allow_hyphen_values = true,
-        requires = "betas"
+        requires = "betas",
+        value_parser = crate::limits::finite
     )]
     gammas: Option<Vec<f64>>,
     /// Explicit mixer angles, one per layer.
@@ -83,20 +85,21 @@ pub(crate) struct MaxcutArgs {
         long,
         value_delimiter = ',',
         allow_hyphen_values = true,
-        requires = "gammas"
+        requires = "gammas",
+        value_parser = crate::limits::finite
     )]
     betas: Option<Vec<f64>>,
-    /// Bitstrings sampled from the final state for the best cut.
-    #[arg(long, default_value_t = 1000)]
+    /// Bitstrings sampled from the final state for the best cut (1 to 10^7).
+    #[arg(long, default_value_t = 1000, value_parser = crate::limits::count_usize(MAX_SHOTS))]
     shots: usize,
     /// The optimizer of --angles optimize.
     #[arg(long, value_enum, default_value = "lbfgs")]
     optimizer: Optimizer,
-    /// Extra random starts of each optimization.
-    #[arg(long, default_value_t = 0)]
+    /// Extra random starts of each optimization (at most 10,000).
+    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_RESTARTS))]
     restarts: usize,
-    /// Iterations of each optimization run.
-    #[arg(long, default_value_t = 200)]
+    /// Iterations of each optimization run (1 to 10^6).
+    #[arg(long, default_value_t = 200, value_parser = crate::limits::count_usize(MAX_ITERATIONS))]
     max_iterations: usize,
     /// Write the optimization history (every iteration's angles and expectation) as JSON.
     #[arg(long, value_name = "FILE")]
@@ -118,14 +121,14 @@ pub(crate) struct MaxcutArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// Qubit counts to time (random 3-regular graphs).
-    #[arg(long, value_delimiter = ',', default_value = "16,20,22,24")]
+    /// Qubit counts to time (random 3-regular graphs; 4 to 40).
+    #[arg(long, value_delimiter = ',', default_value = "16,20,22,24", value_parser = crate::limits::count_usize(MAX_QUBITS))]
     nodes: Vec<usize>,
     /// Depths of the timed expectations (fixed angles).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     p: Vec<usize>,
-    /// Timed repetitions (the median is reported), after one warm-up.
-    #[arg(long, default_value_t = 5)]
+    /// Timed repetitions (the median is reported), after one warm-up (1 to 10,000).
+    #[arg(long, default_value_t = 5, value_parser = crate::limits::count_usize(10_000))]
     reps: usize,
     /// Seed of the random graphs.
     #[arg(long, default_value_t = 1)]
@@ -136,7 +139,8 @@ pub(crate) struct BenchArgs {
     /// Also time the gradient (needs a second state).
     #[arg(long)]
     gradient: bool,
-    /// MiB of the buffer of the memory-bandwidth measurement (0 skips it).
+    /// MiB of the buffer of the memory-bandwidth measurement (0 skips it; at most the memory
+    /// available).
     #[arg(long, default_value_t = 1024)]
     bandwidth_mib: usize,
     /// Threads of the simulator (default: all cores).
@@ -146,6 +150,20 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     json: bool,
 }
+
+/// The largest register: [`qorch_qaoa::MAX_QUBITS`] (a state of `2^40` amplitudes needs
+/// 16 TiB; the memory check refuses much less on most machines).
+const MAX_QUBITS: u64 = qorch_qaoa::MAX_QUBITS as u64;
+/// The deepest circuit: each layer is two passes over the state, and the angles, the
+/// history and the gradient grow with `p`; 10,000 layers of 20 qubits take minutes.
+const MAX_DEPTH: u64 = 10_000;
+/// The most shots: sampling keeps every draw (8 bytes each, sorted), so 10^7 shots hold
+/// 80 MB and take about a second.
+const MAX_SHOTS: u64 = 10_000_000;
+/// The most extra random starts of an optimization (each a full optimization).
+const MAX_RESTARTS: u64 = 10_000;
+/// The most iterations of one optimization run.
+const MAX_ITERATIONS: u64 = 1_000_000;
 
 pub(crate) fn run(cmd: &QaoaCommand) -> anyhow::Result<()> {
     match cmd {
@@ -222,7 +240,7 @@ fn sim_config(threads: Option<usize>, cap_gib: Option<f64>) -> anyhow::Result<Si
         memory.cap_bytes = Some((gib * f64::from(1_u32 << 30)) as u64);
     }
     if let Some(t) = threads {
-        anyhow::ensure!(t > 0, "--threads must be at least 1");
+        crate::limits::check_threads("--threads", t)?;
     }
     Ok(SimConfig {
         memory,
@@ -460,6 +478,15 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let config = sim_config(args.threads, None)?;
     if let Some(dir) = &args.graph_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let bandwidth_bytes = (args.bandwidth_mib as u64).saturating_mul(1 << 20);
+    if let Some(available) = qorch_qubo::available_memory_bytes() {
+        anyhow::ensure!(
+            bandwidth_bytes <= available / 2,
+            "--bandwidth-mib {} needs {bandwidth_bytes} bytes (two buffers of that size), more \
+             than the {available} bytes of memory available",
+            args.bandwidth_mib
+        );
     }
     let bandwidth = (args.bandwidth_mib > 0)
         .then(|| qorch_qaoa::measure_memory_bandwidth(args.bandwidth_mib << 20, 3));

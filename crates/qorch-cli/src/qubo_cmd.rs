@@ -10,6 +10,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use qorch_qubo::{Budget, Graph, Qubo, SolveOptions, SolverKind};
 use serde::Serialize;
 
+/// The most sweeps `--sweeps` may ask for: a sweep is at least one move of about a
+/// nanosecond per variable, so 10^12 sweeps are over a quarter of an hour for one variable.
+const MAX_SWEEPS: u64 = 1_000_000_000_000;
+/// The most reads, and sweeps per read, of `--solver sa` (their product is computed
+/// saturating).
+const MAX_READS: u64 = 1_000_000_000;
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum QuboCommand {
     /// Solve a QUBO (or the Max-Cut of a graph) from a file.
@@ -43,17 +50,18 @@ pub(crate) struct SolveArgs {
     /// default).
     #[arg(long, default_value = "hybrid", value_parser = parse_solver)]
     solver: SolverKind,
-    /// Wall-clock limit in seconds (by default each solver's own default amount of work).
-    #[arg(long, value_name = "SECONDS")]
-    time_limit: Option<f64>,
-    /// Sweep budget (n moves per sweep), instead of or besides the time limit.
-    #[arg(long)]
+    /// Wall-clock limit in seconds (by default each solver's own default amount of work;
+    /// at most 30 days).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::limits::seconds)]
+    time_limit: Option<Duration>,
+    /// Sweep budget (n moves per sweep), instead of or besides the time limit (1 to 10^12).
+    #[arg(long, value_parser = crate::limits::count(MAX_SWEEPS))]
     sweeps: Option<u64>,
-    /// Annealing only: number of reads (restarts).
-    #[arg(long)]
+    /// Annealing only: number of reads (restarts), 1 to 10^9.
+    #[arg(long, value_parser = crate::limits::count(MAX_READS))]
     reads: Option<u64>,
-    /// Annealing only: sweeps of each read.
-    #[arg(long)]
+    /// Annealing only: sweeps of each read, 1 to 10^9.
+    #[arg(long, value_parser = crate::limits::count(MAX_READS))]
     sweeps_per_read: Option<u64>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
@@ -134,13 +142,7 @@ fn load(args: &SolveArgs) -> anyhow::Result<(Qubo, Option<Graph>)> {
 }
 
 fn solve(args: &SolveArgs) -> anyhow::Result<()> {
-    let time_limit = match args.time_limit {
-        Some(t) if !(t.is_finite() && t > 0.0) => {
-            anyhow::bail!("--time-limit must be a positive number of seconds, got {t}")
-        }
-        Some(t) => Some(Duration::from_secs_f64(t)),
-        None => None,
-    };
+    let time_limit = args.time_limit;
     let (qubo, graph) = load(args)?;
     let budget = Budget {
         sweeps: args.sweeps,
@@ -154,7 +156,6 @@ fn solve(args: &SolveArgs) -> anyhow::Result<()> {
                 ..Default::default()
             };
             if let Some(s) = args.sweeps_per_read {
-                anyhow::ensure!(s > 0, "--sweeps-per-read must be at least 1");
                 sa.sweeps_per_read = s;
             }
             Box::new(sa)

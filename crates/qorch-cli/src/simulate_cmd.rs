@@ -15,7 +15,7 @@ use qorch_sim::{Progress, Scenario};
 pub(crate) struct Args {
     /// Scenario file (TOML); without it, the built-in default scenario.
     pub(crate) scenario: Option<PathBuf>,
-    /// Number of agents.
+    /// Number of agents (at most 10 million, and the memory available).
     #[arg(long)]
     pub(crate) agents: Option<usize>,
     /// Number of top-level clusters.
@@ -103,7 +103,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     );
     bar.set_message(format!("setting up {} agents", s.topology.agents));
     bar.enable_steady_tick(Duration::from_millis(200));
-    let distributed = distributed(args)?;
+    let distributed = distributed(args, &s)?;
     let mut on_progress = |p| match p {
         Progress::Ready { agents, .. } => bar.set_message(format!("{agents} agents running")),
         Progress::Round(summary) => {
@@ -137,10 +137,18 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 
 /// The distributed settings of `--nats` (with `--nodes`, 1 by default): missing nodes are
 /// started as `qorch node` child processes of this binary.
-fn distributed(args: &Args) -> anyhow::Result<Option<qorch_sim::Distributed>> {
+fn distributed(args: &Args, s: &Scenario) -> anyhow::Result<Option<qorch_sim::Distributed>> {
     let Some(mut config) = args.nats.config()? else {
         return Ok(None);
     };
+    if let Some(k) = args.nodes {
+        let clusters = s.topology.clusters;
+        anyhow::ensure!(
+            (1..=clusters).contains(&k),
+            "--nodes {k} is out of range 1..={clusters}: each node process hosts one cluster \
+             at least"
+        );
+    }
     if config.frame_key.is_none() {
         // A key for this run alone: the nodes started here get it; nodes started by hand
         // need one given to every process (--frame-key-file or QORCH_FRAME_KEY).

@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 
+use crate::limits::{MAX_INPUT_BYTES, available_memory_bytes, model_bytes, quote};
 use crate::{ModelError, Qubo, QuboBuilder, QuboTerms};
 
 /// An undirected weighted graph, as read from a rudy / G-set file.
@@ -12,11 +13,17 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The largest sum of absolute edge weights a graph may have: a quarter of
+    /// [`Qubo::MAX_ABS_SUM`], since the Max-Cut model counts each weight four times (twice
+    /// linear, twice quadratic). Every cut value is bounded by it.
+    pub const MAX_ABS_WEIGHT_SUM: f64 = Qubo::MAX_ABS_SUM / 4.0;
+
     /// A graph on `n` vertices (0-based) from its edges `(i, j, w)`.
     ///
     /// # Errors
     ///
-    /// A vertex out of range or a non-finite weight.
+    /// A vertex out of range, a non-finite weight, or weights whose absolute values sum to
+    /// more than [`Graph::MAX_ABS_WEIGHT_SUM`].
     pub fn new(n: usize, edges: Vec<(usize, usize, f64)>) -> Result<Graph, ModelError> {
         if n > Qubo::MAX_VARS {
             return Err(ModelError::TooManyVariables {
@@ -38,6 +45,13 @@ impl Graph {
                 });
             }
             out.push((i as u32, j as u32, w));
+        }
+        let sum: f64 = out.iter().map(|e| e.2.abs()).sum();
+        if sum > Graph::MAX_ABS_WEIGHT_SUM {
+            return Err(ModelError::TooLarge {
+                sum,
+                max: Graph::MAX_ABS_WEIGHT_SUM,
+            });
         }
         Ok(Graph { n, edges: out })
     }
@@ -115,7 +129,7 @@ impl Graph {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The file could not be read.
-    #[error("cannot read input: {0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The bytes are not text in a supported encoding.
     #[error("input is not UTF-8 or UTF-16 text")]
@@ -149,8 +163,43 @@ pub enum ReadError {
         message: String,
     },
     /// The terms parse but do not form a valid model.
-    #[error("invalid model: {0}")]
+    #[error(transparent)]
     Model(#[from] ModelError),
+    /// The input is longer than the readers accept.
+    #[error("the input is larger than the limit of {max_bytes} bytes")]
+    InputTooLarge {
+        /// The limit ([`MAX_INPUT_BYTES`](crate::MAX_INPUT_BYTES)).
+        max_bytes: u64,
+    },
+    /// The model the input announces needs more memory than is available.
+    #[error(
+        "{n} variables and {m} terms need about {needed_bytes} bytes, more than the \
+         {available_bytes} bytes of memory available"
+    )]
+    OutOfMemory {
+        /// Variables announced.
+        n: usize,
+        /// Quadratic terms announced (at most what the input can hold).
+        m: usize,
+        /// Bytes needed ([`model_bytes`](crate::model_bytes)).
+        needed_bytes: u64,
+        /// Bytes available (`MemAvailable`).
+        available_bytes: u64,
+    },
+}
+
+/// Refuses a model of `n` variables and `m` terms that needs more than `available` bytes.
+fn check_memory(n: usize, m: usize, available: Option<u64>) -> Result<(), ReadError> {
+    let needed_bytes = model_bytes(n, m);
+    match available {
+        Some(available_bytes) if needed_bytes > available_bytes => Err(ReadError::OutOfMemory {
+            n,
+            m,
+            needed_bytes,
+            available_bytes,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn syntax(line: usize, message: impl Into<String>) -> ReadError {
@@ -161,9 +210,17 @@ fn syntax(line: usize, message: impl Into<String>) -> ReadError {
 }
 
 /// Decodes UTF-8 (with or without BOM) or UTF-16 (with BOM), as G-set files come in all three.
-fn decode_text(mut input: impl Read) -> Result<String, ReadError> {
+fn decode_text(input: impl Read) -> Result<String, ReadError> {
+    decode_text_capped(input, MAX_INPUT_BYTES)
+}
+
+/// [`decode_text`], reading at most `cap` bytes: one more is an error.
+fn decode_text_capped(input: impl Read, cap: u64) -> Result<String, ReadError> {
     let mut raw = Vec::new();
-    input.read_to_end(&mut raw)?;
+    input.take(cap.saturating_add(1)).read_to_end(&mut raw)?;
+    if raw.len() as u64 > cap {
+        return Err(ReadError::InputTooLarge { max_bytes: cap });
+    }
     let utf16 = |bytes: &[u8], le: bool| -> Result<String, ReadError> {
         if !bytes.len().is_multiple_of(2) {
             return Err(ReadError::Encoding);
@@ -206,19 +263,28 @@ fn parse_usize(tok: &str, line: usize, what: &str) -> Result<usize, ReadError> {
     tok.parse::<usize>().map_err(|_| {
         syntax(
             line,
-            format!("expected {what} (a non-negative integer), found `{tok}`"),
+            format!(
+                "expected {what} (a non-negative integer), found `{}`",
+                quote(tok)
+            ),
         )
     })
 }
 
 fn parse_f64(tok: &str, line: usize, what: &str) -> Result<f64, ReadError> {
-    let v = tok
-        .parse::<f64>()
-        .map_err(|_| syntax(line, format!("expected {what} (a number), found `{tok}`")))?;
+    let v = tok.parse::<f64>().map_err(|_| {
+        syntax(
+            line,
+            format!("expected {what} (a number), found `{}`", quote(tok)),
+        )
+    })?;
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(syntax(line, format!("{what} `{tok}` is not finite")))
+        Err(syntax(
+            line,
+            format!("{what} `{}` is not finite", quote(tok)),
+        ))
     }
 }
 
@@ -228,8 +294,10 @@ fn parse_f64(tok: &str, line: usize, what: &str) -> Result<f64, ReadError> {
 ///
 /// # Errors
 ///
-/// A [`ReadError`] naming the line: a malformed header or edge, a vertex outside `1..=n`, or
-/// fewer or more edges than the header announces.
+/// A [`ReadError`] naming the line: a malformed header or edge, a vertex outside `1..=n`,
+/// fewer or more edges than the header announces, or weights whose absolute values sum to
+/// more than [`Graph::MAX_ABS_WEIGHT_SUM`]; an input over [`MAX_INPUT_BYTES`](crate::MAX_INPUT_BYTES),
+/// or a header announcing a graph that needs more memory than is available.
 ///
 /// # Examples
 ///
@@ -259,7 +327,11 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
             format!("{n} vertices exceed the maximum of {}", Qubo::MAX_VARS),
         ));
     }
-    let mut edges = Vec::with_capacity(m.min(1 << 24));
+    // An edge line takes at least 4 bytes (`1 2\n`): no more can be in the input.
+    let m_possible = m.min(text.len() / 4);
+    check_memory(n, m_possible, available_memory_bytes())?;
+    let mut edges = Vec::with_capacity(m_possible);
+    let mut abs_sum = 0.0;
     for (line, toks) in lines {
         if edges.len() == m {
             return Err(syntax(
@@ -286,6 +358,17 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
             Some(tok) => parse_f64(tok, line, "an edge weight")?,
             None => 1.0,
         };
+        abs_sum += w.abs();
+        if abs_sum > Graph::MAX_ABS_WEIGHT_SUM {
+            return Err(syntax(
+                line,
+                format!(
+                    "the absolute edge weights sum to more than {:e}, the bound that keeps \
+                     every cut and energy finite",
+                    Graph::MAX_ABS_WEIGHT_SUM
+                ),
+            ));
+        }
         edges.push((i, j, w));
     }
     if edges.len() < m {
@@ -314,7 +397,9 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
 /// # Errors
 ///
 /// A [`ReadError`] naming the line: a missing or malformed `p` line, an index at or above
-/// `max_nodes`, a bad number, or entry counts that differ from the header.
+/// `max_nodes`, a bad number, or entry counts that differ from the header; a model over
+/// [`Qubo::MAX_ABS_SUM`], an input over [`MAX_INPUT_BYTES`](crate::MAX_INPUT_BYTES), or a
+/// header announcing a model that needs more memory than is available.
 ///
 /// # Examples
 ///
@@ -345,6 +430,8 @@ pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
             format!("{n} variables exceed the maximum of {}", Qubo::MAX_VARS),
         ));
     }
+    // A coupler line takes at least 6 bytes (`0 1 1\n`).
+    check_memory(n, n_couplers.min(text.len() / 6), available_memory_bytes())?;
     let mut b = QuboBuilder::new(n);
     let (mut nodes, mut couplers) = (0, 0);
     for (line, toks) in lines {
@@ -434,7 +521,10 @@ pub fn write_qubo_text(qubo: &Qubo, mut out: impl Write) -> io::Result<()> {
 ///
 /// # Errors
 ///
-/// [`ReadError::Json`] with line and column, or [`ReadError::Model`] if the terms are invalid.
+/// [`ReadError::Json`] with line and column (unknown fields are refused), or
+/// [`ReadError::Model`] if the terms are invalid; an input over
+/// [`MAX_INPUT_BYTES`](crate::MAX_INPUT_BYTES), or `num_vars` needing more memory than is
+/// available.
 ///
 /// # Examples
 ///
@@ -447,8 +537,21 @@ pub fn read_json(input: impl Read) -> Result<Qubo, ReadError> {
     let terms: QuboTerms = serde_json::from_str(&text).map_err(|e| ReadError::Json {
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message: {
+            // serde_json's messages quote the offending key or value whole.
+            let message = e.to_string();
+            if message.len() <= 3 * crate::MAX_QUOTE_CHARS {
+                message
+            } else {
+                quote(&message)
+            }
+        },
     })?;
+    check_memory(
+        terms.num_vars,
+        terms.quadratic.len(),
+        available_memory_bytes(),
+    )?;
     Ok(Qubo::try_from(terms)?)
 }
 
@@ -534,6 +637,98 @@ mod tests {
                 "input {input:?}: got {err:?}, want {want:?}"
             );
         }
+    }
+
+    #[test]
+    fn readers_stop_at_the_size_cap() {
+        let err = decode_text_capped(io::repeat(b' '), 1000).unwrap_err();
+        assert!(
+            matches!(err, ReadError::InputTooLarge { max_bytes: 1000 }),
+            "{err}"
+        );
+        assert_eq!(decode_text_capped(&b"1 2"[..], 3).unwrap(), "1 2");
+    }
+
+    #[test]
+    fn memory_is_checked_before_allocating() {
+        let err = check_memory(4_000_000_000, 0, Some(16 << 30)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("256000000000 bytes"), "{msg}");
+        assert!(check_memory(1000, 1000, Some(16 << 30)).is_ok());
+        assert!(check_memory(usize::MAX, 0, None).is_ok());
+    }
+
+    #[test]
+    fn headers_announcing_more_than_the_input_holds_allocate_nothing() {
+        // 4e9 edges cannot fit in 12 bytes: the reader reserves for what the input can hold
+        // and reports the shortfall.
+        let err = read_rudy(
+            "2 4000000000
+1 2 1
+"
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ReadError::Truncated { found: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn weights_whose_sums_overflow_are_refused() {
+        let err = read_rudy(
+            "3 2
+1 2 1e308
+2 3 1e308
+"
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line 2: the absolute edge weights sum"),
+            "{err}"
+        );
+        let err = Graph::new(2, vec![(0, 1, 1e308), (0, 1, -1e308)]).unwrap_err();
+        assert!(matches!(err, ModelError::TooLarge { .. }), "{err}");
+        let err = read_qubo_text("p qubo 0 2 2 0\n0 0 1e308\n0 0 1e308\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("above the bound 1e100"), "{err}");
+        let err =
+            read_json(r#"{"num_vars": 2, "quadratic": [[0, 1, 1e200]]}"#.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Model(ModelError::TooLarge { .. })),
+            "{err}"
+        );
+        let err = read_json(r#"{"num_vars": 1, "offset": -1e101}"#.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Model(ModelError::TooLarge { .. })),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn long_tokens_are_quoted_short() {
+        let long = "9".repeat(1 << 20);
+        for err in [
+            read_rudy(format!("3 1\n1 2 x{long}\n").as_bytes()).unwrap_err(),
+            read_rudy(format!("{long} 1\n").as_bytes()).unwrap_err(),
+            read_qubo_text(format!("p qubo 0 2 1 0\n0 0 {long}x\n").as_bytes()).unwrap_err(),
+            read_json(format!("{{\"n{long}\": 1}}").as_bytes()).unwrap_err(),
+        ] {
+            let msg = err.to_string();
+            assert!(msg.len() < 400, "{} bytes: {}", msg.len(), &msg[..400]);
+        }
+    }
+
+    #[test]
+    fn json_refuses_unknown_fields() {
+        let err =
+            read_json(r#"{"num_vars": 2, "quadratc": [[0, 1, -1.0]]}"#.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `quadratc`"),
+            "{err}"
+        );
     }
 
     #[test]

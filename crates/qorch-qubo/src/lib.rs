@@ -86,6 +86,7 @@
 mod constraints;
 mod csr;
 mod io;
+mod limits;
 mod model;
 mod solver;
 mod splitmix;
@@ -94,6 +95,10 @@ mod total_order;
 pub use constraints::slack_weights;
 pub use csr::symmetric_csr;
 pub use io::{Graph, ReadError, read_json, read_qubo_text, read_rudy, write_json, write_qubo_text};
+pub use limits::{
+    BYTES_PER_TERM, BYTES_PER_VARIABLE, MAX_INPUT_BYTES, MAX_QUOTE_CHARS, available_memory_bytes,
+    model_bytes, quote,
+};
 pub use model::{Coupling, FlipState, Ising, ModelError, Qubo, QuboBuilder, QuboTerms};
 pub use solver::{
     Budget, Decomposition, ExactSolver, HoudayerTempering, HybridAnnealing, ParallelTempering,

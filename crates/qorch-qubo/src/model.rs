@@ -102,11 +102,29 @@ pub enum ModelError {
     /// A constraint that no assignment can satisfy or that is malformed.
     #[error("invalid constraint: {0}")]
     Constraint(String),
+    /// The coefficients are so large that an energy could overflow.
+    #[error(
+        "the absolute values of the coefficients and the offset sum to {sum:e}, above the \
+         bound {max:e} that keeps every energy a solver forms finite"
+    )]
+    TooLarge {
+        /// `|offset| + sum |a_i| + sum |b_ij|` (infinite where it overflows).
+        sum: f64,
+        /// [`Qubo::MAX_ABS_SUM`].
+        max: f64,
+    },
 }
 
 impl Qubo {
     /// Largest number of variables a model may have (indices are stored as `u32`).
     pub const MAX_VARS: usize = u32::MAX as usize;
+
+    /// The largest `|offset| + sum |a_i| + sum |b_ij|` a model may have (`1e100`). Every
+    /// energy, partial sum and flip delta is bounded by it, and so are the models solvers
+    /// derive (clamped sub-problems, coarse models, within a small factor), so that what
+    /// solvers form from them (sums over replicas, squares for variances, products with
+    /// penalty weights and inverse temperatures) stays far from `f64::MAX` (about `1.8e308`).
+    pub const MAX_ABS_SUM: f64 = 1e100;
 
     /// Number of variables.
     #[inline]
@@ -269,7 +287,8 @@ impl Qubo {
             }
         }
         b.add_offset(energy - inside);
-        b.build().expect("a sub-problem of a valid model is valid")
+        b.build_unbounded()
+            .expect("a sub-problem of a valid model is valid")
     }
 
     /// The equivalent Ising model, with spins `s_i = 2 x_i - 1` (so `x_i = 1` is spin up).
@@ -544,9 +563,28 @@ impl QuboBuilder {
     ///
     /// # Errors
     ///
-    /// The first invalid term added (index out of range, non-finite coefficient), or too many
-    /// variables.
+    /// The first invalid term added (index out of range, non-finite coefficient), too many
+    /// variables, or [`ModelError::TooLarge`] when the absolute values of the coefficients
+    /// and the offset sum to more than [`Qubo::MAX_ABS_SUM`].
     pub fn build(self) -> Result<Qubo, ModelError> {
+        let q = self.build_unbounded()?;
+        let sum = q.offset.abs()
+            + q.linear.iter().map(|a| a.abs()).sum::<f64>()
+            + q.adj.iter().map(|c| c.weight.abs()).sum::<f64>() / 2.0;
+        if sum.is_finite() && sum <= Qubo::MAX_ABS_SUM {
+            Ok(q)
+        } else {
+            Err(ModelError::TooLarge {
+                sum,
+                max: Qubo::MAX_ABS_SUM,
+            })
+        }
+    }
+
+    /// [`build`](Self::build) without [`Qubo::MAX_ABS_SUM`], for the models solvers derive
+    /// from a valid one (a small multiple of its bound, hence finite); every coefficient is
+    /// still checked finite.
+    pub(crate) fn build_unbounded(self) -> Result<Qubo, ModelError> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -568,13 +606,15 @@ impl QuboBuilder {
             }
         }
         merged.retain(|t| t.2 != 0.0);
-        for &(i, j, w) in &merged {
-            if !w.is_finite() {
-                return Err(ModelError::NonFinite {
-                    term: format!("x{i}*x{j}"),
-                    value: w,
-                });
-            }
+        // Every term added was finite: a non-finite coefficient is a sum that overflowed.
+        let overflowed = !self.offset.is_finite()
+            || self.linear.iter().any(|a| !a.is_finite())
+            || merged.iter().any(|t| !t.2.is_finite());
+        if overflowed {
+            return Err(ModelError::TooLarge {
+                sum: f64::INFINITY,
+                max: Qubo::MAX_ABS_SUM,
+            });
         }
         // CSR with both directions; rows come out sorted by the other variable.
         let (start, adj) = symmetric_csr(n, &merged);
@@ -658,6 +698,7 @@ impl Qubo {
 /// {"num_vars": 3, "linear": [[0, -1.0]], "quadratic": [[0, 1, 2.0]], "offset": 0.0}
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QuboTerms {
     /// Number of variables.
     pub num_vars: usize,

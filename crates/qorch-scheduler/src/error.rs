@@ -105,4 +105,7 @@ pub enum ScheduleError {
     /// A sub-problem's QUBO could not be built or solved.
     #[error("sub-problem solver failed: {0}")]
     Solver(String),
+    /// Numbers so large that an objective or a load could overflow.
+    #[error("{0}")]
+    TooLarge(String),
 }

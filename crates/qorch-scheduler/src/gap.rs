@@ -44,7 +44,7 @@ pub struct GapInstance {
 #[derive(Debug, thiserror::Error)]
 pub enum GapError {
     /// The reader failed.
-    #[error("cannot read the GAP file: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A token is not what the format expects there.
     #[error("line {line}: expected {expected}, found `{found}`")]
@@ -61,6 +61,27 @@ pub enum GapError {
     UnexpectedEnd {
         /// What was expected.
         expected: String,
+    },
+    /// The file is longer than the reader accepts.
+    #[error("the GAP file is larger than the limit of {max_bytes} bytes")]
+    InputTooLarge {
+        /// The limit ([`qorch_qubo::MAX_INPUT_BYTES`]).
+        max_bytes: u64,
+    },
+    /// Numbers whose sums could overflow, or lose precision in the solver's `f64`s.
+    #[error(
+        "problem {problem}: {what} sum to {sum} in absolute value, above the bound \
+         {max} (2^53, so that every objective and load is exact in i64 and f64)"
+    )]
+    TooLarge {
+        /// 1-based problem.
+        problem: usize,
+        /// Which numbers.
+        what: String,
+        /// Their sum of absolute values (saturated).
+        sum: u128,
+        /// [`GapInstance::MAX_ABS_SUM`].
+        max: i64,
     },
 }
 
@@ -85,7 +106,7 @@ impl<'a> Tokens<'a> {
         t.parse().map_err(|_| GapError::Parse {
             line,
             expected: expected(),
-            found: t.to_owned(),
+            found: qorch_qubo::quote(t),
         })
     }
 
@@ -120,9 +141,18 @@ impl<'a> Tokens<'a> {
 /// let err = qorch_scheduler::read_gap("1\n2 x\n".as_bytes()).unwrap_err();
 /// assert!(err.to_string().contains("line 2"), "{err}");
 /// ```
-pub fn read_gap(mut reader: impl Read) -> Result<Vec<GapInstance>, GapError> {
+pub fn read_gap(reader: impl Read) -> Result<Vec<GapInstance>, GapError> {
+    read_gap_capped(reader, qorch_qubo::MAX_INPUT_BYTES)
+}
+
+fn read_gap_capped(reader: impl Read, cap: u64) -> Result<Vec<GapInstance>, GapError> {
     let mut text = String::new();
-    reader.read_to_string(&mut text)?;
+    reader
+        .take(cap.saturating_add(1))
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > cap {
+        return Err(GapError::InputTooLarge { max_bytes: cap });
+    }
     let mut t = Tokens::new(&text);
     let problems = t.count(|| "the number of problems".into(), 10_000)?;
     let mut out = Vec::with_capacity(problems);
@@ -147,25 +177,92 @@ pub fn read_gap(mut reader: impl Read) -> Result<Vec<GapInstance>, GapError> {
         let capacity = (0..m)
             .map(|i| t.int(|| format!("the capacity of agent {} (problem {k})", i + 1)))
             .collect::<Result<Vec<i64>, _>>()?;
-        out.push(GapInstance {
+        let instance = GapInstance {
             agents: m,
             jobs: n,
             cost,
             resource,
             capacity,
-        });
+        };
+        instance.check_bounds(k)?;
+        out.push(instance);
     }
     Ok(out)
 }
 
 impl GapInstance {
+    /// The largest sum of absolute values of the numbers an objective or a load is formed
+    /// from: `2^53`, so that every total is exact in `i64` and in the solver's `f64`.
+    pub const MAX_ABS_SUM: i64 = 1 << 53;
+
+    /// Checks that no objective or load can overflow: the sum over jobs of each job's
+    /// largest absolute cost, and each agent's sum of absolute resource uses and its
+    /// capacity, are at most [`MAX_ABS_SUM`](Self::MAX_ABS_SUM); and that the matrices have
+    /// the announced shape.
+    ///
+    /// # Errors
+    ///
+    /// [`GapError::TooLarge`] naming `problem` (1-based, for messages) and the numbers.
+    pub fn check_bounds(&self, problem: usize) -> Result<(), GapError> {
+        let too_large = |what: String, sum: u128| GapError::TooLarge {
+            problem,
+            what,
+            sum,
+            max: Self::MAX_ABS_SUM,
+        };
+        let shape = self.cost.len() == self.agents
+            && self.resource.len() == self.agents
+            && self.capacity.len() == self.agents
+            && self
+                .cost
+                .iter()
+                .chain(&self.resource)
+                .all(|row| row.len() == self.jobs);
+        if !shape {
+            return Err(too_large(
+                format!(
+                    "the matrices are not {} x {} and the capacities",
+                    self.agents, self.jobs
+                ),
+                0,
+            ));
+        }
+        let max = Self::MAX_ABS_SUM.unsigned_abs().into();
+        let costs: u128 = (0..self.jobs)
+            .map(|j| {
+                self.cost
+                    .iter()
+                    .map(|row| u128::from(row[j].unsigned_abs()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .sum();
+        if costs > max {
+            return Err(too_large("the jobs' largest costs".into(), costs));
+        }
+        for (i, row) in self.resource.iter().enumerate() {
+            let load: u128 = row.iter().map(|a| u128::from(a.unsigned_abs())).sum();
+            let cap = u128::from(self.capacity[i].unsigned_abs());
+            if load > max || cap > max {
+                return Err(too_large(
+                    format!("the resource uses and capacity of agent {}", i + 1),
+                    load.max(cap),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The instance as a flat assignment problem: a pool per OR-Library agent, a mandatory
     /// item per job, value `c_ij` for [`GapSense::Max`] and `-c_ij` for [`GapSense::Min`].
     ///
     /// # Errors
     ///
-    /// A negative capacity or resource use, or a job that fits no agent.
+    /// A negative capacity or resource use, a job that fits no agent, or numbers above
+    /// [`check_bounds`](Self::check_bounds)' bounds.
     pub fn to_problem(&self, sense: GapSense) -> Result<AssignmentProblem, crate::ScheduleError> {
+        self.check_bounds(1)
+            .map_err(|e| crate::ScheduleError::TooLarge(e.to_string()))?;
         let sign = match sense {
             GapSense::Max => 1.0,
             GapSense::Min => -1.0,
@@ -187,25 +284,99 @@ impl GapInstance {
 
     /// The total cost (or profit) of a solution of [`to_problem`](Self::to_problem)'s
     /// problem, and whether it is feasible (every job assigned, capacities respected).
+    ///
+    /// The sums are exact: an instance within [`check_bounds`](Self::check_bounds) (as
+    /// [`read_gap`] and [`to_problem`](Self::to_problem) ensure) cannot overflow them; one
+    /// outside saturates the total and reports the solution infeasible.
     pub fn evaluate(
         &self,
         problem: &AssignmentProblem,
         solution: &AssignmentSolution,
     ) -> (i64, bool) {
-        let mut total = 0;
-        let mut load = vec![0_i64; self.agents];
+        let mut total = 0_i128;
+        let mut load = vec![0_i128; self.agents];
         let mut feasible = true;
         for (j, c) in solution.choices.iter().enumerate() {
             match c {
                 Some(k) => {
                     let i = problem.option_pool(j, *k);
-                    total += self.cost[i][j];
-                    load[i] += self.resource[i][j];
+                    total += i128::from(self.cost[i][j]);
+                    load[i] += i128::from(self.resource[i][j]);
                 }
                 None => feasible = false,
             }
         }
-        feasible &= load.iter().zip(&self.capacity).all(|(l, c)| l <= c);
-        (total, feasible)
+        feasible &= load
+            .iter()
+            .zip(&self.capacity)
+            .all(|(&l, &c)| l <= i128::from(c));
+        match i64::try_from(total) {
+            Ok(total) => (total, feasible),
+            Err(_) if total < 0 => (i64::MIN, false),
+            Err(_) => (i64::MAX, false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_whose_sums_overflow_are_refused_at_read_time() {
+        let big = i64::MAX / 2;
+        let text = format!("1\n1 3\n{big} {big} {big}\n1 1 1\n3\n");
+        let err = read_gap(text.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, GapError::TooLarge { problem: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("2^53"), "{err}");
+        let text = format!("1\n1 2\n1 1\n{big} {big}\n3\n");
+        assert!(matches!(
+            read_gap(text.as_bytes()),
+            Err(GapError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn headers_announcing_more_than_the_file_holds_end_early() {
+        // The matrices grow with the numbers read, not with the header's counts.
+        let err = read_gap("1\n100000 10000000\n1 2 3\n".as_bytes()).unwrap_err();
+        assert!(matches!(err, GapError::UnexpectedEnd { .. }), "{err}");
+    }
+
+    #[test]
+    fn readers_stop_at_the_size_cap_and_quote_short() {
+        let err = read_gap_capped(std::io::repeat(b'1'), 1000).unwrap_err();
+        assert!(
+            matches!(err, GapError::InputTooLarge { max_bytes: 1000 }),
+            "{err}"
+        );
+        let long = "x".repeat(1 << 20);
+        let err = read_gap(format!("1\n2 {long}\n").as_bytes()).unwrap_err();
+        assert!(err.to_string().len() < 300, "{}", err.to_string().len());
+    }
+
+    #[test]
+    fn evaluate_never_overflows() {
+        let inst = GapInstance {
+            agents: 1,
+            jobs: 2,
+            cost: vec![vec![i64::MAX, i64::MAX]],
+            resource: vec![vec![0, 0]],
+            capacity: vec![0],
+        };
+        assert!(inst.to_problem(GapSense::Max).is_err());
+        let ok = GapInstance {
+            cost: vec![vec![1, 1]],
+            ..inst.clone()
+        };
+        let problem = ok.to_problem(GapSense::Max).unwrap();
+        let solution = AssignmentSolution {
+            choices: vec![Some(0), Some(0)],
+        };
+        assert_eq!(inst.evaluate(&problem, &solution), (i64::MAX, false));
+        assert_eq!(ok.evaluate(&problem, &solution), (2, true));
     }
 }

@@ -119,7 +119,7 @@ impl EnhancedQuboScheduler {
         );
         let limit = options.time_limit.or(self.config.time_limit);
         if let Some(t) = limit {
-            params.deadline = Some(Instant::now() + t);
+            params.deadline = Instant::now().checked_add(t);
             // With a time limit the work budget is not the binding constraint.
             params.evaluations = u64::MAX;
         }

@@ -83,6 +83,7 @@ fn run_local<W: AgentWorkload>(
     workload: W,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, SimError> {
+    scenario.check_memory(qorch_qubo::available_memory_bytes())?;
     let started = Instant::now();
     let workload = Arc::new(workload);
     let (backend, layout, optimizer) = LocalBackend::start(scenario, &workload)?;

@@ -361,7 +361,7 @@ impl Scenario {
     /// [`SimError::Toml`] for malformed TOML or unknown fields (with the line),
     /// [`SimError::Scenario`] for values out of range.
     pub fn from_toml_str(text: &str) -> Result<Scenario, SimError> {
-        let s: Scenario = toml::from_str(text).map_err(SimError::Toml)?;
+        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Toml(shorten(e)))?;
         s.validate()?;
         Ok(s)
     }
@@ -373,11 +373,69 @@ impl Scenario {
     /// [`SimError::Io`] if the file cannot be read, otherwise as
     /// [`from_toml_str`](Self::from_toml_str).
     pub fn from_path(path: &Path) -> Result<Scenario, SimError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+        use std::io::Read as _;
+        let io = |source| SimError::Io {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut text = String::new();
+        file.take(Self::MAX_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > Self::MAX_FILE_BYTES {
+            return Err(SimError::Scenario(format!(
+                "{} is larger than the limit of {} bytes for a scenario",
+                path.display(),
+                Self::MAX_FILE_BYTES
+            )));
+        }
         Self::from_toml_str(&text)
+    }
+
+    /// The largest scenario file read (1 MiB; the built-in scenario is under 2 KiB).
+    pub const MAX_FILE_BYTES: u64 = 1 << 20;
+    /// The most agents: 10 million. Each needs about [`BYTES_PER_AGENT`](Self::BYTES_PER_AGENT)
+    /// (checked against the memory available when a run starts).
+    pub const MAX_AGENTS: usize = 10_000_000;
+    /// Memory per agent of a local run, an estimate used before allocating: the runtime's
+    /// slot and mailbox (under 1 KiB), the optimizer's request, grant and forecast, the
+    /// model's state and the report's per-agent figures.
+    pub const BYTES_PER_AGENT: u64 = 4096;
+    /// The most pools: 100,000.
+    pub const MAX_POOLS: usize = 100_000;
+    /// The most resource kinds: 64.
+    pub const MAX_KINDS: usize = 64;
+    /// The most rounds, ticks per round, and `duration_ticks`: 10^6.
+    pub const MAX_ROUNDS: u64 = 1_000_000;
+    /// The most agent-ticks (agents x rounds x ticks per round): 10^12, at least a day of
+    /// work at the runtime's pace of about 10^7 handled ticks a second.
+    pub const MAX_AGENT_TICKS: u64 = 1_000_000_000_000;
+    /// The most work units of a message or a tick: 10^7 (about 10 ms).
+    pub const MAX_WORK: u32 = 10_000_000;
+
+    /// The memory a local run of this scenario needs, by
+    /// [`BYTES_PER_AGENT`](Self::BYTES_PER_AGENT).
+    pub fn memory_bytes(&self) -> u64 {
+        (self.topology.agents as u64).saturating_mul(Self::BYTES_PER_AGENT)
+    }
+
+    /// Refuses a scenario whose agents need more memory than `available` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Scenario`] stating the bytes needed.
+    pub fn check_memory(&self, available: Option<u64>) -> Result<(), SimError> {
+        let needed = self.memory_bytes();
+        match available {
+            Some(available) if needed > available => Err(SimError::Scenario(format!(
+                "{} agents need about {needed} bytes ({} each), more than the {available} \
+                 bytes of memory available",
+                self.topology.agents,
+                Self::BYTES_PER_AGENT
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The scenario as TOML.
@@ -445,14 +503,23 @@ impl Scenario {
         clippy::too_many_lines,
         reason = "one check per field, in the file's order"
     )]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one check after another, in the order of the file's sections"
+    )]
     pub fn validate(&self) -> Result<(), SimError> {
         let bad = |m: String| Err(SimError::Scenario(m));
         let t = &self.topology;
         if t.agents == 0 {
             return bad("topology.agents must be at least 1".into());
         }
-        if t.agents > u32::MAX as usize / 2 {
-            return bad(format!("topology.agents {} is too many", t.agents));
+        if t.agents > Self::MAX_AGENTS {
+            return bad(format!(
+                "topology.agents {} is above the limit of {} (at about {} bytes each)",
+                t.agents,
+                Self::MAX_AGENTS,
+                Self::BYTES_PER_AGENT
+            ));
         }
         if t.clusters == 0 {
             return bad("topology.clusters must be at least 1".into());
@@ -494,6 +561,42 @@ impl Scenario {
         if self.ticks_per_round == 0 {
             return bad("ticks_per_round must be at least 1".into());
         }
+        for (name, v) in [
+            ("rounds", self.rounds),
+            ("ticks_per_round", self.ticks_per_round),
+            ("duration_ticks", self.duration_ticks.unwrap_or(1)),
+        ] {
+            if v > Self::MAX_ROUNDS {
+                return bad(format!(
+                    "{name} {v} is above the limit of {} (the report keeps a summary per round)",
+                    Self::MAX_ROUNDS
+                ));
+            }
+        }
+        let agent_ticks = (t.agents as u64)
+            .saturating_mul(self.total_rounds())
+            .saturating_mul(self.ticks_per_round);
+        if agent_ticks > Self::MAX_AGENT_TICKS {
+            return bad(format!(
+                "{} agents for {} rounds of {} ticks are {agent_ticks} agent-ticks, above the \
+                 limit of {:e} (a run of days)",
+                t.agents,
+                self.total_rounds(),
+                self.ticks_per_round,
+                Self::MAX_AGENT_TICKS as f64
+            ));
+        }
+        for (name, v) in [
+            ("behaviour.message_work", self.behaviour.message_work),
+            ("behaviour.tick_work", self.behaviour.tick_work),
+        ] {
+            if v > Self::MAX_WORK {
+                return bad(format!(
+                    "{name} {v} is above the limit of {} (about 10 ms of work)",
+                    Self::MAX_WORK
+                ));
+            }
+        }
         if self.workers > 1024 {
             return bad(format!(
                 "workers {} is above the limit of 1024",
@@ -506,6 +609,21 @@ impl Scenario {
         }
         if p.kinds.is_empty() {
             return bad("pools.kinds must name at least one resource kind".into());
+        }
+        if p.count > Self::MAX_POOLS {
+            return bad(format!(
+                "pools.count {} is above the limit of {} (every agent's request is weighed \
+                 against every pool it may use)",
+                p.count,
+                Self::MAX_POOLS
+            ));
+        }
+        if p.kinds.len() > Self::MAX_KINDS {
+            return bad(format!(
+                "pools.kinds has {} kinds, above the limit of {}",
+                p.kinds.len(),
+                Self::MAX_KINDS
+            ));
         }
         let mut names = p.kinds.clone();
         names.sort();
@@ -659,6 +777,20 @@ pub(crate) fn home_range(agents: u32, leaves: u32, leaf: u32) -> (u32, u32) {
     let first = |l: u32| ((u64::from(l) * u64::from(agents)).div_ceil(u64::from(leaves))) as u32;
     let a = first(leaf);
     (a, first(leaf + 1) - a)
+}
+
+/// A TOML error whose message quotes at most [`qorch_qubo::MAX_QUOTE_CHARS`] characters of
+/// each line (the parser's message shows the offending line whole).
+fn shorten(e: toml::de::Error) -> toml::de::Error {
+    let message = e.to_string();
+    if message
+        .lines()
+        .all(|l| l.len() <= 2 * qorch_qubo::MAX_QUOTE_CHARS)
+    {
+        return e;
+    }
+    let short: Vec<String> = message.lines().map(qorch_qubo::quote).collect();
+    <toml::de::Error as serde::de::Error>::custom(short.join("\n"))
 }
 
 fn shares(section: &str, parts: &[(&str, f64)]) -> Result<(), SimError> {

@@ -37,14 +37,15 @@ pub(crate) struct Args {
     /// Messages sent by each producer.
     #[arg(long, default_value_t = 1_000_000)]
     messages: u64,
-    /// Capacity of each channel (of each lane, for the priority mailbox).
-    #[arg(long, default_value_t = 1024)]
+    /// Capacity of each channel (of each lane, for the priority mailbox); 1 to 2^24, as
+    /// bounded channels allocate their slots up front.
+    #[arg(long, default_value_t = 1024, value_parser = crate::limits::count_usize(1 << 24))]
     capacity: usize,
-    /// Repetitions of each throughput measurement; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Repetitions of each throughput measurement; the median is reported (1 to 1,000).
+    #[arg(long, default_value_t = 3, value_parser = crate::limits::count_usize(1_000))]
     reps: usize,
-    /// High-priority messages sent in the latency test.
-    #[arg(long, default_value_t = 5_000)]
+    /// High-priority messages sent in the latency test (1 to 10^7: each latency is kept).
+    #[arg(long, default_value_t = 5_000, value_parser = crate::limits::count_usize(10_000_000))]
     samples: usize,
     /// Pause between two High messages in the latency test, in microseconds.
     #[arg(long, default_value_t = 100)]

@@ -10,20 +10,20 @@ use serde::Serialize;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// Number of agents.
-    #[arg(long, default_value_t = 10_000)]
+    /// Number of agents (1 to 10 million, as in scenarios).
+    #[arg(long, default_value_t = 10_000, value_parser = crate::limits::count_usize(qorch_sim::Scenario::MAX_AGENTS as u64))]
     agents: usize,
     /// Number of top-level clusters.
     #[arg(long, default_value_t = 16)]
     clusters: usize,
-    /// Number of pools.
-    #[arg(long, default_value_t = 100)]
+    /// Number of pools (1 to 100,000, as in scenarios).
+    #[arg(long, default_value_t = 100, value_parser = crate::limits::count_usize(qorch_sim::Scenario::MAX_POOLS as u64))]
     pools: usize,
-    /// Sub-clusters per cluster.
-    #[arg(long, default_value_t = 4)]
+    /// Sub-clusters per cluster (1 to 1,000).
+    #[arg(long, default_value_t = 4, value_parser = crate::limits::count_usize(1_000))]
     subclusters: usize,
-    /// Desired demand over capacity.
-    #[arg(long, default_value_t = 1.1)]
+    /// Desired demand over capacity (above 0, at most 100).
+    #[arg(long, default_value_t = 1.1, value_parser = crate::limits::finite)]
     load: f64,
     /// Seed of the problem and of the scheduler.
     #[arg(long, default_value_t = 1)]
@@ -31,9 +31,10 @@ pub(crate) struct Args {
     /// Scheduler work per option (move evaluations); the round is deterministic.
     #[arg(long)]
     effort: Option<f64>,
-    /// Wall-clock limit of the round in seconds (instead of a pure work budget).
-    #[arg(long, value_name = "SECONDS")]
-    time_limit: Option<f64>,
+    /// Wall-clock limit of the round in seconds (instead of a pure work budget; at most 30
+    /// days).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::limits::seconds)]
+    time_limit: Option<Duration>,
     /// Solve sub-problems on one thread.
     #[arg(long)]
     sequential: bool,
@@ -79,8 +80,20 @@ struct Report {
     reason = "generate, solve and report in sequence"
 )]
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.agents > 0, "--agents must be at least 1");
-    anyhow::ensure!(args.pools > 0, "--pools must be at least 1");
+    anyhow::ensure!(
+        args.load > 0.0 && args.load <= 100.0,
+        "--load must lie in (0, 100], got {}",
+        args.load
+    );
+    let needed = (args.agents as u64).saturating_mul(qorch_sim::Scenario::BYTES_PER_AGENT);
+    if let Some(available) = qorch_qubo::available_memory_bytes() {
+        anyhow::ensure!(
+            needed <= available,
+            "--agents {} needs about {needed} bytes, more than the {available} bytes of memory \
+             available",
+            args.agents
+        );
+    }
     anyhow::ensure!(
         args.clusters > 0 && args.clusters <= args.agents,
         "--clusters must be between 1 and --agents"
@@ -116,12 +129,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if args.no_polish {
         config.polish_passes = 0;
     }
-    if let Some(s) = args.time_limit {
-        anyhow::ensure!(
-            s.is_finite() && s > 0.0,
-            "--time-limit must be positive, got {s}"
-        );
-        config.time_limit = Some(Duration::from_secs_f64(s));
+    if let Some(limit) = args.time_limit {
+        config.time_limit = Some(limit);
     }
     let scheduler = EnhancedQuboScheduler::new(config)?;
     let t = Instant::now();

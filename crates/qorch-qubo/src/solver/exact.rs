@@ -109,7 +109,10 @@ impl Solver for ExactSolver {
             0
         };
         let m = n - k;
-        let deadline = options.budget.time_limit.map(|d| Instant::now() + d);
+        let deadline = options
+            .budget
+            .time_limit
+            .and_then(|d| Instant::now().checked_add(d));
         let stop = AtomicBool::new(false);
         let chunk = |prefix: u64| enumerate_chunk(qubo, m, prefix, deadline, &stop);
         let results: Vec<Option<(f64, u64)>> = if k > 0 {

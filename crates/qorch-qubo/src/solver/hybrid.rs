@@ -231,7 +231,8 @@ fn coarse_model(qubo: &Qubo, cluster: &[u32], k: usize, best: &[bool]) -> Qubo {
         b.add_quadratic(ci, cj, w * (1.0 - 2.0 * si) * (1.0 - 2.0 * sj));
     }
     b.add_offset(offset);
-    b.build().expect("a coarse model of a valid model is valid")
+    b.build_unbounded()
+        .expect("a coarse model of a valid model is valid")
 }
 
 impl HybridAnnealing {

@@ -641,7 +641,11 @@ impl Solver for SimulatedAnnealing {
         check_beta_range(self.beta_range)?;
         let n = qubo.num_vars();
         let default_reads = self.reads.unwrap_or(10);
-        let mut run = Run::new(qubo, &options.budget, default_reads * self.sweeps_per_read);
+        let mut run = Run::new(
+            qubo,
+            &options.budget,
+            default_reads.saturating_mul(self.sweeps_per_read),
+        );
         if n == 0 {
             run.offer(&[], qubo.offset());
             return Ok(run.finish(self.name()));

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use qorch_resources::{AgentId, Allocation, Grant, ResourceVector};
 
@@ -42,7 +42,7 @@ impl EnhancedQuboScheduler {
         let prev = |a: AgentId| previous.and_then(|al| al.pool_of(a));
         let flat = problem.flatten(&prev)?;
         let limit = self.config.time_limit;
-        let at = |f: f64| limit.map(|l| t0 + Duration::from_secs_f64(l.as_secs_f64() * f));
+        let at = |f: f64| limit.and_then(|l| t0.checked_add(l.mul_f64(f)));
         let deadlines = Deadlines {
             shares: at(0.3),
             leaves: at(0.8),
