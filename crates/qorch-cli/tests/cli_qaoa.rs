@@ -237,3 +237,29 @@ fn user_errors_exit_with_status_2_and_say_why() {
     // No graph at all is a usage error.
     assert_eq!(qorch(&["qaoa", "maxcut"]).status.code(), Some(2));
 }
+
+/// Zero, huge and NaN knobs are user errors (`docs/limits.md`), never a NaN or a hang.
+#[test]
+fn meaningless_knobs_are_user_errors() {
+    let base = ["qaoa", "maxcut", "--random-regular", "3", "--nodes", "8"];
+    for (flags, want) in [
+        (&["--shots", "0"][..], "0 is not in 1..=10000000"),
+        (
+            &["--threads", "1000000"][..],
+            "--threads 1000000 is out of range",
+        ),
+        (&["--p", "1000000000"][..], "is not in 1..=10000"),
+        (
+            &["--gammas", "NaN", "--betas", "0.1"][..],
+            "NaN is not a finite number",
+        ),
+        (&["--max-iterations", "0"][..], "0 is not in 1..=1000000"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(flags);
+        let out = qorch(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

@@ -112,3 +112,54 @@ fn malformed_input_names_the_line_and_exits_2() {
     let out = qorch(&["qubo", "solve", g.to_str().unwrap(), "--solver", "magic"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Inputs that panicked, aborted or exited 0 with a meaningless answer before the limits
+/// (`docs/reliability.md`): each is a user error now, with status 2 and a short message.
+#[test]
+fn hostile_inputs_are_user_errors() {
+    let long = "9".repeat(1 << 20);
+    let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
+        (
+            write(
+                "typo.json",
+                r#"{"num_vars": 2, "quadratc": [[0, 1, -1.0]]}"#,
+            ),
+            vec![],
+            "unknown field `quadratc`",
+        ),
+        (
+            write("big.rudy", "3 2\n1 2 1e308\n2 3 1e308\n"),
+            vec![],
+            "line 2: the absolute edge weights sum to more than 2.5e99",
+        ),
+        (
+            write("inf.qubo", "p qubo 0 2 2 0\n0 0 1e308\n0 0 1e308\n"),
+            vec![],
+            "above the bound 1e100",
+        ),
+        (
+            write("long.rudy", &format!("3 1\n1 2 x{long}\n")),
+            vec![],
+            "(1048577 bytes)",
+        ),
+        (
+            write("ok.rudy", "2 1\n1 2 1\n"),
+            vec!["--time-limit", "1e20"],
+            "at most 2592000",
+        ),
+        (
+            write("ok.rudy", "2 1\n1 2 1\n"),
+            vec!["--solver", "sa", "--reads", "0"],
+            "0 is not in 1..=1000000000",
+        ),
+    ];
+    for (path, flags, want) in cases {
+        let mut args = vec!["qubo", "solve", path.to_str().unwrap()];
+        args.extend(flags);
+        let out = qorch(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(err.len() < 600, "{args:?}: {} bytes on stderr", err.len());
+    }
+}

@@ -166,6 +166,23 @@ fn reclustering_brings_misplaced_agents_back_to_their_peers() {
     assert_eq!(r0.cross_cluster_traffic.start, r0.cross_cluster_traffic.end);
 }
 
+#[test]
+fn scenarios_needing_more_memory_than_available_are_refused() {
+    let mut s = Scenario::default();
+    s.topology.agents = 9_000_000;
+    let err = s.check_memory(Some(16 << 30)).unwrap_err().to_string();
+    assert!(err.contains("36864000000 bytes"), "{err}");
+    assert!(s.check_memory(Some(64 << 30)).is_ok());
+    assert!(s.check_memory(None).is_ok());
+}
+
+#[test]
+fn long_lines_are_quoted_short_in_toml_errors() {
+    let toml = format!("[topology]\nagents = {}", "9".repeat(100_000));
+    let msg = scenario_error(&toml);
+    assert!(msg.len() < 1000, "{} bytes", msg.len());
+}
+
 fn scenario_error(toml: &str) -> String {
     match Scenario::from_toml_str(toml) {
         Err(e @ (SimError::Toml(_) | SimError::Scenario(_))) => e.to_string(),
@@ -206,6 +223,24 @@ fn bad_scenarios_get_errors_that_name_the_field() {
             "finite and positive",
         ),
         ("duration_ticks = 0", "duration_ticks"),
+        (
+            "[pools]\ncount = 1000000000000",
+            "pools.count 1000000000000 is above the limit of 100000",
+        ),
+        (
+            "[topology]\nagents = 100000000",
+            "topology.agents 100000000 is above the limit of 10000000",
+        ),
+        (
+            "rounds = 1000000000",
+            "rounds 1000000000 is above the limit",
+        ),
+        ("ticks_per_round = 10000000", "ticks_per_round 10000000"),
+        (
+            "rounds = 1000000\nticks_per_round = 1000000",
+            "agent-ticks, above the limit",
+        ),
+        ("[behaviour]\nmessage_work = 4000000000", "message_work"),
     ] {
         let msg = scenario_error(toml);
         assert!(msg.contains(expected), "{toml:?}: {msg}");
