@@ -411,6 +411,11 @@ impl Scenario {
     /// The most agent-ticks (agents x rounds x ticks per round): 10^12, at least a day of
     /// work at the runtime's pace of about 10^7 handled ticks a second.
     pub const MAX_AGENT_TICKS: u64 = 1_000_000_000_000;
+    /// The largest capacity amount of a pool: `1e15`. Capacities are summed over up to
+    /// [`MAX_POOLS`](Self::MAX_POOLS) pools and scaled by the load and the jitter, which
+    /// stays far below `f64::MAX` (`1e308` became infinite and was refused by the optimizer
+    /// with a confusing message).
+    pub const MAX_CAPACITY: f64 = 1e15;
     /// The most work units of a message or a tick: 10^7 (about 10 ms).
     pub const MAX_WORK: u32 = 10_000_000;
 
@@ -646,6 +651,13 @@ impl Scenario {
             if let Some(x) = c.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
                 return bad(format!(
                     "pools.capacity amounts must be finite and positive, got {x}"
+                ));
+            }
+            if let Some(x) = c.iter().find(|x| **x > Self::MAX_CAPACITY) {
+                return bad(format!(
+                    "pools.capacity amount {x:e} is above the limit of {:e} (sums over pools \
+                     and their jitter must stay finite)",
+                    Self::MAX_CAPACITY
                 ));
             }
         }

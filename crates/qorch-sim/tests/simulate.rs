@@ -241,6 +241,10 @@ fn bad_scenarios_get_errors_that_name_the_field() {
             "agent-ticks, above the limit",
         ),
         ("[behaviour]\nmessage_work = 4000000000", "message_work"),
+        (
+            "[pools]\ncapacity = [1e308, 1.0, 1.0]",
+            "pools.capacity amount 1e308 is above the limit of 1e15",
+        ),
     ] {
         let msg = scenario_error(toml);
         assert!(msg.contains(expected), "{toml:?}: {msg}");
