@@ -175,3 +175,47 @@ fn target_energy_and_time_limit_stop_the_search() {
         assert!(!sol.trace.is_empty());
     }
 }
+
+/// A time limit beyond what an `Instant` can hold (`Duration::MAX`) is no deadline, never a
+/// panic on `Instant + Duration`; the sweep budget still ends the run.
+#[test]
+fn huge_time_limits_do_not_overflow_deadlines() {
+    let mut b = QuboBuilder::new(4);
+    b.add_linear(0, -1.0)
+        .add_quadratic(0, 1, 2.0)
+        .add_quadratic(2, 3, -1.5);
+    let q = b.build().unwrap();
+    let budget = Budget {
+        sweeps: Some(5),
+        time_limit: Some(std::time::Duration::MAX),
+        target_energy: None,
+    };
+    for kind in SolverKind::ALL {
+        let sol = kind
+            .build()
+            .solve(&q, &SolveOptions::new(budget, 1))
+            .unwrap();
+        assert!(sol.energy.is_finite(), "{kind}");
+    }
+}
+
+/// Coefficients whose absolute values sum past `Qubo::MAX_ABS_SUM` are refused when the
+/// model is built, so no solver ever sees an energy that could overflow.
+#[test]
+fn models_beyond_the_magnitude_bound_are_refused() {
+    let mut b = QuboBuilder::new(2);
+    b.add_linear(0, 6e99).add_linear(1, 6e99);
+    assert!(matches!(
+        b.build(),
+        Err(qorch_qubo::ModelError::TooLarge { .. })
+    ));
+    let mut b = QuboBuilder::new(2);
+    b.add_quadratic(0, 1, 1e308).add_quadratic(1, 0, 1e308);
+    assert!(matches!(
+        b.build(),
+        Err(qorch_qubo::ModelError::TooLarge { .. })
+    ));
+    let mut b = QuboBuilder::new(2);
+    b.add_linear(0, 4e99).add_linear(1, 4e99);
+    assert!(b.build().is_ok());
+}
