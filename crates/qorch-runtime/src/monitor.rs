@@ -68,18 +68,9 @@ impl Watch {
 
     /// Waits, parking the thread, for up to `timeout`; `None` if the agent is still running.
     pub fn wait_blocking(&mut self, timeout: Duration) -> Option<Terminated> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            match self.rx.try_recv() {
-                Ok(t) => return Some(t),
-                Err(oneshot::error::TryRecvError::Closed) => return Some(self.lost()),
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // A timeout too large to represent waits as long as it takes.
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        qorch_protocol::block_on_until(&mut *self, deadline)
     }
 
     fn lost(&self) -> Terminated {

@@ -282,3 +282,20 @@ fn a_full_application_inbox_loses_nothing() {
     assert_eq!(got, expected, "every answer, in order");
     rt.shutdown();
 }
+
+#[test]
+fn waiting_with_an_unrepresentable_timeout_does_not_panic() {
+    let rt = QuantumOrchestrator::<Fragile>::builder()
+        .workers(1)
+        .build()
+        .unwrap();
+    let a = spawn(&rt, None);
+    let h = rt.handle();
+    let mut watch = h.watch_blocking(&a).unwrap();
+    h.send_blocking(&a, Msg::StopSelf).unwrap();
+    let t = watch
+        .wait_blocking(Duration::MAX)
+        .expect("the agent stopped");
+    assert_eq!(t.reason, TerminationReason::Stopped);
+    rt.shutdown();
+}

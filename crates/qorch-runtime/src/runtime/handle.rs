@@ -758,14 +758,14 @@ impl<B: Host> RuntimeHandle<B> {
             Letter::Stop(Arc::clone(&collector)),
         );
         let _ = self.inner.shared.orchestrator.send_blocking(env);
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now().checked_add(wait);
         loop {
             let n = collector
                 .reports
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .len();
-            if n >= expected || Instant::now() >= deadline {
+            if n >= expected || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
