@@ -192,6 +192,13 @@ fn two_behaviours_in_one_runtime_ask_each_other_on_an_interval() {
     assert!(n >= last);
     let n2 = block_on(h.ask(&counter, CounterMsg::Get, WAIT)).unwrap();
     assert!(n2 >= n);
+    // A timeout too large to represent is no error: it waits as long as it takes.
+    assert!(
+        h.ask_blocking(&counter, CounterMsg::Get, Duration::MAX)
+            .unwrap()
+            >= n2
+    );
+    assert!(block_on(h.ask(&counter, CounterMsg::Get, Duration::MAX)).unwrap() >= n2);
     let report = rt.shutdown();
     assert_eq!(report.nodes_missing, 0);
 }
