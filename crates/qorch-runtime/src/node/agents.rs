@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use qorch_protocol::{Address, AgentId, CorrelationId, Envelope, EnvelopeId, Priority};
+use qorch_protocol::{Address, AgentId, Envelope, EnvelopeId, Priority};
 
 use super::NodeCore;
 use crate::agent::{Context, Sink};
@@ -79,7 +79,7 @@ impl<B: Host> NodeCore<B> {
             self.send_ack(env.from, id);
             return;
         }
-        let (from, correlation, ack) = (env.from, env.correlation, env.ack_required);
+        let (from, ack) = (env.from, env.ack_required);
         let lane = env.priority.lane();
         let agent = self.slots[i].id;
         let _span = tracing::trace_span!("handle", agent = agent.0, node = %self.address).entered();
@@ -87,7 +87,7 @@ impl<B: Host> NodeCore<B> {
         // The sender is an agent; messages from the application, timers and the runtime
         // have none.
         let sender = from.is_agent().then_some(from);
-        let ok = self.run_hook(i, sender, correlation, |b, ctx| b.handle(msg, ctx));
+        let ok = self.run_hook(i, sender, |b, ctx| b.handle(msg, ctx));
         if ok {
             self.stats.handled += 1;
             self.stats.handled_by_priority[lane] += 1;
@@ -114,7 +114,6 @@ impl<B: Host> NodeCore<B> {
         &mut self,
         i: usize,
         sender: Option<Address>,
-        correlation: Option<CorrelationId>,
         f: impl FnOnce(&mut B, &mut Context<'_, B::Msg>) -> AgentResult,
     ) -> bool {
         let parent = self.address;
@@ -123,7 +122,6 @@ impl<B: Host> NodeCore<B> {
         let Some(behaviour) = slot.behaviour.as_mut() else {
             return false;
         };
-        let _ = correlation;
         let mut ctx = Context {
             id: slot.id,
             parent,
@@ -216,7 +214,7 @@ impl<B: Host> NodeCore<B> {
         ask::dropping(Refusal::Failed, || drop(old));
         self.restarted_agents.insert(id);
         // A failing `started` restarts (or fails) the agent again inside `run_hook`.
-        self.run_hook(i, None, None, B::started);
+        self.run_hook(i, None, B::started);
     }
 
     /// What a successful hook asked for: sends (reliable ones kept until acknowledged), a

@@ -48,7 +48,7 @@ impl<B: Host> NodeCore<B> {
                 random: seed ^ (u64::from(id.0) << 32 | 0x5bd1_e995),
             };
             let i = self.add_slot(slot);
-            self.run_hook(i, None, None, B::started);
+            self.run_hook(i, None, B::started);
         }
         for &id in ids {
             self.release_waiting(id);

@@ -19,7 +19,7 @@ impl<B: Host> NodeCore<B> {
     pub(super) fn on_tick(&mut self, n: u64) {
         self.tick = n;
         for i in 0..self.slots.len() {
-            self.run_hook(i, None, None, |b, ctx| b.on_tick(n, ctx));
+            self.run_hook(i, None, |b, ctx| b.on_tick(n, ctx));
         }
         for c in self.children() {
             self.send_letter(Dest::Node(c), Priority::Normal, Letter::Tick(n));
@@ -108,7 +108,7 @@ impl<B: Host> NodeCore<B> {
         for (i, grant) in mine {
             self.slots[i].grant.clone_from(&grant);
             let g = grant.clone();
-            self.run_hook(i, None, None, move |b, ctx| {
+            self.run_hook(i, None, move |b, ctx| {
                 b.on_allocation(g.as_ref(), ctx)
             });
         }
