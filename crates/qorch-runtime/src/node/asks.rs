@@ -179,29 +179,39 @@ impl<B: Host> NodeCore<B> {
             return;
         };
         let outcome = outcome.map_err(|why| why.error(p.target));
-        self.complete(p, outcome);
+        self.complete(p, outcome, true);
     }
 
     /// Hands an ask's outcome to its asker as one of its messages, if the instance that
-    /// asked is still running.
+    /// asked is still running: at once when it comes with the reply letter being handled
+    /// (`now`), through the local queue otherwise (a timeout, found by the timer).
     fn complete(
         &mut self,
         p: PendingAsk<B::Msg>,
         outcome: Result<Box<dyn std::any::Any + Send>, AskError>,
+        now: bool,
     ) {
-        let current = self.slot_of(p.asker).is_some_and(|i| {
+        let Some(i) = self.slot_of(p.asker).filter(|&i| {
             self.slots[i].restarts == p.incarnation && self.slots[i].behaviour.is_some()
-        });
-        if !current {
+        }) else {
             return;
-        }
-        let msg = (p.done)(outcome);
+        };
         self.flow.produce(1);
         let env = Envelope {
+            from: Address::Agent(p.target),
             to: Address::Agent(p.asker),
-            ..letter(Address::Agent(p.target), Priority::High, Letter::User(msg))
+            priority: Priority::High,
+            seq: 0,
+            correlation: None,
+            deadline: None,
+            ack_required: false,
+            payload: (p.done)(outcome),
         };
-        self.route(env);
+        if now {
+            self.deliver(i, env);
+        } else {
+            self.route(env.map(Letter::User));
+        }
     }
 
     /// Asks past their deadline end with [`AskError::Timeout`].
@@ -221,7 +231,7 @@ impl<B: Host> NodeCore<B> {
                     agent: p.target,
                     after: p.timeout,
                 };
-                self.complete(p, Err(e));
+                self.complete(p, Err(e), false);
             }
         }
         if self.asks.is_empty() {

@@ -108,9 +108,7 @@ impl<B: Host> NodeCore<B> {
         for (i, grant) in mine {
             self.slots[i].grant.clone_from(&grant);
             let g = grant.clone();
-            self.run_hook(i, None, move |b, ctx| {
-                b.on_allocation(g.as_ref(), ctx)
-            });
+            self.run_hook(i, None, move |b, ctx| b.on_allocation(g.as_ref(), ctx));
         }
         let mut children: Vec<_> = down.into_iter().collect();
         children.sort_by_key(|(k, _)| *k);
