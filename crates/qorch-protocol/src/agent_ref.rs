@@ -185,6 +185,21 @@ mod tests {
     }
 
     #[test]
+    fn refs_cross_the_wire_inside_messages() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        enum Msg {
+            Hello { reply_to: AgentRef<Msg>, n: u32 },
+        }
+        let codec = crate::WireCodec::default();
+        let sent = Msg::Hello {
+            reply_to: AgentRef::from_id(AgentId(7)),
+            n: 3,
+        };
+        let bytes = codec.encode(&sent).unwrap();
+        assert_eq!(codec.decode::<Msg>(&bytes).unwrap(), sent);
+    }
+
+    #[test]
     fn refs_serialize_as_bare_ids() {
         let r: AgentRef<u8> = AgentRef::from_id(AgentId(41));
         assert_eq!(serde_json::to_string(&r).unwrap(), "41");
