@@ -1,9 +1,10 @@
-//! Control frames authenticated under a deployment key ([`FrameKey`]).
+//! Frames authenticated under a deployment key ([`FrameKey`]).
 //!
 //! NATS credentials say who may connect and, with the server's permissions, who may publish
-//! where; they do not say that a frame on `<prefix>.ctl.*` or `<prefix>.hb.*` comes from a
-//! process of this run. With a key, every control frame (control calls and their answers,
-//! join announcements, heartbeats) carries an HMAC-SHA256 tag over its subject and bytes:
+//! where; they do not say that a frame under `<prefix>` comes from a process of this run.
+//! With a key, every frame a run exchanges (control calls and their answers, join
+//! announcements, heartbeats, and the gateway's data frames and acknowledgements) carries an
+//! HMAC-SHA256 tag over its subject and bytes:
 //!
 //! ```text
 //! sealed = frame || HMAC-SHA256(key, "qorch-ctl-v1" 0x00 subject 0x00 frame)   (32 bytes)
@@ -13,7 +14,7 @@
 //! valid tag is refused, counted ([`Connection::refused_frames`](crate::Connection::refused_frames))
 //! and logged (the first refusal and then every power of two, so a flood does not flood the
 //! log). The subject is covered, so a frame cannot be replayed on another subject (another
-//! node's calls, another process's heartbeats); a frame replayed on its own subject within
+//! node's calls, another process's heartbeats, another cluster's data); a frame replayed on its own subject within
 //! the key's life is not detected (see `docs/security.md`). Without a key, frames travel
 //! unauthenticated, as they did before (tests, trusted networks).
 

@@ -35,8 +35,9 @@ pub struct NatsConfig {
     pub tls_client: Option<(PathBuf, PathBuf)>,
     /// How long the first connection may take.
     pub connect_timeout: Duration,
-    /// The deployment key: with one, control frames are sealed with a MAC and frames
-    /// without a valid one are refused (see [`FrameKey`]). `None`: unauthenticated.
+    /// The deployment key: with one, control frames and a gateway's data frames and
+    /// acknowledgements are sealed with a MAC, and frames without a valid one are refused
+    /// (see [`FrameKey`]). `None`: unauthenticated.
     pub frame_key: Option<FrameKey>,
 }
 

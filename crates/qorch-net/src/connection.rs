@@ -18,7 +18,7 @@ pub struct Connection {
     auth: Arc<Auth>,
 }
 
-/// The deployment key of a connection's control frames, and the frames it refused.
+/// The deployment key of a connection's frames, and the frames it refused.
 #[derive(Debug)]
 struct Auth {
     key: Option<FrameKey>,
@@ -36,18 +36,20 @@ impl Connection {
         }
     }
 
-    /// Whether control frames on this connection are sealed and checked under a key.
+    /// Whether frames on this connection (control frames, and a gateway's data frames and
+    /// acknowledgements) are sealed and checked under a key.
     pub fn authenticated(&self) -> bool {
         self.auth.key.is_some()
     }
 
-    /// Control frames refused so far on this connection (and its clones): a missing or
-    /// invalid tag where a key is set.
+    /// Frames refused so far on this connection (and its clones): a missing or invalid tag
+    /// where a key is set. Control frames, and the data frames and acknowledgements of a
+    /// gateway started on it.
     pub fn refused_frames(&self) -> u64 {
         self.auth.refused.load(Ordering::Relaxed)
     }
 
-    /// A control frame for `subject`, sealed under the key if there is one.
+    /// A frame for `subject`, sealed under the key if there is one.
     pub(crate) fn seal(&self, subject: &str, frame: Vec<u8>) -> Vec<u8> {
         match &self.auth.key {
             Some(k) => k.seal(subject, frame),
@@ -55,8 +57,8 @@ impl Connection {
         }
     }
 
-    /// The frame inside a control message received on `subject`, or `None` (counted and
-    /// logged) if its tag is missing or wrong.
+    /// The frame inside a message received on `subject`, or `None` (counted and logged) if
+    /// its tag is missing or wrong.
     pub(crate) fn open<'a>(&self, subject: &str, bytes: &'a [u8]) -> Option<&'a [u8]> {
         let Some(k) = &self.auth.key else {
             return Some(bytes);
@@ -69,8 +71,8 @@ impl Connection {
             tracing::warn!(
                 subject,
                 refused = n,
-                "control frame without a valid MAC refused (a process without this \
-                 deployment's key, or a forgery)"
+                "frame without a valid MAC refused (a process without this deployment's \
+                 key, or a forgery)"
             );
         }
         None

@@ -19,13 +19,20 @@
 //! small and exact: a frame NATS or the sender delivers twice is handled once (and
 //! acknowledged again, in case the first acknowledgement was lost). A process that adopts a
 //! cluster subscribes to its subjects and receives what was not acknowledged yet.
+//!
+//! **Authentication.** When the connections hold a deployment key
+//! ([`NatsConfig::frame_key`](crate::NatsConfig::frame_key)), data frames and
+//! acknowledgements are sealed like control frames: an HMAC-SHA256 tag over their subject and
+//! bytes ([`FrameKey`](crate::FrameKey)). A receiver checks the tag before decoding; a frame
+//! without a valid one is refused (never handled, never acknowledged), counted
+//! ([`GatewayStats::refused_frames`], and [`Connection::refused_frames`] of the connection it
+//! arrived on) and logged at `warn` (the first refusal, then each power of two).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use async_nats::Client;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use qorch_protocol::{Address, AgentId, ClusterId, Envelope, Priority, SubClusterId, WireCodec};
@@ -180,6 +187,9 @@ pub struct GatewayStats {
     pub duplicate_frames: u64,
     /// Frames that failed to decode (corrupted or from an incompatible build).
     pub corrupt_frames: u64,
+    /// Data frames and acknowledgements refused for a missing or invalid MAC (with a
+    /// deployment key only): forged, or from a process without this run's key.
+    pub refused_frames: u64,
     /// Received frames waiting for the runtime to be idle before their acknowledgement.
     pub frames_awaiting_ack: u64,
     /// Received user messages for an agent this process does not host (reported).
@@ -210,6 +220,7 @@ struct Counters {
     frames_in: AtomicU64,
     duplicate_frames: AtomicU64,
     corrupt_frames: AtomicU64,
+    refused_frames: AtomicU64,
     frames_awaiting_ack: AtomicU64,
     dead_letters: AtomicU64,
     bytes_out: AtomicU64,
@@ -234,6 +245,7 @@ impl Counters {
             frames_in: g(&self.frames_in),
             duplicate_frames: g(&self.duplicate_frames),
             corrupt_frames: g(&self.corrupt_frames),
+            refused_frames: g(&self.refused_frames),
             frames_awaiting_ack: g(&self.frames_awaiting_ack),
             dead_letters: g(&self.dead_letters),
             bytes_out: g(&self.bytes_out),
@@ -330,7 +342,8 @@ where
     }
 
     /// Starts the egress and ingress tasks on the current tokio runtime: data frames on
-    /// `data`, acknowledgements on `control`; receives for the clusters in `hosted`.
+    /// `data`, acknowledgements on `control`; receives for the clusters in `hosted`. Frames
+    /// are sealed and checked under each connection's deployment key, if it has one.
     ///
     /// # Errors
     ///
@@ -348,16 +361,18 @@ where
         let Some(rx) = self.rx.take() else {
             return Err(NetError::Config("the gateway is already started".into()));
         };
-        let (data, control) = (data.client().clone(), control.client().clone());
+        let (data, control) = (data.clone(), control.clone());
         let acks = control
+            .client()
             .subscribe(self.subjects.acks(&self.config.process))
             .await
             .map_err(NetError::io("subscribe"))?;
-        let max_payload = data.server_info().max_payload.max(64 * 1024);
+        let max_payload = data.client().server_info().max_payload.max(64 * 1024);
         let egress = Egress {
             config: self.config.clone(),
             subjects: self.subjects.clone(),
             data: data.clone(),
+            control: control.clone(),
             counters: Arc::clone(&self.counters),
             max_payload,
             clusters: HashMap::new(),
@@ -368,7 +383,7 @@ where
         let (in_tx, in_rx) = mpsc::channel::<async_nats::Message>(4096);
         let (hosts_tx, mut hosts_rx) = mpsc::unbounded_channel::<ClusterId>();
         {
-            let data = data.clone();
+            let data = data.client().clone();
             let subjects = self.subjects.clone();
             tokio::spawn(async move {
                 while let Some(c) = hosts_rx.recv().await {
@@ -392,11 +407,12 @@ where
             let _ = hosts_tx.send(c);
         }
         // Make sure the subscriptions exist on the server before anyone sends.
-        data.flush().await.map_err(NetError::io("flush"))?;
+        data.flush().await?;
         self.hosts = Some(hosts_tx);
         let ingress = Ingress {
             config: self.config.clone(),
             subjects: self.subjects.clone(),
+            data: data.clone(),
             control,
             counters: Arc::clone(&self.counters),
             windows: HashMap::new(),
@@ -405,7 +421,7 @@ where
         tokio::spawn(ingress.run(in_rx, handle));
         // Give the subscription task a moment to reach the server.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        data.flush().await.map_err(NetError::io("flush"))
+        data.flush().await
     }
 
     /// Starts receiving for one more cluster (this process adopted it); frames its previous
@@ -451,7 +467,8 @@ impl OutCluster {
 struct Egress {
     config: GatewayConfig,
     subjects: Subjects,
-    data: Client,
+    data: Connection,
+    control: Connection,
     counters: Arc<Counters>,
     max_payload: usize,
     clusters: HashMap<u32, OutCluster>,
@@ -469,7 +486,7 @@ impl Egress {
         loop {
             tokio::select! {
                 biased;
-                Some(msg) = acks.next() => self.on_ack(&msg.payload),
+                Some(msg) = acks.next() => self.on_ack(&msg.subject, &msg.payload),
                 got = rx.recv() => {
                     let Some(first) = got else { return };
                     let mut buf: Buffered<M> = BTreeMap::new();
@@ -493,7 +510,7 @@ impl Egress {
                             self.publish_new(&subject, c, lane as u8, chunk).await;
                         }
                     }
-                    let _ = self.data.flush().await;
+                    let _ = self.data.client().flush().await;
                 }
                 _ = tick.tick() => self.redeliver().await,
             }
@@ -526,6 +543,7 @@ impl Egress {
                 return;
             }
         };
+        let bytes = self.data.seal(subject, bytes);
         if bytes.len() > self.max_payload && envs.len() > 1 {
             let (a, b) = envs.split_at(envs.len() / 2);
             Box::pin(self.publish_new(subject, cluster, lane, a)).await;
@@ -539,7 +557,12 @@ impl Egress {
         Counters::add(&self.counters.frames_out, 1);
         Counters::add(&self.counters.frames_pending, 1);
         Counters::add(&self.counters.bytes_out, bytes.len() as u64);
-        if let Err(e) = self.data.publish(subject.to_owned(), bytes.clone()).await {
+        if let Err(e) = self
+            .data
+            .client()
+            .publish(subject.to_owned(), bytes.clone())
+            .await
+        {
             tracing::warn!(error = %e, "publish failed; the frame will be redelivered");
         }
         self.pending.insert(
@@ -555,8 +578,12 @@ impl Egress {
         );
     }
 
-    fn on_ack(&mut self, payload: &[u8]) {
-        let Ok(ack) = WireCodec::default().decode::<AckFrame>(payload) else {
+    fn on_ack(&mut self, subject: &str, payload: &[u8]) {
+        let Some(frame) = self.control.open(subject, payload) else {
+            Counters::add(&self.counters.refused_frames, 1);
+            return;
+        };
+        let Ok(ack) = WireCodec::default().decode::<AckFrame>(frame) else {
             Counters::add(&self.counters.corrupt_frames, 1);
             return;
         };
@@ -591,7 +618,11 @@ impl Egress {
                 p.last_sent = now;
                 Counters::add(&self.counters.frames_redelivered, 1);
                 Counters::add(&self.counters.bytes_out, p.bytes.len() as u64);
-                let _ = self.data.publish(p.subject.clone(), p.bytes.clone()).await;
+                let _ = self
+                    .data
+                    .client()
+                    .publish(p.subject.clone(), p.bytes.clone())
+                    .await;
                 continue;
             }
             let Some(p) = self.pending.remove(&key) else {
@@ -608,7 +639,7 @@ impl Egress {
                 c.unacked.remove(&key.1);
             }
         }
-        let _ = self.data.flush().await;
+        let _ = self.data.client().flush().await;
     }
 }
 
@@ -669,7 +700,8 @@ impl Window {
 struct Ingress {
     config: GatewayConfig,
     subjects: Subjects,
-    control: Client,
+    data: Connection,
+    control: Connection,
     counters: Arc<Counters>,
     windows: HashMap<(String, u32), Window>,
     /// Frames injected and not acknowledged yet, per (origin, cluster).
@@ -698,7 +730,13 @@ impl Ingress {
                     let mut frames = Vec::with_capacity(msgs.len());
                     for m in msgs {
                         Counters::add(&self.counters.bytes_in, m.payload.len() as u64);
-                        match WireCodec::with_max_frame_bytes(usize::MAX >> 1).decode::<DataFrame<B::Msg>>(&m.payload) {
+                        // The tag first: nothing of a forged frame is decoded, handled or
+                        // acknowledged.
+                        let Some(frame) = self.data.open(&m.subject, &m.payload) else {
+                            Counters::add(&self.counters.refused_frames, 1);
+                            continue;
+                        };
+                        match WireCodec::with_max_frame_bytes(usize::MAX >> 1).decode::<DataFrame<B::Msg>>(frame) {
                             Ok(f) => frames.push(f),
                             Err(e) => {
                                 // Not acknowledged: the sender publishes it again, and gives
@@ -774,18 +812,16 @@ impl Ingress {
                 .frames_awaiting_ack
                 .fetch_sub(n, Ordering::AcqRel);
         }
-        let _ = self.control.flush().await;
+        let _ = self.control.client().flush().await;
     }
 
     async fn send_ack(&self, origin: &str, cluster: u32, batches: Vec<u64>) {
         let ack = AckFrame { cluster, batches };
         match WireCodec::default().encode(&ack) {
             Ok(bytes) => {
-                if let Err(e) = self
-                    .control
-                    .publish(self.subjects.acks(origin), bytes.into())
-                    .await
-                {
+                let subject = self.subjects.acks(origin);
+                let sealed = self.control.seal(&subject, bytes);
+                if let Err(e) = self.control.client().publish(subject, sealed.into()).await {
                     tracing::warn!(error = %e, "acknowledgement not sent; the frame will come again");
                 }
             }

@@ -15,9 +15,10 @@
 //! * [`Announcer`] and [`Gathering`]: the join protocol (processes waiting for work announce
 //!   themselves; a coordinator gathers them).
 //! * [`Connection`]: a connection to the server, made by [`NatsConfig::connect`].
-//! * [`FrameKey`]: the deployment key; with one, every control frame (calls, answers,
-//!   announcements, heartbeats) carries an HMAC-SHA256 tag, and frames without a valid tag
-//!   are refused and counted ([`Connection::refused_frames`]).
+//! * [`FrameKey`]: the deployment key; with one, every frame (calls, answers,
+//!   announcements, heartbeats, data frames, acknowledgements) carries an HMAC-SHA256 tag,
+//!   and frames without a valid tag are refused and counted ([`Connection::refused_frames`],
+//!   [`GatewayStats::refused_frames`]).
 //!
 //! Data and control use separate connections, so control never waits behind data.
 //!

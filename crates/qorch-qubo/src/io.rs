@@ -1,6 +1,6 @@
 //! Readers and writers: rudy / G-set graphs, the QUBO text format, and JSON.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use crate::limits::{MAX_INPUT_BYTES, available_memory_bytes, model_bytes, quote};
 use crate::{ModelError, Qubo, QuboBuilder, QuboTerms};
@@ -179,7 +179,9 @@ pub enum ReadError {
     OutOfMemory {
         /// Variables announced.
         n: usize,
-        /// Quadratic terms announced (at most what the input can hold).
+        /// Quadratic terms to be held: the header's count for JSON, and for the text
+        /// formats, read as they come, what the reader was about to make room for (at most
+        /// the header's count).
         m: usize,
         /// Bytes needed ([`model_bytes`](crate::model_bytes)).
         needed_bytes: u64,
@@ -246,17 +248,159 @@ fn decode_text_capped(input: impl Read, cap: u64) -> Result<String, ReadError> {
     }
 }
 
-/// Non-empty, non-comment lines with their 1-based numbers. Comments start with `#`, `%`,
-/// or (in the QUBO format) `c ` / a lone `c`.
-fn content_lines(text: &str, c_comments: bool) -> impl Iterator<Item = (usize, Vec<&str>)> {
-    text.lines().enumerate().filter_map(move |(k, line)| {
-        let line = line.trim();
-        let is_comment = line.is_empty()
-            || line.starts_with('#')
-            || line.starts_with('%')
-            || (c_comments && (line == "c" || line.starts_with("c ") || line.starts_with("c\t")));
-        (!is_comment).then(|| (k + 1, line.split_whitespace().collect()))
+/// How the text of a [`TextLines`] is encoded (from its byte-order mark).
+#[derive(Clone, Copy)]
+enum Encoding {
+    Utf8,
+    Utf16 { le: bool },
+}
+
+/// The lines of a text input, read one at a time (only the current line is held): UTF-8
+/// with or without a BOM, or UTF-16 with one, as [`decode_text`] accepts, and at most `cap`
+/// bytes in all (one more is [`ReadError::InputTooLarge`]). Lines end at `\n`; the readers
+/// trim them, so a `\r` before it is dropped too.
+struct TextLines<R> {
+    input: R,
+    encoding: Encoding,
+    cap: u64,
+    /// Bytes taken from the input so far (the BOM included).
+    consumed: u64,
+    /// Lines read so far: the number of the current one.
+    number: usize,
+    /// The bytes of the line being read (UTF-8, not checked yet).
+    raw: Vec<u8>,
+    /// The current line (its buffer goes back to `raw` for the next one).
+    line: String,
+    /// UTF-16 code units of the current line.
+    units: Vec<u16>,
+}
+
+/// [`TextLines`] over `input`, at most [`MAX_INPUT_BYTES`] bytes.
+fn text_lines(input: impl Read) -> Result<TextLines<impl BufRead>, ReadError> {
+    text_lines_capped(input, MAX_INPUT_BYTES)
+}
+
+fn text_lines_capped(input: impl Read, cap: u64) -> Result<TextLines<impl BufRead>, ReadError> {
+    let mut input = input.take(cap.saturating_add(1));
+    // The first bytes, for the byte-order mark (reads may come short).
+    let mut head = [0_u8; 3];
+    let mut got = 0;
+    while got < head.len() {
+        match input.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (encoding, bom) = match &head[..got] {
+        [0xFF, 0xFE, ..] => (Encoding::Utf16 { le: true }, 2),
+        [0xFE, 0xFF, ..] => (Encoding::Utf16 { le: false }, 2),
+        [0xEF, 0xBB, 0xBF] => (Encoding::Utf8, 3),
+        _ => (Encoding::Utf8, 0),
+    };
+    let rest = io::Cursor::new(head[bom..got].to_vec());
+    Ok(TextLines {
+        input: io::BufReader::new(rest.chain(input)),
+        encoding,
+        cap,
+        consumed: bom as u64,
+        number: 0,
+        raw: Vec::new(),
+        line: String::new(),
+        units: Vec::new(),
     })
+}
+
+impl<R: BufRead> TextLines<R> {
+    /// Reads the next line into `line`; its 1-based number, `None` at the end of the input.
+    fn next_line(&mut self) -> Result<Option<usize>, ReadError> {
+        self.raw = std::mem::take(&mut self.line).into_bytes();
+        self.raw.clear();
+        let read = match self.encoding {
+            Encoding::Utf8 => self.input.read_until(b'\n', &mut self.raw)?,
+            Encoding::Utf16 { le } => self.read_utf16_line(le)?,
+        };
+        self.consumed = self.consumed.saturating_add(read as u64);
+        if self.consumed > self.cap {
+            return Err(ReadError::InputTooLarge {
+                max_bytes: self.cap,
+            });
+        }
+        if read == 0 {
+            return Ok(None);
+        }
+        if self.raw.last() == Some(&b'\n') {
+            self.raw.pop();
+        }
+        self.number += 1;
+        self.line =
+            String::from_utf8(std::mem::take(&mut self.raw)).map_err(|_| ReadError::Encoding)?;
+        Ok(Some(self.number))
+    }
+
+    /// Reads UTF-16 code units up to a line feed (included), decoded into `raw`; the bytes
+    /// read.
+    fn read_utf16_line(&mut self, le: bool) -> Result<usize, ReadError> {
+        self.units.clear();
+        let mut read = 0;
+        loop {
+            let mut pair = [0_u8; 2];
+            for (k, b) in pair.iter_mut().enumerate() {
+                let buf = self.input.fill_buf()?;
+                let Some(&first) = buf.first() else {
+                    // The end: between units, or (an odd byte count) inside one.
+                    return if k == 0 {
+                        self.decode_units(read)
+                    } else if self.consumed.saturating_add(read as u64 + 1) > self.cap {
+                        // Cut inside a unit by the cap, not by the input.
+                        Err(ReadError::InputTooLarge {
+                            max_bytes: self.cap,
+                        })
+                    } else {
+                        Err(ReadError::Encoding)
+                    };
+                };
+                *b = first;
+                self.input.consume(1);
+            }
+            read += 2;
+            let unit = if le {
+                u16::from_le_bytes(pair)
+            } else {
+                u16::from_be_bytes(pair)
+            };
+            self.units.push(unit);
+            if unit == u16::from(b'\n') {
+                return self.decode_units(read);
+            }
+        }
+    }
+
+    fn decode_units(&mut self, read: usize) -> Result<usize, ReadError> {
+        let text = String::from_utf16(&self.units).map_err(|_| ReadError::Encoding)?;
+        self.raw.extend_from_slice(text.as_bytes());
+        Ok(read)
+    }
+
+    /// The next non-empty, non-comment line, split into tokens, with its 1-based number.
+    /// Comments start with `#`, `%`, or (in the QUBO format, `c_comments`) `c ` / a lone `c`.
+    fn next_content(&mut self, c_comments: bool) -> Result<Option<(usize, Vec<&str>)>, ReadError> {
+        loop {
+            let Some(number) = self.next_line()? else {
+                return Ok(None);
+            };
+            let line = self.line.trim();
+            let is_comment = line.is_empty()
+                || line.starts_with('#')
+                || line.starts_with('%')
+                || (c_comments
+                    && (line == "c" || line.starts_with("c ") || line.starts_with("c\t")));
+            if !is_comment {
+                return Ok(Some((number, self.line.split_whitespace().collect())));
+            }
+        }
+    }
 }
 
 fn parse_usize(tok: &str, line: usize, what: &str) -> Result<usize, ReadError> {
@@ -309,9 +453,8 @@ fn parse_f64(tok: &str, line: usize, what: &str) -> Result<f64, ReadError> {
 /// assert_eq!(err.to_string(), "line 2: vertex 4 out of range 1..=3");
 /// ```
 pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
-    let text = decode_text(input)?;
-    let mut lines = content_lines(&text, false);
-    let (hline, header) = lines.next().ok_or(ReadError::Truncated {
+    let mut lines = text_lines(input)?;
+    let (hline, header) = lines.next_content(false)?.ok_or(ReadError::Truncated {
         what: "header lines",
         expected: 1,
         found: 0,
@@ -327,12 +470,13 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
             format!("{n} vertices exceed the maximum of {}", Qubo::MAX_VARS),
         ));
     }
-    // An edge line takes at least 4 bytes (`1 2\n`): no more can be in the input.
-    let m_possible = m.min(text.len() / 4);
-    check_memory(n, m_possible, available_memory_bytes())?;
-    let mut edges = Vec::with_capacity(m_possible);
+    // The edges are held as they come, never reserved from the header alone: a header
+    // may announce more than the input holds.
+    let available = available_memory_bytes();
+    check_memory(n, 0, available)?;
+    let mut edges: Vec<(u32, u32, f64)> = Vec::new();
     let mut abs_sum = 0.0;
-    for (line, toks) in lines {
+    while let Some((line, toks)) = lines.next_content(false)? {
         if edges.len() == m {
             return Err(syntax(
                 line,
@@ -368,6 +512,12 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
                     Graph::MAX_ABS_WEIGHT_SUM
                 ),
             ));
+        }
+        if edges.len() == edges.capacity() {
+            // Doubling (from 1024), never past what the header announces.
+            let more = edges.len().max(1024).min(m - edges.len());
+            check_memory(n, edges.len() + more, available)?;
+            edges.reserve_exact(more);
         }
         edges.push((i, j, w));
     }
@@ -408,9 +558,8 @@ pub fn read_rudy(input: impl Read) -> Result<Graph, ReadError> {
 /// assert_eq!(q.energy(&[true, true]), 1.5);
 /// ```
 pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
-    let text = decode_text(input)?;
-    let mut lines = content_lines(&text, true);
-    let (pline, p) = lines.next().ok_or(ReadError::Truncated {
+    let mut lines = text_lines(input)?;
+    let (pline, p) = lines.next_content(true)?.ok_or(ReadError::Truncated {
         what: "`p` lines",
         expected: 1,
         found: 0,
@@ -430,11 +579,14 @@ pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
             format!("{n} variables exceed the maximum of {}", Qubo::MAX_VARS),
         ));
     }
-    // A coupler line takes at least 6 bytes (`0 1 1\n`).
-    check_memory(n, n_couplers.min(text.len() / 6), available_memory_bytes())?;
+    // Couplers are checked against the memory as they come (each time their count
+    // doubles), never from the header alone: a header may announce more than the input
+    // holds.
+    let available = available_memory_bytes();
+    check_memory(n, 0, available)?;
     let mut b = QuboBuilder::new(n);
-    let (mut nodes, mut couplers) = (0, 0);
-    for (line, toks) in lines {
+    let (mut nodes, mut couplers) = (0, 0_usize);
+    while let Some((line, toks)) = lines.next_content(true)? {
         if toks.first() == Some(&"o") {
             if toks.len() != 2 {
                 return Err(syntax(line, "expected `o <offset>`"));
@@ -464,6 +616,9 @@ pub fn read_qubo_text(input: impl Read) -> Result<Qubo, ReadError> {
             b.add_linear(i, w);
         } else {
             couplers += 1;
+            if couplers >= 1024 && couplers.is_power_of_two() {
+                check_memory(n, (2 * couplers).min(n_couplers.max(couplers)), available)?;
+            }
             b.add_quadratic(i, j, w);
         }
     }
@@ -647,6 +802,100 @@ mod tests {
             "{err}"
         );
         assert_eq!(decode_text_capped(&b"1 2"[..], 3).unwrap(), "1 2");
+    }
+
+    /// `pattern` over and over, without end.
+    struct Cycle(&'static [u8], usize);
+
+    impl Read for Cycle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for b in buf.iter_mut() {
+                *b = self.0[self.1 % self.0.len()];
+                self.1 += 1;
+            }
+            Ok(buf.len())
+        }
+    }
+
+    fn all_lines(input: &[u8], cap: u64) -> Result<Vec<(usize, String)>, ReadError> {
+        let mut lines = text_lines_capped(input, cap)?;
+        let mut out = Vec::new();
+        while let Some((n, toks)) = lines.next_content(true)? {
+            out.push((n, toks.join(" ")));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn lines_stream_in_every_encoding_and_stop_at_the_cap() {
+        let want = vec![(2, "1 2".to_owned()), (4, "3 é".to_owned())];
+        let text = "c x\r\n1 2\r\n\n3 é";
+        assert_eq!(all_lines(text.as_bytes(), 100).unwrap(), want);
+        let bom = [&[0xEF, 0xBB, 0xBF][..], text.as_bytes()].concat();
+        assert_eq!(all_lines(&bom, 100).unwrap(), want);
+        for le in [true, false] {
+            let mut utf16 = if le {
+                vec![0xFF, 0xFE]
+            } else {
+                vec![0xFE, 0xFF]
+            };
+            for u in text.encode_utf16() {
+                utf16.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
+            }
+            assert_eq!(all_lines(&utf16, 100).unwrap(), want);
+            // The cap counts bytes, BOM included, wherever it falls.
+            for cap in [3, 7, utf16.len() as u64 - 1] {
+                let err = all_lines(&utf16, cap).unwrap_err();
+                assert!(
+                    matches!(err, ReadError::InputTooLarge { .. }),
+                    "{cap}: {err}"
+                );
+            }
+            assert_eq!(all_lines(&utf16, utf16.len() as u64).unwrap(), want);
+            let odd = &utf16[..utf16.len() - 1];
+            assert!(matches!(all_lines(odd, 100), Err(ReadError::Encoding)));
+        }
+        assert!(matches!(
+            all_lines(&[b'1', b'\n', 0xC3, 0x28], 100),
+            Err(ReadError::Encoding)
+        ));
+        let err = all_lines(text.as_bytes(), text.len() as u64 - 1).unwrap_err();
+        assert!(matches!(err, ReadError::InputTooLarge { .. }), "{err}");
+        // Endless input: a line without end, and lines without end.
+        for input in [Cycle(b" ", 0), Cycle(b"\n", 0)] {
+            let mut lines = text_lines_capped(input, 1000).unwrap();
+            let err = loop {
+                match lines.next_content(false) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("an endless input ended"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(err, ReadError::InputTooLarge { max_bytes: 1000 }),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn readers_stop_at_the_first_error_without_reading_on() {
+        // Endless inputs whose error shows early: answered at once, not after 1 GiB.
+        let err = read_rudy(Cycle(b"3 1\n1 2 1\n", 0)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 3: more edges than the 1 the header announces"
+        );
+        let err = read_rudy(io::Cursor::new("3 2\n").chain(Cycle(b"1 2 1\n", 0))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 4: more edges than the 2 the header announces"
+        );
+        let err = read_qubo_text(Cycle(b"p qubo 0 2 1 0\n0 0 1\n", 0)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 3: expected an entry"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! In qorch's terms the OR-Library *agents* are pools (capacity `b_i`, one resource kind) and
 //! the *jobs* are items that must be assigned, with pool-dependent value and demand.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,33 +85,84 @@ pub enum GapError {
     },
 }
 
-struct Tokens<'a> {
-    it: std::iter::Peekable<Box<dyn Iterator<Item = (usize, &'a str)> + 'a>>,
+/// The whitespace-separated tokens of a text input with their 1-based lines, read one line
+/// at a time (only the current line is held), at most `cap` bytes in all.
+struct Tokens<R> {
+    input: R,
+    cap: u64,
+    /// Bytes read so far.
+    consumed: u64,
+    /// The current line's number, and its text.
+    number: usize,
+    line: String,
+    /// Where the next token of `line` may start.
+    at: usize,
 }
 
-impl<'a> Tokens<'a> {
-    fn new(text: &'a str) -> Self {
-        let it: Box<dyn Iterator<Item = (usize, &'a str)> + 'a> = Box::new(
-            text.lines()
-                .enumerate()
-                .flat_map(|(l, line)| line.split_whitespace().map(move |t| (l + 1, t))),
-        );
-        Tokens { it: it.peekable() }
+impl<R: BufRead> Tokens<R> {
+    fn new(input: R, cap: u64) -> Self {
+        Tokens {
+            input,
+            cap,
+            consumed: 0,
+            number: 0,
+            line: String::new(),
+            at: 0,
+        }
+    }
+
+    /// The byte range of the next token in `line`, reading lines as needed; `None` at the
+    /// end of the input.
+    fn advance(&mut self) -> Result<Option<(usize, usize)>, GapError> {
+        loop {
+            let rest = &self.line[self.at..];
+            if let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+                let start = self.at + start;
+                let end = self.line[start..]
+                    .find(char::is_whitespace)
+                    .map_or(self.line.len(), |e| start + e);
+                return Ok(Some((start, end)));
+            }
+            self.line.clear();
+            self.at = 0;
+            let read = self.input.read_line(&mut self.line)?;
+            self.consumed = self.consumed.saturating_add(read as u64);
+            if self.consumed > self.cap {
+                return Err(GapError::InputTooLarge {
+                    max_bytes: self.cap,
+                });
+            }
+            if read == 0 {
+                return Ok(None);
+            }
+            self.number += 1;
+        }
+    }
+
+    /// The line of the next token (0 at the end of the input).
+    fn peek_line(&mut self) -> Result<usize, GapError> {
+        Ok(if self.advance()?.is_some() {
+            self.number
+        } else {
+            0
+        })
     }
 
     fn int(&mut self, expected: impl Fn() -> String) -> Result<i64, GapError> {
-        let (line, t) = self.it.next().ok_or_else(|| GapError::UnexpectedEnd {
+        let (start, end) = self.advance()?.ok_or_else(|| GapError::UnexpectedEnd {
             expected: expected(),
         })?;
+        self.at = end;
+        let t = &self.line[start..end];
         t.parse().map_err(|_| GapError::Parse {
-            line,
+            line: self.number,
             expected: expected(),
             found: qorch_qubo::quote(t),
         })
     }
 
     fn count(&mut self, expected: impl Fn() -> String, max: i64) -> Result<usize, GapError> {
-        let line = self.it.peek().map_or(0, |x| x.0);
+        let line = self.peek_line()?;
         let v = self.int(&expected)?;
         if v < 1 || v > max {
             return Err(GapError::Parse {
@@ -146,14 +197,8 @@ pub fn read_gap(reader: impl Read) -> Result<Vec<GapInstance>, GapError> {
 }
 
 fn read_gap_capped(reader: impl Read, cap: u64) -> Result<Vec<GapInstance>, GapError> {
-    let mut text = String::new();
-    reader
-        .take(cap.saturating_add(1))
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > cap {
-        return Err(GapError::InputTooLarge { max_bytes: cap });
-    }
-    let mut t = Tokens::new(&text);
+    let input = std::io::BufReader::new(reader.take(cap.saturating_add(1)));
+    let mut t = Tokens::new(input, cap);
     let problems = t.count(|| "the number of problems".into(), 10_000)?;
     let mut out = Vec::with_capacity(problems);
     for k in 1..=problems {
@@ -356,6 +401,52 @@ mod tests {
         let long = "x".repeat(1 << 20);
         let err = read_gap(format!("1\n2 {long}\n").as_bytes()).unwrap_err();
         assert!(err.to_string().len() < 300, "{}", err.to_string().len());
+    }
+
+    /// `pattern` over and over, without end.
+    struct Cycle(&'static [u8], usize);
+
+    impl Read for Cycle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            for b in buf.iter_mut() {
+                *b = self.0[self.1 % self.0.len()];
+                self.1 += 1;
+            }
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn tokens_stream_line_by_line() {
+        // Endless inputs: blank lines, and a line without end, stop at the cap; an error or
+        // the last problem is answered without reading on.
+        for input in [Cycle(b"\n", 0), Cycle(b" ", 0), Cycle(b"1 ", 0)] {
+            let err = read_gap_capped(input, 1000).unwrap_err();
+            assert!(
+                matches!(err, GapError::InputTooLarge { max_bytes: 1000 }),
+                "{err}"
+            );
+        }
+        let err = read_gap(Cycle(b"1\n2 3\nx\n", 0)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 3: expected the cost of agent 1 job 1 (problem 1), found `x`"
+        );
+        let ps = read_gap(Cycle(b"1\n1 1\n5\n2\n3\n", 0)).unwrap();
+        assert_eq!((ps[0].cost[0][0], ps[0].resource[0][0]), (5, 2));
+        assert_eq!(ps[0].capacity, vec![3]);
+        // Lines are numbered across blank lines and CRLF endings; counts peek at the line
+        // of the token they read.
+        let err = read_gap("1\r\n\r\n  \r\n0 3\r\n".as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 4: expected the number of agents of problem 1 (between 1 and 100000), found `0`"
+        );
+        let err = read_gap("1\n1".as_bytes()).unwrap_err();
+        assert!(matches!(err, GapError::UnexpectedEnd { .. }), "{err}");
+        // Invalid UTF-8 is an I/O error, as it was when the file was read whole.
+        let err = read_gap(&b"1\n1 1\n\xC3\x28\n"[..]).unwrap_err();
+        assert!(matches!(err, GapError::Io(_)), "{err}");
     }
 
     #[test]
