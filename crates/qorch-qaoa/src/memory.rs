@@ -113,27 +113,9 @@ fn largest_fitting(limit: u64, per_amplitude: u64) -> usize {
     n
 }
 
-/// The memory the operating system reports as available for new allocations, in bytes:
-/// `MemAvailable` from `/proc/meminfo`. `None` where that file does not exist or has no such
-/// line (then only a configured cap limits a simulation).
-pub fn available_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    parse_meminfo(&text)
-}
-
-fn parse_meminfo(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let mut fields = line.split_whitespace().skip(1);
-    let value: u64 = fields.next()?.parse().ok()?;
-    let unit = fields.next().unwrap_or("B");
-    let factor = match unit {
-        "kB" | "KB" | "kiB" | "KiB" => 1024,
-        "MB" | "MiB" => 1024 * 1024,
-        "B" => 1,
-        _ => return None,
-    };
-    value.checked_mul(factor)
-}
+/// The memory the operating system reports as available (`MemAvailable`), shared with the
+/// QUBO readers' checks.
+pub use qorch_qubo::available_memory_bytes;
 
 /// `bytes` in GiB with two decimals, for messages.
 pub(crate) fn gib(bytes: u64) -> String {
@@ -143,13 +125,6 @@ pub(crate) fn gib(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn meminfo_is_parsed() {
-        let text = "MemTotal:       24000000 kB\nMemFree:  1 kB\nMemAvailable:   20000000 kB\n";
-        assert_eq!(parse_meminfo(text), Some(20_000_000 * 1024));
-        assert_eq!(parse_meminfo("MemTotal: 5 kB\n"), None);
-    }
 
     #[test]
     fn cap_refusal_says_the_bytes_needed() {
