@@ -277,8 +277,8 @@ fn an_ask_ends_with_a_typed_error_when_no_reply_can_come() {
     rt.shutdown();
 }
 
-#[test]
-fn an_ask_to_a_stopped_agent_is_refused() {
+/// A runtime of counters alone, with one.
+fn one_counter() -> (QuantumOrchestrator<Counter>, AgentRef<CounterMsg>) {
     let rt = QuantumOrchestrator::<Counter>::builder()
         .workers(1)
         .build()
@@ -288,6 +288,12 @@ fn an_ask_to_a_stopped_agent_is_refused() {
         .manager()
         .spawn(c.into(), |_| Counter::default())
         .unwrap();
+    (rt, counter)
+}
+
+#[test]
+fn an_ask_to_a_stopped_agent_is_refused() {
+    let (rt, counter) = one_counter();
     let h = rt.handle();
     let mut watch = block_on(h.watch(&counter)).unwrap();
     h.send_blocking(&counter, CounterMsg::Stop).unwrap();
@@ -408,15 +414,7 @@ fn the_registry_is_typed_and_names_are_unique() {
 
 #[test]
 fn a_runtime_of_one_behaviour_refuses_other_message_types() {
-    let rt = QuantumOrchestrator::<Counter>::builder()
-        .workers(1)
-        .build()
-        .unwrap();
-    let c = rt.manager().create_cluster("c").unwrap();
-    let counter = rt
-        .manager()
-        .spawn(c.into(), |_| Counter::default())
-        .unwrap();
+    let (rt, counter) = one_counter();
     // A reference of another type to the same agent (as a deserialized one could be).
     let wrong = AgentRef::<PollerMsg>::from_id(counter.id());
     assert!(matches!(
