@@ -3,9 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use qorch_protocol::{
-    Address, AgentId, AgentRef, CorrelationId, Message, Priority, short_type_name,
-};
+use qorch_protocol::{Address, AgentId, AgentRef, Message, Priority, short_type_name};
 use qorch_resources::{Grant, ResourceRequest};
 
 use crate::RestartIntensity;
@@ -210,7 +208,6 @@ pub(crate) struct Outgoing<M> {
     pub(crate) to: Address,
     pub(crate) priority: Priority,
     pub(crate) msg: M,
-    pub(crate) correlation: Option<CorrelationId>,
     /// For reliable sends: how to copy the message for redelivery.
     pub(crate) reliable: Option<fn(&M) -> M>,
 }
@@ -256,6 +253,12 @@ impl<M> Default for Typed<M> {
 /// The effects of one hook call, applied by the node only if the hook succeeds.
 pub(crate) struct Effects<M> {
     pub(crate) typed: Typed<M>,
+    pub(crate) common: Common,
+}
+
+/// The effects of one hook call that carry no message of the runtime's type, and the
+/// node's id counters.
+pub(crate) struct Common {
     /// Messages of another type than the runtime's (a runtime of one behaviour converts
     /// them back, or refuses them as dead letters).
     pub(crate) foreign: Vec<Outgoing<AnyMessage>>,
@@ -277,12 +280,14 @@ impl<M> Effects<M> {
     pub(crate) fn for_node(node: u32) -> Self {
         Effects {
             typed: Typed::default(),
-            foreign: Vec::new(),
-            cancels: Vec::new(),
-            spawns: Vec::new(),
-            stop: false,
-            next_correlation: u64::from(node) << 40,
-            next_timer: u64::from(node) << 40,
+            common: Common {
+                foreign: Vec::new(),
+                cancels: Vec::new(),
+                spawns: Vec::new(),
+                stop: false,
+                next_correlation: u64::from(node) << 40,
+                next_timer: u64::from(node) << 40,
+            },
         }
     }
 
@@ -291,7 +296,7 @@ impl<M> Effects<M> {
         let before = self.typed.timers.len();
         self.typed.timers.retain(|t| t.id != id);
         if self.typed.timers.len() == before {
-            self.cancels.push(id);
+            self.common.cancels.push(id);
         }
     }
 
@@ -301,10 +306,11 @@ impl<M> Effects<M> {
         self.typed.timers.clear();
         self.typed.watches.clear();
         self.typed.asks.clear();
-        self.foreign.clear();
-        self.cancels.clear();
-        self.spawns.clear();
-        self.stop = false;
+        let c = &mut self.common;
+        c.foreign.clear();
+        c.cancels.clear();
+        c.spawns.clear();
+        c.stop = false;
     }
 }
 
@@ -402,6 +408,14 @@ impl Context<'_, AnyMessage> {
 }
 
 impl<M: Message> Context<'_, M> {
+    /// The effects that do not depend on the message type, wherever the sink is.
+    fn common(&mut self) -> &mut Common {
+        match &mut self.sink {
+            Sink::Typed(fx) => &mut fx.common,
+            Sink::Boxed(fx) => &mut fx.common,
+        }
+    }
+
     /// This agent's id.
     pub fn id(&self) -> AgentId {
         self.id
@@ -463,14 +477,12 @@ impl<M: Message> Context<'_, M> {
                     to,
                     priority,
                     msg,
-                    correlation: None,
                     reliable: copy.and_then(|c| cast::<fn(&X) -> X, fn(&M) -> M>(c).ok()),
                 }),
-                Err(msg) => fx.foreign.push(Outgoing {
+                Err(msg) => fx.common.foreign.push(Outgoing {
                     to,
                     priority,
                     msg: boxed(msg),
-                    correlation: None,
                     reliable: copy.map(|_| AnyMessage::copy as fn(&AnyMessage) -> AnyMessage),
                 }),
             },
@@ -478,7 +490,6 @@ impl<M: Message> Context<'_, M> {
                 to,
                 priority,
                 msg: boxed(msg),
-                correlation: None,
                 reliable: copy.map(|_| AnyMessage::copy as fn(&AnyMessage) -> AnyMessage),
             }),
         }
@@ -575,12 +586,9 @@ impl<M: Message> Context<'_, M> {
         timeout: Duration,
         done: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
     ) {
-        let correlation = match &mut self.sink {
-            Sink::Typed(fx) => &mut fx.next_correlation,
-            Sink::Boxed(fx) => &mut fx.next_correlation,
-        };
-        *correlation += 1;
-        let correlation = *correlation;
+        let common = self.common();
+        common.next_correlation += 1;
+        let correlation = common.next_correlation;
         let msg = request(ReplyTo::agent(self.id, correlation));
         let priority = msg.priority();
         self.emit(to.address(), priority, msg, AnyMessage::new, None);
@@ -609,12 +617,9 @@ impl<M: Message> Context<'_, M> {
         boxed: fn(M) -> AnyMessage,
     ) -> TimerHandle {
         let (agent, incarnation) = (self.id, self.incarnation);
-        let next = match &mut self.sink {
-            Sink::Typed(fx) => &mut fx.next_timer,
-            Sink::Boxed(fx) => &mut fx.next_timer,
-        };
-        *next += 1;
-        let id = *next;
+        let common = self.common();
+        common.next_timer += 1;
+        let id = common.next_timer;
         match &mut self.sink {
             Sink::Typed(fx) => fx.typed.timers.push(TimerSpec {
                 id,
@@ -657,10 +662,7 @@ impl<M: Message> Context<'_, M> {
     /// its watchers are told ([`TerminationReason::Stopped`](crate::TerminationReason)), and
     /// messages sent to it afterwards are dead letters (counted, never silently dropped).
     pub fn stop(&mut self) {
-        match &mut self.sink {
-            Sink::Typed(fx) => fx.stop = true,
-            Sink::Boxed(fx) => fx.stop = true,
-        }
+        self.common().stop = true;
     }
 
     /// Watches agent `r`: when it terminates (stops, or fails past its restart intensity),
@@ -744,10 +746,7 @@ impl<M: Message> Context<'_, M> {
         }
         let id = self.services.reserve(host)?;
         let spec = SpawnSpec::new(id, host, std::sync::Arc::new(factory));
-        match &mut self.sink {
-            Sink::Typed(fx) => fx.spawns.push(spec),
-            Sink::Boxed(fx) => fx.spawns.push(spec),
-        }
+        self.common().spawns.push(spec);
         Ok(AgentRef::from_id(id))
     }
 

@@ -116,16 +116,15 @@ pub(crate) fn enter_node_thread() {
     NODE_THREAD.with(|t| t.set(true));
 }
 
-/// The queued outcomes (empty most of the time: no allocation then).
-pub(crate) fn take_replies() -> Vec<ReplyOut> {
+/// Moves the queued outcomes into `into` (which must be empty), leaving its capacity to the
+/// queue: a node that routes replies steadily allocates nothing.
+pub(crate) fn take_replies(into: &mut Vec<ReplyOut>) {
     OUTBOX.with(|o| {
         let mut o = o.borrow_mut();
-        if o.is_empty() {
-            Vec::new()
-        } else {
-            std::mem::take(&mut *o)
+        if !o.is_empty() {
+            std::mem::swap(&mut *o, into);
         }
-    })
+    });
 }
 
 /// How many outcomes are queued (a mark to [`fail_since`]).
@@ -232,11 +231,6 @@ impl<R: Send + 'static> ReplyTo<R> {
             }),
             None => {}
         }
-    }
-
-    /// Whether the asker is the application (not an agent).
-    pub fn is_from_app(&self) -> bool {
-        matches!(self.port, Some(Port::App(_)))
     }
 }
 

@@ -82,6 +82,19 @@ impl Services {
         first.checked_add(count).map(|_| first)
     }
     /// Ids for `count` new agents, the first one returned.
+    /// Why a request for `agent`, which no node hosts, cannot be answered: it ran once (it
+    /// stopped or failed, or the runtime is shutting down), or it never existed.
+    pub(crate) fn refusal(&self, agent: AgentId) -> crate::ask::Refusal {
+        use crate::ask::Refusal;
+        if agent.0 >= self.next_agent.load(Ordering::Relaxed) {
+            Refusal::Unknown
+        } else if self.shutting_down.load(Ordering::Relaxed) {
+            Refusal::Shutdown
+        } else {
+            Refusal::NotRunning
+        }
+    }
+
     /// An id for an agent spawned from a hook into `host`.
     pub(crate) fn reserve(&self, host: Address) -> Result<AgentId, SpawnError> {
         if self.shutting_down.load(Ordering::Acquire) {

@@ -222,13 +222,13 @@ impl<B: Host> NodeCore<B> {
     /// taken out while it is applied and put back empty, so its capacity is reused.
     pub(super) fn apply_effects(&mut self, i: usize) {
         let from = Address::Agent(self.slots[i].id);
-        let spawns = if self.effects.spawns.is_empty() {
+        let spawns = if self.effects.common.spawns.is_empty() {
             Vec::new()
         } else {
             self.reserve_spawns();
-            std::mem::take(&mut self.effects.spawns)
+            std::mem::take(&mut self.effects.common.spawns)
         };
-        if !self.effects.foreign.is_empty() {
+        if !self.effects.common.foreign.is_empty() {
             self.carry_foreign();
         }
         let mut sends = std::mem::take(&mut self.effects.typed.sends);
@@ -248,7 +248,7 @@ impl<B: Host> NodeCore<B> {
                 to: out.to,
                 priority: out.priority,
                 seq,
-                correlation: out.correlation,
+                correlation: None,
                 deadline: None,
                 ack_required: false,
                 payload: out.msg,
@@ -265,13 +265,13 @@ impl<B: Host> NodeCore<B> {
         if !self.effects.typed.asks.is_empty() {
             self.apply_asks(agent, incarnation);
         }
-        if std::mem::take(&mut self.effects.stop) {
+        if std::mem::take(&mut self.effects.common.stop) {
             self.to_stop.push(agent);
         }
         if !self.effects.typed.watches.is_empty() {
             self.apply_watches(agent, incarnation);
         }
-        if !self.effects.typed.timers.is_empty() || !self.effects.cancels.is_empty() {
+        if !self.effects.typed.timers.is_empty() || !self.effects.common.cancels.is_empty() {
             self.apply_timers(agent, incarnation);
         }
         if !spawns.is_empty() {
@@ -300,7 +300,7 @@ impl<B: Host> NodeCore<B> {
 
     /// The timers a hook armed and cancelled.
     fn apply_timers(&mut self, agent: AgentId, incarnation: u32) {
-        for id in self.effects.cancels.drain(..) {
+        for id in self.effects.common.cancels.drain(..) {
             self.timers.retain(|Reverse(t)| t.id != id);
         }
         let now = Instant::now();

@@ -63,14 +63,13 @@ impl<B: Host> NodeCore<B> {
     /// Messages of another type than this runtime's: carried if it can (a runtime of
     /// several behaviours carries any), refused as dead letters otherwise.
     pub(super) fn carry_foreign(&mut self) {
-        let mut foreign = std::mem::take(&mut self.effects.foreign);
+        let mut foreign = std::mem::take(&mut self.effects.common.foreign);
         for out in foreign.drain(..) {
             match B::carry_any(out.msg) {
                 Ok(msg) => self.effects.typed.sends.push(Outgoing {
                     to: out.to,
                     priority: out.priority,
                     msg,
-                    correlation: out.correlation,
                     reliable: out.reliable.and_then(|c| cast(c).ok()),
                 }),
                 Err(msg) => {
@@ -84,7 +83,7 @@ impl<B: Host> NodeCore<B> {
                 }
             }
         }
-        self.effects.foreign = foreign;
+        self.effects.common.foreign = foreign;
     }
 
     /// Marks the agents a hook spawned as on their way (so that messages sent to them now
@@ -92,7 +91,7 @@ impl<B: Host> NodeCore<B> {
     /// other effects.
     pub(super) fn reserve_spawns(&mut self) {
         let tree = self.shared.directory.tree.load();
-        for s in &self.effects.spawns {
+        for s in &self.effects.common.spawns {
             if let Some(node) = tree.node_of(s.host) {
                 self.shared
                     .directory
@@ -135,7 +134,9 @@ impl<B: Host> NodeCore<B> {
     /// A reply goes straight to the asker's node (one hop, like a reply port), not along
     /// the tree: it is the runtime's letter, ordered with nothing but its ask.
     pub(super) fn route_replies(&mut self) {
-        for r in ask::take_replies() {
+        let mut replies = std::mem::take(&mut self.replies);
+        ask::take_replies(&mut replies);
+        for r in replies.drain(..) {
             self.flow.produce(1);
             let env = Envelope {
                 to: Address::Agent(r.asker),
@@ -154,6 +155,7 @@ impl<B: Host> NodeCore<B> {
                 None => self.route(env),
             }
         }
+        self.replies = replies;
     }
 
     /// A reply (or refusal) for an agent: completes its ask if the agent is here.
@@ -247,25 +249,7 @@ impl<B: Host> NodeCore<B> {
     /// Drops a letter that cannot be delivered to `to`, telling any asker why.
     pub(super) fn drop_refused(&self, to: Address, letter: Letter<B>) {
         let why = match to {
-            Address::Agent(a)
-                if a.0
-                    < self
-                        .shared
-                        .services
-                        .next_agent
-                        .load(std::sync::atomic::Ordering::Relaxed) =>
-            {
-                if self
-                    .shared
-                    .services
-                    .shutting_down
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    Refusal::Shutdown
-                } else {
-                    Refusal::NotRunning
-                }
-            }
+            Address::Agent(a) => self.shared.services.refusal(a),
             _ => Refusal::Unknown,
         };
         ask::dropping(why, || drop(letter));

@@ -103,6 +103,8 @@ pub(crate) struct NodeCore<B: Host> {
     to_stop: Vec<AgentId>,
     /// When agents restarted within their restart period (only those restarted lately).
     restart_times: HashMap<AgentId, VecDeque<Instant>>,
+    /// The replies being routed (a buffer kept for its capacity).
+    replies: Vec<crate::ask::ReplyOut>,
     /// Asks by this node's agents waiting for their outcome, by correlation number.
     asks: HashMap<u64, PendingAsk<B::Msg>>,
     /// Their deadlines (entries of asks that ended are skipped).
@@ -145,6 +147,7 @@ impl<B: Host> NodeCore<B> {
             restart_times: HashMap::new(),
             watchers: HashMap::new(),
             to_stop: Vec::new(),
+            replies: Vec::new(),
             asks: HashMap::new(),
             ask_deadlines: BinaryHeap::new(),
             affinity: HashMap::new(),

@@ -343,11 +343,7 @@ impl<B: Host> RuntimeHandle<B> {
             // Perhaps in another process: the request travels, the timeout guards.
             return Ok(());
         }
-        if agent.0 < shared.services.next_agent.load(Ordering::Relaxed) {
-            Err(AskError::NotRunning(agent))
-        } else {
-            Err(AskError::Unknown(agent))
-        }
+        Err(shared.services.refusal(agent).error(agent))
     }
 
     /// The next message agents sent to the application (to the orchestrator or a cluster's
