@@ -84,57 +84,7 @@ fn a_sweep_writes_one_row_per_run_and_per_configuration_and_resumes() {
     assert_eq!(eff["n"], 2);
     assert!(eff["ci95"].as_array().unwrap().len() == 2, "{eff}");
 
-    let runs = csv(&out.join("runs.csv"));
-    assert_eq!(runs.len(), 1 + 8, "a header and one row per run");
-    let header = &runs[0];
-    assert_eq!(header[..3], ["topology.agents", "pools.count", "seed"]);
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    for name in [
-        "allocation_efficiency",
-        "unmet_demand",
-        "messages.handled",
-        "faults.agent_panics",
-        "timings.wall_seconds",
-    ] {
-        assert!(
-            header.iter().any(|h| h == name),
-            "{name} missing: {header:?}"
-        );
-    }
-    assert!(
-        !header.iter().any(|h| h.starts_with("per_round")),
-        "arrays are left out"
-    );
-    // Each row is its own run: the report's agents, pools and seed are the row's.
-    for row in &runs[1..] {
-        assert_eq!(row[col("agents")], row[0]);
-        assert_eq!(row[col("pools")], row[1]);
-        assert_eq!(row[col("report.seed")], row[2]);
-    }
-    let seen: Vec<(&str, &str, &str)> = runs[1..]
-        .iter()
-        .map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str()))
-        .collect();
-    assert_eq!(
-        seen[..3],
-        [("24", "2", "1"), ("24", "2", "2"), ("24", "3", "1")]
-    );
-
-    let summary = csv(&out.join("summary.csv"));
-    assert_eq!(summary.len(), 1 + 4);
-    let h = &summary[0];
-    assert_eq!(h[..3], ["topology.agents", "pools.count", "runs"]);
-    for name in [
-        "unmet_demand.mean",
-        "unmet_demand.sd",
-        "unmet_demand.ci95_low",
-        "unmet_demand.ci95_high",
-    ] {
-        assert!(h.iter().any(|x| x == name), "{name} missing");
-    }
-    for plot in ["unmet_demand.svg", "allocation_efficiency.svg", "churn.svg"] {
-        assert!(out.join(plot).is_file(), "{plot} missing");
-    }
+    check_tables(&out);
     // Every run kept its directory, report last, with its recorded configuration.
     let run_dir = out.join("runs/topology.agents=32,pools.count=3/seed-2");
     for f in [
@@ -297,4 +247,59 @@ fn an_unwritable_output_directory_is_refused_before_any_run() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/s.toml"));
+}
+
+/// The tables and plots of the 2 x 2 x 2 sweep above.
+fn check_tables(out: &Path) {
+    let runs = csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 1 + 8, "a header and one row per run");
+    let header = &runs[0];
+    assert_eq!(header[..3], ["topology.agents", "pools.count", "seed"]);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for name in [
+        "allocation_efficiency",
+        "unmet_demand",
+        "messages.handled",
+        "faults.agent_panics",
+        "timings.wall_seconds",
+    ] {
+        assert!(
+            header.iter().any(|h| h == name),
+            "{name} missing: {header:?}"
+        );
+    }
+    assert!(
+        !header.iter().any(|h| h.starts_with("per_round")),
+        "arrays are left out"
+    );
+    // Each row is its own run: the report's agents, pools and seed are the row's.
+    for row in &runs[1..] {
+        assert_eq!(row[col("agents")], row[0]);
+        assert_eq!(row[col("pools")], row[1]);
+        assert_eq!(row[col("report.seed")], row[2]);
+    }
+    let seen: Vec<(&str, &str, &str)> = runs[1..]
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(
+        seen[..3],
+        [("24", "2", "1"), ("24", "2", "2"), ("24", "3", "1")]
+    );
+
+    let summary = csv(&out.join("summary.csv"));
+    assert_eq!(summary.len(), 1 + 4);
+    let h = &summary[0];
+    assert_eq!(h[..3], ["topology.agents", "pools.count", "runs"]);
+    for name in [
+        "unmet_demand.mean",
+        "unmet_demand.sd",
+        "unmet_demand.ci95_low",
+        "unmet_demand.ci95_high",
+    ] {
+        assert!(h.iter().any(|x| x == name), "{name} missing");
+    }
+    for plot in ["unmet_demand.svg", "allocation_efficiency.svg", "churn.svg"] {
+        assert!(out.join(plot).is_file(), "{plot} missing");
+    }
 }

@@ -18,10 +18,10 @@
 //!
 //! ```
 //! use qorch_sim::{Scenario, SweepParam};
-//! let p = SweepParam::parse("topology.agents=100,200").unwrap();
-//! assert_eq!(p.labels(), ["100", "200"]);
+//! let p = SweepParam::parse("topology.agents=1000,2000").unwrap();
+//! assert_eq!(p.labels(), ["1000", "2000"]);
 //! let s = Scenario::default().with_overrides(&[(&p.key, &p.values[1])]).unwrap();
-//! assert_eq!(s.topology.agents, 200);
+//! assert_eq!(s.topology.agents, 2000);
 //! // Unknown keys and values of the wrong type are refused.
 //! assert!(Scenario::default().with_overrides(&[(&p.key, &"many".into())]).is_err());
 //! let typo = SweepParam::parse("topology.agnets=1").unwrap();

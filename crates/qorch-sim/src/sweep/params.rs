@@ -142,7 +142,6 @@ fn split_top_level(list: &str) -> Vec<&str> {
     for (i, c) in list.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
             (None, '[' | '{') => depth += 1,
             (None, ']' | '}') => depth -= 1,

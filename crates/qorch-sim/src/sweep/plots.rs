@@ -62,51 +62,8 @@ fn draw(path: &Path, keys: &[String], rows: &[SummaryRow], metric: &str) -> Draw
         let i = xs_text.iter().position(|x| x == label).unwrap_or(0);
         numeric.as_ref().map_or(i as f64, |v| v[i])
     };
-    let mut series: Vec<Series> = Vec::new();
-    for r in rows {
-        let Some(s) = r.stats.get(metric) else {
-            continue;
-        };
-        let label = keys
-            .iter()
-            .zip(&r.params)
-            .skip(1)
-            .map(|(k, v)| format!("{k} = {v}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (lo, hi) = s.ci95.unwrap_or((s.mean, s.mean));
-        let point = (x_of(&first(r)), s.mean, lo, hi);
-        match series.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, points)) => points.push(point),
-            None => series.push((label, vec![point])),
-        }
-    }
-    for (_, points) in &mut series {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    let all = series.iter().flat_map(|(_, p)| p);
-    let (x_lo, x_hi) = all
-        .clone()
-        .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.0), h.max(p.0)));
-    let (y_lo, y_hi) = all
-        .filter(|p| p.2.is_finite() && p.3.is_finite())
-        .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.2), h.max(p.3)));
-    let pad = |lo: f64, hi: f64, rel: f64| {
-        if lo < hi {
-            (lo - rel * (hi - lo), hi + rel * (hi - lo))
-        } else if lo == hi {
-            let d = lo.abs().max(1.0) * 0.05;
-            (lo - d, lo + d)
-        } else {
-            (0.0, 1.0)
-        }
-    };
-    let (x_lo, x_hi) = if numeric.is_some() {
-        pad(x_lo, x_hi, 0.05)
-    } else {
-        (-0.5, xs_text.len() as f64 - 0.5)
-    };
-    let (y_lo, y_hi) = pad(y_lo, y_hi, 0.08);
+    let series = series(keys, rows, metric, &x_of);
+    let (x_range, y_range) = ranges(&series, numeric.is_some(), xs_text.len());
 
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
@@ -119,7 +76,7 @@ fn draw(path: &Path, keys: &[String], rows: &[SummaryRow], metric: &str) -> Draw
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
+        .build_cartesian_2d(x_range, y_range)?;
     let x_label = |x: &f64| -> String {
         if numeric.is_some() {
             format!("{x}")
@@ -175,4 +132,70 @@ fn draw(path: &Path, keys: &[String], rows: &[SummaryRow], metric: &str) -> Draw
     }
     root.present()?;
     Ok(())
+}
+
+/// The lines of a plot: one per setting of the keys after the first, points in x order.
+fn series(
+    keys: &[String],
+    rows: &[SummaryRow],
+    metric: &str,
+    x_of: &dyn Fn(&str) -> f64,
+) -> Vec<Series> {
+    let first = |r: &SummaryRow| r.params.first().cloned().unwrap_or_default();
+    let mut series: Vec<Series> = Vec::new();
+    for r in rows {
+        let Some(s) = r.stats.get(metric) else {
+            continue;
+        };
+        let label = keys
+            .iter()
+            .zip(&r.params)
+            .skip(1)
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (lo, hi) = s.ci95.unwrap_or((s.mean, s.mean));
+        let point = (x_of(&first(r)), s.mean, lo, hi);
+        match series.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, points)) => points.push(point),
+            None => series.push((label, vec![point])),
+        }
+    }
+    for (_, points) in &mut series {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    series
+}
+
+/// The axes' ranges: the points' and their bands', padded (x: one position per value when
+/// not `numeric`).
+fn ranges(
+    series: &[Series],
+    numeric: bool,
+    positions: usize,
+) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let all = series.iter().flat_map(|(_, p)| p);
+    let (x_lo, x_hi) = all
+        .clone()
+        .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.0), h.max(p.0)));
+    let (y_lo, y_hi) = all
+        .filter(|p| p.2.is_finite() && p.3.is_finite())
+        .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.2), h.max(p.3)));
+    let pad = |lo: f64, hi: f64, rel: f64| {
+        if lo < hi {
+            (lo - rel * (hi - lo), hi + rel * (hi - lo))
+        } else if lo == hi {
+            let d = lo.abs().max(1.0) * 0.05;
+            (lo - d, lo + d)
+        } else {
+            (0.0, 1.0)
+        }
+    };
+    let (x_lo, x_hi) = if numeric {
+        pad(x_lo, x_hi, 0.05)
+    } else {
+        (-0.5, positions as f64 - 0.5)
+    };
+    let (y_lo, y_hi) = pad(y_lo, y_hi, 0.08);
+    (x_lo..x_hi, y_lo..y_hi)
 }
