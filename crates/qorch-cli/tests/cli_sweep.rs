@@ -303,3 +303,84 @@ fn check_tables(out: &Path) {
         assert!(out.join(plot).is_file(), "{plot} missing");
     }
 }
+
+#[test]
+fn a_failed_run_leaves_the_others_in_the_tables_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = tiny(dir.path());
+    let out = dir.path().join("out");
+    // A file where the first run's directory should be: that run cannot start.
+    std::fs::create_dir_all(out.join("runs/base")).unwrap();
+    std::fs::write(out.join("runs/base/seed-1"), "in the way").unwrap();
+    let o = qorch(&[
+        "sweep",
+        &scenario,
+        "--seeds",
+        "1..2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("1 of 2 runs failed") && err.contains("seed-1"),
+        "{err}"
+    );
+    let runs = csv(&out.join("runs.csv"));
+    assert_eq!(
+        runs.len(),
+        2,
+        "the header and the run that finished: {runs:?}"
+    );
+    assert_eq!(runs[1][0], "2");
+}
+
+#[test]
+fn an_interrupted_sweep_leaves_no_table_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = tiny(dir.path());
+    let out = dir.path().join("out");
+    let args = [
+        "sweep",
+        &scenario,
+        "--seeds",
+        "1..6",
+        "--jobs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    let mut child = common::command().args(args).spawn().unwrap();
+    let first = out.join("runs/base/seed-1/report.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !first.is_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Kill the sweep and the run it has started, as a Ctrl-C at a terminal would.
+    let runs = common::children_of(child.id());
+    child.kill().unwrap();
+    for pid in runs {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let finished_anyway = child.wait().unwrap().success();
+    if !finished_anyway {
+        assert!(
+            !out.join("runs.csv").exists(),
+            "no table from an interrupted sweep"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let v = sweep_json(&args);
+    let skipped = v["skipped"].as_u64().unwrap();
+    assert!(skipped >= 1, "the finished run is skipped: {v}");
+    assert_eq!(v["ran"].as_u64().unwrap() + skipped, 6);
+    assert_eq!(csv(&out.join("runs.csv")).len(), 1 + 6);
+}
