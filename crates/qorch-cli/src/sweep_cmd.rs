@@ -298,6 +298,30 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         crate::print_line(table(&plan, &done, &rows, &args.plot, &args.out).trim_end())?;
     }
+    let unknown: Vec<&String> = args
+        .plot
+        .iter()
+        .filter(|m| !rows.iter().any(|r| r.stats.contains_key(*m)))
+        .collect();
+    if !unknown.is_empty() && !rows.is_empty() {
+        let mut known: Vec<&String> = rows.iter().flat_map(|r| r.stats.keys()).collect();
+        known.sort();
+        known.dedup();
+        anyhow::bail!(
+            "--plot {}: not a numeric scalar of the reports (the tables are written; rerun \
+             with other metrics, every run is skipped); they are: {}",
+            unknown
+                .iter()
+                .map(|m| qorch_qubo::quote(m))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if let Some((dir, tail)) = done.failed.first() {
         anyhow::bail!(
             "{} of {} runs failed (their rows are missing from the tables); the first, in {}:\n{tail}",

@@ -153,6 +153,17 @@ fn a_changed_scenario_runs_again_and_strings_are_swept() {
         (v["ran"].as_u64(), v["skipped"].as_u64()),
         (Some(2), Some(0))
     );
+    // A metric to plot that the reports lack: an error naming it, after the tables.
+    let mut bad = args(&scenario);
+    bad.extend(["--plot".to_owned(), "unmet_demand,unmet_demnad".to_owned()]);
+    let o = qorch(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--plot unmet_demnad: not a numeric scalar"),
+        "{err}"
+    );
+    assert!(err.contains("allocation_efficiency"), "{err}");
     let runs = csv(&out.join("runs.csv"));
     let rounds = runs[0].iter().position(|h| h == "rounds").unwrap();
     assert!(runs[1..].iter().all(|r| r[rounds] == "3"));
