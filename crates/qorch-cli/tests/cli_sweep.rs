@@ -395,3 +395,46 @@ fn an_interrupted_sweep_leaves_no_table_and_resumes() {
     assert_eq!(v["ran"].as_u64().unwrap() + skipped, 6);
     assert_eq!(csv(&out.join("runs.csv")).len(), 1 + 6);
 }
+
+#[test]
+fn bench_sweep_prints_both_wall_times_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::command()
+        .args([
+            "bench",
+            "sweep",
+            "--runs",
+            "1",
+            "--agents",
+            "40",
+            "--clusters",
+            "2",
+            "--rounds",
+            "1",
+            "--json",
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (v["runs"].as_u64(), v["agents"].as_u64()),
+        (Some(1), Some(40))
+    );
+    assert_eq!(v["jobs"].as_u64(), Some(2));
+    for key in ["sequential_seconds", "parallel_seconds", "speedup"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "runs removed"
+    );
+    let bad = qorch(&["bench", "sweep", "--jobs", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
