@@ -79,7 +79,9 @@ fn draw(path: &Path, keys: &[String], rows: &[SummaryRow], metric: &str) -> Draw
         .build_cartesian_2d(x_range, y_range)?;
     let x_label = |x: &f64| -> String {
         if numeric.is_some() {
-            format!("{x}")
+            // At most 6 decimals, trailing zeros dropped (no 0.30000000000000004).
+            let text = format!("{x:.6}");
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
         } else {
             let i = x.round();
             if (x - i).abs() < 1e-9 && i >= 0.0 {
