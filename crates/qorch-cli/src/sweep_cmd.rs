@@ -163,6 +163,18 @@ pub(crate) fn plan(
             "--set {}: the key is given twice; give its values in one list",
             p.key
         );
+        let labels = p.labels();
+        if let Some(twice) = labels
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| labels[..i].contains(l).then_some(l))
+        {
+            anyhow::bail!(
+                "--set {}: the value {} is given twice (two runs would share a directory)",
+                p.key,
+                qorch_qubo::quote(twice)
+            );
+        }
     }
     let configs = params
         .iter()

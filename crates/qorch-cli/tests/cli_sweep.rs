@@ -222,6 +222,10 @@ fn bad_input_is_refused_before_any_run() {
         &["--set", "pools.count=1", "--set", "pools.count=2"],
         &["given twice"],
     );
+    refused(
+        &["--set", "pools.count=2,3,2"],
+        &["the value 2 is given twice"],
+    );
     refused(&["--seeds", "5..1"], &["reversed"]);
     refused(&["--seeds", "3.."], &["empty range"]);
     refused(&["--seeds", "1..x"], &["not a seed"]);
