@@ -431,7 +431,13 @@ fn bench_sweep_prints_both_wall_times_and_cleans_up() {
         (Some(1), Some(40))
     );
     assert_eq!(v["jobs"].as_u64(), Some(2));
-    for key in ["sequential_seconds", "parallel_seconds", "speedup"] {
+    for key in [
+        "sequential_seconds",
+        "parallel_seconds",
+        "speedup",
+        "sequential_cpu_seconds",
+        "parallel_cpu_seconds",
+    ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
     assert_eq!(

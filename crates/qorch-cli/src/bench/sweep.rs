@@ -43,6 +43,14 @@ struct Figures {
     sequential_seconds: f64,
     parallel_seconds: f64,
     speedup: f64,
+    /// CPU seconds (user and system) of the runs' processes, per sweep: the same work both
+    /// times, unless running two at a time costs more.
+    sequential_cpu_seconds: Option<f64>,
+    parallel_cpu_seconds: Option<f64>,
+    /// CPU seconds over wall seconds of each sweep: the cores its runs got on average (on
+    /// a shared machine, less than `jobs` when other processes took their share).
+    sequential_cores_used: Option<f64>,
+    parallel_cores_used: Option<f64>,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
@@ -82,7 +90,9 @@ fn measure(args: &Args, s: &Scenario, root: &std::path::Path) -> anyhow::Result<
     std::fs::create_dir_all(root)?;
     let seeds: Vec<u64> = (1..=args.runs as u64).collect();
     let mut seconds = [0.0; 2];
+    let mut cpu = [None; 2];
     for (i, jobs) in [1, args.jobs].into_iter().enumerate() {
+        let before = children_cpu_seconds();
         let out = root.join(format!("jobs-{jobs}-{i}"));
         let plan = sweep_cmd::plan(s, &[], &seeds, &out)?;
         let done = sweep_cmd::execute(&plan, jobs, false)?;
@@ -90,7 +100,9 @@ fn measure(args: &Args, s: &Scenario, root: &std::path::Path) -> anyhow::Result<
             anyhow::bail!("a run failed in {}: {e}", dir.display());
         }
         seconds[i] = done.seconds;
+        cpu[i] = children_cpu_seconds().zip(before).map(|(a, b)| a - b);
     }
+    let cores = |i: usize| cpu[i].map(|c: f64| c / seconds[i]);
     Ok(Figures {
         runs: args.runs,
         agents: args.agents,
@@ -101,5 +113,21 @@ fn measure(args: &Args, s: &Scenario, root: &std::path::Path) -> anyhow::Result<
         sequential_seconds: seconds[0],
         parallel_seconds: seconds[1],
         speedup: seconds[0] / seconds[1],
+        sequential_cpu_seconds: cpu[0],
+        parallel_cpu_seconds: cpu[1],
+        sequential_cores_used: cores(0),
+        parallel_cores_used: cores(1),
     })
+}
+
+/// The user and system CPU seconds of this process's children that have ended and been
+/// waited for (`cutime` and `cstime` of `/proc/self/stat`, in `USER_HZ` ticks: 100 a
+/// second on Linux); `None` where that file cannot be read.
+fn children_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // Fields 16 and 17 of the file; the slice starts at field 3.
+    Some((ticks(13)? + ticks(14)?) as f64 / 100.0)
 }
