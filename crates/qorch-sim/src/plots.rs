@@ -217,11 +217,13 @@ fn line_chart(
 }
 
 fn utilization(path: &Path, r: &Report) -> DrawResult {
-    let line = |label, color, f: fn(&RoundRecord) -> f64| -> Line {
+    // Rounds without a value (the unmet demand of the first round: nothing was in force)
+    // leave no point.
+    let line = |label, color, f: fn(&RoundRecord) -> Option<f64>| -> Line {
         let points = r
             .per_round
             .iter()
-            .map(|x| (x.round as f64, f(x).clamp(0.0, 1.05)));
+            .filter_map(|x| f(x).map(|v| (x.round as f64, v.clamp(0.0, 1.05))));
         (label, color, points.collect())
     };
     line_chart(
@@ -231,10 +233,14 @@ fn utilization(path: &Path, r: &Report) -> DrawResult {
         r.per_round.len(),
         1.05,
         vec![
-            line("utilization", BLUE, |x| x.utilization),
-            line("unmet demand", RED, |x| x.unmet_demand),
-            line("efficiency (objective / bound)", GREEN, |x| x.efficiency),
-            line("fairness (Jain)", MAGENTA, |x| x.fairness),
+            line("utilization", BLUE, |x| Some(x.utilization)),
+            line("unmet demand (against the grants in force)", RED, |x| {
+                x.unmet_demand
+            }),
+            line("efficiency (objective / bound)", GREEN, |x| {
+                Some(x.efficiency)
+            }),
+            line("fairness (Jain)", MAGENTA, |x| Some(x.fairness)),
         ],
         SeriesLabelPosition::LowerRight,
     )
