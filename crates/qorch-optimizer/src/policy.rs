@@ -71,6 +71,11 @@ pub struct Predictive {
     pub window: usize,
     /// The interval's level, the margins and the interval method.
     pub safety: SafetyPolicy,
+    /// Share of the pools' total capacity, per kind, that the requests may fill with
+    /// head-room above the reported demand, in (0, 1]. Below 1 the solver keeps room to
+    /// pack (at 1 the requests fill the pools exactly, and the packing costs efficiency and
+    /// churn).
+    pub fill: f64,
 }
 
 impl Default for Predictive {
@@ -88,6 +93,7 @@ impl Default for Predictive {
                 max_margin: 0.5,
                 method: IntervalMethod::StudentT,
             },
+            fill: 0.95,
         }
     }
 }
@@ -119,6 +125,9 @@ impl Predictive {
                 "margins must satisfy 0 <= min_margin <= max_margin <= 100, got {} and {}",
                 s.min_margin, s.max_margin
             ));
+        }
+        if !(self.fill > 0.0 && self.fill <= 1.0) {
+            return Err(format!("fill must lie in (0, 1], got {}", self.fill));
         }
         if s.horizon == 0 || s.horizon > 64 {
             return Err(format!("horizon must lie in [1, 64], got {}", s.horizon));
@@ -196,8 +205,8 @@ pub(crate) fn served(allocation: &Allocation, state: &PolicyState, report: &Roun
 ///
 /// The head-room above the reported demand is taken from spare capacity only: per kind, the
 /// increases over the reported amounts are scaled down together so that the requests sum to
-/// at most `capacity` (the pools' total), or to the reported demand where that alone exceeds
-/// it. A forecast below the reported demand is requested as is. So in a shortage the
+/// at most `fill` times `capacity` (the pools' total), or to the reported demand where that
+/// alone exceeds it. A forecast below the reported demand is requested as is. So in a shortage the
 /// predictive requests are the reactive ones (or less), and the solver never has to drop an
 /// agent because others asked for head-room.
 pub(crate) fn apply(
@@ -255,7 +264,7 @@ pub(crate) fn apply(
     let share: Vec<f64> = (0..capacity.len())
         .map(|k| {
             if increase[k] > 0.0 {
-                ((capacity[k] - floor[k]) / increase[k]).clamp(0.0, 1.0)
+                ((p.fill * capacity[k] - floor[k]) / increase[k]).clamp(0.0, 1.0)
             } else {
                 1.0
             }
@@ -366,7 +375,10 @@ mod tests {
 
     #[test]
     fn head_room_comes_from_spare_capacity_only() {
-        let policy = AllocationPolicy::Predictive(Predictive::default());
+        let policy = AllocationPolicy::Predictive(Predictive {
+            fill: 1.0,
+            ..Predictive::default()
+        });
         let run = |capacity: f64| {
             let mut state = PolicyState::default();
             let mut r = report(&[]);

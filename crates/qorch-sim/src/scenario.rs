@@ -383,6 +383,9 @@ pub struct AllocationSettings {
     pub level: f64,
     /// Largest margin above the point forecast, as a fraction of it (0 to 10).
     pub max_margin: f64,
+    /// Share of the pools' capacity the predictive requests may fill with head-room, in
+    /// (0, 1].
+    pub fill: f64,
 }
 
 impl Default for AllocationSettings {
@@ -391,6 +394,7 @@ impl Default for AllocationSettings {
             policy: PolicyName::Reactive,
             level: 0.9,
             max_margin: 0.5,
+            fill: 0.95,
         }
     }
 }
@@ -403,6 +407,7 @@ impl AllocationSettings {
             PolicyName::Predictive => {
                 let mut p = qorch_optimizer::Predictive::with_level(self.level);
                 p.safety.max_margin = self.max_margin;
+                p.fill = self.fill;
                 qorch_optimizer::AllocationPolicy::Predictive(p)
             }
         }
@@ -667,6 +672,12 @@ impl Scenario {
             return bad(format!(
                 "allocation.level must lie in (0, 1), got {}",
                 a.level
+            ));
+        }
+        if !(a.fill > 0.0 && a.fill <= 1.0) {
+            return bad(format!(
+                "allocation.fill must lie in (0, 1], got {}",
+                a.fill
             ));
         }
         if !(0.0..=10.0).contains(&a.max_margin) {

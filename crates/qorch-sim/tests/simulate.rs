@@ -289,5 +289,8 @@ fn explicit_capacities_and_a_simulated_duration() {
     s.pools.capacity = Some(vec![1_000.0, 1_000.0, 1_000.0]);
     let r = run(&s, &mut |_| {}).unwrap().report;
     assert_eq!((r.rounds, r.ticks), (3, 6), "ceil(5 / 2) rounds of 2 ticks");
-    assert!(r.request_unmet_demand < 1e-9 && r.utilization < 0.3, "{r:?}");
+    assert!(
+        r.request_unmet_demand < 1e-9 && r.utilization < 0.3,
+        "{r:?}"
+    );
 }
