@@ -20,8 +20,8 @@ use std::collections::HashMap;
 
 use qorch_protocol::AgentId;
 use qorch_resources::{
-    Allocation, DemandForecast, DemandForecaster, ForecastModel, IntervalMethod, ResourceVector,
-    SafetyPolicy,
+    Allocation, DemandForecast, DemandForecaster, Forecast, ForecastModel, IntervalMethod,
+    ResourceVector, SafetyPolicy,
 };
 use qorch_runtime::{ComponentStatus, RoundReport};
 use serde::{Deserialize, Serialize};
@@ -239,10 +239,18 @@ pub(crate) fn apply(
             continue;
         };
         forecaster.observe(r.agent, &req.desired);
-        let f = forecaster.forecast(r.agent, s.horizon, s.level, s.method);
-        let amounts = match f {
+        let amounts = match forecaster.forecast(r.agent, s.horizon, s.level, s.method) {
             Some(f) => {
-                let predicted = forecaster.predicted_request(r.agent, req, s).desired;
+                let planned: Vec<f64> = (0..f.point.len())
+                    .map(|k| {
+                        s.amount(&Forecast {
+                            point: f.point.amounts()[k],
+                            lower: f.lower.amounts()[k],
+                            upper: f.upper.amounts()[k],
+                        })
+                    })
+                    .collect();
+                let predicted = ResourceVector::from(planned).max(&req.min);
                 state.intervals.insert(r.agent, f);
                 wanted.push((i, predicted.clone()));
                 predicted
