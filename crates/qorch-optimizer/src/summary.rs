@@ -61,6 +61,9 @@ pub struct RoundSummary {
     /// How the allocation in force before this round (the previous round's grants) served
     /// the demand the agents reported at this round; `None` at the first round.
     pub in_force: Option<Served>,
+    /// Seconds of this round spent measuring the grants in force and applying the
+    /// allocation policy (forecasts), part of `seconds`.
+    pub policy_seconds: f64,
     /// Agents whose request this round was the forecast (predictive policy, warmed up).
     pub predicted_agents: usize,
     /// Jain's fairness index of the agents' satisfaction.

@@ -155,9 +155,11 @@ impl<H: Hierarchy> Worker<H> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // The grants in force against the demand that came, then the policy's requests.
+        let t_policy = Instant::now();
         let in_force = (number > 1).then(|| policy::served(&st.allocation, &st.policy, &report));
         let capacity = self.total_capacity();
         policy::apply(&self.config.policy, &mut st.policy, &mut report, &capacity);
+        let policy_seconds = t_policy.elapsed().as_secs_f64();
         let mut affinity = update_affinity(&self.config, &mut st.affinity, &report);
         normalize_affinity(&self.config, &mut affinity, &report);
         let problem = problem(&self.config, &nodes, &report, affinity);
@@ -234,6 +236,7 @@ impl<H: Hierarchy> Worker<H> {
                 0.0
             },
             in_force,
+            policy_seconds,
             predicted_agents: st.policy.predicted_agents,
             fairness: metrics.fairness,
             churn: metrics.churn.rate(),

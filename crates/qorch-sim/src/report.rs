@@ -237,6 +237,9 @@ pub struct Timings {
     pub round_latency_seconds: Vec<f64>,
     /// Of which solving.
     pub round_solve_seconds: Vec<f64>,
+    /// Of each round's latency: the allocation policy's share (measuring the grants in
+    /// force, and the predictive policy's forecasts), seconds.
+    pub round_policy_seconds: Vec<f64>,
     /// Seconds per solver.
     pub solver_seconds: BTreeMap<String, f64>,
     /// Setting up the hierarchy and spawning the agents.
@@ -337,10 +340,14 @@ impl Report {
         if !lat.is_empty() {
             let mean = lat.iter().sum::<f64>() / lat.len() as f64;
             let max = lat.iter().copied().fold(0.0, f64::max);
+            let policy: f64 = timings.round_policy_seconds.iter().sum();
             row(
                 &mut s,
                 "round latency",
-                format!("mean {mean:.3} s, max {max:.3} s"),
+                format!(
+                    "mean {mean:.3} s, max {max:.3} s ({:.1}% in the allocation policy)",
+                    100.0 * policy / lat.iter().sum::<f64>().max(1e-12)
+                ),
             );
         }
         row(

@@ -383,6 +383,7 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
             communication_overhead: overhead,
             round_latency_seconds: rounds.iter().map(|s| s.seconds).collect(),
             round_solve_seconds: rounds.iter().map(|s| s.solve_seconds).collect(),
+            round_policy_seconds: rounds.iter().map(|s| s.policy_seconds).collect(),
             solver_seconds,
             setup_seconds: self.setup_seconds,
             letters_left_at_shutdown: shutdown.letters_left,
