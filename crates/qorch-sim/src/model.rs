@@ -377,6 +377,7 @@ mod tests {
         let mut s = Scenario::default();
         s.workload.noise = 0.0;
         s.workload.trend = 0.05;
+        (s.workload.period_ticks, s.workload.amplitude) = (24, 0.3);
         let sp = ModelSpec::new(&s);
         let find = |p: Pattern| {
             (0..2_000)

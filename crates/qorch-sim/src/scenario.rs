@@ -13,7 +13,8 @@ use crate::error::SimError;
 ///
 /// Every section and field may be left out; what is missing comes from
 /// [`Scenario::default`], the built-in scenario `qorch simulate` runs without an argument
-/// (10,000 agents in 100 clusters of 4 sub-clusters, 20 pools, 10 rounds). Unknown fields are
+/// (10,000 agents in 100 clusters of 4 sub-clusters, 20 pools, 10 rounds), except the
+/// faults: a file without `[[faults]]` injects none. Unknown fields are
 /// errors, so a typo never passes silently.
 ///
 /// ```
@@ -53,7 +54,9 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     /// How demand moves over time.
     pub workload: Workload,
-    /// Faults injected during the run (none by default; `[[faults]]` tables in TOML).
+    /// Faults injected during the run (`[[faults]]` tables in TOML). A file without any has
+    /// none; the built-in default scenario has two (see [`Scenario::default`]).
+    #[serde(default)]
     pub faults: Vec<Fault>,
     /// Solver settings.
     pub solver: SolverSettings,
@@ -162,9 +165,10 @@ pub struct Workload {
     /// Relative change of a trending agent's demand per tick (its sign drawn per agent:
     /// two in three grow).
     pub trend: f64,
-    /// How far apart the diurnal agents' phases lie, as a share of a day: 1 (default) spreads
-    /// them over the whole day (the total stays about flat), 0 puts every agent in phase (the
-    /// total peaks once a day).
+    /// How far apart the diurnal agents' phases lie, as a share of a day: 1 spreads them over
+    /// the whole day (the total stays about flat), 0 puts every agent in phase (the total
+    /// peaks once a day); the default, 0.25, makes a daily peak that crosses the pools'
+    /// capacity at the default load.
     pub phase_spread: f64,
 }
 
@@ -234,6 +238,9 @@ pub struct Clustering {
     pub merge_below: f64,
 }
 
+/// The built-in default scenario (`scenarios/default.toml`): 10,000 agents in 100 clusters
+/// for 10 rounds, with a daily peak (a day of 10 ticks) that crosses the pools' capacity, a
+/// wave of 20 agent panics before round 3 and a sub-cluster lost before round 6.
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
@@ -247,7 +254,19 @@ impl Default for Scenario {
             pools: Pools::default(),
             behaviour: Behaviour::default(),
             workload: Workload::default(),
-            faults: Vec::new(),
+            // A panic wave and a lost sub-cluster, so that the default run shows recovery.
+            faults: vec![
+                Fault {
+                    round: 3,
+                    kind: FaultKind::AgentPanic,
+                    count: 20,
+                },
+                Fault {
+                    round: 6,
+                    kind: FaultKind::SubclusterLoss,
+                    count: 1,
+                },
+            ],
             solver: SolverSettings::default(),
             clustering: Clustering::default(),
             allocation: AllocationSettings::default(),
@@ -296,18 +315,18 @@ impl Default for Behaviour {
 impl Default for Workload {
     fn default() -> Self {
         Workload {
-            steady: 0.4,
-            bursty: 0.2,
-            diurnal: 0.3,
+            steady: 0.3,
+            bursty: 0.1,
+            diurnal: 0.5,
             trending: 0.1,
             noise: 0.05,
-            period_ticks: 24,
-            amplitude: 0.3,
+            period_ticks: 10,
+            amplitude: 0.35,
             burst_probability: 0.02,
             burst_factor: 2.0,
             burst_ticks: 4,
             trend: 0.01,
-            phase_spread: 1.0,
+            phase_spread: 0.25,
         }
     }
 }

@@ -11,6 +11,7 @@ fn trending(seed: u64, policy: PolicyName) -> Scenario {
         seed,
         rounds: 16,
         workers: 1,
+        faults: Vec::new(),
         ..Scenario::default()
     };
     s.topology.agents = 300;
