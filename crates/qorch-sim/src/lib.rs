@@ -75,6 +75,7 @@ mod report;
 mod scenario;
 mod setup;
 mod simulation;
+mod sweep;
 mod workload;
 
 use std::path::Path;
@@ -95,6 +96,12 @@ pub use scenario::{
     Scenario, SolverSettings, Topology, Workload,
 };
 pub use simulation::{Outcome, Progress};
+#[cfg(feature = "plots")]
+pub use sweep::write_sweep_plots;
+pub use sweep::{
+    RunRecord, Stat, SummaryRow, SweepError, SweepParam, scalars, summarize, write_runs_csv,
+    write_summary_csv,
+};
 pub use workload::{AgentWorkload, Task, burn, uniform};
 
 /// Checks, before a run, that `dir` can take its outputs: creates it if missing and writes
