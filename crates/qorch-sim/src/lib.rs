@@ -92,8 +92,8 @@ pub use report::{
     Timings,
 };
 pub use scenario::{
-    Behaviour, Clustering, Fault, FaultKind, Pattern, Pools, Scenario, SolverSettings, Topology,
-    Workload,
+    AllocationSettings, Behaviour, Clustering, Fault, FaultKind, Pattern, PolicyName, Pools,
+    Scenario, SolverSettings, Topology, Workload,
 };
 pub use simulation::{Outcome, Progress};
 #[cfg(feature = "plots")]
@@ -160,7 +160,13 @@ pub fn write_outputs(
             "timings.json",
             serde_json::to_string_pretty(&outcome.timings).expect("timings serialize") + "\n",
         ),
-        ("scenario.toml", scenario.to_toml()),
+        ("scenario.toml", {
+            // The worker count actually used (the report's), not `0` for "one per core", so
+            // that the file reruns the same configuration.
+            let mut used = scenario.clone();
+            used.workers = outcome.report.workers;
+            used.to_toml()
+        }),
     ] {
         write_whole(dir, name, &mut |tmp| std::fs::write(tmp, text.as_bytes()))
             .map_err(|(path, e)| io(&path, e))?;
