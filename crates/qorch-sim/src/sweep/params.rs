@@ -313,7 +313,10 @@ mod tests {
             set("behaviour.locality", "1").unwrap().behaviour.locality,
             1.0
         );
-        assert_eq!(set("duration_ticks", "5").unwrap().duration_ticks, Some(5));
+        assert_eq!(
+            set("duration_ticks", "40").unwrap().duration_ticks,
+            Some(40)
+        );
         assert_eq!(set("solver.name", "tabu").unwrap().solver.name, "tabu");
         let e = set("topology.agnets", "3").unwrap_err().to_string();
         assert!(e.contains("unknown key `topology.agnets`"), "{e}");
