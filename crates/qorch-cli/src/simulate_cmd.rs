@@ -113,6 +113,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             ));
             bar.inc(1);
         }
+        _ => {}
     };
     let outcome = match &distributed {
         Some(d) => qorch_sim::run_distributed(&s, d, &mut on_progress),
