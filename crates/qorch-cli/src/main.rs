@@ -11,6 +11,7 @@ mod node_cmd;
 mod qaoa_cmd;
 mod qubo_cmd;
 mod redact;
+mod serve_args;
 mod simulate_cmd;
 
 use std::io::Write;

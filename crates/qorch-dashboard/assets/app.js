@@ -8,6 +8,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#558b2f",
   "#4e342e", "#283593", "#9e9d24", "#00695c", "#d84315"];
 const EVENT_KINDS = ["agent_panic", "subcluster_loss", "node_loss", "restarts", "recluster"];
+const EVENT_LABELS = { agent_panic: "panics", subcluster_loss: "sub-cluster lost", node_loss: "node lost",
+  restarts: "restarts", recluster: "re-clustering" };
 const EVENT_COLORS = { agent_panic: "#c62828", subcluster_loss: "#ef6c00", node_loss: "#6a1b9a",
   restarts: "#b26a00", recluster: "#1565c0" };
 
@@ -137,7 +139,10 @@ function renderTree() {
       b.onclick = () => toggle(n.key);
     }
     name.appendChild(b);
-    name.appendChild(document.createTextNode(n.name));
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = n.name;
+    name.appendChild(label);
     tr.appendChild(name);
     const st = document.createElement("td");
     const span = document.createElement("span");
@@ -187,7 +192,7 @@ function refreshOpen() {
 // ---- charts ----
 function frame(svg, xs, ys, opts) {
   svg.textContent = "";
-  const W = 600, H = opts.height || 240, L = 56, R = 12, T = 12, B = 26;
+  const W = 600, H = opts.height || 240, L = opts.left || 56, R = 12, T = 12, B = 26;
   const [x0, x1] = xs, [y0, y1] = ys;
   const sx = (x) => L + (x1 === x0 ? 0.5 : (x - x0) / (x1 - x0)) * (W - L - R);
   const sy = (y) => T + (y1 === y0 ? 0.5 : 1 - (y - y0) / (y1 - y0)) * (H - T - B);
@@ -216,7 +221,7 @@ function legend(svg, items, f) {
   for (const [name, color, dashed] of items) {
     svg.appendChild(el("line", { x1: x, y1: f.T + 6, x2: x + 16, y2: f.T + 6, stroke: color, "stroke-width": 2, "stroke-dasharray": dashed ? "4 3" : "" }));
     svg.appendChild(el("text", { x: x + 20, y: f.T + 10, class: "legend" }, name));
-    x += 28 + 6.5 * name.length;
+    x += 34 + 7 * name.length;
   }
 }
 
@@ -242,7 +247,7 @@ function efficiencyChart() {
   legend(svg, [["objective / bound", "#1565c0"], ["the bound (1.0)", "#2e7d32", true]], f);
   const last = rs[rs.length - 1];
   $("efficiency-note").textContent = last
-    ? "round " + last.round + ": objective " + fmt(last.objective) + " of a " + last.bound_kind + " bound " + fmt(last.bound) +
+    ? "round " + last.round + ": objective " + fmt(last.objective) + " against a " + last.bound_kind.split(":")[0] + " bound of " + fmt(last.bound) +
       " (" + (100 * last.efficiency).toFixed(2) + "%), " + last.served + " of " + last.agents + " agents served, churn " + (100 * last.churn).toFixed(1) + "%"
     : "no round finished yet";
 }
@@ -319,9 +324,9 @@ function energyChart() {
 function timeline() {
   const svg = $("chart-timeline");
   const evs = S.events;
-  const f = frame(svg, roundRange(), [0, EVENT_KINDS.length], { height: 150, xlabel: "round", yfmt: () => "" });
+  const f = frame(svg, roundRange(), [0, EVENT_KINDS.length], { height: 150, left: 96, xlabel: "round", yfmt: () => "" });
   EVENT_KINDS.forEach((k, i) => {
-    svg.appendChild(el("text", { x: f.L - 4, y: f.sy(i + 0.5) + 4, "text-anchor": "end" }, k.replace("_", " ")));
+    svg.appendChild(el("text", { x: f.L - 4, y: f.sy(i + 0.5) + 4, "text-anchor": "end" }, EVENT_LABELS[k]));
   });
   for (const e of evs) {
     const lane = Math.max(0, EVENT_KINDS.indexOf(e.kind));
@@ -339,7 +344,7 @@ function timeline() {
     const k = document.createElement("span");
     k.className = "kind";
     k.style.color = EVENT_COLORS[e.kind] || "#555";
-    k.textContent = "round " + e.round + " \u00b7 " + e.kind.replace("_", " ");
+    k.textContent = "round " + e.round + " \u00b7 " + (EVENT_LABELS[e.kind] || e.kind);
     li.appendChild(k);
     li.appendChild(document.createTextNode(e.detail));
     list.appendChild(li);

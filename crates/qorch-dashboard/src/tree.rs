@@ -45,6 +45,8 @@ pub(crate) struct Tree {
     /// Each node's handled count at the last sample, and when it was taken.
     last: HashMap<String, u64>,
     last_at: Option<Instant>,
+    /// The last status tree's status and agents, by node.
+    statuses: HashMap<String, (ComponentStatus, AgentCounts)>,
     /// Whether a sample was ever taken.
     pub(crate) sampled: bool,
 }
@@ -55,12 +57,15 @@ impl Tree {
         let dt = self
             .last_at
             .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
-        let mut statuses = HashMap::new();
-        if let Some(root) = status {
-            for c in root.components() {
-                statuses.insert(c.address.to_string(), (c.status, c.agents));
-            }
-        }
+        // Without a new status tree (the runtime stopped, or did not answer in time), the
+        // last one stands.
+        let statuses = match status {
+            Some(root) => root
+                .components()
+                .map(|c| (c.address.to_string(), (c.status, c.agents)))
+                .collect(),
+            None => std::mem::take(&mut self.statuses),
+        };
         let mut nodes = HashMap::with_capacity(loads.len());
         let mut children: HashMap<String, Vec<String>> = HashMap::new();
         let mut roots = Vec::new();
@@ -135,6 +140,7 @@ impl Tree {
             roots,
             last,
             last_at: Some(now),
+            statuses,
             sampled: true,
         };
     }
@@ -186,7 +192,10 @@ impl Tree {
 
 /// Samples `observer` into `tree`: its loads (counters) and its status tree (one query to
 /// the orchestrator, given up after `timeout`).
-pub(crate) async fn sample(observer: &Observer, timeout: std::time::Duration) -> (Vec<NodeLoad>, Option<StatusNode>) {
+pub(crate) async fn sample(
+    observer: &Observer,
+    timeout: std::time::Duration,
+) -> (Vec<NodeLoad>, Option<StatusNode>) {
     let loads = observer.loads();
     let status = tokio::time::timeout(timeout, observer.status())
         .await

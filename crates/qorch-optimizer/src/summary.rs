@@ -55,6 +55,9 @@ pub struct RoundSummary {
     pub utilization_skew: f64,
     /// Share of the desired demand not granted (all kinds together).
     pub unmet_demand: f64,
+    /// The desired demand of the agents that asked, per resource kind.
+    #[serde(default)]
+    pub demanded: Vec<f64>,
     /// Jain's fairness index of the agents' satisfaction.
     pub fairness: f64,
     /// Share of agents whose placement changed since the previous round.

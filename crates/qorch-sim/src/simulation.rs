@@ -175,7 +175,7 @@ pub(crate) fn drive<W: AgentWorkload>(
             }));
         }
         let summary = d.round(r)?;
-        progress(Progress::Pools(Box::new(d.pools_round(r))));
+        progress(Progress::Pools(Box::new(d.pools_round(&summary))));
         progress(Progress::Round(Box::new(summary)));
         let every = scenario.clustering.every;
         if every > 0 && r % every == 0 && r < rounds {
@@ -409,19 +409,16 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
         Ok(summary)
     }
 
-    /// The pools after round `r`: capacity and grants per pool, and the demand, per kind.
-    fn pools_round(&self, r: u64) -> PoolsRound {
+    /// The pools after round `summary`: capacity and grants per pool, and the demand, per
+    /// kind.
+    fn pools_round(&self, summary: &RoundSummary) -> PoolsRound {
         self.optimizer.with_state(|s| {
             let m = &s.resources;
             let kinds = m.kinds().len();
-            let mut demanded = vec![0.0; kinds];
-            for q in m.requests().values() {
-                for (d, x) in demanded.iter_mut().zip(q.desired.amounts()) {
-                    *d += x;
-                }
-            }
+            let mut demanded = summary.demanded.clone();
+            demanded.resize(kinds, 0.0);
             PoolsRound {
-                round: r,
+                round: summary.round,
                 kinds: self.scenario.pools.kinds.clone(),
                 pools: m
                     .pools()
