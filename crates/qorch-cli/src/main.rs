@@ -58,7 +58,7 @@ enum Command {
     },
     /// Run a simulation: a scenario file, or the built-in default scenario (10,000 agents,
     /// 100 clusters), with flags overriding its values.
-    Simulate(simulate_cmd::Args),
+    Simulate(Box<simulate_cmd::Args>),
 }
 
 fn main() -> ExitCode {

@@ -19,7 +19,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub(crate) serve: Option<String>,
     /// Allow `--serve` on an address other than loopback; every request must then carry the
-    /// token of the QORCH_DASHBOARD_TOKEN environment variable.
+    /// token of the `QORCH_DASHBOARD_TOKEN` environment variable.
     #[arg(long, requires = "serve")]
     pub(crate) serve_remote: bool,
     /// Pages served at once (1 to 256); one more is refused (503).

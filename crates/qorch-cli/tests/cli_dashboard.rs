@@ -1,5 +1,5 @@
 //! `qorch simulate --serve`: the dashboard in a real browser. Headless Chromium is driven
-//! over the DevTools protocol (a small client over a websocket), and the test asserts what a
+//! over the Chrome `DevTools` protocol (a small client over a websocket), and the test asserts what a
 //! person would see: the tree lists the scenario's clusters and opens one level, a chart has
 //! one point per finished round, the round counter advances while the run goes on, a fault
 //! appears on the timeline, and the page says when the run has ended. Without Chromium it
@@ -75,7 +75,7 @@ fn simulate(args: &[&str]) -> (Killed, String) {
     (child, url)
 }
 
-/// A DevTools protocol session with one page.
+/// A `DevTools` protocol session with one page.
 struct Page {
     ws: tungstenite::WebSocket<TcpStream>,
     next: u64,
@@ -126,7 +126,7 @@ impl Page {
     }
 
     /// Sends a command and waits for its answer (events in between are skipped).
-    fn call(&mut self, method: &str, params: Value) -> Value {
+    fn call(&mut self, method: &str, params: &Value) -> Value {
         self.next += 1;
         let id = self.next;
         let msg = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -150,7 +150,7 @@ impl Page {
     fn eval(&mut self, expr: &str) -> Value {
         let r = self.call(
             "Runtime.evaluate",
-            json!({ "expression": expr, "returnByValue": true }),
+            &json!({ "expression": expr, "returnByValue": true }),
         );
         r["result"]["value"].clone()
     }
@@ -214,10 +214,10 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         if line.is_empty() {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse::<usize>().ok();
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse::<usize>().ok();
         }
     }
     let mut body = Vec::new();
@@ -233,7 +233,7 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// Standard base64 (DevTools' screenshots).
+/// Standard base64 (the screenshots' encoding).
 fn base64_decode(s: &str) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => Some(c - b'A'),
@@ -376,7 +376,7 @@ fn the_dashboard_shows_a_run_in_a_browser() {
         "{banner}"
     );
 
-    let shot = page.call("Page.captureScreenshot", json!({ "format": "png" }));
+    let shot = page.call("Page.captureScreenshot", &json!({ "format": "png" }));
     let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     let path = if std::env::var_os("QORCH_UPDATE_SCREENSHOT").is_some() {

@@ -166,7 +166,7 @@ impl<T: Clone> History<T> {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) info: RunInfo,
-    pub(crate) state: RunState,
+    pub(crate) run: RunState,
     pub(crate) rounds: History<RoundPoint>,
     pub(crate) pools: History<PoolPoint>,
     pub(crate) events: History<Event>,
@@ -205,7 +205,7 @@ impl Feed {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     info: RunInfo::default(),
-                    state: RunState::Starting,
+                    run: RunState::Starting,
                     rounds: History::new(ROUNDS_KEPT),
                     pools: History::new(POOL_ROUNDS_KEPT),
                     events: History::new(EVENTS_KEPT),
@@ -239,15 +239,15 @@ impl Feed {
 
     /// The run is running.
     pub fn running(&self) {
-        self.change(|s| s.state = RunState::Running);
+        self.change(|s| s.run = RunState::Running);
     }
 
     /// A round finished. Its energies are thinned to [`ENERGIES_KEPT`].
     pub fn round(&self, mut point: RoundPoint) {
         point.energies = thin(&point.energies, ENERGIES_KEPT);
         self.change(|s| {
-            if s.state == RunState::Starting {
-                s.state = RunState::Running;
+            if s.run == RunState::Starting {
+                s.run = RunState::Running;
             }
             s.rounds.push(point);
         });
@@ -267,7 +267,7 @@ impl Feed {
     /// The run ended: `Ok(summary)` or `Err(error)`. Open pages say so.
     pub fn finish(&self, result: Result<String, String>) {
         self.change(|s| {
-            s.state = match result {
+            s.run = match result {
                 Ok(summary) => RunState::Finished { summary },
                 Err(error) => RunState::Failed { error },
             };
@@ -276,7 +276,7 @@ impl Feed {
 
     /// The run's state now.
     pub fn state(&self) -> RunState {
-        self.lock().state.clone()
+        self.lock().run.clone()
     }
 
     /// Rounds finished so far.

@@ -301,7 +301,7 @@ fn update(app: &App, cursor: &mut Cursor) -> Update {
     let s = app.feed.lock();
     let u = Update {
         info: s.info.clone(),
-        run: s.state.clone(),
+        run: s.run.clone(),
         uptime: app.feed.inner.started.elapsed().as_secs_f64(),
         rounds_finished: s.rounds.end(),
         rounds: s.rounds.since(cursor.rounds),

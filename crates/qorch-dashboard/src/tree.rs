@@ -86,17 +86,14 @@ impl Tree {
             if l.dead {
                 st = ComponentStatus::Failed;
             }
-            let lv = match &l.parent {
-                Some(p) => {
-                    let p = p.to_string();
-                    let lv = level.get(&p).map_or(0, |x| x + 1);
-                    children.entry(p).or_default().push(key.clone());
-                    lv
-                }
-                None => {
-                    roots.push(key.clone());
-                    0
-                }
+            let lv = if let Some(p) = &l.parent {
+                let p = p.to_string();
+                let lv = level.get(&p).map_or(0, |x| x + 1);
+                children.entry(p).or_default().push(key.clone());
+                lv
+            } else {
+                roots.push(key.clone());
+                0
             };
             level.insert(key.clone(), lv);
             nodes.insert(
