@@ -14,15 +14,12 @@
 //! for simulations; an application serves its own runtime with [`serve`]:
 //!
 //! ```
-//! use qorch_runtime::{Agent, Context, QuantumOrchestrator};
+//! use qorch_runtime::{Agent, AgentResult, Context, QuantumOrchestrator};
 //!
-//! #[derive(Debug)]
-//! struct Ping;
-//! impl qorch_protocol::Message for Ping {}
 //! struct Quiet;
 //! impl Agent for Quiet {
-//!     type Msg = Ping;
-//!     fn handle(&mut self, _: Ping, _: &mut Context<'_, Self>) -> qorch_runtime::AgentResult {
+//!     type Msg = u64;
+//!     fn handle(&mut self, _: u64, _: &mut Context<'_, u64>) -> AgentResult {
 //!         Ok(())
 //!     }
 //! }
@@ -30,6 +27,7 @@
 //! let rt = QuantumOrchestrator::<Quiet>::builder().build().unwrap();
 //! let dashboard = qorch_dashboard::serve(&rt.handle(), "127.0.0.1:0").unwrap();
 //! assert!(dashboard.local_addr().ip().is_loopback());
+//! assert_eq!(dashboard.clients(), 0); // no page open: nothing is sampled
 //! // ... the application runs; http://ADDR/ shows its tree ...
 //! dashboard.feed().finish(Ok("done".into()));
 //! dashboard.stop();
