@@ -72,57 +72,11 @@ pub(crate) fn start(
 }
 
 impl Served {
-    /// What a run's progress shows on the dashboard.
+    /// What a run's progress shows on the dashboard (and `--round-pause`).
     pub(crate) fn progress(&self, p: &Progress) {
-        let feed = self.dashboard.feed();
-        match p {
-            Progress::Runtime(o) => feed.observe(o.clone()),
-            Progress::Ready { .. } => feed.running(),
-            Progress::Pools(p) => feed.pools(PoolPoint {
-                round: p.round,
-                kinds: p.kinds.clone(),
-                pools: p
-                    .pools
-                    .iter()
-                    .map(|q| PoolSample {
-                        name: q.name.clone(),
-                        capacity: q.capacity.clone(),
-                        granted: q.granted.clone(),
-                    })
-                    .collect(),
-                demanded: p.demanded.clone(),
-            }),
-            Progress::Round(r) => {
-                feed.round(RoundPoint {
-                    round: r.round,
-                    objective: r.objective,
-                    bound: r.bound,
-                    bound_kind: r.bound_kind.clone(),
-                    efficiency: r.efficiency,
-                    unmet_demand: r.unmet_demand,
-                    utilization: r.utilization.iter().sum::<f64>()
-                        / r.utilization.len().max(1) as f64,
-                    agents: r.agents as u64,
-                    served: r.served as u64,
-                    churn: r.churn,
-                    seconds: r.seconds,
-                    energies: r.energies.clone(),
-                });
-                if let Some(d) = self.pause {
-                    std::thread::sleep(d);
-                }
-            }
-            Progress::Event(e) => feed.event(Event {
-                round: e.round,
-                kind: serde_json::to_value(e.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                count: e.count,
-                detail: e.detail.clone(),
-                at_seconds: 0.0,
-            }),
-            _ => {}
+        forward(self.dashboard.feed(), p);
+        if let (Progress::Round(_), Some(d)) = (p, self.pause) {
+            std::thread::sleep(d);
         }
     }
 
@@ -140,5 +94,52 @@ impl Served {
             }
         }
         self.dashboard.stop();
+    }
+}
+
+/// What a run's progress becomes on a dashboard's feed.
+pub(crate) fn forward(feed: &Feed, p: &Progress) {
+    match p {
+        Progress::Runtime(o) => feed.observe(o.clone()),
+        Progress::Ready { .. } => feed.running(),
+        Progress::Pools(p) => feed.pools(PoolPoint {
+            round: p.round,
+            kinds: p.kinds.clone(),
+            pools: p
+                .pools
+                .iter()
+                .map(|q| PoolSample {
+                    name: q.name.clone(),
+                    capacity: q.capacity.clone(),
+                    granted: q.granted.clone(),
+                })
+                .collect(),
+            demanded: p.demanded.clone(),
+        }),
+        Progress::Round(r) => feed.round(RoundPoint {
+            round: r.round,
+            objective: r.objective,
+            bound: r.bound,
+            bound_kind: r.bound_kind.clone(),
+            efficiency: r.efficiency,
+            unmet_demand: r.unmet_demand,
+            utilization: r.utilization.iter().sum::<f64>() / r.utilization.len().max(1) as f64,
+            agents: r.agents as u64,
+            served: r.served as u64,
+            churn: r.churn,
+            seconds: r.seconds,
+            energies: r.energies.clone(),
+        }),
+        Progress::Event(e) => feed.event(Event {
+            round: e.round,
+            kind: serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            count: e.count,
+            detail: e.detail.clone(),
+            at_seconds: 0.0,
+        }),
+        _ => {}
     }
 }
