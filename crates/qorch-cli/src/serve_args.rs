@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use qorch_dashboard::{
-    Dashboard, DashboardConfig, Event, Feed, PoolPoint, PoolSample, RoundPoint, RunInfo, TOKEN_ENV,
+    Dashboard, DashboardConfig, Event, Feed, PoolPoint, PoolSample, ProcessSample, RoundPoint,
+    RunInfo, TOKEN_ENV,
 };
 use qorch_sim::{Progress, Scenario};
 
@@ -140,6 +141,19 @@ pub(crate) fn forward(feed: &Feed, p: &Progress) {
             detail: e.detail.clone(),
             at_seconds: 0.0,
         }),
+        Progress::Processes(ps) => feed.processes(
+            ps.iter()
+                .map(|p| ProcessSample {
+                    name: p.name.clone(),
+                    alive: p.alive,
+                    clusters: p.clusters.clone(),
+                    handled: p.handled,
+                    restarts: p.restarts,
+                    dead_letters: p.dead_letters,
+                    in_flight: p.in_flight,
+                })
+                .collect(),
+        ),
         _ => {}
     }
 }

@@ -114,7 +114,10 @@ function renderTree() {
     note.textContent = S.observed ? "sampling..." : "no runtime in this process to show (a distributed run's nodes report through the rounds)";
     return;
   }
-  note.textContent = S.tree.length + " clusters; click \u25b8 to open one level";
+  const processes = S.tree.length && S.tree[0].key.startsWith("process:");
+  note.textContent = processes
+    ? S.tree.length + " node processes (depth: messages in flight); click \u25b8 for their clusters"
+    : S.tree.length + " clusters; click \u25b8 to open one level";
   const rows = [];
   const walk = (nodes) => {
     for (const n of sorted(nodes)) {

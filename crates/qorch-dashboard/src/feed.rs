@@ -110,6 +110,27 @@ pub struct PoolPoint {
     pub demanded: Vec<f64>,
 }
 
+/// One process of a run spread over several (a distributed run's node process), as last
+/// heard from: the tree shows processes, then their clusters, where no runtime of this
+/// process is observed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProcessSample {
+    /// Its name.
+    pub name: String,
+    /// Whether it is alive.
+    pub alive: bool,
+    /// The top-level clusters it hosts: name and agents.
+    pub clusters: Vec<(String, u64)>,
+    /// User messages handled so far (a counter: rates are differences).
+    pub handled: u64,
+    /// Agents' restarts so far.
+    pub restarts: u64,
+    /// Dead letters so far.
+    pub dead_letters: u64,
+    /// User messages not handled yet.
+    pub in_flight: u64,
+}
+
 /// One event on the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
@@ -171,6 +192,9 @@ pub(crate) struct State {
     pub(crate) pools: History<PoolPoint>,
     pub(crate) events: History<Event>,
     pub(crate) observer: Option<Observer>,
+    /// The latest processes, when they were received, and how many times.
+    pub(crate) processes: Option<(Vec<ProcessSample>, Instant)>,
+    pub(crate) process_updates: u64,
 }
 
 pub(crate) struct Inner {
@@ -210,6 +234,8 @@ impl Feed {
                     pools: History::new(POOL_ROUNDS_KEPT),
                     events: History::new(EVENTS_KEPT),
                     observer: None,
+                    processes: None,
+                    process_updates: 0,
                 }),
                 started: Instant::now(),
             }),
@@ -235,6 +261,15 @@ impl Feed {
     /// The runtime whose tree the dashboard shows (status, agents, mailbox depth, rates).
     pub fn observe(&self, observer: Observer) {
         self.change(|s| s.observer = Some(observer));
+    }
+
+    /// The processes of a run spread over several, as last heard from (the tree shows them
+    /// where no runtime is [observed](Self::observe)).
+    pub fn processes(&self, processes: Vec<ProcessSample>) {
+        self.change(|s| {
+            s.processes = Some((processes, Instant::now()));
+            s.process_updates += 1;
+        });
     }
 
     /// The run is running.

@@ -63,8 +63,8 @@ mod tree;
 pub use config::{DEFAULT_MAX_CLIENTS, DashboardConfig, MAX_CLIENTS_LIMIT, TOKEN_ENV, parse_addr};
 pub use error::DashboardError;
 pub use feed::{
-    ENERGIES_KEPT, EVENTS_KEPT, Event, Feed, POOL_ROUNDS_KEPT, PoolPoint, PoolSample, ROUNDS_KEPT,
-    RoundPoint, RunInfo, RunState,
+    ENERGIES_KEPT, EVENTS_KEPT, Event, Feed, POOL_ROUNDS_KEPT, PoolPoint, PoolSample,
+    ProcessSample, ROUNDS_KEPT, RoundPoint, RunInfo, RunState,
 };
 pub use server::Dashboard;
 pub use tree::TreeNode;

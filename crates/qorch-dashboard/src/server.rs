@@ -185,15 +185,31 @@ async fn serve(listener: std::net::TcpListener, app: Arc<App>, mut stop: watch::
     sampler.abort();
 }
 
-/// Samples the tree every refresh while a page is open and a runtime is observed.
+/// Samples the tree every refresh while a page is open and a runtime is observed, or takes
+/// the processes a distributed run reported since the last time.
 async fn sample_tree(app: Arc<App>) {
     let every = app.config.refresh;
+    let mut processes_seen = 0;
     loop {
         tokio::time::sleep(every).await;
         if app.clients.load(Ordering::Relaxed) == 0 {
             continue;
         }
-        let Some(observer) = app.feed.lock().observer.clone() else {
+        let (observer, processes) = {
+            let s = app.feed.lock();
+            let fresh = (s.process_updates != processes_seen)
+                .then(|| s.processes.clone())
+                .flatten();
+            processes_seen = s.process_updates;
+            (s.observer.clone(), fresh)
+        };
+        let Some(observer) = observer else {
+            if let Some((p, at)) = processes {
+                app.tree
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .update_processes(&p, at);
+            }
             continue;
         };
         let (loads, status) = sample(&observer, every.max(Duration::from_millis(200))).await;
@@ -274,7 +290,8 @@ struct Update {
     /// The top-level clusters, and the totals; `None` until the tree is sampled.
     tree: Option<Vec<TreeNode>>,
     totals: Option<TreeNode>,
-    /// Whether the dashboard observes a runtime in this process (no tree otherwise).
+    /// Whether the dashboard observes a runtime in this process, or has a distributed run's
+    /// processes (no tree otherwise).
     observed: bool,
 }
 
@@ -309,7 +326,7 @@ fn update(app: &App, cursor: &mut Cursor) -> Update {
         events: s.events.since(cursor.events),
         tree,
         totals,
-        observed: s.observer.is_some(),
+        observed: s.observer.is_some() || s.processes.is_some(),
     };
     *cursor = Cursor {
         rounds: s.rounds.end(),

@@ -9,6 +9,8 @@ use std::time::Instant;
 use qorch_runtime::{AgentCounts, ComponentStatus, NodeLoad, Observer, StatusNode};
 use serde::Serialize;
 
+use crate::feed::ProcessSample;
+
 /// One node of the tree, with the aggregates of its subtree.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TreeNode {
@@ -138,6 +140,80 @@ impl Tree {
             last,
             last_at: Some(now),
             statuses,
+            sampled: true,
+        };
+    }
+
+    /// A new sample of a run's processes (no runtime observed): processes, then their
+    /// clusters (whose figures other than agents are unknown here). `in_flight` stands for
+    /// the mailbox depth.
+    pub(crate) fn update_processes(&mut self, processes: &[ProcessSample], now: Instant) {
+        let dt = self
+            .last_at
+            .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
+        let mut nodes = HashMap::new();
+        let mut children = HashMap::new();
+        let mut roots = Vec::new();
+        let mut last = HashMap::new();
+        for p in processes {
+            let key = format!("process:{}", p.name);
+            let rate = match self.last.get(&key) {
+                Some(&h) if dt > 0.0 => p.handled.saturating_sub(h) as f64 / dt,
+                _ => 0.0,
+            };
+            last.insert(key.clone(), p.handled);
+            let status = if p.alive {
+                ComponentStatus::Healthy
+            } else {
+                ComponentStatus::Failed
+            };
+            let mut kids = Vec::new();
+            for (name, agents) in &p.clusters {
+                let k = format!("{key}/{name}");
+                kids.push(k.clone());
+                nodes.insert(
+                    k.clone(),
+                    TreeNode {
+                        key: k,
+                        name: name.clone(),
+                        level: 1,
+                        status,
+                        agents: *agents,
+                        failed_agents: 0,
+                        restarted_agents: 0,
+                        mailbox_depth: 0,
+                        max_depth: 0,
+                        rate: 0.0,
+                        children: 0,
+                    },
+                );
+            }
+            nodes.insert(
+                key.clone(),
+                TreeNode {
+                    key: key.clone(),
+                    name: p.name.clone(),
+                    level: 0,
+                    status,
+                    agents: p.clusters.iter().map(|c| c.1).sum(),
+                    failed_agents: 0,
+                    restarted_agents: p.restarts,
+                    mailbox_depth: p.in_flight,
+                    max_depth: p.in_flight,
+                    rate,
+                    children: kids.len() as u32,
+                },
+            );
+            children.insert(key.clone(), kids);
+            roots.push(key);
+        }
+        *self = Tree {
+            nodes,
+            children,
+            roots,
+            last,
+            last_at: Some(now),
+            statuses: HashMap::new(),
             sampled: true,
         };
     }

@@ -56,3 +56,22 @@ pub struct RunEvent {
     /// A line for people.
     pub detail: String,
 }
+
+/// One node process of a distributed run, as the coordinator last heard from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessLoad {
+    /// Its name.
+    pub name: String,
+    /// Whether it is alive (a lost one keeps its last counts).
+    pub alive: bool,
+    /// The top-level clusters it hosts: name and agents.
+    pub clusters: Vec<(String, u64)>,
+    /// User messages its agents handled so far.
+    pub handled: u64,
+    /// Its agents' restarts so far.
+    pub restarts: u64,
+    /// Its dead letters so far.
+    pub dead_letters: u64,
+    /// User messages in its runtime not handled yet.
+    pub in_flight: u64,
+}

@@ -84,7 +84,7 @@ pub use agent::{SimAgent, SimMsg};
 #[cfg(feature = "distributed")]
 pub use distributed::{Distributed, SpawnNode, run_distributed, run_node};
 pub use error::SimError;
-pub use events::{PoolLoad, PoolsRound, RunEvent, RunEventKind};
+pub use events::{PoolLoad, PoolsRound, ProcessLoad, RunEvent, RunEventKind};
 pub use local::{run, run_workload};
 #[cfg(feature = "plots")]
 pub use plots::write_plots;

@@ -14,7 +14,7 @@ use qorch_runtime::{NodeStats, Observer};
 
 use crate::baseline::Baseline;
 use crate::error::SimError;
-use crate::events::{PoolLoad, PoolsRound, RunEvent, RunEventKind};
+use crate::events::{PoolLoad, PoolsRound, ProcessLoad, RunEvent, RunEventKind};
 use crate::model::mix;
 use crate::recluster::Layout;
 use crate::report::{
@@ -45,6 +45,9 @@ pub enum Progress {
     Pools(Box<PoolsRound>),
     /// A fault, restarts, a node lost, a re-clustering pass.
     Event(RunEvent),
+    /// A distributed run's node processes, before the first round and after each round's
+    /// ticks. Local runs send none.
+    Processes(Vec<ProcessLoad>),
 }
 
 /// A finished run.
@@ -79,6 +82,10 @@ pub(crate) trait Backend {
     /// process.
     fn observer(&self) -> Option<Observer> {
         None
+    }
+    /// The node processes as last heard from (distributed runs; empty in one process).
+    fn process_loads(&self) -> Vec<ProcessLoad> {
+        Vec::new()
     }
     /// Processes hosting agents.
     fn processes(&self) -> usize {
@@ -156,6 +163,10 @@ pub(crate) fn drive<W: AgentWorkload>(
         agents: scenario.topology.agents,
         rounds: scenario.total_rounds(),
     });
+    let processes = d.backend.process_loads();
+    if !processes.is_empty() {
+        progress(Progress::Processes(processes));
+    }
     let rounds = scenario.total_rounds();
     for r in 1..=rounds {
         let before = d.faults.clone();
@@ -165,6 +176,10 @@ pub(crate) fn drive<W: AgentWorkload>(
         }
         let restarts = d.last_stats.restarts;
         d.ticks(r)?;
+        let processes = d.backend.process_loads();
+        if !processes.is_empty() {
+            progress(Progress::Processes(processes));
+        }
         let restarted = d.last_stats.restarts.saturating_sub(restarts);
         if restarted > 0 {
             progress(Progress::Event(RunEvent {
