@@ -16,7 +16,7 @@ const EVENT_COLORS = { agent_panic: "#c62828", subcluster_loss: "#ef6c00", node_
 const S = {
   info: {}, run: { state: "starting" }, rounds: [], pools: [], events: [],
   tree: null, totals: null, observed: false, finished: 0,
-  open: new Map(), // key -> children (or null while loading)
+  open: new Map(), // key -> its level ({total, nodes}), or null while loading
   sort: "depth", kind: 0, ended: false,
 };
 
@@ -56,10 +56,9 @@ function apply(u) {
   if (S.rounds.length > 10000) S.rounds.splice(0, S.rounds.length - 10000);
   if (S.pools.length > 2000) S.pools.splice(0, S.pools.length - 2000);
   if (S.events.length > 2000) S.events.splice(0, S.events.length - 2000);
-  if (u.tree) { S.tree = u.tree; S.totals = u.totals; }
+  if (u.totals) S.totals = u.totals;
   header(u.uptime);
-  renderTree();
-  refreshOpen();
+  if (u.totals) refreshTree();
   efficiencyChart();
   poolsChart();
   energyChart();
@@ -93,42 +92,78 @@ function header(uptime) {
 }
 
 // ---- the tree ----
-$("tree-sort").addEventListener("change", (e) => { S.sort = e.target.value; renderTree(); });
+// Levels come from /api/tree, sorted and cut by the server: the top level, and the children
+// of each open node, refreshed with every update. Nothing per agent is ever fetched.
+const LEVEL_ROWS = 200;
+$("tree-sort").addEventListener("change", (e) => { S.sort = e.target.value; refreshTree(); });
 
-function sorted(nodes) {
-  const v = nodes.slice();
-  const by = {
-    depth: (a, b) => b.mailbox_depth - a.mailbox_depth || b.rate - a.rate,
-    rate: (a, b) => b.rate - a.rate || b.mailbox_depth - a.mailbox_depth,
-    agents: (a, b) => b.agents - a.agents,
-    name: (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }),
-  }[S.sort];
-  return S.sort === "depth" && v.every((n) => n.mailbox_depth === 0) && v.every((n) => n.rate === 0) ? v : v.sort(by);
+function treeUrl(key) {
+  const p = new URLSearchParams();
+  if (token) p.set("token", token);
+  if (key !== null) p.set("node", key);
+  p.set("sort", S.sort);
+  p.set("limit", String(LEVEL_ROWS));
+  return "/api/tree?" + p.toString();
+}
+
+let treeFetching = false;
+function refreshTree() {
+  if (!S.observed || treeFetching) return;
+  treeFetching = true;
+  const keys = [null, ...S.open.keys()];
+  // A level that is gone (404) closes; one that could not be fetched keeps what it had.
+  const get = (k) => fetch(treeUrl(k))
+    .then((r) => (r.ok ? r.json() : r.status === 404 ? null : undefined))
+    .catch(() => undefined);
+  Promise.all(keys.map(get)).then((levels) => {
+    treeFetching = false;
+    keys.forEach((k, i) => {
+      const level = levels[i];
+      if (level === undefined) return;
+      if (k === null) { if (level) S.tree = level; }
+      else if (level === null) { S.open.delete(k); }
+      else if (S.open.has(k)) { S.open.set(k, level); }
+    });
+    renderTree();
+  });
 }
 
 function renderTree() {
   const body = document.querySelector("#tree tbody");
   const note = $("tree-note");
   body.textContent = "";
-  if (!S.tree) {
-    note.textContent = S.observed ? "sampling..." : "no runtime in this process to show (a distributed run's nodes report through the rounds)";
+  if (!S.tree || !S.tree.nodes.length) {
+    note.textContent = S.observed ? "sampling..." : "no runtime to show in this process";
     return;
   }
-  const processes = S.tree.length && S.tree[0].key.startsWith("process:");
+  const processes = S.tree.nodes[0].key.startsWith("process:");
   note.textContent = processes
-    ? S.tree.length + " node processes (depth: messages in flight); click \u25b8 for their clusters"
-    : S.tree.length + " clusters; click \u25b8 to open one level";
+    ? S.tree.total + " node processes (depth: messages in flight); click \u25b8 for their clusters"
+    : S.tree.total + " clusters; click \u25b8 to open one level";
   const rows = [];
-  const walk = (nodes) => {
-    for (const n of sorted(nodes)) {
+  const walk = (level, depth) => {
+    for (const n of level.nodes) {
       rows.push(n);
       const kids = S.open.get(n.key);
-      if (kids) walk(kids);
+      if (kids) walk(kids, depth + 1);
+    }
+    if (level.total > level.nodes.length) {
+      rows.push({ more: level.total - level.nodes.length, level: depth });
     }
   };
-  walk(S.tree);
+  walk(S.tree, 0);
   for (const n of rows) {
     const tr = document.createElement("tr");
+    if (n.more) {
+      const td = document.createElement("td");
+      td.colSpan = 6;
+      td.className = "muted";
+      td.style.paddingLeft = (26 + 18 * n.level) + "px";
+      td.textContent = "... and " + n.more + " more (the first " + LEVEL_ROWS + " by the order chosen)";
+      tr.appendChild(td);
+      body.appendChild(tr);
+      continue;
+    }
     tr.className = "node";
     tr.dataset.key = n.key;
     tr.dataset.level = String(n.level);
@@ -138,7 +173,7 @@ function renderTree() {
     b.className = "toggle";
     if (n.children > 0) {
       b.textContent = S.open.has(n.key) ? "\u25be" : "\u25b8";
-      b.title = S.open.has(n.key) ? "close" : "open its " + n.children + " sub-clusters";
+      b.title = S.open.has(n.key) ? "close" : "open its " + n.children + " children";
       b.onclick = () => toggle(n.key);
     }
     name.appendChild(b);
@@ -166,30 +201,17 @@ function renderTree() {
 function toggle(key) {
   if (S.open.has(key)) {
     // Closing a node closes what is open below it.
-    const close = (k) => { const kids = S.open.get(k); S.open.delete(k); if (kids) kids.forEach((c) => close(c.key)); };
+    const close = (k) => {
+      const level = S.open.get(k);
+      S.open.delete(k);
+      if (level) level.nodes.forEach((c) => { if (S.open.has(c.key)) close(c.key); });
+    };
     close(key);
     renderTree();
   } else {
     S.open.set(key, null);
-    fetchChildren(key);
+    refreshTree();
   }
-}
-
-function fetchChildren(key) {
-  const sep = qs ? "&" : "?";
-  fetch("/api/tree" + qs + sep + "node=" + encodeURIComponent(key))
-    .then((r) => (r.ok ? r.json() : null))
-    .then((kids) => {
-      if (!S.open.has(key)) return;
-      if (kids === null) { S.open.delete(key); } else { S.open.set(key, kids); }
-      renderTree();
-    })
-    .catch(() => {});
-}
-
-function refreshOpen() {
-  if (S.ended) return;
-  for (const key of S.open.keys()) fetchChildren(key);
 }
 
 // ---- charts ----

@@ -42,8 +42,9 @@ struct App {
 ///
 /// Routes, all `GET` (the dashboard is read-only): `/` the page (its script and style built
 /// into the binary, no CDN), `/events` the page's Server-Sent Events, `/api/state` the
-/// whole state as JSON, `/api/tree?node=KEY` one node's children (the top-level clusters
-/// without `node`).
+/// whole state as JSON, `/api/tree?node=KEY&sort=depth|rate|agents|name&limit=N` one node's
+/// children (the top-level clusters without `node`), sorted, at most `N` of them (200 by
+/// default, at most 1,000) with their total.
 #[must_use = "the dashboard stops when dropped"]
 pub struct Dashboard {
     feed: Feed,
@@ -287,8 +288,8 @@ struct Update {
     rounds: Vec<RoundPoint>,
     pools: Vec<PoolPoint>,
     events: Vec<Event>,
-    /// The top-level clusters, and the totals; `None` until the tree is sampled.
-    tree: Option<Vec<TreeNode>>,
+    /// The totals of the tree; `None` until the tree is sampled (pages then ask for its
+    /// levels at `/api/tree`).
     totals: Option<TreeNode>,
     /// Whether the dashboard observes a runtime in this process, or has a distributed run's
     /// processes (no tree otherwise).
@@ -304,16 +305,12 @@ struct Cursor {
 }
 
 fn update(app: &App, cursor: &mut Cursor) -> Update {
-    let (tree, totals) = {
+    let totals = {
         let t = app
             .tree
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if t.sampled {
-            (t.children_of(None), Some(t.totals()))
-        } else {
-            (None, None)
-        }
+        t.sampled.then(|| t.totals())
     };
     let s = app.feed.lock();
     let u = Update {
@@ -324,7 +321,6 @@ fn update(app: &App, cursor: &mut Cursor) -> Update {
         rounds: s.rounds.since(cursor.rounds),
         pools: s.pools.since(cursor.pools),
         events: s.events.since(cursor.events),
-        tree,
         totals,
         observed: s.observer.is_some() || s.processes.is_some(),
     };
@@ -346,7 +342,7 @@ impl Drop for ClientSlot {
 }
 
 /// The page's event stream: an update at once, then one per refresh (what changed since
-/// the last, and the tree's top level), the last one when the server stops.
+/// the last, and the tree's totals), the last one when the server stops.
 async fn events(State(app): State<Arc<App>>) -> Response {
     let max = app.config.max_clients;
     if app
@@ -408,22 +404,103 @@ async fn state(State(app): State<Arc<App>>) -> Response {
 #[derive(Deserialize)]
 struct TreeQuery {
     node: Option<String>,
+    sort: Option<TreeSort>,
+    limit: Option<usize>,
+}
+
+/// The order of a level of the tree.
+#[derive(Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "snake_case")]
+enum TreeSort {
+    /// Deepest mailboxes first (then the busiest).
+    #[default]
+    Depth,
+    /// Busiest first (then the deepest).
+    Rate,
+    /// Most agents first.
+    Agents,
+    /// By name, numbers in names compared as numbers (`c2` before `c10`).
+    Name,
+}
+
+/// Rows of one level sent at most (a page says how many more there are).
+const LEVEL_LIMIT: usize = 1_000;
+/// Rows of one level sent by default.
+const LEVEL_DEFAULT: usize = 200;
+
+/// One level of the tree, sorted and cut.
+#[derive(Serialize)]
+struct Level {
+    /// Nodes at this level.
+    total: usize,
+    /// The first `limit` of them, in the order asked for.
+    nodes: Vec<TreeNode>,
 }
 
 async fn tree(State(app): State<Arc<App>>, Query(q): Query<TreeQuery>) -> Response {
-    let t = app
+    let children = app
         .tree
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match t.children_of(q.node.as_deref()) {
-        Some(children) => json(&children),
-        None => (StatusCode::NOT_FOUND, "no such node\n").into_response(),
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .children_of(q.node.as_deref());
+    let Some(mut nodes) = children else {
+        return (StatusCode::NOT_FOUND, "no such node\n").into_response();
+    };
+    let total = nodes.len();
+    sort_level(&mut nodes, q.sort.unwrap_or_default());
+    nodes.truncate(q.limit.unwrap_or(LEVEL_DEFAULT).clamp(1, LEVEL_LIMIT));
+    json(&Level { total, nodes })
+}
+
+fn sort_level(nodes: &mut [TreeNode], by: TreeSort) {
+    let desc = |a: f64, b: f64| b.total_cmp(&a);
+    match by {
+        TreeSort::Depth => nodes.sort_by(|a, b| {
+            b.mailbox_depth
+                .cmp(&a.mailbox_depth)
+                .then(desc(a.rate, b.rate))
+        }),
+        TreeSort::Rate => {
+            nodes.sort_by(|a, b| desc(a.rate, b.rate).then(b.mailbox_depth.cmp(&a.mailbox_depth)));
+        }
+        TreeSort::Agents => nodes.sort_by_key(|n| std::cmp::Reverse(n.agents)),
+        TreeSort::Name => nodes.sort_by_cached_key(|n| natural(&n.name)),
     }
+}
+
+/// A name as a key where runs of digits compare as numbers.
+fn natural(s: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            if !digits.is_empty() {
+                out.push((
+                    std::mem::take(&mut text),
+                    digits.parse().unwrap_or(u64::MAX),
+                ));
+                digits.clear();
+            }
+            text.push(c);
+        }
+    }
+    out.push((text, digits.parse().unwrap_or(0)));
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{natural, same};
+
+    #[test]
+    fn names_sort_with_their_numbers() {
+        let mut v = ["c10", "c2", "c1/s10", "c1/s9", "b"];
+        v.sort_by_key(|s| natural(s));
+        assert_eq!(v, ["b", "c1/s9", "c1/s10", "c2", "c10"]);
+    }
 
     #[test]
     fn tokens_compare_whole() {

@@ -115,33 +115,46 @@ fn an_application_serves_its_runtime() {
     assert_eq!(first["events"][0]["kind"], "agent_panic");
     assert_eq!(first["observed"], true);
     let start = Instant::now();
-    let tree = loop {
+    loop {
         let u = next_update(&mut page);
         assert!(
             u["rounds"].as_array().is_some_and(Vec::is_empty),
             "sent once"
         );
-        if let Some(tree) = u["tree"]
-            .as_array()
-            .filter(|t| t.len() == 3 && t.iter().all(|n| n["agents"] == 20))
-        {
-            break tree.clone();
+        if u["totals"]["agents"] == 60 {
+            assert_eq!(u["totals"]["children"], 3);
+            break;
         }
         assert!(start.elapsed() < Duration::from_secs(60), "no tree: {u}");
+    }
+    let level = |query: &str| -> Value {
+        let (code, body) = get(addr, &format!("/api/tree{query}"));
+        assert_eq!(code, 200, "{query}: {body}");
+        serde_json::from_str(&body).expect("JSON")
     };
+    let top = level("?sort=name");
+    assert_eq!(top["total"], 3);
+    let tree = top["nodes"].as_array().expect("a list").clone();
     let names: Vec<&str> = tree.iter().filter_map(|n| n["name"].as_str()).collect();
     assert_eq!(names, ["c0", "c1", "c2"]);
-    assert!(tree.iter().all(|n| n["children"] == 2 && n["level"] == 0));
+    assert!(
+        tree.iter()
+            .all(|n| n["children"] == 2 && n["level"] == 0 && n["agents"] == 20)
+    );
+    let cut = level("?sort=agents&limit=2");
+    assert_eq!(
+        (cut["total"].as_u64(), cut["nodes"].as_array().map(Vec::len)),
+        (Some(3), Some(2))
+    );
 
     // One level at a time: a cluster's children on request, no deeper.
     let key = tree[0]["key"].as_str().expect("a key");
-    let (code, body) = get(addr, &format!("/api/tree?node={key}"));
-    assert_eq!(code, 200);
-    let subs: Value = serde_json::from_str(&body).expect("JSON");
-    let subs = subs.as_array().expect("a list");
+    let subs = level(&format!("?node={key}"));
+    let subs = subs["nodes"].as_array().expect("a list");
     assert_eq!(subs.len(), 2);
     assert!(subs.iter().all(|n| n["agents"] == 10 && n["level"] == 1));
     assert_eq!(get(addr, "/api/tree?node=nowhere").0, 404);
+    assert_eq!(get(addr, "/api/tree?sort=sideways").0, 400);
 
     // The end: the page's last update says so, then its stream ends.
     dashboard.feed().finish(Ok("all done".into()));
