@@ -70,8 +70,13 @@ struct DashboardFigures {
     dashboard_overhead_points: f64,
     /// Updates the page received during the run (it was live).
     dashboard_updates: u64,
-    /// Times the tree was sent to the page (it was sampled while the run went on).
+    /// Updates that carried the tree's totals (it was sampled while the run went on).
     dashboard_tree_updates: u64,
+    /// CPU seconds the dashboard's server thread used during the run (Linux; `None`
+    /// elsewhere): its whole cost in this process, whatever the machine's load.
+    dashboard_cpu_seconds: Option<f64>,
+    /// CPU seconds of the whole process during that run.
+    dashboard_process_cpu_seconds: Option<f64>,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
@@ -122,13 +127,16 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         if let Some(d) = &f.dashboard {
             crate::print_line(&format!(
                 "with the dashboard and one page open: runtime {:.3} s, plain loop {:.3} s, \
-                 overhead {:+.1}% ({:+.2} points; {} updates sent, {} with the tree)",
+                 overhead {:+.1}% ({:+.2} points; {} updates sent, {} with the tree; server \
+                 thread {:.3} CPU s of {:.1})",
                 d.dashboard_runtime_seconds,
                 d.dashboard_baseline_seconds,
                 100.0 * d.dashboard_overhead,
                 d.dashboard_overhead_points,
                 d.dashboard_updates,
-                d.dashboard_tree_updates
+                d.dashboard_tree_updates,
+                d.dashboard_cpu_seconds.unwrap_or(f64::NAN),
+                d.dashboard_process_cpu_seconds.unwrap_or(f64::NAN)
             ))?;
         }
         crate::print_line(&format!(
@@ -161,7 +169,7 @@ fn with_dashboard(s: &Scenario, overhead: f64) -> anyhow::Result<DashboardFigure
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if let Some(data) = line.strip_prefix("data: ") {
                 updates += 1;
-                trees += u64::from(!data.contains("\"tree\":null"));
+                trees += u64::from(!data.contains("\"totals\":null"));
             }
         }
         (updates, trees)
@@ -175,7 +183,15 @@ fn with_dashboard(s: &Scenario, overhead: f64) -> anyhow::Result<DashboardFigure
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let feed = dashboard.feed().clone();
+    let cpu = || {
+        (
+            thread_cpu_seconds("qorch-dashboard"),
+            thread_cpu_seconds(""),
+        )
+    };
+    let (server0, process0) = cpu();
     let out = qorch_sim::run(s, &mut |p| crate::serve_args::forward(&feed, &p))?;
+    let (server1, process1) = cpu();
     feed.finish(Ok("done".into()));
     dashboard.stop();
     let (updates, trees) = page.join().unwrap_or((0, 0));
@@ -187,5 +203,32 @@ fn with_dashboard(s: &Scenario, overhead: f64) -> anyhow::Result<DashboardFigure
         dashboard_overhead_points: 100.0 * (t.communication_overhead - overhead),
         dashboard_updates: updates,
         dashboard_tree_updates: trees,
+        dashboard_cpu_seconds: server0.zip(server1).map(|(a, b)| b - a),
+        dashboard_process_cpu_seconds: process0.zip(process1).map(|(a, b)| b - a),
+    })
+}
+
+/// CPU seconds (user and system) of this process's thread named `name`, or of the whole
+/// process for `""`, from `/proc` (Linux only).
+fn thread_cpu_seconds(name: &str) -> Option<f64> {
+    // utime and stime are the 14th and 15th fields, counted after the `(comm)` field.
+    let times = |stat: &str| -> Option<f64> {
+        let rest = stat.rsplit_once(')')?.1;
+        let mut f = rest.split_whitespace().skip(11);
+        let utime: f64 = f.next()?.parse().ok()?;
+        let stime: f64 = f.next()?.parse().ok()?;
+        // The kernel's clock ticks: 100 per second on every Linux build that matters here.
+        Some((utime + stime) / 100.0)
+    };
+    if name.is_empty() {
+        return times(&std::fs::read_to_string("/proc/self/stat").ok()?);
+    }
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|e| {
+        let dir = e.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        (comm.trim() == name)
+            .then(|| std::fs::read_to_string(dir.join("stat")).ok())
+            .flatten()
+            .and_then(|s| times(&s))
     })
 }
