@@ -95,12 +95,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         qorch_sim::prepare_output_dir(dir)
             .with_context(|| format!("the output directory {}", dir.display()))?;
     }
-    let processes = if args.nats.config()?.is_some() {
-        args.nodes.unwrap_or(1)
-    } else {
-        1
-    };
+    let distributed = distributed(args, &s)?;
     // Before the run too: a port in use or a bad address is an error now.
+    let processes = distributed.as_ref().map_or(1, |d| d.nodes);
     let served = crate::serve_args::start(&args.serve, &s, processes)?;
     let bar = ProgressBar::with_draw_target(Some(s.total_rounds()), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -112,7 +109,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     );
     bar.set_message(format!("setting up {} agents", s.topology.agents));
     bar.enable_steady_tick(Duration::from_millis(200));
-    let distributed = distributed(args, &s)?;
     let mut on_progress = |p: Progress| {
         if let Some(d) = &served {
             d.progress(&p);
