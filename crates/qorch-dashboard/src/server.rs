@@ -34,6 +34,8 @@ struct App {
     tree: std::sync::Mutex<Tree>,
     config: DashboardConfig,
     clients: AtomicUsize,
+    /// Wakes the sampler when a page opens (its first tree comes at once).
+    page_opened: tokio::sync::Notify,
     stopping: watch::Receiver<bool>,
 }
 
@@ -96,6 +98,7 @@ impl Dashboard {
             tree: std::sync::Mutex::default(),
             config,
             clients: AtomicUsize::new(0),
+            page_opened: tokio::sync::Notify::new(),
             stopping: stop_rx.clone(),
         });
         let served = Arc::clone(&app);
@@ -192,7 +195,10 @@ async fn sample_tree(app: Arc<App>) {
     let every = app.config.refresh;
     let mut processes_seen = 0;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = app.page_opened.notified() => {}
+        }
         if app.clients.load(Ordering::Relaxed) == 0 {
             continue;
         }
@@ -359,6 +365,7 @@ async fn events(State(app): State<Arc<App>>) -> Response {
             .into_response();
     }
     let slot = ClientSlot(Arc::clone(&app));
+    app.page_opened.notify_one();
     let stopping = app.stopping.clone();
     let start = (slot, stopping, Cursor::default(), true, false);
     let stream = futures_util::stream::unfold(
