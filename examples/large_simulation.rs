@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "round {}: {:.2} s, efficiency {:.4}, {} of {} served",
             r.round, r.seconds, r.efficiency, r.served, r.agents
         ),
+        _ => {}
     })?;
     println!("{}", out.report.summary_table(&out.timings));
     Ok(())

@@ -11,6 +11,7 @@ mod node_cmd;
 mod qaoa_cmd;
 mod qubo_cmd;
 mod redact;
+mod serve_args;
 mod simulate_cmd;
 mod sweep_cmd;
 
@@ -58,7 +59,7 @@ enum Command {
     },
     /// Run a simulation: a scenario file, or the built-in default scenario (10,000 agents,
     /// 100 clusters), with flags overriding its values.
-    Simulate(simulate_cmd::Args),
+    Simulate(Box<simulate_cmd::Args>),
     /// Run a scenario over a grid of parameter values and seeds, in parallel: a directory
     /// per run, `runs.csv`, `summary.csv` (means and 95% confidence intervals) and plots;
     /// an interrupted sweep resumes.

@@ -55,6 +55,8 @@ pub(crate) struct Args {
     pub(crate) nodes: Option<usize>,
     #[command(flatten)]
     pub(crate) nats: crate::nats_args::NatsArgs,
+    #[command(flatten)]
+    pub(crate) serve: crate::serve_args::ServeArgs,
 }
 
 /// The scenario of the arguments: the file or the default, then the flags.
@@ -101,6 +103,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         qorch_sim::prepare_output_dir(dir)
             .with_context(|| format!("the output directory {}", dir.display()))?;
     }
+    let distributed = distributed(args, &s)?;
+    // Before the run too: a port in use or a bad address is an error now.
+    let processes = distributed.as_ref().map_or(1, |d| d.nodes);
+    let served = crate::serve_args::start(&args.serve, &s, processes)?;
     let bar = ProgressBar::with_draw_target(Some(s.total_rounds()), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
@@ -111,15 +117,20 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     );
     bar.set_message(format!("setting up {} agents", s.topology.agents));
     bar.enable_steady_tick(Duration::from_millis(200));
-    let distributed = distributed(args, &s)?;
-    let mut on_progress = |p| match p {
-        Progress::Ready { agents, .. } => bar.set_message(format!("{agents} agents running")),
-        Progress::Round(summary) => {
-            bar.set_message(format!(
-                "round {}: efficiency {:.3}",
-                summary.round, summary.efficiency
-            ));
-            bar.inc(1);
+    let mut on_progress = |p: Progress| {
+        if let Some(d) = &served {
+            d.progress(&p);
+        }
+        match p {
+            Progress::Ready { agents, .. } => bar.set_message(format!("{agents} agents running")),
+            Progress::Round(summary) => {
+                bar.set_message(format!(
+                    "round {}: efficiency {:.3}",
+                    summary.round, summary.efficiency
+                ));
+                bar.inc(1);
+            }
+            _ => {}
         }
     };
     let outcome = match &distributed {
@@ -127,9 +138,32 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         None => qorch_sim::run(&s, &mut on_progress),
     };
     bar.finish_and_clear();
-    let outcome = outcome?;
+    let outcome = match (outcome, served) {
+        (Ok(o), Some(d)) => {
+            let r = &o.report;
+            let line = format!(
+                "{} rounds, allocation efficiency {:.4}, {} messages handled, {} restarts",
+                r.rounds, r.allocation_efficiency, r.messages.handled, r.messages.restarts
+            );
+            // The results first: with --keep-serving, finishing waits for Ctrl-C.
+            let printed = print_outcome(args, &s, &o);
+            d.finish(Ok(line));
+            return printed;
+        }
+        (Err(e), Some(d)) => {
+            let e = anyhow::Error::from(e);
+            d.finish(Err(format!("{e:#}")));
+            return Err(e);
+        }
+        (outcome, None) => outcome?,
+    };
+    print_outcome(args, &s, &outcome)
+}
+
+/// Writes the outputs of `--out` and prints the report.
+fn print_outcome(args: &Args, s: &Scenario, outcome: &qorch_sim::Outcome) -> anyhow::Result<()> {
     if let Some(dir) = &args.out {
-        qorch_sim::write_outputs(dir, &s, &outcome)
+        qorch_sim::write_outputs(dir, s, outcome)
             .with_context(|| format!("writing the report into {}", dir.display()))?;
     }
     if args.json {

@@ -66,6 +66,10 @@ pub struct RoundSummary {
     pub policy_seconds: f64,
     /// Agents whose request this round was the forecast (predictive policy, warmed up).
     pub predicted_agents: usize,
+    /// The demand the agents requested this round, per resource kind (under the predictive
+    /// policy, the forecasts).
+    #[serde(default)]
+    pub demanded: Vec<f64>,
     /// Jain's fairness index of the agents' satisfaction.
     pub fairness: f64,
     /// Share of agents whose placement changed since the previous round.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use qorch_resources::{ChangeContext, Reason};
+use qorch_resources::{ChangeContext, Reason, ResourceVector};
 use qorch_runtime::AllocationBatch;
 use qorch_scheduler::EnhancedQuboScheduler;
 
@@ -202,12 +202,11 @@ impl<H: Hierarchy> Worker<H> {
                 e.seconds += secs;
             }
         }
-        let desired_total: f64 = problem
-            .clusters
-            .iter()
-            .flat_map(cluster_agents)
-            .map(|a| a.request.desired.total())
-            .sum();
+        let mut demanded = ResourceVector::default();
+        for a in problem.clusters.iter().flat_map(cluster_agents) {
+            demanded.add_assign(&a.request.desired);
+        }
+        let desired_total = demanded.total();
         let unmet_total = metrics.unmet.total();
         let pool_means: Vec<f64> = metrics
             .utilization
@@ -238,6 +237,7 @@ impl<H: Hierarchy> Worker<H> {
             in_force,
             policy_seconds,
             predicted_agents: st.policy.predicted_agents,
+            demanded: demanded.amounts().to_vec(),
             fairness: metrics.fairness,
             churn: metrics.churn.rate(),
             affinity_edges: problem.affinity.len(),

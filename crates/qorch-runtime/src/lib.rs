@@ -104,8 +104,8 @@ pub use qorch_protocol::AgentRef;
 pub use registry::{BoxFuture, RegistryError, SharedRegistry};
 pub use remote::{InjectError, Remote, RemoteLink};
 pub use runtime::{
-    ClusterManager, QuantumOrchestrator, RuntimeBuilder, RuntimeError, RuntimeHandle,
-    RuntimeSendError, ShutdownReport, Topology, TopologyNode,
+    ClusterManager, NodeLoad, Observer, QuantumOrchestrator, RuntimeBuilder, RuntimeError,
+    RuntimeHandle, RuntimeSendError, ShutdownReport, Topology, TopologyNode,
 };
 pub use spawn::SpawnError;
 pub use status::{AgentCounts, ComponentStatus, StatusNode, StatusTree};

@@ -65,6 +65,7 @@ mod baseline;
 #[cfg(feature = "distributed")]
 mod distributed;
 mod error;
+mod events;
 mod local;
 mod model;
 mod plan;
@@ -84,6 +85,7 @@ pub use agent::{SimAgent, SimMsg};
 #[cfg(feature = "distributed")]
 pub use distributed::{Distributed, SpawnNode, run_distributed, run_node};
 pub use error::SimError;
+pub use events::{PoolLoad, PoolsRound, ProcessLoad, RunEvent, RunEventKind};
 pub use local::{run, run_workload};
 #[cfg(feature = "plots")]
 pub use plots::write_plots;

@@ -157,6 +157,10 @@ impl<W: AgentWorkload> Backend for LocalBackend<W> {
         self.rt.config().affinity_sample
     }
 
+    fn observer(&self) -> Option<qorch_runtime::Observer> {
+        Some(self.handle.observer())
+    }
+
     fn recluster(
         &mut self,
         layout: &mut Layout,

@@ -10,10 +10,11 @@ use std::time::Instant;
 use qorch_optimizer::{Optimizer, ReclusterPolicy, RoundSummary};
 use qorch_protocol::{Address, AgentId};
 use qorch_resources::{ForecastModel, SeriesForecaster, mape};
-use qorch_runtime::NodeStats;
+use qorch_runtime::{NodeStats, Observer};
 
 use crate::baseline::Baseline;
 use crate::error::SimError;
+use crate::events::{PoolLoad, PoolsRound, ProcessLoad, RunEvent, RunEventKind};
 use crate::model::mix;
 use crate::recluster::Layout;
 use crate::report::{
@@ -23,8 +24,10 @@ use crate::report::{
 use crate::scenario::{FaultKind, Scenario};
 use crate::workload::AgentWorkload;
 
-/// What a run reports as it goes, for progress bars.
+/// What a run reports as it goes, for progress bars and live views. More kinds may come:
+/// match with a wildcard arm.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Progress {
     /// The hierarchy is built and the agents spawned.
     Ready {
@@ -35,6 +38,16 @@ pub enum Progress {
     },
     /// A round finished.
     Round(Box<RoundSummary>),
+    /// The runtime of a local run, for observers (its status tree and nodes' loads); sent
+    /// once, before [`Progress::Ready`]. Distributed runs send none.
+    Runtime(Observer),
+    /// The pools after a round, sent just before its [`Progress::Round`].
+    Pools(Box<PoolsRound>),
+    /// A fault, restarts, a node lost, a re-clustering pass.
+    Event(RunEvent),
+    /// A distributed run's node processes, before the first round and after each round's
+    /// ticks. Local runs send none.
+    Processes(Vec<ProcessLoad>),
 }
 
 /// A finished run.
@@ -64,6 +77,15 @@ pub(crate) trait Backend {
         Err(SimError::Scenario(
             "node_crash faults need a distributed run (qorch simulate --nats URL --nodes K)".into(),
         ))
+    }
+    /// The runtime, for observers (a local run's); `None` where there is none in this
+    /// process.
+    fn observer(&self) -> Option<Observer> {
+        None
+    }
+    /// The node processes as last heard from (distributed runs; empty in one process).
+    fn process_loads(&self) -> Vec<ProcessLoad> {
+        Vec::new()
     }
     /// Processes hosting agents.
     fn processes(&self) -> usize {
@@ -134,22 +156,102 @@ pub(crate) fn drive<W: AgentWorkload>(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, SimError> {
     d.setup_seconds = started.elapsed().as_secs_f64();
+    if let Some(o) = d.backend.observer() {
+        progress(Progress::Runtime(o));
+    }
     progress(Progress::Ready {
         agents: scenario.topology.agents,
         rounds: scenario.total_rounds(),
     });
+    let processes = d.backend.process_loads();
+    if !processes.is_empty() {
+        progress(Progress::Processes(processes));
+    }
     let rounds = scenario.total_rounds();
     for r in 1..=rounds {
+        let before = d.faults.clone();
         d.inject_faults(r)?;
+        for e in fault_events(r, &before, &d.faults) {
+            progress(Progress::Event(e));
+        }
+        let restarts = d.last_stats.restarts;
         d.ticks(r)?;
+        let processes = d.backend.process_loads();
+        if !processes.is_empty() {
+            progress(Progress::Processes(processes));
+        }
+        let restarted = d.last_stats.restarts.saturating_sub(restarts);
+        if restarted > 0 {
+            progress(Progress::Event(RunEvent {
+                round: r,
+                kind: RunEventKind::Restarts,
+                count: restarted,
+                detail: format!("{restarted} agent restart(s) by their supervisors"),
+            }));
+        }
         let summary = d.round(r)?;
+        progress(Progress::Pools(Box::new(d.pools_round(&summary))));
         progress(Progress::Round(Box::new(summary)));
         let every = scenario.clustering.every;
         if every > 0 && r % every == 0 && r < rounds {
+            let passes = d.reclustering.len();
             d.recluster(r)?;
+            if let Some(rec) = d.reclustering.get(passes) {
+                progress(Progress::Event(RunEvent {
+                    round: r,
+                    kind: RunEventKind::Recluster,
+                    count: rec.moved,
+                    detail: format!(
+                        "re-clustering: {} agents moved, {} splits, {} merges, cross-cluster \
+                         traffic {:.1}% -> {:.1}%",
+                        rec.moved,
+                        rec.splits,
+                        rec.merges,
+                        100.0 * rec.cross_before,
+                        100.0 * rec.cross_after
+                    ),
+                }));
+            }
         }
     }
     Ok(d.finish(started))
+}
+
+/// The events of the faults a round's start injected (`before` and `after` it).
+fn fault_events(r: u64, before: &FaultReport, after: &FaultReport) -> Vec<RunEvent> {
+    let mut out = Vec::new();
+    let panics = after.agent_panics - before.agent_panics;
+    if panics > 0 {
+        out.push(RunEvent {
+            round: r,
+            kind: RunEventKind::AgentPanic,
+            count: panics,
+            detail: format!("fault: {panics} agent(s) made to panic"),
+        });
+    }
+    let leaves = after.subclusters_lost - before.subclusters_lost;
+    if leaves > 0 {
+        let agents = after.agents_lost - before.agents_lost;
+        out.push(RunEvent {
+            round: r,
+            kind: RunEventKind::SubclusterLoss,
+            count: agents,
+            detail: format!("fault: {leaves} sub-cluster(s) lost with {agents} agents"),
+        });
+    }
+    let nodes = after.nodes_lost - before.nodes_lost;
+    if nodes > 0 {
+        let agents = after.agents_restarted - before.agents_restarted;
+        out.push(RunEvent {
+            round: r,
+            kind: RunEventKind::NodeLoss,
+            count: agents,
+            detail: format!(
+                "fault: {nodes} node process(es) lost, {agents} agents restarted elsewhere"
+            ),
+        });
+    }
+    out
 }
 
 /// The state of a run between its steps.
@@ -320,6 +422,33 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
         }
         self.rounds.push(summary.clone());
         Ok(summary)
+    }
+
+    /// The pools after round `summary`: capacity and grants per pool, and the demand, per
+    /// kind.
+    fn pools_round(&self, summary: &RoundSummary) -> PoolsRound {
+        self.optimizer.with_state(|s| {
+            let m = &s.resources;
+            let kinds = m.kinds().len();
+            let mut demanded = summary.demanded.clone();
+            demanded.resize(kinds, 0.0);
+            PoolsRound {
+                round: summary.round,
+                kinds: self.scenario.pools.kinds.clone(),
+                pools: m
+                    .pools()
+                    .iter()
+                    .map(|p| PoolLoad {
+                        name: p.name.clone(),
+                        capacity: p.capacity.amounts().to_vec(),
+                        granted: m
+                            .used(p.id)
+                            .map_or_else(|| vec![0.0; kinds], |u| u.amounts().to_vec()),
+                    })
+                    .collect(),
+                demanded,
+            }
+        })
     }
 
     /// Re-clustering by the affinity the optimizer observed.

@@ -20,6 +20,9 @@
 //!   scenarios, the built-in model (`sim::run`) or agents of your own
 //!   (`sim::AgentWorkload`, `sim::run_workload`), faults, the plain-loop baseline and
 //!   the report (the SVG plots with the `plots` feature; distributed runs with `net`).
+//! * `dashboard` (the `dashboard` feature, off by default): a live web dashboard of a
+//!   runtime, `dashboard::serve(&handle, "127.0.0.1:8080")`, what `qorch simulate --serve`
+//!   shows.
 //!
 //! ```
 //! use qorch::protocol::{Priority, PriorityMailbox};
@@ -33,6 +36,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "dashboard")]
+pub use qorch_dashboard as dashboard;
 #[cfg(feature = "net")]
 pub use qorch_net as net;
 pub use qorch_optimizer as optimizer;

@@ -732,6 +732,20 @@ impl<M> MailboxSender<M> {
     pub fn same_mailbox(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
+
+    /// Number of messages waiting in the mailbox, over all lanes (a snapshot: it may change
+    /// at once). Observers read it without disturbing the receiver.
+    pub fn len(&self) -> usize {
+        (0..LANES)
+            .filter_map(|i| self.shared.lane(i))
+            .map(Lane::len)
+            .sum()
+    }
+
+    /// Whether no message is waiting in the mailbox (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.shared.all_empty()
+    }
 }
 
 impl<M: Message> MailboxSender<M> {

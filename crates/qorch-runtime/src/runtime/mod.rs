@@ -5,6 +5,7 @@ mod builder;
 mod error;
 mod handle;
 mod manager;
+mod observe;
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -13,6 +14,7 @@ pub use builder::RuntimeBuilder;
 pub use error::{RuntimeError, RuntimeSendError};
 pub use handle::RuntimeHandle;
 pub use manager::{ClusterManager, Topology, TopologyNode};
+pub use observe::{NodeLoad, Observer};
 
 use crate::Host;
 use crate::config::RuntimeConfig;

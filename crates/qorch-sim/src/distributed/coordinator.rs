@@ -21,6 +21,7 @@ use super::protocol::{
 };
 use super::remote::Remote;
 use crate::error::SimError;
+use crate::events::ProcessLoad;
 use crate::model::ModelSpec;
 use crate::plan::plan_hierarchy;
 use crate::recluster::Layout;
@@ -436,6 +437,37 @@ impl Backend for Coordinator {
 
     fn affinity_sample(&self) -> u32 {
         self.affinity_sample
+    }
+
+    fn process_loads(&self) -> Vec<ProcessLoad> {
+        let p = self.calls.placement();
+        let mut agents = vec![0_u64; p.host.len()];
+        for &c in &p.cluster_of {
+            if let Some(n) = agents.get_mut(c as usize) {
+                *n += 1;
+            }
+        }
+        p.slots
+            .iter()
+            .map(|s| ProcessLoad {
+                name: s.name.clone(),
+                alive: s.alive,
+                clusters: s
+                    .clusters
+                    .iter()
+                    .map(|&c| {
+                        (
+                            format!("c{c}"),
+                            agents.get(c as usize).copied().unwrap_or(0),
+                        )
+                    })
+                    .collect(),
+                handled: s.last.stats.handled,
+                restarts: s.last.stats.restarts,
+                dead_letters: s.last.stats.dead_letters + s.last.gateway.dead_letters,
+                in_flight: s.last.in_flight,
+            })
+            .collect()
     }
 
     fn processes(&self) -> usize {
