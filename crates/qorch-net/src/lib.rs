@@ -45,6 +45,7 @@ pub mod local_server;
 mod registry;
 pub mod rpc;
 mod subject;
+mod telemetry;
 
 pub use auth::{FrameKey, MIN_KEY_BYTES, TAG_BYTES};
 pub use config::{NatsConfig, redact_url};

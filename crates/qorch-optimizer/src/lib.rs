@@ -59,6 +59,7 @@ mod optimizer;
 mod problem;
 mod recluster;
 mod summary;
+mod telemetry;
 mod worker;
 
 pub use config::{OptimizerConfig, Triggers};
