@@ -50,6 +50,8 @@ pub(crate) struct Args {
     pub(crate) nodes: Option<usize>,
     #[command(flatten)]
     pub(crate) nats: crate::nats_args::NatsArgs,
+    #[command(flatten)]
+    pub(crate) metrics: crate::metrics_endpoint::MetricsArgs,
 }
 
 /// The scenario of the arguments: the file or the default, then the flags.
@@ -93,6 +95,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         qorch_sim::prepare_output_dir(dir)
             .with_context(|| format!("the output directory {}", dir.display()))?;
     }
+    args.metrics.serve()?;
     let bar = ProgressBar::with_draw_target(Some(s.total_rounds()), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(

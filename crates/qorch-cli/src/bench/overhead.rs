@@ -1,7 +1,14 @@
-//! `qorch bench overhead`: the runtime's cost over the same agent work in a plain loop.
+//! `qorch bench overhead`: the runtime's cost over the same agent work in a plain loop, and
+//! what metrics add to it: the same run with the Prometheus recorder collecting every
+//! series and without a recorder, in one process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args as ClapArgs;
-use qorch_sim::Scenario;
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::PrometheusRecorder;
+use qorch_sim::{Outcome, Scenario};
 use serde::Serialize;
 
 /// Runs the default scenario's agents for a number of ticks, in the runtime and then in a
@@ -30,6 +37,10 @@ pub(crate) struct Args {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Pairs of runs with metrics on and off (the order alternates between pairs; the
+    /// figures are medians). 0: the plain comparison only.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=50))]
+    metrics_pairs: u32,
     /// One JSON object.
     #[arg(long)]
     json: bool,
@@ -48,6 +59,130 @@ struct Figures {
     baseline_seconds: f64,
     overhead: f64,
     extra_microseconds_per_message: f64,
+    /// Pairs of runs with metrics on and off (0: not measured; the `metrics_*` keys below
+    /// are then absent).
+    metrics_pairs: u32,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    metrics: Option<MetricsFigures>,
+}
+
+/// Metrics on against metrics off: each the median over the pairs.
+#[derive(Serialize)]
+struct MetricsFigures {
+    /// Overhead over the plain loop with no recorder installed.
+    metrics_off_overhead: f64,
+    /// Overhead over the plain loop with the Prometheus recorder collecting every series.
+    metrics_on_overhead: f64,
+    /// Runtime seconds of the ticks, without and with metrics.
+    metrics_off_runtime_seconds: f64,
+    metrics_on_runtime_seconds: f64,
+    /// `100 * (on - off)` overhead, per pair, then the median: percentage points.
+    metrics_overhead_points: f64,
+    /// Lines of the Prometheus exposition at the end (proof that the recorder collected).
+    metrics_exposition_lines: usize,
+}
+
+/// A recorder that forwards to the Prometheus recorder while on and hands out no-op handles
+/// while off. Nodes register their handles when they first publish, so a run started while
+/// off costs what a run without any recorder costs.
+struct Switch {
+    on: AtomicBool,
+    inner: PrometheusRecorder,
+}
+
+impl Recorder for Switch {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_counter(key, metadata)
+        } else {
+            Counter::noop()
+        }
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_gauge(key, metadata)
+        } else {
+            Gauge::noop()
+        }
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_histogram(key, metadata)
+        } else {
+            Histogram::noop()
+        }
+    }
+}
+
+/// Runs the scenario `pairs` times with metrics on and off, alternating the order.
+fn compare(s: &Scenario, pairs: u32) -> anyhow::Result<MetricsFigures> {
+    let inner = crate::metrics_endpoint::builder().build_recorder();
+    let handle = inner.handle();
+    let switch = Arc::new(Switch {
+        on: AtomicBool::new(false),
+        inner,
+    });
+    metrics::set_global_recorder(Arc::clone(&switch))
+        .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        for metrics_on in [pair % 2 == 1, pair % 2 == 0] {
+            switch.on.store(metrics_on, Ordering::Relaxed);
+            let out = qorch_sim::run(s, &mut |_| {})?;
+            let t = (
+                out.timings.communication_overhead,
+                out.timings.runtime_tick_seconds,
+            );
+            if metrics_on { on.push(t) } else { off.push(t) }
+        }
+    }
+    switch.on.store(false, Ordering::Relaxed);
+    let points: Vec<f64> = on
+        .iter()
+        .zip(&off)
+        .map(|(a, b)| 100.0 * (a.0 - b.0))
+        .collect();
+    let series = handle
+        .render()
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    Ok(MetricsFigures {
+        metrics_off_overhead: median(off.iter().map(|t| t.0)),
+        metrics_on_overhead: median(on.iter().map(|t| t.0)),
+        metrics_off_runtime_seconds: median(off.iter().map(|t| t.1)),
+        metrics_on_runtime_seconds: median(on.iter().map(|t| t.1)),
+        metrics_overhead_points: median(points.into_iter()),
+        metrics_exposition_lines: series,
+    })
+}
+
+fn median(xs: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = xs.collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
@@ -69,7 +204,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         s.behaviour.tick_work = w;
     }
     s.validate()?;
-    let out = qorch_sim::run(&s, &mut |_| {})?;
+    let out: Outcome = qorch_sim::run(&s, &mut |_| {})?;
+    let metrics = (args.metrics_pairs > 0)
+        .then(|| compare(&s, args.metrics_pairs))
+        .transpose()?;
     let t = &out.timings;
     let messages = out.report.messages.handled;
     let f = Figures {
@@ -85,6 +223,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         overhead: t.communication_overhead,
         extra_microseconds_per_message: 1e6 * (t.runtime_tick_seconds - t.baseline_tick_seconds)
             / messages.max(1) as f64,
+        metrics_pairs: args.metrics_pairs,
+        metrics,
     };
     if args.json {
         crate::print_line(&serde_json::to_string(&f)?)
@@ -100,6 +240,18 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             f.baseline_seconds,
             100.0 * f.overhead,
             f.extra_microseconds_per_message
-        ))
+        ))?;
+        if let Some(m) = &f.metrics {
+            crate::print_line(&format!(
+                "metrics ({} pairs, medians): overhead {:+.1}% off, {:+.1}% on: {:+.2} points \
+                 ({} exposition lines)",
+                f.metrics_pairs,
+                100.0 * m.metrics_off_overhead,
+                100.0 * m.metrics_on_overhead,
+                m.metrics_overhead_points,
+                m.metrics_exposition_lines
+            ))?;
+        }
+        Ok(())
     }
 }
