@@ -132,22 +132,21 @@ impl NodeTelemetry {
         {
             return self.last;
         }
-        let i = match self.behaviours.iter().position(|b| b.name == name) {
-            Some(i) => i,
-            None => {
-                self.behaviours.push(BehaviourCounts {
-                    name,
-                    handled: [0; 4],
-                    sent: [0; 4],
-                    asks: 0,
-                    restarts: 0,
-                    failures: 0,
-                    handling_seconds: Vec::new(),
-                    published: Published::default(),
-                    handles: None,
-                });
-                self.behaviours.len() - 1
-            }
+        let i = if let Some(i) = self.behaviours.iter().position(|b| b.name == name) {
+            i
+        } else {
+            self.behaviours.push(BehaviourCounts {
+                name,
+                handled: [0; 4],
+                sent: [0; 4],
+                asks: 0,
+                restarts: 0,
+                failures: 0,
+                handling_seconds: Vec::new(),
+                published: Published::default(),
+                handles: None,
+            });
+            self.behaviours.len() - 1
         };
         self.last = i;
         i
