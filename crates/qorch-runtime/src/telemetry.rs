@@ -167,7 +167,9 @@ impl NodeTelemetry {
     /// A message handled by behaviour `b` at lane `lane`, timed if `started` is set.
     #[inline]
     pub(crate) fn handled(&mut self, b: usize, lane: usize, started: Option<Instant>) {
-        let counts = &mut self.behaviours[b];
+        let Some(counts) = self.behaviours.get_mut(b) else {
+            return;
+        };
         counts.handled[lane] += 1;
         if let Some(t) = started
             && counts.handling_seconds.len() < MAX_PENDING_SAMPLES
@@ -179,20 +181,26 @@ impl NodeTelemetry {
     /// Messages sent by behaviour `b` at lane `lane`.
     #[inline]
     pub(crate) fn sent(&mut self, b: usize, lane: usize) {
-        self.behaviours[b].sent[lane] += 1;
+        if let Some(counts) = self.behaviours.get_mut(b) {
+            counts.sent[lane] += 1;
+        }
     }
 
     /// Asks placed by behaviour `b`.
     pub(crate) fn asks(&mut self, b: usize, n: u64) {
-        self.behaviours[b].asks += n;
+        if let Some(counts) = self.behaviours.get_mut(b) {
+            counts.asks += n;
+        }
     }
 
     /// A restart (or, `failed`, a failure past the restart budget) of behaviour `b`.
     pub(crate) fn restart(&mut self, b: usize, failed: bool) {
-        if failed {
-            self.behaviours[b].failures += 1;
-        } else {
-            self.behaviours[b].restarts += 1;
+        if let Some(counts) = self.behaviours.get_mut(b) {
+            if failed {
+                counts.failures += 1;
+            } else {
+                counts.restarts += 1;
+            }
         }
     }
 

@@ -64,7 +64,7 @@ impl<B: Host> NodeCore<B> {
             ask::dropping(Refusal::NotRunning, || drop(env));
             return;
         };
-        let kind = self.telemetry.behaviour(behaviour.behaviour());
+        let kind = usize::from(self.slots[i].kind);
         if !behaviour.accepts(&env.payload) {
             self.stats.dead_letters += 1;
             tracing::warn!(
@@ -190,7 +190,7 @@ impl<B: Host> NodeCore<B> {
             }
         };
         let behaviour = slot.behaviour.as_ref().map_or("?", Host::behaviour);
-        let kind = self.telemetry.behaviour(behaviour);
+        let kind = usize::from(slot.kind);
         self.telemetry
             .restart(kind, recent > intensity.max_restarts);
         if recent > intensity.max_restarts {
@@ -243,15 +243,7 @@ impl<B: Host> NodeCore<B> {
         }
         let mut sends = std::mem::take(&mut self.effects.typed.sends);
         self.flow.produce(sends.len() as u64);
-        let kind = if sends.is_empty() && self.effects.typed.asks.is_empty() {
-            0
-        } else {
-            let name = self.slots[i]
-                .behaviour
-                .as_ref()
-                .map_or("?", Host::behaviour);
-            self.telemetry.behaviour(name)
-        };
+        let kind = usize::from(self.slots[i].kind);
         let sample = u64::from(self.shared.config.affinity_sample);
         for out in sends.drain(..) {
             self.telemetry.sent(kind, out.priority.lane());

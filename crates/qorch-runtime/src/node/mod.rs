@@ -58,6 +58,8 @@ pub(crate) struct Slot<B: Host> {
     restarts: u32,
     seq: u64,
     random: u64,
+    /// Its behaviour type's index in this node's metrics (set when it arrives).
+    kind: u16,
 }
 
 /// The outcome of handling one envelope, for the executor.
