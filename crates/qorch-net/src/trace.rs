@@ -46,6 +46,7 @@ impl TraceContext {
     }
 
     /// A new span of the same trace.
+    #[must_use]
     pub fn child(&self) -> TraceContext {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         TraceContext {
