@@ -82,6 +82,13 @@ struct MetricsFigures {
     metrics_on_runtime_seconds: f64,
     /// `100 * (on - off)` overhead, per pair, then the median: percentage points.
     metrics_overhead_points: f64,
+    /// CPU seconds of the whole process during each run (user and system, all threads:
+    /// setup, ticks, the plain loop, the round), without and with metrics. Less sensitive
+    /// to other processes on the machine than wall time.
+    metrics_off_cpu_seconds: f64,
+    metrics_on_cpu_seconds: f64,
+    /// `100 * (on / off - 1)` CPU seconds, per pair, then the median.
+    metrics_cpu_percent: f64,
     /// Lines of the Prometheus exposition at the end (proof that the recorder collected).
     metrics_exposition_lines: usize,
 }
@@ -146,10 +153,13 @@ fn compare(s: &Scenario, pairs: u32) -> anyhow::Result<MetricsFigures> {
     for pair in 0..pairs {
         for metrics_on in [pair % 2 == 1, pair % 2 == 0] {
             switch.on.store(metrics_on, Ordering::Relaxed);
+            let cpu0 = cpu_seconds();
             let out = qorch_sim::run(s, &mut |_| {})?;
+            let cpu = cpu_seconds().zip(cpu0).map_or(f64::NAN, |(b, a)| b - a);
             let t = (
                 out.timings.communication_overhead,
                 out.timings.runtime_tick_seconds,
+                cpu,
             );
             if metrics_on { on.push(t) } else { off.push(t) }
         }
@@ -159,6 +169,11 @@ fn compare(s: &Scenario, pairs: u32) -> anyhow::Result<MetricsFigures> {
         .iter()
         .zip(&off)
         .map(|(a, b)| 100.0 * (a.0 - b.0))
+        .collect();
+    let cpu_points: Vec<f64> = on
+        .iter()
+        .zip(&off)
+        .map(|(a, b)| 100.0 * (a.2 / b.2 - 1.0))
         .collect();
     let series = handle
         .render()
@@ -171,8 +186,24 @@ fn compare(s: &Scenario, pairs: u32) -> anyhow::Result<MetricsFigures> {
         metrics_off_runtime_seconds: median(off.iter().map(|t| t.1)),
         metrics_on_runtime_seconds: median(on.iter().map(|t| t.1)),
         metrics_overhead_points: median(points.into_iter()),
+        metrics_off_cpu_seconds: median(off.iter().map(|t| t.2)),
+        metrics_on_cpu_seconds: median(on.iter().map(|t| t.2)),
+        metrics_cpu_percent: median(cpu_points.into_iter()),
         metrics_exposition_lines: series,
     })
+}
+
+/// CPU seconds (user and system) this process has used so far, from `/proc/self/stat`
+/// (Linux; in clock ticks of 1/100 s, the `USER_HZ` of Linux builds). `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // pid (comm) state ...: comm may hold spaces, so split after ')'. utime and stime are
+    // the 14th and 15th fields, the 12th and 13th after the state.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 fn median(xs: impl Iterator<Item = f64>) -> f64 {
