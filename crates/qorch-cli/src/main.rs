@@ -13,6 +13,7 @@ mod qaoa_cmd;
 mod qubo_cmd;
 mod redact;
 mod simulate_cmd;
+mod sweep_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -59,6 +60,10 @@ enum Command {
     /// Run a simulation: a scenario file, or the built-in default scenario (10,000 agents,
     /// 100 clusters), with flags overriding its values.
     Simulate(simulate_cmd::Args),
+    /// Run a scenario over a grid of parameter values and seeds, in parallel: a directory
+    /// per run, `runs.csv`, `summary.csv` (means and 95% confidence intervals) and plots;
+    /// an interrupted sweep resumes.
+    Sweep(sweep_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Qaoa { cmd } => qaoa_cmd::run(&cmd),
         Command::Qubo { cmd } => qubo_cmd::run(&cmd),
         Command::Simulate(args) => simulate_cmd::run(&args),
+        Command::Sweep(args) => sweep_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,6 +33,11 @@ pub(crate) struct Args {
     /// Solver: default, qaoa, sa, pt, tabu, descent, exact, decompose, hybrid, icm or pa.
     #[arg(long)]
     pub(crate) solver: Option<String>,
+    /// Allocation policy: `reactive` (for the demand reported at each round) or
+    /// `predictive` (for the forecast of the next round's demand); overrides the scenario's
+    /// `allocation.policy`.
+    #[arg(long, value_name = "POLICY")]
+    pub(crate) policy: Option<qorch_sim::PolicyName>,
     /// Write report.json, timings.json, scenario.toml and SVG plots into this directory
     /// (checked before the run; report.json written last: its presence means the run
     /// finished and the other files are from the same run).
@@ -77,6 +82,9 @@ pub(crate) fn scenario(args: &Args) -> anyhow::Result<Scenario> {
     }
     if let Some(w) = args.workers {
         s.workers = w;
+    }
+    if let Some(p) = args.policy {
+        s.allocation.policy = p;
     }
     if let Some(name) = &args.solver {
         s.solver.name.clone_from(name);
@@ -131,6 +139,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         crate::print_line(&serde_json::to_string(&outcome.report)?)
     } else {
         let mut table = outcome.report.summary_table(&outcome.timings);
+        if let Some(note) = s.clustering_note() {
+            let _ = writeln!(table, "  {:<28} {note}", "re-clustering");
+        }
         if let Some(dir) = &args.out {
             let _ = writeln!(table, "  report, timings and plots in {}", dir.display());
         }

@@ -6,6 +6,8 @@ use qorch_resources::{Pool, ResourceKinds};
 use qorch_scheduler::{CostModel, SchedulerConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::AllocationPolicy;
+
 /// When the optimizer runs a round by itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Triggers {
@@ -54,6 +56,10 @@ pub struct OptimizerConfig {
     /// Share of the observed affinity kept from one round to the next (the rest is
     /// forgotten): 0 uses the last round's traffic only.
     pub affinity_memory: f64,
+    /// What rounds allocate for: the demand reported now, or the forecast of the next
+    /// round's (see [`AllocationPolicy`]).
+    #[serde(default)]
+    pub policy: AllocationPolicy,
 }
 
 impl OptimizerConfig {
@@ -68,6 +74,7 @@ impl OptimizerConfig {
             period: None,
             triggers: Triggers::default(),
             affinity_memory: 0.5,
+            policy: AllocationPolicy::Reactive,
         }
     }
 }

@@ -11,6 +11,7 @@ use qorch_runtime::{Host, RuntimeHandle};
 use qorch_scheduler::EnhancedQuboScheduler;
 
 use crate::hierarchy::{Hierarchy, Local};
+use crate::policy::PolicyState;
 use crate::worker::{Command, Worker};
 use crate::{OptimizationState, OptimizerConfig, OptimizerError, RoundReason, RoundSummary};
 
@@ -78,6 +79,10 @@ impl Optimizer {
                 config.affinity_memory
             )));
         }
+        config
+            .policy
+            .validate()
+            .map_err(|e| OptimizerError::Config(format!("allocation policy: {e}")))?;
         let mut resources = ResourceManager::new(&config.kinds);
         let setup = ChangeContext::new(0, 0, Reason::Configuration);
         for p in &config.pools {
@@ -99,6 +104,7 @@ impl Optimizer {
             allocation: Allocation::new(),
             resources,
             affinity: HashMap::new(),
+            policy: PolicyState::default(),
         }));
         let (tx, rx) = crossbeam_channel::unbounded();
         let worker = Worker {

@@ -7,6 +7,8 @@ use qorch_resources::{Allocation, ResourceManager};
 use qorch_scheduler::{LevelSummary, ScheduleOutcome};
 use serde::{Deserialize, Serialize};
 
+use crate::{PolicyState, Served};
+
 /// Why a round ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,8 +55,17 @@ pub struct RoundSummary {
     pub utilization: Vec<f64>,
     /// Busiest pool's utilization minus the idlest's (mean over kinds).
     pub utilization_skew: f64,
-    /// Share of the desired demand not granted (all kinds together).
+    /// Share of the requested demand not granted by this round (all kinds together): under
+    /// the predictive policy, of the forecast requests.
     pub unmet_demand: f64,
+    /// How the allocation in force before this round (the previous round's grants) served
+    /// the demand the agents reported at this round; `None` at the first round.
+    pub in_force: Option<Served>,
+    /// Seconds of this round spent measuring the grants in force and applying the
+    /// allocation policy (forecasts), part of `seconds`.
+    pub policy_seconds: f64,
+    /// Agents whose request this round was the forecast (predictive policy, warmed up).
+    pub predicted_agents: usize,
     /// Jain's fairness index of the agents' satisfaction.
     pub fairness: f64,
     /// Share of agents whose placement changed since the previous round.
@@ -95,4 +106,6 @@ pub struct OptimizationState {
     pub resources: ResourceManager,
     /// The observed affinity graph (undirected, `(low id, high id) -> weight`).
     pub affinity: HashMap<(AgentId, AgentId), f64>,
+    /// The allocation policy's memory (forecasters and their last intervals).
+    pub policy: PolicyState,
 }

@@ -11,6 +11,7 @@ use qorch_runtime::AllocationBatch;
 use qorch_scheduler::EnhancedQuboScheduler;
 
 use crate::hierarchy::Hierarchy;
+use crate::policy;
 use crate::problem::{cluster_agents, normalize_affinity, problem, update_affinity};
 use crate::{OptimizationState, OptimizerConfig, OptimizerError, RoundReason, RoundSummary};
 
@@ -121,6 +122,21 @@ impl<H: Hierarchy> Worker<H> {
         }
     }
 
+    /// The pools' capacity per kind, summed.
+    fn total_capacity(&self) -> Vec<f64> {
+        let mut total = vec![0.0; self.config.kinds.len()];
+        for p in &self.config.pools {
+            for (t, c) in total.iter_mut().zip(p.capacity.amounts()) {
+                *t += c;
+            }
+        }
+        total
+    }
+
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a round's steps in their order: collect, measure, formulate, solve, deliver, sum up"
+    )]
     fn round(&mut self, reason: RoundReason) -> Result<RoundSummary, OptimizerError> {
         let t0 = Instant::now();
         let number = self
@@ -130,7 +146,8 @@ impl<H: Hierarchy> Worker<H> {
             .round
             + 1;
         let _span = tracing::info_span!("round", round = number, reason = ?reason).entered();
-        let report = tracing::info_span!("collect").in_scope(|| self.hierarchy.collect(number))?;
+        let mut report =
+            tracing::info_span!("collect").in_scope(|| self.hierarchy.collect(number))?;
         let collect_seconds = t0.elapsed().as_secs_f64();
         let failed_components = self.hierarchy.failed_components();
         let nodes = self.hierarchy.nodes();
@@ -139,6 +156,12 @@ impl<H: Hierarchy> Worker<H> {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The grants in force against the demand that came, then the policy's requests.
+        let t_policy = Instant::now();
+        let in_force = (number > 1).then(|| policy::served(&st.allocation, &st.policy, &report));
+        let capacity = self.total_capacity();
+        policy::apply(&self.config.policy, &mut st.policy, &mut report, &capacity);
+        let policy_seconds = t_policy.elapsed().as_secs_f64();
         let mut affinity = update_affinity(&self.config, &mut st.affinity, &report);
         normalize_affinity(&self.config, &mut affinity, &report);
         let problem = problem(&self.config, &nodes, &report, affinity);
@@ -214,6 +237,9 @@ impl<H: Hierarchy> Worker<H> {
             } else {
                 0.0
             },
+            in_force,
+            policy_seconds,
+            predicted_agents: st.policy.predicted_agents,
             fairness: metrics.fairness,
             churn: metrics.churn.rate(),
             affinity_edges: problem.affinity.len(),

@@ -343,9 +343,7 @@ impl SeriesForecaster {
         let (lo, hi) = match method {
             IntervalMethod::StudentT => {
                 let sigma = (self.residuals.iter().map(|e| e * e).sum::<f64>() / n as f64).sqrt();
-                let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
-                    .expect("positive degrees of freedom")
-                    .inverse_cdf(0.5 + level / 2.0);
+                let t = t_quantile(n - 1, 0.5 + level / 2.0);
                 (-t * sigma, t * sigma)
             }
             IntervalMethod::Empirical => {
@@ -365,6 +363,35 @@ impl SeriesForecaster {
             upper: point + widen * hi,
         })
     }
+}
+
+/// The `p`-quantile of Student's t with `dof` degrees of freedom (at least 1).
+///
+/// The inverse CDF is iterative and costs microseconds, while a forecaster asks for the same
+/// few quantiles again and again (its window bounds the degrees of freedom, and the level is
+/// a setting): the last ones computed on this thread are kept.
+fn t_quantile(dof: usize, p: f64) -> f64 {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<Vec<(usize, u64, f64)>> = const { RefCell::new(Vec::new()) };
+    }
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(&(_, _, t)) = cache
+            .iter()
+            .find(|&&(d, q, _)| d == dof && q == p.to_bits())
+        {
+            return t;
+        }
+        let t = StudentsT::new(0.0, 1.0, dof.max(1) as f64)
+            .expect("positive degrees of freedom")
+            .inverse_cdf(p);
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.push((dof, p.to_bits(), t));
+        t
+    })
 }
 
 /// Mean absolute percentage error, in percent, over the pairs whose actual value is not zero

@@ -75,6 +75,7 @@ mod report;
 mod scenario;
 mod setup;
 mod simulation;
+mod sweep;
 mod workload;
 
 use std::path::Path;
@@ -91,10 +92,16 @@ pub use report::{
     Timings,
 };
 pub use scenario::{
-    Behaviour, Clustering, Fault, FaultKind, Pattern, Pools, Scenario, SolverSettings, Topology,
-    Workload,
+    AllocationSettings, Behaviour, Clustering, Fault, FaultKind, Pattern, PolicyName, Pools,
+    Scenario, SolverSettings, Topology, Workload,
 };
 pub use simulation::{Outcome, Progress};
+#[cfg(feature = "plots")]
+pub use sweep::write_sweep_plots;
+pub use sweep::{
+    RunRecord, Stat, SummaryRow, SweepError, SweepParam, scalars, summarize, write_runs_csv,
+    write_summary_csv,
+};
 pub use workload::{AgentWorkload, Task, burn, uniform};
 
 /// Checks, before a run, that `dir` can take its outputs: creates it if missing and writes
@@ -153,7 +160,13 @@ pub fn write_outputs(
             "timings.json",
             serde_json::to_string_pretty(&outcome.timings).expect("timings serialize") + "\n",
         ),
-        ("scenario.toml", scenario.to_toml()),
+        ("scenario.toml", {
+            // The worker count actually used (the report's), not `0` for "one per core", so
+            // that the file reruns the same configuration.
+            let mut used = scenario.clone();
+            used.workers = outcome.report.workers;
+            used.to_toml()
+        }),
     ] {
         write_whole(dir, name, &mut |tmp| std::fs::write(tmp, text.as_bytes()))
             .map_err(|(path, e)| io(&path, e))?;

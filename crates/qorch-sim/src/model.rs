@@ -46,6 +46,7 @@ pub(crate) struct ModelSpec {
     burst_factor: f64,
     burst_ticks: u64,
     trend: f64,
+    phase_spread: f64,
 }
 
 /// One agent's fixed traits.
@@ -119,6 +120,7 @@ impl ModelSpec {
             burst_factor: w.burst_factor,
             burst_ticks: w.burst_ticks,
             trend: w.trend,
+            phase_spread: w.phase_spread,
         }
     }
 
@@ -194,7 +196,7 @@ impl ModelSpec {
             base,
             weight,
             min_fraction,
-            phase: u(PURPOSE_PHASE) * std::f64::consts::TAU,
+            phase: u(PURPOSE_PHASE) * std::f64::consts::TAU * self.phase_spread,
             trend_sign: if u(PURPOSE_TREND) < 2.0 / 3.0 {
                 1.0
             } else {
@@ -375,6 +377,7 @@ mod tests {
         let mut s = Scenario::default();
         s.workload.noise = 0.0;
         s.workload.trend = 0.05;
+        (s.workload.period_ticks, s.workload.amplitude) = (24, 0.3);
         let sp = ModelSpec::new(&s);
         let find = |p: Pattern| {
             (0..2_000)

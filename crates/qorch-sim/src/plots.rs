@@ -48,37 +48,57 @@ fn rounds_axis(n: usize) -> std::ops::Range<f64> {
     0.5..(n.max(1) as f64 + 0.5)
 }
 
-fn energy(path: &Path, r: &Report) -> DrawResult {
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (lo, hi) = r
-        .per_round
-        .iter()
-        .flat_map(|x| {
-            [-x.objective, -x.bound]
-                .into_iter()
-                .chain(x.energies.iter().copied())
-        })
+/// Labels for an axis of whole numbers (rounds, counts): a tick between two whole numbers
+/// gets no label, so that no label repeats or shows a fraction.
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "plotters' label formatters take the value by reference"
+)]
+fn whole(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
+/// The range of `values` (finite ones), padded by 5%, or a unit range around a single value.
+fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
         .filter(|v| v.is_finite())
         .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(v), h.max(v)));
-    let (lo, hi) = if lo < hi {
+    let (lo, hi) = if lo > hi {
+        (0.0, 1.0)
+    } else if lo < hi {
         (lo, hi)
     } else {
         (lo - 1.0, lo + 1.0)
     };
     let pad = 0.05 * (hi - lo);
-    let mut chart = ChartBuilder::on(&root)
+    (lo - pad)..(hi + pad)
+}
+
+/// Two panels, each with its own scale: the allocation's energy against the bound (top),
+/// and the sub-solves' energies (bottom; they are far smaller, and on one scale with the
+/// allocation they would lie flat on zero).
+fn energy(path: &Path, r: &Report) -> DrawResult {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(SIZE.1 * 11 / 20);
+    let x = rounds_axis(r.per_round.len());
+    let y = padded_range(r.per_round.iter().flat_map(|x| [-x.objective, -x.bound]));
+    let mut chart = ChartBuilder::on(&top)
         .caption(
-            "Energies per round: allocation, bound, sub-solves (lower is better)",
-            ("sans-serif", 20),
+            "Energy per round: the allocation against the bound (lower is better)",
+            ("sans-serif", 18),
         )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(rounds_axis(r.per_round.len()), (lo - pad)..(hi + pad))?;
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.clone(), y)?;
     chart
         .configure_mesh()
-        .x_desc("round")
+        .x_label_formatter(&whole)
         .y_desc("energy = -objective")
         .draw()?;
     chart
@@ -96,19 +116,32 @@ fn energy(path: &Path, r: &Report) -> DrawResult {
         .label("bound (no allocation does better)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
     chart
-        .draw_series(r.per_round.iter().flat_map(|x| {
-            x.energies
-                .iter()
-                .filter(|e| e.is_finite())
-                .map(move |&e| Circle::new((x.round as f64, e), 2, RED.mix(0.5).filled()))
-        }))?
-        .label("sub-solves (levels, clusters)")
-        .legend(|(x, y)| Circle::new((x + 10, y), 3, RED.filled()));
-    chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
+    let y = padded_range(r.per_round.iter().flat_map(|x| x.energies.iter().copied()));
+    let mut chart = ChartBuilder::on(&bottom)
+        .caption(
+            "Sub-solve energies (levels, clusters; QUBO units)",
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .x_label_formatter(&whole)
+        .y_desc("energy")
+        .draw()?;
+    chart.draw_series(r.per_round.iter().flat_map(|x| {
+        x.energies
+            .iter()
+            .filter(|e| e.is_finite())
+            .map(move |&e| Circle::new((x.round as f64, e), 2, RED.mix(0.5).filled()))
+    }))?;
     root.present()?;
     Ok(())
 }
@@ -177,13 +210,19 @@ fn sizes(path: &Path, r: &Report) -> DrawResult {
 /// One line of a chart over rounds: label, colour, `(round, value)` points.
 type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
 
-/// A line chart over rounds `1..=rounds`, values from 0 to `y_max`.
+/// A line chart over rounds `1..=rounds`, values from 0 to `y_max` (whole numbers on the
+/// value axis too with `counts`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per chart, each naming every part"
+)]
 fn line_chart(
     path: &Path,
     title: &str,
     y_desc: &str,
     rounds: usize,
     y_max: f64,
+    counts: bool,
     lines: Vec<Line>,
     legend: SeriesLabelPosition,
 ) -> DrawResult {
@@ -195,11 +234,14 @@ fn line_chart(
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(rounds_axis(rounds), 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("round")
-        .y_desc(y_desc)
-        .draw()?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc("round")
+        .x_label_formatter(&whole)
+        .y_desc(y_desc);
+    if counts {
+        mesh.y_label_formatter(&whole);
+    }
+    mesh.draw()?;
     for (label, color, points) in lines {
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
@@ -217,11 +259,13 @@ fn line_chart(
 }
 
 fn utilization(path: &Path, r: &Report) -> DrawResult {
-    let line = |label, color, f: fn(&RoundRecord) -> f64| -> Line {
+    // Rounds without a value (the unmet demand of the first round: nothing was in force)
+    // leave no point.
+    let line = |label, color, f: fn(&RoundRecord) -> Option<f64>| -> Line {
         let points = r
             .per_round
             .iter()
-            .map(|x| (x.round as f64, f(x).clamp(0.0, 1.05)));
+            .filter_map(|x| f(x).map(|v| (x.round as f64, v.clamp(0.0, 1.05))));
         (label, color, points.collect())
     };
     line_chart(
@@ -230,11 +274,16 @@ fn utilization(path: &Path, r: &Report) -> DrawResult {
         "share",
         r.per_round.len(),
         1.05,
+        false,
         vec![
-            line("utilization", BLUE, |x| x.utilization),
-            line("unmet demand", RED, |x| x.unmet_demand),
-            line("efficiency (objective / bound)", GREEN, |x| x.efficiency),
-            line("fairness (Jain)", MAGENTA, |x| x.fairness),
+            line("utilization", BLUE, |x| Some(x.utilization)),
+            line("unmet demand (against the grants in force)", RED, |x| {
+                x.unmet_demand
+            }),
+            line("efficiency (objective / bound)", GREEN, |x| {
+                Some(x.efficiency)
+            }),
+            line("fairness (Jain)", MAGENTA, |x| Some(x.fairness)),
         ],
         SeriesLabelPosition::LowerRight,
     )
@@ -254,6 +303,7 @@ fn latency(path: &Path, t: &Timings) -> DrawResult {
         "seconds",
         t.round_latency_seconds.len(),
         max * 1.1,
+        false,
         vec![
             (
                 "round (collect, solve, deliver)",
@@ -297,6 +347,7 @@ fn messages(path: &Path, r: &Report) -> DrawResult {
         "messages handled",
         r.per_round.len(),
         max * 1.1,
+        true,
         lines,
         SeriesLabelPosition::UpperRight,
     )

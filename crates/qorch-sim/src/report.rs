@@ -51,8 +51,21 @@ pub struct Report {
     pub utilization_by_kind: BTreeMap<String, f64>,
     /// Mean over rounds of Jain's fairness index of the agents' satisfaction.
     pub fairness: f64,
-    /// Mean over rounds of the share of desired demand not granted.
+    /// The allocation policy (`reactive` or `predictive`).
+    pub policy: String,
+    /// Mean over rounds (after the first) of the share of the demand the agents reported
+    /// that the allocation in force (the previous round's grants) did not cover: the demand
+    /// left unmet when it came.
     pub unmet_demand: f64,
+    /// Mean over rounds of the share of the requested demand that the round did not grant
+    /// (under the predictive policy the requests are the forecasts).
+    pub request_unmet_demand: f64,
+    /// Agent-rounds whose grant in force fell short of the demand reported (in some kind),
+    /// summed over the rounds after the first.
+    pub sla_violations: u64,
+    /// Share of the demands (agent, kind, round) that fell inside the prediction interval
+    /// made for them the round before; `null` under the reactive policy.
+    pub forecast_coverage: Option<f64>,
     /// Mean over rounds (after the first) of the share of agents whose placement changed.
     pub churn: f64,
     /// Mean absolute percentage error of one-round-ahead demand forecasts (Holt's linear
@@ -185,8 +198,16 @@ pub struct RoundRecord {
     pub efficiency: f64,
     /// Mean over kinds of granted / capacity.
     pub utilization: f64,
-    /// Share of desired demand not granted.
-    pub unmet_demand: f64,
+    /// Share of the demand reported at this round that the allocation in force did not
+    /// cover (`null` at the first round: nothing was in force).
+    pub unmet_demand: Option<f64>,
+    /// Share of this round's requested demand that it did not grant.
+    pub request_unmet_demand: f64,
+    /// Agents whose grant in force fell short of their reported demand (`null` at the first
+    /// round).
+    pub sla_violations: Option<u64>,
+    /// Share of the demands inside the previous round's prediction intervals.
+    pub forecast_coverage: Option<f64>,
     /// Jain's index.
     pub fairness: f64,
     /// Share of agents moved.
@@ -216,6 +237,9 @@ pub struct Timings {
     pub round_latency_seconds: Vec<f64>,
     /// Of which solving.
     pub round_solve_seconds: Vec<f64>,
+    /// Of each round's latency: the allocation policy's share (measuring the grants in
+    /// force, and the predictive policy's forecasts), seconds.
+    pub round_policy_seconds: Vec<f64>,
     /// Seconds per solver.
     pub solver_seconds: BTreeMap<String, f64>,
     /// Setting up the hierarchy and spawning the agents.
@@ -239,6 +263,10 @@ impl Report {
     }
 
     /// A summary table for people.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one row after another, in the report's order"
+    )]
     pub fn summary_table(&self, timings: &Timings) -> String {
         let mut s = String::new();
         let row = |s: &mut String, k: &str, v: String| {
@@ -270,13 +298,33 @@ impl Report {
             format!("{:.4}", self.allocation_efficiency),
         );
         row(&mut s, "utilization", format!("{:.3}", self.utilization));
-        row(&mut s, "unmet demand", format!("{:.3}", self.unmet_demand));
+        row(&mut s, "policy", self.policy.clone());
+        row(
+            &mut s,
+            "unmet demand",
+            format!(
+                "{:.4} (of the demand, against the grants in force; {:.4} of the requests)",
+                self.unmet_demand, self.request_unmet_demand
+            ),
+        );
+        row(
+            &mut s,
+            "SLA violations",
+            format!("{} agent-rounds", self.sla_violations),
+        );
+        if let Some(c) = self.forecast_coverage {
+            row(
+                &mut s,
+                "forecast coverage",
+                format!("{:.1}% in the intervals", 100.0 * c),
+            );
+        }
         row(&mut s, "fairness (Jain)", format!("{:.3}", self.fairness));
         row(&mut s, "churn", format!("{:.3}", self.churn));
         row(
             &mut s,
             "forecast error (MAPE)",
-            format!("{:.3}", self.forecast_error),
+            format!("{:.2}%", self.forecast_error),
         );
         row(
             &mut s,
@@ -292,10 +340,14 @@ impl Report {
         if !lat.is_empty() {
             let mean = lat.iter().sum::<f64>() / lat.len() as f64;
             let max = lat.iter().copied().fold(0.0, f64::max);
+            let policy: f64 = timings.round_policy_seconds.iter().sum();
             row(
                 &mut s,
                 "round latency",
-                format!("mean {mean:.3} s, max {max:.3} s"),
+                format!(
+                    "mean {mean:.3} s, max {max:.3} s ({:.1}% in the allocation policy)",
+                    100.0 * policy / lat.iter().sum::<f64>().max(1e-12)
+                ),
             );
         }
         row(

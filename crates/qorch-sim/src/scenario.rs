@@ -13,7 +13,8 @@ use crate::error::SimError;
 ///
 /// Every section and field may be left out; what is missing comes from
 /// [`Scenario::default`], the built-in scenario `qorch simulate` runs without an argument
-/// (10,000 agents in 100 clusters of 4 sub-clusters, 20 pools, 10 rounds). Unknown fields are
+/// (10,000 agents in 100 clusters of 4 sub-clusters, 20 pools, 10 rounds), except the
+/// faults: a file without `[[faults]]` injects none. Unknown fields are
 /// errors, so a typo never passes silently.
 ///
 /// ```
@@ -53,12 +54,16 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     /// How demand moves over time.
     pub workload: Workload,
-    /// Faults injected during the run (none by default; `[[faults]]` tables in TOML).
+    /// Faults injected during the run (`[[faults]]` tables in TOML). A file without any has
+    /// none; the built-in default scenario has two (see [`Scenario::default`]).
+    #[serde(default)]
     pub faults: Vec<Fault>,
     /// Solver settings.
     pub solver: SolverSettings,
     /// Dynamic re-clustering by observed affinity.
     pub clustering: Clustering,
+    /// What the rounds allocate for: the demand reported now, or its forecast.
+    pub allocation: AllocationSettings,
 }
 
 /// The hierarchy.
@@ -160,6 +165,11 @@ pub struct Workload {
     /// Relative change of a trending agent's demand per tick (its sign drawn per agent:
     /// two in three grow).
     pub trend: f64,
+    /// How far apart the diurnal agents' phases lie, as a share of a day: 1 spreads them over
+    /// the whole day (the total stays about flat), 0 puts every agent in phase (the total
+    /// peaks once a day); the default, 0.25, makes a daily peak that crosses the pools'
+    /// capacity at the default load.
+    pub phase_spread: f64,
 }
 
 /// What a fault does.
@@ -228,6 +238,9 @@ pub struct Clustering {
     pub merge_below: f64,
 }
 
+/// The built-in default scenario (`scenarios/default.toml`): 10,000 agents in 100 clusters
+/// for 10 rounds, with a daily peak (a day of 10 ticks) that crosses the pools' capacity, a
+/// wave of 20 agent panics before round 3 and a sub-cluster lost before round 6.
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
@@ -241,9 +254,22 @@ impl Default for Scenario {
             pools: Pools::default(),
             behaviour: Behaviour::default(),
             workload: Workload::default(),
-            faults: Vec::new(),
+            // A panic wave and a lost sub-cluster, so that the default run shows recovery.
+            faults: vec![
+                Fault {
+                    round: 3,
+                    kind: FaultKind::AgentPanic,
+                    count: 20,
+                },
+                Fault {
+                    round: 6,
+                    kind: FaultKind::SubclusterLoss,
+                    count: 1,
+                },
+            ],
             solver: SolverSettings::default(),
             clustering: Clustering::default(),
+            allocation: AllocationSettings::default(),
         }
     }
 }
@@ -289,17 +315,18 @@ impl Default for Behaviour {
 impl Default for Workload {
     fn default() -> Self {
         Workload {
-            steady: 0.4,
-            bursty: 0.2,
-            diurnal: 0.3,
+            steady: 0.3,
+            bursty: 0.1,
+            diurnal: 0.5,
             trending: 0.1,
             noise: 0.05,
-            period_ticks: 24,
-            amplitude: 0.3,
+            period_ticks: 10,
+            amplitude: 0.35,
             burst_probability: 0.02,
             burst_factor: 2.0,
             burst_ticks: 4,
             trend: 0.01,
+            phase_spread: 0.25,
         }
     }
 }
@@ -322,6 +349,86 @@ impl Default for Clustering {
             every: 3,
             split_above: 2.0,
             merge_below: 0.5,
+        }
+    }
+}
+
+/// The allocation policy of the rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyName {
+    /// Allocate for the demand each agent reports at the round (the baseline).
+    #[default]
+    Reactive,
+    /// Allocate for the forecast of the next round's demand: the upper end of a prediction
+    /// interval at `level` (Holt's linear trend per agent and kind), at most `max_margin`
+    /// above the point forecast; agents with too short a history stay reactive.
+    Predictive,
+}
+
+impl PolicyName {
+    /// `reactive` or `predictive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyName::Reactive => "reactive",
+            PolicyName::Predictive => "predictive",
+        }
+    }
+}
+
+impl std::str::FromStr for PolicyName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reactive" => Ok(PolicyName::Reactive),
+            "predictive" => Ok(PolicyName::Predictive),
+            other => Err(format!(
+                "unknown allocation policy '{}': expected 'reactive' or 'predictive'",
+                qorch_qubo::quote(other)
+            )),
+        }
+    }
+}
+
+/// The `[allocation]` section: what the rounds allocate for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AllocationSettings {
+    /// `reactive` (default) or `predictive`.
+    pub policy: PolicyName,
+    /// Level of the prediction interval whose upper end the predictive policy allocates
+    /// for, in (0, 1).
+    pub level: f64,
+    /// Largest margin above the point forecast, as a fraction of it (0 to 10).
+    pub max_margin: f64,
+    /// Share of the pools' capacity the predictive requests may fill with head-room, in
+    /// (0, 1].
+    pub fill: f64,
+}
+
+impl Default for AllocationSettings {
+    fn default() -> Self {
+        AllocationSettings {
+            policy: PolicyName::Reactive,
+            level: 0.9,
+            max_margin: 0.5,
+            fill: 0.95,
+        }
+    }
+}
+
+impl AllocationSettings {
+    /// The optimizer's policy for these settings.
+    pub fn policy(&self) -> qorch_optimizer::AllocationPolicy {
+        match self.policy {
+            PolicyName::Reactive => qorch_optimizer::AllocationPolicy::Reactive,
+            PolicyName::Predictive => {
+                let mut p = qorch_optimizer::Predictive::with_level(self.level);
+                p.safety.max_margin = self.max_margin;
+                p.fill = self.fill;
+                qorch_optimizer::AllocationPolicy::Predictive(p)
+            }
         }
     }
 }
@@ -499,6 +606,22 @@ impl Scenario {
         first..first + len
     }
 
+    /// Why the scenario's re-clustering never runs, if it cannot: it runs after every
+    /// `clustering.every` rounds, never after the last round.
+    pub fn clustering_note(&self) -> Option<String> {
+        let (every, rounds) = (self.clustering.every, self.total_rounds());
+        if every == 0 {
+            Some("off (clustering.every = 0)".to_owned())
+        } else if every >= rounds {
+            Some(format!(
+                "never ran: clustering.every = {every} needs more than {every} rounds, and the \
+                 run has {rounds}"
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Checks every value; the message names the field and the range.
     ///
     /// # Errors
@@ -555,6 +678,31 @@ impl Scenario {
         if leaves > 1_000_000 {
             return bad(format!(
                 "{leaves} leaf nodes is above the limit of 1,000,000"
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.workload.phase_spread) {
+            return bad(format!(
+                "workload.phase_spread must lie in [0, 1], got {}",
+                self.workload.phase_spread
+            ));
+        }
+        let a = &self.allocation;
+        if !(a.level > 0.0 && a.level < 1.0) {
+            return bad(format!(
+                "allocation.level must lie in (0, 1), got {}",
+                a.level
+            ));
+        }
+        if !(a.fill > 0.0 && a.fill <= 1.0) {
+            return bad(format!(
+                "allocation.fill must lie in (0, 1], got {}",
+                a.fill
+            ));
+        }
+        if !(0.0..=10.0).contains(&a.max_margin) {
+            return bad(format!(
+                "allocation.max_margin must lie in [0, 10], got {}",
+                a.max_margin
             ));
         }
         if self.rounds == 0 {

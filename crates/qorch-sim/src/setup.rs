@@ -117,6 +117,7 @@ pub(crate) fn optimizer_parts(
     config.triggers.on_failure = false;
     config.triggers.utilization_skew = None;
     config.triggers.unmet_demand = None;
+    config.policy = s.allocation.policy();
     let mut sched = SchedulerConfig {
         seed: s.seed,
         effort: s.solver.effort,

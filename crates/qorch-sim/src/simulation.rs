@@ -383,6 +383,7 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
             communication_overhead: overhead,
             round_latency_seconds: rounds.iter().map(|s| s.seconds).collect(),
             round_solve_seconds: rounds.iter().map(|s| s.solve_seconds).collect(),
+            round_policy_seconds: rounds.iter().map(|s| s.policy_seconds).collect(),
             solver_seconds,
             setup_seconds: self.setup_seconds,
             letters_left_at_shutdown: shutdown.letters_left,
@@ -428,7 +429,26 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
                 })
                 .collect(),
             fairness: mean(&|r| r.fairness),
-            unmet_demand: mean(&|r| r.unmet_demand),
+            policy: s.allocation.policy.as_str().to_owned(),
+            unmet_demand: {
+                let u: Vec<f64> = rounds
+                    .iter()
+                    .filter_map(|r| r.in_force.map(|f| f.unmet))
+                    .collect();
+                u.iter().sum::<f64>() / u.len().max(1) as f64
+            },
+            request_unmet_demand: mean(&|r| r.unmet_demand),
+            sla_violations: rounds
+                .iter()
+                .filter_map(|r| r.in_force.map(|f| f.sla_violations))
+                .sum(),
+            forecast_coverage: {
+                let c: Vec<f64> = rounds
+                    .iter()
+                    .filter_map(|r| r.in_force.and_then(|f| f.forecast_coverage))
+                    .collect();
+                (!c.is_empty()).then(|| c.iter().sum::<f64>() / c.len() as f64)
+            },
             churn: if rounds.len() > 1 {
                 rounds[1..].iter().map(|r| r.churn).sum::<f64>() / (rounds.len() - 1) as f64
             } else {
@@ -478,7 +498,10 @@ impl<'s, W: AgentWorkload> Driver<'s, W> {
                     bound: r.bound,
                     efficiency: r.efficiency,
                     utilization: mean_kinds(&r.utilization),
-                    unmet_demand: r.unmet_demand,
+                    unmet_demand: r.in_force.map(|f| f.unmet),
+                    request_unmet_demand: r.unmet_demand,
+                    sla_violations: r.in_force.map(|f| f.sla_violations),
+                    forecast_coverage: r.in_force.and_then(|f| f.forecast_coverage),
                     fairness: r.fairness,
                     churn: r.churn,
                     messages_by_priority: *p,

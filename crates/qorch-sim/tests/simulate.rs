@@ -9,6 +9,7 @@ fn small(agents: usize, clusters: usize, rounds: u64) -> Scenario {
         name: "test".into(),
         rounds,
         workers: 1,
+        faults: Vec::new(),
         ..Scenario::default()
     };
     s.topology.agents = agents;
@@ -258,7 +259,16 @@ fn the_default_scenario_is_the_documented_one() {
     let s = Scenario::default();
     assert_eq!((s.topology.agents, s.topology.clusters), (10_000, 100));
     s.validate().unwrap();
-    assert_eq!(Scenario::from_toml_str("").unwrap(), s);
+    // A file takes the default for every value it leaves out, except the faults: a file
+    // without any injects none.
+    let empty = Scenario::from_toml_str("").unwrap();
+    assert_eq!(
+        empty,
+        Scenario {
+            faults: Vec::new(),
+            ..s.clone()
+        }
+    );
     assert_eq!(Scenario::from_toml_str(&s.to_toml()).unwrap(), s);
 }
 
@@ -289,5 +299,8 @@ fn explicit_capacities_and_a_simulated_duration() {
     s.pools.capacity = Some(vec![1_000.0, 1_000.0, 1_000.0]);
     let r = run(&s, &mut |_| {}).unwrap().report;
     assert_eq!((r.rounds, r.ticks), (3, 6), "ceil(5 / 2) rounds of 2 ticks");
-    assert!(r.unmet_demand < 1e-9 && r.utilization < 0.3, "{r:?}");
+    assert!(
+        r.request_unmet_demand < 1e-9 && r.utilization < 0.3,
+        "{r:?}"
+    );
 }

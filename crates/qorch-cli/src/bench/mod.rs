@@ -7,6 +7,7 @@ mod overhead;
 mod peers;
 mod runtime;
 mod scheduler;
+mod sweep;
 
 use clap::Subcommand;
 
@@ -29,6 +30,9 @@ pub(crate) enum BenchCommand {
     /// The runtime's communication overhead: the same agent work in the runtime and in a
     /// plain loop on as many threads.
     Overhead(overhead::Args),
+    /// A sweep's parallel speed-up: the same runs one at a time and `--jobs` at a time,
+    /// back to back.
+    Sweep(sweep::Args),
 }
 
 pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
@@ -38,5 +42,6 @@ pub(crate) fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Scheduler(args) => scheduler::run(args),
         BenchCommand::Overhead(args) => overhead::run(args),
         BenchCommand::Nats(args) => nats::run(args),
+        BenchCommand::Sweep(args) => sweep::run(args),
     }
 }

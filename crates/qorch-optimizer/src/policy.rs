@@ -1,0 +1,419 @@
+//! What a round allocates for: the demand the agents report now (reactive), or the demand
+//! forecast for the next round (predictive); and how well the allocation in force served
+//! the demand that came.
+//!
+//! A round's grants hold until the next round, so what matters is whether they cover the
+//! demand the agents report *then*. Every round therefore first measures the allocation in
+//! force (the previous round's grants) against the demand just reported
+//! ([`Served`]): the share left unmet, the agents it fell short of (SLA violations), and,
+//! under the predictive policy, the share of demand that fell inside the previous round's
+//! prediction intervals.
+//!
+//! Under [`AllocationPolicy::Predictive`], each agent's reported demand is observed by a
+//! [`DemandForecaster`], and the agent's request is replaced by the upper end of the
+//! one-round-ahead prediction interval at the configured level, clamped to
+//! `[point (1 + min_margin), point (1 + max_margin)]` ([`SafetyPolicy::amount`]) and never
+//! below the agent's minimum. An agent whose history is still shorter than the model's
+//! warm-up keeps its reported request (reactive).
+
+use std::collections::HashMap;
+
+use qorch_protocol::AgentId;
+use qorch_resources::{
+    Allocation, DemandForecast, DemandForecaster, Forecast, ForecastModel, IntervalMethod,
+    ResourceVector, SafetyPolicy,
+};
+use qorch_runtime::{ComponentStatus, RoundReport};
+use serde::{Deserialize, Serialize};
+
+/// Relative tolerance under which a grant counts as covering a demand.
+const COVER_TOLERANCE: f64 = 1e-9;
+
+/// What a round allocates for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum AllocationPolicy {
+    /// The demand each agent reports at the round (the baseline).
+    #[default]
+    Reactive,
+    /// The forecast of each agent's demand at the next round.
+    Predictive(Predictive),
+}
+
+impl AllocationPolicy {
+    /// `"reactive"` or `"predictive"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AllocationPolicy::Reactive => "reactive",
+            AllocationPolicy::Predictive(_) => "predictive",
+        }
+    }
+
+    /// Whether the settings are usable.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            AllocationPolicy::Reactive => Ok(()),
+            AllocationPolicy::Predictive(p) => p.validate(),
+        }
+    }
+}
+
+/// Settings of the predictive policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Predictive {
+    /// The forecast model of every agent's demand, per kind.
+    pub model: ForecastModel,
+    /// One-step residuals kept per agent and kind (for the intervals).
+    pub window: usize,
+    /// The interval's level, the margins and the interval method.
+    pub safety: SafetyPolicy,
+    /// Share of the pools' total capacity, per kind, that the requests may fill with
+    /// head-room above the reported demand, in (0, 1]. Below 1 the solver keeps room to
+    /// pack (at 1 the requests fill the pools exactly, and the packing costs efficiency and
+    /// churn).
+    pub fill: f64,
+}
+
+impl Default for Predictive {
+    fn default() -> Self {
+        Predictive {
+            model: ForecastModel::Holt {
+                alpha: 0.5,
+                beta: 0.3,
+            },
+            window: 16,
+            safety: SafetyPolicy {
+                level: 0.9,
+                horizon: 1,
+                min_margin: 0.0,
+                max_margin: 0.5,
+                method: IntervalMethod::StudentT,
+            },
+            fill: 0.95,
+        }
+    }
+}
+
+impl Predictive {
+    /// The default settings with the interval at `level`.
+    pub fn with_level(level: f64) -> Self {
+        let mut p = Predictive::default();
+        p.safety.level = level;
+        p
+    }
+
+    /// Whether the settings are usable.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        let s = &self.safety;
+        if !(s.level > 0.0 && s.level < 1.0) {
+            return Err(format!("level must lie in (0, 1), got {}", s.level));
+        }
+        if !(2..=4096).contains(&self.window) {
+            return Err(format!("window must lie in [2, 4096], got {}", self.window));
+        }
+        if !(s.min_margin >= 0.0 && s.max_margin >= s.min_margin && s.max_margin <= 100.0) {
+            return Err(format!(
+                "margins must satisfy 0 <= min_margin <= max_margin <= 100, got {} and {}",
+                s.min_margin, s.max_margin
+            ));
+        }
+        if !(self.fill > 0.0 && self.fill <= 1.0) {
+            return Err(format!("fill must lie in (0, 1], got {}", self.fill));
+        }
+        if s.horizon == 0 || s.horizon > 64 {
+            return Err(format!("horizon must lie in [1, 64], got {}", s.horizon));
+        }
+        Ok(())
+    }
+}
+
+/// How the allocation in force served the demand reported at a round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Served {
+    /// Share of the reported demand (summed over agents and kinds) that the grants in force
+    /// did not cover.
+    pub unmet: f64,
+    /// Agents whose grant in force fell short of their reported demand in some kind.
+    pub sla_violations: u64,
+    /// Share of (agent, kind) demands inside the previous round's prediction interval;
+    /// `None` without forecasts.
+    pub forecast_coverage: Option<f64>,
+}
+
+/// The predictive policy's memory: every agent's forecaster and its last intervals.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyState {
+    forecaster: Option<DemandForecaster>,
+    intervals: HashMap<AgentId, DemandForecast>,
+    /// Agents whose request was replaced by a forecast in the last round.
+    pub predicted_agents: usize,
+}
+
+/// The agents of a report that take part in a round: not failed, with a request.
+fn reporting(report: &RoundReport) -> impl Iterator<Item = &qorch_runtime::AgentReport> {
+    report
+        .agents
+        .iter()
+        .filter(|r| r.status != ComponentStatus::Failed && r.request.is_some())
+}
+
+/// Measures the allocation in force against the demand in `report`.
+pub(crate) fn served(allocation: &Allocation, state: &PolicyState, report: &RoundReport) -> Served {
+    let (mut demand, mut unmet, mut violations) = (0.0, 0.0, 0_u64);
+    let (mut inside, mut judged) = (0_u64, 0_u64);
+    for r in reporting(report) {
+        let Some(req) = &r.request else { continue };
+        let grant = allocation.get(r.agent);
+        let mut short = false;
+        for (k, &d) in req.desired.amounts().iter().enumerate() {
+            let g = grant.map_or(0.0, |g| g.amount.amounts().get(k).copied().unwrap_or(0.0));
+            demand += d;
+            if g < d * (1.0 - COVER_TOLERANCE) {
+                unmet += d - g;
+                short = true;
+            }
+        }
+        violations += u64::from(short);
+        if let Some(f) = state.intervals.get(&r.agent) {
+            for (k, &d) in req.desired.amounts().iter().enumerate() {
+                let (lo, hi) = (f.lower.amounts().get(k), f.upper.amounts().get(k));
+                if let (Some(&lo), Some(&hi)) = (lo, hi) {
+                    judged += 1;
+                    inside += u64::from(d >= lo && d <= hi);
+                }
+            }
+        }
+    }
+    Served {
+        unmet: if demand > 0.0 { unmet / demand } else { 0.0 },
+        sla_violations: violations,
+        forecast_coverage: (judged > 0).then(|| inside as f64 / judged as f64),
+    }
+}
+
+/// Applies the policy to a round's report: under the predictive policy, observes every
+/// reporting agent's demand and replaces its request with the forecast (once warmed up).
+///
+/// The head-room above the reported demand is taken from spare capacity only: per kind, the
+/// increases over the reported amounts are scaled down together so that the requests sum to
+/// at most `fill` times `capacity` (the pools' total), or to the reported demand where that
+/// alone exceeds it. A forecast below the reported demand is requested as is. So in a shortage the
+/// predictive requests are the reactive ones (or less), and the solver never has to drop an
+/// agent because others asked for head-room.
+pub(crate) fn apply(
+    policy: &AllocationPolicy,
+    state: &mut PolicyState,
+    report: &mut RoundReport,
+    capacity: &[f64],
+) {
+    let AllocationPolicy::Predictive(p) = policy else {
+        state.predicted_agents = 0;
+        return;
+    };
+    let forecaster = state
+        .forecaster
+        .get_or_insert_with(|| DemandForecaster::new(p.model, p.window));
+    state.intervals.clear();
+    let s = &p.safety;
+    // Per agent (index into the report): the forecast request; per kind: the reported
+    // demand's floor (min of forecast and report) and the wanted increase above it.
+    let mut wanted: Vec<(usize, ResourceVector)> = Vec::new();
+    let mut floor = vec![0.0; capacity.len()];
+    let mut increase = vec![0.0; capacity.len()];
+    for (i, r) in report.agents.iter_mut().enumerate() {
+        if r.status == ComponentStatus::Failed {
+            continue;
+        }
+        let Some(req) = &r.request else {
+            // Nothing asked: its history ends here.
+            forecaster.remove(r.agent);
+            continue;
+        };
+        forecaster.observe(r.agent, &req.desired);
+        let amounts = match forecaster.forecast(r.agent, s.horizon, s.level, s.method) {
+            Some(f) => {
+                let planned: Vec<f64> = (0..f.point.len())
+                    .map(|k| {
+                        s.amount(&Forecast {
+                            point: f.point.amounts()[k],
+                            lower: f.lower.amounts()[k],
+                            upper: f.upper.amounts()[k],
+                        })
+                    })
+                    .collect();
+                let predicted = ResourceVector::from(planned).max(&req.min);
+                state.intervals.insert(r.agent, f);
+                wanted.push((i, predicted.clone()));
+                predicted
+            }
+            None => req.desired.clone(),
+        };
+        for (k, (&want, &now)) in amounts
+            .amounts()
+            .iter()
+            .zip(req.desired.amounts())
+            .enumerate()
+        {
+            if let (Some(fl), Some(inc)) = (floor.get_mut(k), increase.get_mut(k)) {
+                *fl += want.min(now);
+                *inc += (want - now).max(0.0);
+            }
+        }
+    }
+    let share: Vec<f64> = (0..capacity.len())
+        .map(|k| {
+            if increase[k] > 0.0 {
+                ((p.fill * capacity[k] - floor[k]) / increase[k]).clamp(0.0, 1.0)
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    state.predicted_agents = wanted.len();
+    for (i, want) in wanted {
+        let Some(req) = &mut report.agents[i].request else {
+            continue;
+        };
+        let amounts: Vec<f64> = want
+            .amounts()
+            .iter()
+            .zip(req.desired.amounts())
+            .enumerate()
+            .map(|(k, (&w, &now))| {
+                if w <= now {
+                    w
+                } else {
+                    now + (w - now) * share.get(k).copied().unwrap_or(0.0)
+                }
+            })
+            .collect();
+        req.desired = ResourceVector::from(amounts).max(&req.min);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qorch_protocol::Address;
+    use qorch_resources::{Grant, PoolFilter, PoolId, ResourceRequest, ResourceVector};
+    use qorch_runtime::AgentReport;
+
+    use super::*;
+
+    fn report(demands: &[(u32, f64)]) -> RoundReport {
+        RoundReport {
+            round: 1,
+            agents: demands
+                .iter()
+                .map(|&(a, d)| AgentReport {
+                    agent: AgentId(a),
+                    host: Address::Orchestrator,
+                    request: Some(ResourceRequest {
+                        min: ResourceVector::from(vec![0.0]),
+                        desired: ResourceVector::from(vec![d]),
+                        weight: 1.0,
+                        pools: PoolFilter::Any,
+                    }),
+                    pool: None,
+                    status: ComponentStatus::Healthy,
+                })
+                .collect(),
+            affinity: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn served_counts_shortfalls_and_violations() {
+        let mut alloc = Allocation::new();
+        alloc.insert(
+            AgentId(1),
+            Grant::new(PoolId(0), ResourceVector::from(vec![10.0])),
+        );
+        alloc.insert(
+            AgentId(2),
+            Grant::new(PoolId(0), ResourceVector::from(vec![4.0])),
+        );
+        // Agent 3 has no grant at all.
+        let s = served(
+            &alloc,
+            &PolicyState::default(),
+            &report(&[(1, 8.0), (2, 6.0), (3, 6.0)]),
+        );
+        assert_eq!(s.sla_violations, 2);
+        assert!((s.unmet - 8.0 / 20.0).abs() < 1e-12);
+        assert_eq!(s.forecast_coverage, None);
+    }
+
+    #[test]
+    fn predictive_requests_follow_a_trend_after_warm_up() {
+        let policy = AllocationPolicy::Predictive(Predictive::default());
+        let mut state = PolicyState::default();
+        let mut last = 0.0;
+        for t in 0..12 {
+            let d = 10.0 + 2.0 * f64::from(t);
+            let mut r = report(&[(1, d)]);
+            apply(&policy, &mut state, &mut r, &[1e9]);
+            last = r.agents[0].request.as_ref().unwrap().desired.amounts()[0];
+            if t == 0 {
+                // Not warmed up: the reported demand.
+                assert_eq!(last, d);
+                assert_eq!(state.predicted_agents, 0);
+            }
+        }
+        // The next demand is 34: the request plans for it, not for the 32 reported.
+        assert!((34.0..=34.0 * 1.5).contains(&last), "{last}");
+        assert_eq!(state.predicted_agents, 1);
+    }
+
+    #[test]
+    fn reactive_leaves_requests_alone() {
+        let mut state = PolicyState::default();
+        let mut r = report(&[(1, 5.0)]);
+        apply(&AllocationPolicy::Reactive, &mut state, &mut r, &[1e9]);
+        assert_eq!(r, report(&[(1, 5.0)]));
+    }
+
+    #[test]
+    fn head_room_comes_from_spare_capacity_only() {
+        let policy = AllocationPolicy::Predictive(Predictive {
+            fill: 1.0,
+            ..Predictive::default()
+        });
+        let run = |capacity: f64| {
+            let mut state = PolicyState::default();
+            let mut r = report(&[]);
+            for t in 0..10 {
+                r = report(&[(1, 10.0 + f64::from(t)), (2, 10.0 + f64::from(t))]);
+                apply(&policy, &mut state, &mut r, &[capacity]);
+            }
+            r.agents
+                .iter()
+                .map(|a| a.request.as_ref().unwrap().desired.amounts()[0])
+                .collect::<Vec<f64>>()
+        };
+        // Room for both forecasts (about 20 each): both ask for them.
+        assert!(run(100.0).iter().all(|&d| d > 19.5), "{:?}", run(100.0));
+        // Room for 40 in all: the 19 reported each, plus half of the wanted increase.
+        let tight = run(40.0);
+        assert!((tight.iter().sum::<f64>() - 40.0).abs() < 1e-9, "{tight:?}");
+        // Not even room for the reported demand: the reported demand, no head-room.
+        assert_eq!(run(30.0), vec![19.0, 19.0]);
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let mut p = Predictive::with_level(1.5);
+        assert!(p.validate().unwrap_err().contains("level"));
+        p = Predictive::default();
+        p.window = 0;
+        assert!(p.validate().unwrap_err().contains("window"));
+    }
+}
