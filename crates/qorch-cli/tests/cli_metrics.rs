@@ -120,6 +120,16 @@ fn prometheus_scrapes_a_simulation() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Prometheus applies its targets a few seconds after it starts (its discovery updates are
+    // rate-limited): wait until it lists ours, so that it scrapes the run from its start.
+    let target = format!("127.0.0.1:{metrics_port}");
+    while http_get(web_port, "/api/v1/targets").is_none_or(|(_, body)| !body.contains(&target)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "prometheus did not take the target within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let out = common::command()
         .args([
