@@ -6,6 +6,7 @@ mod alloc_count;
 mod allocate_cmd;
 mod bench;
 mod limits;
+mod metrics_endpoint;
 mod nats_args;
 mod node_cmd;
 mod qaoa_cmd;

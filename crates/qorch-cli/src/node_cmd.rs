@@ -15,6 +15,8 @@ pub(crate) struct Args {
     /// This node's name (letters, digits, '-' and '_'), unique on the server.
     #[arg(long, value_name = "NAME")]
     pub(crate) join: String,
+    #[command(flatten)]
+    pub(crate) metrics: crate::metrics_endpoint::MetricsArgs,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
@@ -31,5 +33,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             crate::nats_args::KEY_ENV
         );
     }
+    args.metrics.serve()?;
     qorch_sim::run_node(&config, &args.join).with_context(|| format!("node {}", args.join))
 }

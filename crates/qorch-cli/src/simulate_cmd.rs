@@ -57,6 +57,8 @@ pub(crate) struct Args {
     pub(crate) nats: crate::nats_args::NatsArgs,
     #[command(flatten)]
     pub(crate) serve: crate::serve_args::ServeArgs,
+    #[command(flatten)]
+    pub(crate) metrics: crate::metrics_endpoint::MetricsArgs,
 }
 
 /// The scenario of the arguments: the file or the default, then the flags.
@@ -107,6 +109,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     // Before the run too: a port in use or a bad address is an error now.
     let processes = distributed.as_ref().map_or(1, |d| d.nodes);
     let served = crate::serve_args::start(&args.serve, &s, processes)?;
+    args.metrics.serve()?;
     let bar = ProgressBar::with_draw_target(Some(s.total_rounds()), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(

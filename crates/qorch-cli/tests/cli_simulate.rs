@@ -182,3 +182,28 @@ fn an_unwritable_out_directory_fails_before_the_run() {
     assert!(err.contains("the output directory"), "{err}");
     assert!(!under_a_file.exists());
 }
+
+#[test]
+fn agent_panics_are_logged_at_warn_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("panics.toml");
+    std::fs::write(
+        &file,
+        "name = \"panics\"\nrounds = 2\nworkers = 1\n\n[topology]\nagents = 200\nclusters = 2\n\n\
+         [[faults]]\nround = 1\nkind = \"agent_panic\"\ncount = 2\n",
+    )
+    .unwrap();
+    // The default log filter: no RUST_LOG.
+    let out = common::command()
+        .env_remove("RUST_LOG")
+        .args(["simulate", file.to_str().unwrap(), "--json"])
+        .output()
+        .expect("qorch runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let restarts = err
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("agent failed: restarting it"))
+        .count();
+    assert_eq!(restarts, 2, "{err}");
+}

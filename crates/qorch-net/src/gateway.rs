@@ -377,6 +377,7 @@ where
             max_payload,
             clusters: HashMap::new(),
             pending: HashMap::new(),
+            metrics: crate::telemetry::GatewayMetrics::new(&self.config.process),
         };
         tokio::spawn(egress.run(rx, acks));
 
@@ -473,6 +474,7 @@ struct Egress {
     max_payload: usize,
     clusters: HashMap<u32, OutCluster>,
     pending: HashMap<(u32, u64), Pending>,
+    metrics: crate::telemetry::GatewayMetrics,
 }
 
 impl Egress {
@@ -488,7 +490,10 @@ impl Egress {
                 biased;
                 Some(msg) = acks.next() => self.on_ack(&msg.subject, &msg.payload),
                 got = rx.recv() => {
-                    let Some(first) = got else { return };
+                    let Some(first) = got else {
+                        self.metrics.publish(&self.counters.snapshot());
+                        return;
+                    };
                     let mut buf: Buffered<M> = BTreeMap::new();
                     let mut push = |(c, l, env): Routed<M>| {
                         let key = (env.priority.lane(), c.0, l.map_or(NO_LEAF, |s| s.0));
@@ -512,7 +517,10 @@ impl Egress {
                     }
                     let _ = self.data.client().flush().await;
                 }
-                _ = tick.tick() => self.redeliver().await,
+                _ = tick.tick() => {
+                    self.redeliver().await;
+                    self.metrics.publish(&self.counters.snapshot());
+                }
             }
         }
     }

@@ -45,6 +45,8 @@ pub mod local_server;
 mod registry;
 pub mod rpc;
 mod subject;
+mod telemetry;
+mod trace;
 
 pub use auth::{FrameKey, MIN_KEY_BYTES, TAG_BYTES};
 pub use config::{NatsConfig, redact_url};
@@ -55,3 +57,4 @@ pub use heartbeat::{Membership, beacon};
 pub use join::{ANNOUNCE_EVERY, Announcer, Gathering};
 pub use registry::NatsRegistry;
 pub use subject::{LANES, MAX_PROCESS_NAME, Subjects, valid_process_name};
+pub use trace::TraceContext;

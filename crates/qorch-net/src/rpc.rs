@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Connection, NetError, RemoteError};
+use crate::{Connection, NetError, RemoteError, TraceContext};
 
 /// Bytes per part (well under NATS's default 1 MiB limit).
 pub const PART_BYTES: usize = 256 * 1024;
@@ -55,6 +55,9 @@ struct Part {
     /// Where the answer goes (requests only).
     reply_to: String,
     bytes: Vec<u8>,
+    /// The caller's trace context (requests made inside a traced round). Last, so that a
+    /// part of a build without it ends early and is refused by the codec, never misread.
+    trace: Option<TraceContext>,
 }
 
 fn codec() -> WireCodec {
@@ -67,6 +70,7 @@ async fn send_parts(
     subject: &str,
     call: u64,
     reply_to: &str,
+    trace: Option<TraceContext>,
     body: &[u8],
 ) -> Result<(), NetError> {
     let chunks: Vec<&[u8]> = if body.is_empty() {
@@ -81,6 +85,7 @@ async fn send_parts(
             index: i as u32,
             total,
             reply_to: reply_to.to_owned(),
+            trace,
             bytes: c.to_vec(),
         };
         let frame = connection.seal(subject, codec().encode(&part)?);
@@ -95,6 +100,14 @@ struct Partial {
     total: u32,
     parts: HashMap<u32, Vec<u8>>,
     bytes: usize,
+}
+
+/// A whole body: its call, where to answer, the caller's trace context (its last part's).
+struct Whole {
+    call: u64,
+    reply_to: String,
+    trace: Option<TraceContext>,
+    body: Vec<u8>,
 }
 
 /// Collects parts into whole bodies.
@@ -120,7 +133,7 @@ impl Assembler {
     /// Adds a part; returns the whole body (and where to answer) when complete. A part that
     /// cannot belong to a body (an index past its total, a total past [`MAX_PARTS`], a total
     /// that disagrees with the body's first part) is dropped.
-    fn add(&mut self, p: Part) -> Option<(u64, String, Vec<u8>)> {
+    fn add(&mut self, p: Part) -> Option<Whole> {
         if p.index >= p.total || p.total > MAX_PARTS || p.bytes.len() > PART_BYTES {
             tracing::warn!(
                 index = p.index,
@@ -131,7 +144,12 @@ impl Assembler {
             return None;
         }
         if p.total == 1 {
-            return Some((p.call, p.reply_to, p.bytes));
+            return Some(Whole {
+                call: p.call,
+                reply_to: p.reply_to,
+                trace: p.trace,
+                body: p.bytes,
+            });
         }
         let key = (p.reply_to.clone(), p.call);
         if !self.partial.contains_key(&key) && self.partial.len() >= PARTIAL_KEPT {
@@ -163,7 +181,12 @@ impl Assembler {
         for i in 0..done.total {
             body.extend_from_slice(done.parts.get(&i)?);
         }
-        Some((p.call, p.reply_to, body))
+        Some(Whole {
+            call: p.call,
+            reply_to: p.reply_to,
+            trace: p.trace,
+            body,
+        })
     }
 
     fn drop_oldest(&mut self) {
@@ -212,7 +235,7 @@ impl RpcClient {
                     tracing::warn!("rpc: corrupted answer part ignored");
                     continue;
                 };
-                if let Some((call, _, body)) = asm.add(part) {
+                if let Some(Whole { call, body, .. }) = asm.add(part) {
                     let tx = w
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -243,6 +266,22 @@ impl RpcClient {
         req: &Q,
         timeout: Duration,
     ) -> Result<A, NetError> {
+        self.call_traced(subject, req, timeout, None).await
+    }
+
+    /// [`call`](Self::call), with the caller's trace context in every part's header (the
+    /// callee finds it in [`Request::trace`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    pub async fn call_traced<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        subject: &str,
+        req: &Q,
+        timeout: Duration,
+        trace: Option<TraceContext>,
+    ) -> Result<A, NetError> {
         let call = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiters
@@ -258,7 +297,8 @@ impl RpcClient {
                 .load(Ordering::Acquire)
         };
         let mut epoch = connects();
-        if let Err(e) = send_parts(&self.connection, subject, call, &self.inbox, &body).await {
+        if let Err(e) = send_parts(&self.connection, subject, call, &self.inbox, trace, &body).await
+        {
             self.forget(call);
             return Err(e);
         }
@@ -291,8 +331,10 @@ impl RpcClient {
                     if resends.first().is_some_and(|t| *t <= now) {
                         resends.remove(0);
                         tracing::info!(subject, "reconnected: sending the request again");
-                        let _ =
-                            send_parts(&self.connection, subject, call, &self.inbox, &body).await;
+                        let _ = send_parts(
+                            &self.connection, subject, call, &self.inbox, trace, &body,
+                        )
+                        .await;
                     }
                 }
             }
@@ -338,11 +380,18 @@ struct Answers {
 pub struct Request {
     call: u64,
     reply_to: String,
+    trace: Option<TraceContext>,
     body: Vec<u8>,
     answers: Arc<Mutex<Answers>>,
 }
 
 impl Request {
+    /// The caller's trace context, if it made the call inside a traced round
+    /// ([`RpcClient::call_traced`]).
+    pub fn trace(&self) -> Option<TraceContext> {
+        self.trace
+    }
+
     /// The request, decoded.
     ///
     /// # Errors
@@ -383,7 +432,7 @@ impl Request {
                 }
             }
         }
-        send_parts(connection, &self.reply_to, self.call, "", &body).await
+        send_parts(connection, &self.reply_to, self.call, "", None, &body).await
     }
 }
 
@@ -414,7 +463,13 @@ pub async fn serve(
                 tracing::warn!(subject = %msg.subject, "rpc: corrupted request part ignored");
                 continue;
             };
-            let Some((call, reply_to, body)) = asm.add(part) else {
+            let Some(Whole {
+                call,
+                reply_to,
+                trace,
+                body,
+            }) = asm.add(part)
+            else {
                 continue;
             };
             let key = (reply_to.clone(), call);
@@ -434,7 +489,7 @@ pub async fn serve(
             match repeat {
                 // Answered already: the answer may have been lost; send it again.
                 Some(Some(done)) => {
-                    let _ = send_parts(&connection, &reply_to, call, "", &done).await;
+                    let _ = send_parts(&connection, &reply_to, call, "", None, &done).await;
                 }
                 // Being handled: its answer will come.
                 Some(None) => {}
@@ -442,6 +497,7 @@ pub async fn serve(
                     let req = Request {
                         call,
                         reply_to,
+                        trace,
                         body,
                         answers: Arc::clone(&answers),
                     };
@@ -470,10 +526,16 @@ mod tests {
                 index: i as u32,
                 total,
                 reply_to: "r".into(),
+                trace: Some(TRACE),
                 bytes: c.to_vec(),
             })
             .collect()
     }
+
+    const TRACE: TraceContext = TraceContext {
+        trace_id: 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c,
+        span_id: 0xb7ad_6b71_6920_3331,
+    };
 
     #[test]
     fn parts_reassemble_in_any_order_and_duplicates_do_no_harm() {
@@ -491,9 +553,11 @@ mod tests {
                 done = Some(d);
             }
         }
-        let (call, reply_to, got) = done.expect("complete");
-        assert_eq!((call, reply_to.as_str()), (7, "r"));
-        assert_eq!(got, body);
+        let whole = done.expect("complete");
+        assert_eq!((whole.call, whole.reply_to.as_str()), (7, "r"));
+        assert_eq!(whole.body, body);
+        // The caller's trace context comes with the body.
+        assert_eq!(whole.trace, Some(TRACE));
         assert!(asm.partial.is_empty());
     }
 
@@ -503,7 +567,32 @@ mod tests {
             index,
             total,
             reply_to: "r".into(),
+            trace: None,
             bytes,
+        }
+    }
+
+    #[test]
+    fn a_part_without_the_trace_header_is_a_decode_error() {
+        // A part as builds before the trace context wrote it.
+        #[derive(Serialize)]
+        struct OldPart {
+            call: u64,
+            index: u32,
+            total: u32,
+            reply_to: String,
+            bytes: Vec<u8>,
+        }
+        for body in [vec![], vec![1], vec![1; 40]] {
+            let old = OldPart {
+                call: 3,
+                index: 0,
+                total: 1,
+                reply_to: "r".into(),
+                bytes: body,
+            };
+            let frame = codec().encode(&old).unwrap();
+            assert!(codec().decode::<Part>(&frame).is_err());
         }
     }
 
@@ -543,7 +632,7 @@ mod tests {
         assert_eq!(asm.partial.len(), 3);
         // The newest body survives the evictions and completes.
         assert!(asm.add(part(99, 1, 2, vec![2])).is_none());
-        assert_eq!(asm.add(part(99, 0, 2, vec![1])).unwrap().2, vec![1, 2]);
+        assert_eq!(asm.add(part(99, 0, 2, vec![1])).unwrap().body, vec![1, 2]);
         assert_eq!(asm.bytes, 900);
     }
 
@@ -576,8 +665,8 @@ mod tests {
                 // Small totals often, so that bodies complete too.
                 let total = if total % 2 == 0 { total % 4 } else { total };
                 let index = if index % 2 == 0 { index % 4 } else { index };
-                if let Some((_, _, body)) = asm.add(part(call, index, total, vec![1; len])) {
-                    proptest::prop_assert!(body.len() <= 4 * 64);
+                if let Some(whole) = asm.add(part(call, index, total, vec![1; len])) {
+                    proptest::prop_assert!(whole.body.len() <= 4 * 64);
                 }
                 proptest::prop_assert!(asm.bytes <= 4096);
                 proptest::prop_assert!(asm.partial.len() <= PARTIAL_KEPT);
@@ -593,9 +682,12 @@ mod tests {
             flip in proptest::prelude::any::<usize>(),
         ) {
             let key = crate::FrameKey::new("fuzz-key-0123456789abcdef").unwrap();
-            let sealed = key.seal("s", codec().encode(&part(1, 0, 1, body.clone())).unwrap());
+            // The trace context is in the header, under the MAC like the body.
+            let traced = Part { trace: Some(TRACE), ..part(1, 0, 1, body.clone()) };
+            let sealed = key.seal("s", codec().encode(&traced).unwrap());
             let back: Part = codec().decode(key.open("s", &sealed).unwrap()).unwrap();
             proptest::prop_assert_eq!(back.bytes, body);
+            proptest::prop_assert_eq!(back.trace, Some(TRACE));
             let mut bad = sealed.clone();
             let i = flip % bad.len();
             bad[i] ^= 1 << (flip % 8);

@@ -413,3 +413,34 @@ async fn tls_needs_the_right_authority_and_says_so() {
     client.flush().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A control call's trace context crosses in its (sealed) frame header: the callee sees the
+/// caller's trace and span ids, and an untraced call carries none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_trace_context_reaches_the_callee() {
+    let Some(srv) = server(&[]) else { return };
+    let mut config = NatsConfig::new(srv.url());
+    config.frame_key = Some(qorch_net::FrameKey::generate().unwrap());
+    let callee = config.connect("callee").await.unwrap();
+    let caller = config.connect("caller").await.unwrap();
+    let subject = Subjects::new("tr").control("node.x");
+    let mut requests = qorch_net::rpc::serve(&callee, &subject).await.unwrap();
+    callee.flush().await.unwrap();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(req) = requests.recv().await {
+            let _ = seen_tx.send(req.trace());
+            req.answer(&callee, &Ok::<u8, String>(1)).await.unwrap();
+        }
+    });
+    let client = qorch_net::rpc::RpcClient::new(&caller).await.unwrap();
+    let trace = qorch_net::TraceContext::new_trace();
+    let wait = Duration::from_secs(10);
+    let _: u8 = client
+        .call_traced(&subject, &(), wait, Some(trace))
+        .await
+        .unwrap();
+    let _: u8 = client.call(&subject, &(), wait).await.unwrap();
+    assert_eq!(seen_rx.recv().await.unwrap(), Some(trace));
+    assert_eq!(seen_rx.recv().await.unwrap(), None);
+}

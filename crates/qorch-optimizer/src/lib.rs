@@ -60,6 +60,7 @@ mod policy;
 mod problem;
 mod recluster;
 mod summary;
+mod telemetry;
 mod worker;
 
 pub use config::{OptimizerConfig, Triggers};

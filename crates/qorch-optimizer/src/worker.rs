@@ -145,7 +145,9 @@ impl<H: Hierarchy> Worker<H> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .round
             + 1;
-        let mut report = self.hierarchy.collect(number)?;
+        let _span = tracing::info_span!("round", round = number, reason = ?reason).entered();
+        let mut report =
+            tracing::info_span!("collect").in_scope(|| self.hierarchy.collect(number))?;
         let collect_seconds = t0.elapsed().as_secs_f64();
         let failed_components = self.hierarchy.failed_components();
         let nodes = self.hierarchy.nodes();
@@ -178,7 +180,7 @@ impl<H: Hierarchy> Worker<H> {
         };
         // The state lock is not held while the grants travel.
         drop(st);
-        self.hierarchy.deliver(batch)?;
+        tracing::info_span!("deliver").in_scope(|| self.hierarchy.deliver(batch))?;
         let mut st = self
             .state
             .lock()
@@ -245,6 +247,7 @@ impl<H: Hierarchy> Worker<H> {
             energies: outcome.subsolves.iter().map(|s| s.energy).collect(),
             failed_components,
         };
+        crate::telemetry::publish_round(&summary, &outcome);
         st.round = number;
         st.allocation = allocation;
         st.history.push(summary.clone());

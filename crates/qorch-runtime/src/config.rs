@@ -37,6 +37,10 @@ pub struct RuntimeConfig {
     pub affinity_sample: u32,
     /// How messages between agents travel between the nodes of this process.
     pub routing: Routing,
+    /// One message delivered to an agent in this many (per node) runs inside a `handle`
+    /// span (`tracing`, TRACE level) naming the agent and its node (0: none, 1: every
+    /// message). Spans cost even when no subscriber records them, hence the sampling.
+    pub message_span_sample: u32,
 }
 
 /// How messages between agents travel between the nodes of one process.
@@ -71,6 +75,7 @@ impl Default for RuntimeConfig {
             trace: false,
             affinity_sample: 16,
             routing: Routing::Tree,
+            message_span_sample: 64,
         }
     }
 }

@@ -87,6 +87,7 @@ impl<B: Host> NodeActor<B> {
         }
         let handle = ctx.run_later(delay, |act, ctx| {
             act.timer = None;
+            act.core.sample_mailbox(&act.mailbox.borrow());
             act.core.on_timer();
             act.run_local(ctx);
             act.arm_timer(ctx);
@@ -161,6 +162,7 @@ impl<B: Host> Handler<LocalWork> for NodeActor<B> {
 
 impl<B: Host> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
     fn handle(&mut self, env: Envelope<Letter<B>>, ctx: &mut Self::Context) {
+        self.core.note_dequeued(&env);
         let control = self.core.handle(env);
         if self.control(control, ctx) {
             self.run_local(ctx);

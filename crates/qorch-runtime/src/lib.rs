@@ -90,6 +90,7 @@ mod runtime;
 mod shared;
 mod spawn;
 mod status;
+mod telemetry;
 mod timer;
 mod watch;
 

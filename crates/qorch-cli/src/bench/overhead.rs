@@ -1,7 +1,14 @@
-//! `qorch bench overhead`: the runtime's cost over the same agent work in a plain loop.
+//! `qorch bench overhead`: the runtime's cost over the same agent work in a plain loop, and
+//! what metrics add to it: the same run with the Prometheus recorder collecting every
+//! series and without a recorder, in one process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args as ClapArgs;
-use qorch_sim::Scenario;
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::PrometheusRecorder;
+use qorch_sim::{Outcome, Scenario};
 use serde::Serialize;
 
 /// Runs the default scenario's agents for a number of ticks, in the runtime and then in a
@@ -30,6 +37,10 @@ pub(crate) struct Args {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Pairs of runs with metrics on and off (the order alternates between pairs; the
+    /// figures are medians). 0: the plain comparison only.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=50))]
+    metrics_pairs: u32,
     /// One JSON object.
     #[arg(long)]
     json: bool,
@@ -55,6 +66,11 @@ struct Figures {
     /// With `--dashboard`: the same figures with the dashboard on and one page open.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     dashboard: Option<DashboardFigures>,
+    /// Pairs of runs with metrics on and off (0: not measured; the `metrics_*` keys below
+    /// are then absent).
+    metrics_pairs: u32,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    metrics: Option<MetricsFigures>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +95,160 @@ struct DashboardFigures {
     dashboard_process_cpu_seconds: Option<f64>,
 }
 
+/// Metrics on against metrics off: each the median over the pairs.
+#[derive(Serialize)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the fields are the JSON keys, flattened beside the others"
+)]
+struct MetricsFigures {
+    /// Overhead over the plain loop with no recorder installed.
+    metrics_off_overhead: f64,
+    /// Overhead over the plain loop with the Prometheus recorder collecting every series.
+    metrics_on_overhead: f64,
+    /// Runtime seconds of the ticks, without and with metrics.
+    metrics_off_runtime_seconds: f64,
+    metrics_on_runtime_seconds: f64,
+    /// `100 * (on - off)` overhead, per pair, then the median: percentage points.
+    metrics_overhead_points: f64,
+    /// CPU seconds of the whole process during each run (user and system, all threads:
+    /// setup, ticks, the plain loop, the round), without and with metrics. Less sensitive
+    /// to other processes on the machine than wall time.
+    metrics_off_cpu_seconds: f64,
+    metrics_on_cpu_seconds: f64,
+    /// `100 * (on / off - 1)` CPU seconds, per pair, then the median.
+    metrics_cpu_percent: f64,
+    /// Lines of the Prometheus exposition at the end (proof that the recorder collected).
+    metrics_exposition_lines: usize,
+}
+
+/// A recorder that forwards to the Prometheus recorder while on and hands out no-op handles
+/// while off. Nodes register their handles when they first publish, so a run started while
+/// off costs what a run without any recorder costs.
+struct Switch {
+    on: AtomicBool,
+    inner: PrometheusRecorder,
+}
+
+impl Recorder for Switch {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_counter(key, metadata)
+        } else {
+            Counter::noop()
+        }
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_gauge(key, metadata)
+        } else {
+            Gauge::noop()
+        }
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_histogram(key, metadata)
+        } else {
+            Histogram::noop()
+        }
+    }
+}
+
+/// Runs the scenario `pairs` times with metrics on and off, alternating the order.
+fn compare(s: &Scenario, pairs: u32) -> anyhow::Result<MetricsFigures> {
+    let inner = crate::metrics_endpoint::builder().build_recorder();
+    let handle = inner.handle();
+    let switch = Arc::new(Switch {
+        on: AtomicBool::new(false),
+        inner,
+    });
+    metrics::set_global_recorder(Arc::clone(&switch))
+        .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        for metrics_on in [pair % 2 == 1, pair % 2 == 0] {
+            switch.on.store(metrics_on, Ordering::Relaxed);
+            let cpu0 = cpu_seconds();
+            let out = qorch_sim::run(s, &mut |_| {})?;
+            let cpu = cpu_seconds().zip(cpu0).map_or(f64::NAN, |(b, a)| b - a);
+            let t = (
+                out.timings.communication_overhead,
+                out.timings.runtime_tick_seconds,
+                cpu,
+            );
+            if metrics_on { on.push(t) } else { off.push(t) }
+        }
+    }
+    switch.on.store(false, Ordering::Relaxed);
+    let points: Vec<f64> = on
+        .iter()
+        .zip(&off)
+        .map(|(a, b)| 100.0 * (a.0 - b.0))
+        .collect();
+    let cpu_points: Vec<f64> = on
+        .iter()
+        .zip(&off)
+        .map(|(a, b)| 100.0 * (a.2 / b.2 - 1.0))
+        .collect();
+    let series = handle
+        .render()
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    Ok(MetricsFigures {
+        metrics_off_overhead: median(off.iter().map(|t| t.0)),
+        metrics_on_overhead: median(on.iter().map(|t| t.0)),
+        metrics_off_runtime_seconds: median(off.iter().map(|t| t.1)),
+        metrics_on_runtime_seconds: median(on.iter().map(|t| t.1)),
+        metrics_overhead_points: median(points.into_iter()),
+        metrics_off_cpu_seconds: median(off.iter().map(|t| t.2)),
+        metrics_on_cpu_seconds: median(on.iter().map(|t| t.2)),
+        metrics_cpu_percent: median(cpu_points.into_iter()),
+        metrics_exposition_lines: series,
+    })
+}
+
+/// CPU seconds (user and system) this process has used so far, from `/proc/self/stat`
+/// (Linux; in clock ticks of 1/100 s, the `USER_HZ` of Linux builds). `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // pid (comm) state ...: comm may hold spaces, so split after ')'. utime and stime are
+    // the 14th and 15th fields, the 12th and 13th after the state.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn median(xs: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = xs.collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let mut s = Scenario {
         name: "bench-overhead".into(),
@@ -86,6 +256,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         workers: args.workers,
         rounds: 1,
         ticks_per_round: args.ticks,
+        // The runtime's cost without faults (the default scenario has some).
+        faults: Vec::new(),
         ..Scenario::default()
     };
     s.topology.agents = args.agents;
@@ -98,12 +270,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         s.behaviour.tick_work = w;
     }
     s.validate()?;
-    let out = qorch_sim::run(&s, &mut |_| {})?;
+    let out: Outcome = qorch_sim::run(&s, &mut |_| {})?;
     let dashboard = if args.dashboard {
         Some(with_dashboard(&s, out.timings.communication_overhead)?)
     } else {
         None
     };
+    let metrics = (args.metrics_pairs > 0)
+        .then(|| compare(&s, args.metrics_pairs))
+        .transpose()?;
     let t = &out.timings;
     let messages = out.report.messages.handled;
     let f = Figures {
@@ -120,6 +295,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         extra_microseconds_per_message: 1e6 * (t.runtime_tick_seconds - t.baseline_tick_seconds)
             / messages.max(1) as f64,
         dashboard,
+        metrics_pairs: args.metrics_pairs,
+        metrics,
     };
     if args.json {
         crate::print_line(&serde_json::to_string(&f)?)
@@ -150,7 +327,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             f.baseline_seconds,
             100.0 * f.overhead,
             f.extra_microseconds_per_message
-        ))
+        ))?;
+        if let Some(m) = &f.metrics {
+            crate::print_line(&format!(
+                "metrics ({} pairs, medians): overhead {:+.1}% off, {:+.1}% on: {:+.2} points \
+                 ({} exposition lines)",
+                f.metrics_pairs,
+                100.0 * m.metrics_off_overhead,
+                100.0 * m.metrics_on_overhead,
+                m.metrics_overhead_points,
+                m.metrics_exposition_lines
+            ))?;
+        }
+        Ok(())
     }
 }
 

@@ -64,6 +64,7 @@ impl<B: Host> NodeCore<B> {
             ask::dropping(Refusal::NotRunning, || drop(env));
             return;
         };
+        let kind = usize::from(self.slots[i].kind);
         if !behaviour.accepts(&env.payload) {
             self.stats.dead_letters += 1;
             tracing::warn!(
@@ -82,13 +83,19 @@ impl<B: Host> NodeCore<B> {
         let (from, ack) = (env.from, env.ack_required);
         let lane = env.priority.lane();
         let agent = self.slots[i].id;
-        let _span = tracing::trace_span!("handle", agent = agent.0, node = %self.address).entered();
+        self.delivered += 1;
+        let every = u64::from(self.shared.config.message_span_sample);
+        let _span = (every > 0 && self.delivered.is_multiple_of(every)).then(|| {
+            tracing::trace_span!("handle", agent = agent.0, node = %self.address).entered()
+        });
+        let started = self.telemetry.sample_handling().then(Instant::now);
         let msg = env.payload;
         // The sender is an agent; messages from the application, timers and the runtime
         // have none.
         let sender = from.is_agent().then_some(from);
         let ok = self.run_hook(i, sender, |b, ctx| b.handle(msg, ctx));
         if ok {
+            self.telemetry.handled(kind, lane, started);
             self.stats.handled += 1;
             self.stats.handled_by_priority[lane] += 1;
             if let Some(t) = &mut self.trace {
@@ -183,6 +190,9 @@ impl<B: Host> NodeCore<B> {
             }
         };
         let behaviour = slot.behaviour.as_ref().map_or("?", Host::behaviour);
+        let kind = usize::from(slot.kind);
+        self.telemetry
+            .restart(kind, recent > intensity.max_restarts);
         if recent > intensity.max_restarts {
             tracing::error!(
                 agent = id.0,
@@ -233,8 +243,10 @@ impl<B: Host> NodeCore<B> {
         }
         let mut sends = std::mem::take(&mut self.effects.typed.sends);
         self.flow.produce(sends.len() as u64);
+        let kind = usize::from(self.slots[i].kind);
         let sample = u64::from(self.shared.config.affinity_sample);
         for out in sends.drain(..) {
+            self.telemetry.sent(kind, out.priority.lane());
             self.slots[i].seq += 1;
             let seq = self.slots[i].seq;
             if sample > 0
@@ -263,6 +275,8 @@ impl<B: Host> NodeCore<B> {
         self.effects.typed.sends = sends;
         let (agent, incarnation) = (self.slots[i].id, self.slots[i].restarts);
         if !self.effects.typed.asks.is_empty() {
+            self.telemetry
+                .asks(kind, self.effects.typed.asks.len() as u64);
             self.apply_asks(agent, incarnation);
         }
         if std::mem::take(&mut self.effects.common.stop) {
@@ -305,6 +319,7 @@ impl<B: Host> NodeCore<B> {
         }
         let now = Instant::now();
         let mut timers = std::mem::take(&mut self.effects.typed.timers);
+        self.telemetry.timers_armed += timers.len() as u64;
         for spec in timers.drain(..) {
             // A delay too large to represent never fires.
             let Some(due) = now.checked_add(spec.delay) else {

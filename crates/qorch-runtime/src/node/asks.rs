@@ -229,6 +229,7 @@ impl<B: Host> NodeCore<B> {
                 .is_some_and(|p| p.deadline == Some(due))
                 && let Some(p) = self.asks.remove(&correlation)
             {
+                self.telemetry.ask_timeouts += 1;
                 let e = AskError::Timeout {
                     agent: p.target,
                     after: p.timeout,

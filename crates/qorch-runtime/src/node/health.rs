@@ -44,6 +44,7 @@ impl<B: Host> NodeCore<B> {
                 }
                 None => t.msg,
             };
+            self.telemetry.timers_fired += 1;
             // From the node: a timer's message has no sender.
             let env = Envelope {
                 to: Address::Agent(agent),
@@ -90,6 +91,7 @@ impl<B: Host> NodeCore<B> {
         }
         if now.duration_since(self.last_heartbeat) >= interval {
             self.last_heartbeat = now;
+            self.publish_metrics();
             let tree = self.status_tree(now);
             let parent = self.parent_dest();
             self.send_letter(

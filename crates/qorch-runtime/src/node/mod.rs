@@ -44,6 +44,7 @@ use crate::outbox::Outbox;
 use crate::reliable::{Dedup, Pending};
 use crate::round::Gathering;
 use crate::shared::{Flow, Shared};
+use crate::telemetry::NodeTelemetry;
 use crate::timer::Timer;
 use crate::watch::ChildWatch;
 use crate::{Host, panic_guard};
@@ -57,6 +58,8 @@ pub(crate) struct Slot<B: Host> {
     restarts: u32,
     seq: u64,
     random: u64,
+    /// Its behaviour type's index in this node's metrics (set when it arrives).
+    kind: u16,
 }
 
 /// The outcome of handling one envelope, for the executor.
@@ -111,6 +114,10 @@ pub(crate) struct NodeCore<B: Host> {
     ask_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Sampled agent-to-agent message counts since the last round.
     affinity: HashMap<(AgentId, AgentId), u32>,
+    /// Metrics counted here and published with the periodic work.
+    telemetry: NodeTelemetry,
+    /// Messages delivered to agents, for the sampling of their spans.
+    delivered: u64,
 }
 
 impl<B: Host> NodeCore<B> {
@@ -151,6 +158,8 @@ impl<B: Host> NodeCore<B> {
             asks: HashMap::new(),
             ask_deadlines: BinaryHeap::new(),
             affinity: HashMap::new(),
+            telemetry: NodeTelemetry::new(),
+            delivered: 0,
         }
     }
 
@@ -259,6 +268,29 @@ impl<B: Host> NodeCore<B> {
         self.route_replies();
         self.flush_outbox();
         control
+    }
+
+    /// A letter taken out of the mailbox (not the local queue), for the time-in-mailbox
+    /// sample.
+    #[inline]
+    pub(crate) fn note_dequeued(&mut self, env: &Envelope<Letter<B>>) {
+        self.telemetry.dequeued(env.priority.lane());
+    }
+
+    /// Samples the mailbox's depth per lane (rate-limited inside).
+    pub(crate) fn sample_mailbox(
+        &mut self,
+        mailbox: &qorch_protocol::PriorityMailbox<Envelope<Letter<B>>>,
+    ) {
+        self.telemetry
+            .sample_mailbox(Instant::now(), |p| mailbox.lane_len(p));
+    }
+
+    /// Publishes this node's metrics (deltas since the last publication).
+    pub(super) fn publish_metrics(&mut self) {
+        let tree = self.shared.directory.tree.load();
+        let name = &tree.info(self.key).name;
+        self.telemetry.publish(name, &self.stats);
     }
 
     fn on_query(&mut self, q: Query) {

@@ -15,8 +15,11 @@ use crate::shared::Dest;
 
 impl<B: Host> NodeCore<B> {
     /// Hosts an agent here, in the next slot.
-    pub(super) fn add_slot(&mut self, slot: Slot<B>) -> usize {
+    pub(super) fn add_slot(&mut self, mut slot: Slot<B>) -> usize {
         let i = self.slots.len();
+        if let Some(b) = &slot.behaviour {
+            slot.kind = u16::try_from(self.telemetry.behaviour(b.behaviour())).unwrap_or(0);
+        }
         self.shared
             .directory
             .agents
@@ -46,6 +49,7 @@ impl<B: Host> NodeCore<B> {
                 restarts: 0,
                 seq: 0,
                 random: seed ^ (u64::from(id.0) << 32 | 0x5bd1_e995),
+                kind: 0,
             };
             let i = self.add_slot(slot);
             self.run_hook(i, None, B::started);
@@ -81,6 +85,7 @@ impl<B: Host> NodeCore<B> {
                 restarts: m.restarts,
                 seq: m.seq,
                 random: m.random,
+                kind: 0,
             });
         }
         for id in ids {

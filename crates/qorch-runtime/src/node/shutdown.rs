@@ -97,6 +97,7 @@ impl<B: Host> NodeCore<B> {
         report.left_in_outbox = self.outbox.len();
         report.unacknowledged = self.pending.len() as u64;
         report.stats = self.stats;
+        self.publish_metrics();
         if let Some(c) = self.collector.take() {
             c.reports
                 .lock()

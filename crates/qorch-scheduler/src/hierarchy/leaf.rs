@@ -28,6 +28,7 @@ impl EnhancedQuboScheduler {
         warm: &Hints,
         deadlines: Deadlines,
     ) -> Solved {
+        let _span = tracing::debug_span!("subsolve", kind = "leaf", level).entered();
         let agents = agents_of(flat, g);
         let node = match g {
             Group::Node(n) | Group::Direct(n) => flat.nodes[n].id,

@@ -33,9 +33,15 @@ impl EnhancedQuboScheduler {
         if groups.len() == 1 {
             return self.solve_group(flat, groups[0], share, level, warm, deadlines);
         }
-        let (shares, rec) = self.split(flat, &groups, share, level, warm, deadlines);
-        let run =
-            |(g, s): (&Group, &Share)| self.solve_group(flat, *g, s, level + 1, warm, deadlines);
+        // One span per level of sibling groups; the parallel tasks enter it on their threads.
+        let span = tracing::debug_span!("level", level, groups = groups.len());
+        let (shares, rec) = span.in_scope(|| {
+            tracing::debug_span!("subsolve", kind = "shares", level)
+                .in_scope(|| self.split(flat, &groups, share, level, warm, deadlines))
+        });
+        let run = |(g, s): (&Group, &Share)| {
+            span.in_scope(|| self.solve_group(flat, *g, s, level + 1, warm, deadlines))
+        };
         let parts: Vec<Solved> = if self.config.parallel {
             groups.par_iter().zip(shares.par_iter()).map(run).collect()
         } else {

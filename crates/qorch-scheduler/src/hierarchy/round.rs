@@ -39,6 +39,7 @@ impl EnhancedQuboScheduler {
         previous: Option<&Allocation>,
     ) -> Result<ScheduleOutcome, ScheduleError> {
         let t0 = Instant::now();
+        let _span = tracing::info_span!("schedule").entered();
         let prev = |a: AgentId| previous.and_then(|al| al.pool_of(a));
         let flat = problem.flatten(&prev)?;
         let limit = self.config.time_limit;
@@ -79,7 +80,8 @@ impl EnhancedQuboScheduler {
             place[a] = p;
         }
         let mut records = solved.records;
-        let last = self.reconcile_and_polish(&flat, &mut place, deadlines.polish);
+        let last = tracing::debug_span!("reconcile_and_polish")
+            .in_scope(|| self.reconcile_and_polish(&flat, &mut place, deadlines.polish));
         let objective_value = objective(&flat, &place);
         let bound = global_bound(&flat, self.config.bound_iterations, objective_value);
         let level = records.iter().map(|r| r.level).max().unwrap_or(0) + 1;

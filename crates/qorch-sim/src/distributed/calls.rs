@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use qorch_net::rpc::RpcClient;
-use qorch_net::{Membership, Subjects};
+use qorch_net::{Membership, Subjects, TraceContext};
 use qorch_protocol::AgentId;
 
 use super::protocol::{FromNode, HEARTBEAT, NodeStatus, SILENCE, ToNode, node_subject};
@@ -68,8 +68,19 @@ impl Calls {
 
     /// Calls a node; gives up early if its heartbeats stop (a dead node never answers).
     pub(super) async fn call(&self, name: &str, msg: &ToNode) -> Result<FromNode, SimError> {
+        self.call_traced(name, msg, None).await
+    }
+
+    /// [`call`](Self::call) with a trace context in the call's frame header (a round's:
+    /// the node's spans for it join the coordinator's trace).
+    pub(super) async fn call_traced(
+        &self,
+        name: &str,
+        msg: &ToNode,
+        trace: Option<TraceContext>,
+    ) -> Result<FromNode, SimError> {
         let subject = node_subject(&self.subjects, name);
-        let answer = self.rpc.call(&subject, msg, CALL_TIMEOUT);
+        let answer = self.rpc.call_traced(&subject, msg, CALL_TIMEOUT, trace);
         let silent = async {
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
@@ -88,10 +99,19 @@ impl Calls {
 
     /// The same call to every live node at once.
     pub(super) async fn call_all(&self, msg: &ToNode) -> Vec<(usize, Result<FromNode, SimError>)> {
+        self.call_all_traced(msg, None).await
+    }
+
+    /// [`call_all`](Self::call_all) with a trace context.
+    pub(super) async fn call_all_traced(
+        &self,
+        msg: &ToNode,
+        trace: Option<TraceContext>,
+    ) -> Vec<(usize, Result<FromNode, SimError>)> {
         let alive = self.placement().alive();
         let calls = alive
             .iter()
-            .map(|(i, name)| async move { (*i, self.call(name, msg).await) });
+            .map(|(i, name)| async move { (*i, self.call_traced(name, msg, trace).await) });
         join_all(calls).await
     }
 

@@ -204,6 +204,7 @@ impl Coordinator {
                 .into_iter()
                 .map(|n| (n.address, n.name, n.parent))
                 .collect(),
+            round_trace: None,
         };
         let optimizer =
             Optimizer::start_on(hierarchy, config, scheduler).map_err(SimError::OptimizerStart)?;

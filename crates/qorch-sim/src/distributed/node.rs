@@ -13,6 +13,7 @@ use qorch_net::{
 };
 use qorch_protocol::{Address, AgentId, ClusterId, SubClusterId};
 use qorch_runtime::{Factory, QuantumOrchestrator, RuntimeHandle};
+use tracing::Instrument as _;
 
 use super::protocol::{
     Adoption, Assignment, COORDINATOR, FromNode, HEARTBEAT, NodeStatus, ToNode, node_subject,
@@ -97,7 +98,20 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
         tokio::select! {
             req = requests.recv() => {
                 let Some(req) = req else { break Ok(()) };
-                match handle_request(&req, &mut world, &data, &control, &subjects, name).await {
+                // A round's calls carry the coordinator's trace context: this node's span
+                // for the call names the same trace.
+                let span = req.trace().map_or_else(tracing::Span::none, |t| {
+                    tracing::info_span!(
+                        "control_call",
+                        node = name,
+                        trace_id = %t.trace_hex(),
+                        parent_span_id = %t.span_hex()
+                    )
+                });
+                let handled = handle_request(&req, &mut world, &data, &control, &subjects, name)
+                    .instrument(span)
+                    .await;
+                match handled {
                     Ok(Some(answer)) => {
                         let _ = req.answer(&control, &Ok::<_, String>(answer)).await;
                     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
+use qorch_net::TraceContext;
 use qorch_optimizer::{Hierarchy, OptimizerError};
 use qorch_protocol::{Address, AgentId};
 use qorch_resources::Grant;
@@ -18,13 +19,30 @@ pub(super) struct Remote {
     pub(super) exec: tokio::runtime::Handle,
     /// The planned nodes: address, name, parent.
     pub(super) nodes: Vec<(Address, String, Option<Address>)>,
+    /// The trace of the round in progress (its collection opens it, its grants close it).
+    pub(super) round_trace: Option<(u64, TraceContext)>,
+}
+
+/// A span of a round's calls to the nodes, naming the trace the nodes' spans join.
+fn round_span(what: &'static str, round: u64, trace: &TraceContext) -> tracing::Span {
+    tracing::info_span!(
+        "remote_round",
+        what,
+        round,
+        trace_id = %trace.trace_hex(),
+        span_id = %trace.span_hex()
+    )
 }
 
 impl Hierarchy for Remote {
     fn collect(&mut self, round: u64) -> Result<RoundReport, OptimizerError> {
-        let results = self
-            .exec
-            .block_on(self.calls.call_all(&ToNode::Collect(round)));
+        let trace = TraceContext::new_trace();
+        self.round_trace = Some((round, trace));
+        let _span = round_span("collect", round, &trace).entered();
+        let results = self.exec.block_on(
+            self.calls
+                .call_all_traced(&ToNode::Collect(round), Some(trace)),
+        );
         let mut all = RoundReport {
             round,
             ..RoundReport::default()
@@ -66,6 +84,11 @@ impl Hierarchy for Remote {
                 by_node.entry(host).or_default().push((a, g));
             }
         }
+        let trace = match self.round_trace {
+            Some((r, t)) if r == batch.round => t.child(),
+            _ => TraceContext::new_trace(),
+        };
+        let _span = round_span("deliver", batch.round, &trace).entered();
         let calls = &self.calls;
         let results = self.exec.block_on(join_all(by_node.into_iter().map(
             |(name, grants)| async move {
@@ -73,7 +96,9 @@ impl Hierarchy for Remote {
                     round: batch.round,
                     grants,
                 };
-                calls.call(&name, &ToNode::Allocate(b)).await
+                calls
+                    .call_traced(&name, &ToNode::Allocate(b), Some(trace))
+                    .await
             },
         )));
         for r in results {
