@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: format!("large-{agents}"),
         rounds: 3,
         ticks_per_round: 1,
+        faults: Vec::new(),
         ..Scenario::default()
     };
     s.topology.agents = agents;

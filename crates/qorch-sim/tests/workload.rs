@@ -104,6 +104,7 @@ fn small(agents: usize, clusters: usize, rounds: u64) -> Scenario {
         rounds,
         ticks_per_round: 2,
         workers: 1,
+        faults: Vec::new(),
         ..Scenario::default()
     };
     s.topology.agents = agents;

@@ -99,6 +99,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         seed: args.seed,
         rounds: args.rounds,
         ticks_per_round: 2,
+        faults: Vec::new(),
         ..Scenario::default()
     };
     s.topology.agents = args.agents;
