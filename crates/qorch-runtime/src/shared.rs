@@ -72,6 +72,8 @@ pub(crate) struct Services {
     pub(crate) next_agent: AtomicU32,
     /// Set when the runtime starts to shut down: no new agents from then on.
     pub(crate) shutting_down: AtomicBool,
+    /// Set once the actor system has stopped: nothing answers from then on.
+    pub(crate) stopped: AtomicBool,
     pub(crate) registry: Registry,
 }
 
@@ -149,6 +151,7 @@ impl<B: Host> Shared<B> {
                 directory: Arc::clone(&directory),
                 next_agent: AtomicU32::new(0),
                 shutting_down: AtomicBool::new(false),
+                stopped: AtomicBool::new(false),
                 registry: Registry::default(),
             },
             directory,

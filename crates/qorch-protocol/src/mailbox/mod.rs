@@ -648,8 +648,11 @@ impl<M> Stream for PriorityMailbox<M> {
 }
 
 impl<M> Drop for PriorityMailbox<M> {
+    /// Closes the mailbox and drops what it still holds: the senders may outlive the
+    /// receiver, and a message left in a lane would live (and keep whatever waits on it
+    /// waiting) until the last sender is gone.
     fn drop(&mut self) {
-        self.close();
+        drop(self.drain());
     }
 }
 

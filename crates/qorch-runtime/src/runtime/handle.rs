@@ -412,6 +412,9 @@ impl<B: Host> RuntimeHandle<B> {
         node: Option<NodeKey>,
         q: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Query,
     ) -> Result<T, RuntimeError> {
+        if self.inner.shared.services.stopped.load(Ordering::Acquire) {
+            return Err(RuntimeError::Stopped);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mb = self.mailbox(node).ok_or(RuntimeError::Stopped)?;
         let to = match node {

@@ -113,6 +113,12 @@ impl<B: Host> QuantumOrchestrator<B> {
         if let Some(mut e) = self.executor.take() {
             e.stop();
         }
+        // A query sent now would wait for an answer that never comes (a stopped actor's
+        // mailbox may outlive it while handles hold senders): it is refused instead.
+        let services = &self.handle.inner.shared.services;
+        services
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Release);
         report
     }
 
