@@ -435,7 +435,7 @@ async fn a_calls_trace_context_reaches_the_callee() {
     });
     let client = qorch_net::rpc::RpcClient::new(&caller).await.unwrap();
     let trace = qorch_net::TraceContext::new_trace();
-    let wait = Duration::from_secs(10);
+    let wait = Duration::from_secs(30);
     let _: u8 = client
         .call_traced(&subject, &(), wait, Some(trace))
         .await

@@ -81,6 +81,7 @@ use qorch_resources::ResourceRequest;
 /// s.topology.clusters = 2;
 /// s.rounds = 2;
 /// s.workers = 1;
+/// s.faults.clear();
 /// let ring = Ring { agents: 200 };
 /// let out = qorch_sim::run_workload(&s, ring, &mut |_| {}).unwrap();
 /// let m = &out.report.messages;
