@@ -9,6 +9,8 @@ mod limits;
 mod metrics_endpoint;
 mod nats_args;
 mod node_cmd;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod qaoa_cmd;
 mod qubo_cmd;
 mod redact;
@@ -69,7 +71,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    redact::init_logging();
+    let command = match &cli.command {
+        Command::Allocate { .. } => "allocate",
+        Command::Bench { .. } => "bench",
+        Command::Node(_) => "node",
+        Command::Qaoa { .. } => "qaoa",
+        Command::Qubo { .. } => "qubo",
+        Command::Simulate(_) => "simulate",
+        Command::Sweep(_) => "sweep",
+    };
+    let telemetry = match redact::init_logging(command) {
+        Ok(t) => t,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Allocate { cmd } => allocate_cmd::run(&cmd),
         Command::Bench { which } => bench::run(&which),
@@ -79,6 +96,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate_cmd::run(&args),
         Command::Sweep(args) => sweep_cmd::run(&args),
     };
+    // The exporter sends its last spans before the exit status is decided.
+    drop(telemetry);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

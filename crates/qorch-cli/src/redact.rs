@@ -12,6 +12,7 @@
 use std::io::{self, Write};
 
 use tracing::Level;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -20,18 +21,43 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// The most detailed level recorded from the NATS client library.
 pub(crate) const NATS_CLIENT_LEVEL: Level = Level::WARN;
 
+/// What the log keeps running until the command ends: the OTLP exporter, whose drop sends
+/// the last spans.
+pub(crate) struct Telemetry {
+    #[cfg(feature = "otlp")]
+    _otlp: Option<crate::otlp::Otlp>,
+}
+
 /// Installs the subscriber: warnings and errors on stderr, more with `RUST_LOG` (for
-/// instance `RUST_LOG=info`), never the NATS client's connection details.
-pub(crate) fn init_logging() {
+/// instance `RUST_LOG=info`), never the NATS client's connection details; with the `otlp`
+/// feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans exported over OTLP too (see
+/// [`otlp`](crate::otlp)). `command` names the subcommand in the exported spans' resource.
+///
+/// # Errors
+/// An OTLP variable that is set but unusable.
+pub(crate) fn init_logging(command: &'static str) -> anyhow::Result<Telemetry> {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(env)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(Redacting)
-        .finish()
+        .with_filter(env);
+    #[cfg(feature = "otlp")]
+    let (otlp_layer, otlp) = match crate::otlp::layer(command)? {
+        Some((layer, otlp)) => (Some(layer), Some(otlp)),
+        None => (None, None),
+    };
+    #[cfg(not(feature = "otlp"))]
+    let (otlp_layer, _) = (None::<tracing_subscriber::layer::Identity>, command);
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(otlp_layer)
         .with(filter_fn(|meta| {
             !meta.target().starts_with("async_nats") || *meta.level() <= NATS_CLIENT_LEVEL
-        }));
-    let _ = subscriber.try_init();
+        }))
+        .try_init();
+    Ok(Telemetry {
+        #[cfg(feature = "otlp")]
+        _otlp: otlp,
+    })
 }
 
 /// A writer to stderr that redacts URLs' user info line by line.

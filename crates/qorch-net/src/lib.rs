@@ -57,4 +57,4 @@ pub use heartbeat::{Membership, beacon};
 pub use join::{ANNOUNCE_EVERY, Announcer, Gathering};
 pub use registry::NatsRegistry;
 pub use subject::{LANES, MAX_PROCESS_NAME, Subjects, valid_process_name};
-pub use trace::TraceContext;
+pub use trace::{TraceBridge, TraceContext, set_trace_bridge};

@@ -5,7 +5,15 @@
 //! The part is sealed under the deployment key like the rest of the frame: the MAC covers
 //! the context too. A part from a build without this header does not decode, and is refused
 //! as corrupted (a [`DecodeError`](qorch_protocol::DecodeError), logged), never misread.
+//!
+//! **Exporters.** By itself the context only names the trace in span fields (`trace_id`,
+//! `span_id`, `parent_span_id`). An exporter that keeps its own span ids (OpenTelemetry's,
+//! behind the `qorch` binary's `otlp` feature) installs a [`TraceBridge`] with
+//! [`set_trace_bridge`]: a caller then sends its span's own ids
+//! ([`TraceContext::of_span`]), and a callee makes its span a child of them
+//! ([`TraceContext::adopt`]), so the exported spans of every process form one tree.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,6 +76,48 @@ impl TraceContext {
     /// The W3C `traceparent` value: `00-<trace>-<span>-01` (sampled).
     pub fn traceparent(&self) -> String {
         format!("00-{}-{}-01", self.trace_hex(), self.span_hex())
+    }
+}
+
+/// How a tracing exporter's own ids travel in a [`TraceContext`]: implemented by an
+/// exporter (the `qorch` binary's OTLP export), installed once per process with
+/// [`set_trace_bridge`]. Without one, contexts are made by [`TraceContext::new_trace`].
+pub trait TraceBridge: Send + Sync + 'static {
+    /// The exporter's ids of `span`, or `None` where the exporter does not record it (a
+    /// disabled span, a level the exporter filters out).
+    fn context_of(&self, span: &tracing::Span) -> Option<TraceContext>;
+
+    /// Makes `span`, not entered yet, a child of the remote span `parent`.
+    fn adopt(&self, span: &tracing::Span, parent: TraceContext);
+}
+
+static BRIDGE: OnceLock<Box<dyn TraceBridge>> = OnceLock::new();
+
+/// Installs the process's [`TraceBridge`]. The first call wins: `false` (and `bridge`
+/// dropped) if one was installed before.
+pub fn set_trace_bridge(bridge: Box<dyn TraceBridge>) -> bool {
+    BRIDGE.set(bridge).is_ok()
+}
+
+impl TraceContext {
+    /// The context to send from inside `span`: the exporter's ids of `span` where a
+    /// [`TraceBridge`] records it, else a new trace.
+    pub fn of_span(span: &tracing::Span) -> TraceContext {
+        TraceContext::bridged(span).unwrap_or_else(TraceContext::new_trace)
+    }
+
+    /// The exporter's ids of `span`, where a [`TraceBridge`] is installed and records it.
+    pub fn bridged(span: &tracing::Span) -> Option<TraceContext> {
+        BRIDGE.get().and_then(|b| b.context_of(span))
+    }
+
+    /// Makes `span` (not entered yet) a child of this remote context, where a
+    /// [`TraceBridge`] is installed; without one, does nothing (the span's fields name the
+    /// trace).
+    pub fn adopt(&self, span: &tracing::Span) {
+        if let Some(b) = BRIDGE.get() {
+            b.adopt(span, *self);
+        }
     }
 }
 

@@ -100,13 +100,16 @@ async fn serve(config: &NatsConfig, name: &str) -> Result<(), SimError> {
                 let Some(req) = req else { break Ok(()) };
                 // A round's calls carry the coordinator's trace context: this node's span
                 // for the call names the same trace.
+                // Where an exporter is installed, the span is the remote span's child in it.
                 let span = req.trace().map_or_else(tracing::Span::none, |t| {
-                    tracing::info_span!(
+                    let span = tracing::info_span!(
                         "control_call",
                         node = name,
                         trace_id = %t.trace_hex(),
                         parent_span_id = %t.span_hex()
-                    )
+                    );
+                    t.adopt(&span);
+                    span
                 });
                 let handled = handle_request(&req, &mut world, &data, &control, &subjects, name)
                     .instrument(span)

@@ -23,22 +23,32 @@ pub(super) struct Remote {
     pub(super) round_trace: Option<(u64, TraceContext)>,
 }
 
-/// A span of a round's calls to the nodes, naming the trace the nodes' spans join.
-fn round_span(what: &'static str, round: u64, trace: &TraceContext) -> tracing::Span {
-    tracing::info_span!(
+/// A span of a round's calls to the nodes, and the trace context it sends them: the
+/// exporter's ids of the span where one is installed ([`TraceContext::bridged`]), else
+/// `otherwise()`. The span's fields name the context, which the nodes' spans join.
+fn round_span(
+    what: &'static str,
+    round: u64,
+    otherwise: impl FnOnce() -> TraceContext,
+) -> (tracing::Span, TraceContext) {
+    let span = tracing::info_span!(
         "remote_round",
         what,
         round,
-        trace_id = %trace.trace_hex(),
-        span_id = %trace.span_hex()
-    )
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty
+    );
+    let trace = TraceContext::bridged(&span).unwrap_or_else(otherwise);
+    span.record("trace_id", tracing::field::display(trace.trace_hex()));
+    span.record("span_id", tracing::field::display(trace.span_hex()));
+    (span, trace)
 }
 
 impl Hierarchy for Remote {
     fn collect(&mut self, round: u64) -> Result<RoundReport, OptimizerError> {
-        let trace = TraceContext::new_trace();
+        let (span, trace) = round_span("collect", round, TraceContext::new_trace);
         self.round_trace = Some((round, trace));
-        let _span = round_span("collect", round, &trace).entered();
+        let _span = span.entered();
         let results = self.exec.block_on(
             self.calls
                 .call_all_traced(&ToNode::Collect(round), Some(trace)),
@@ -84,11 +94,11 @@ impl Hierarchy for Remote {
                 by_node.entry(host).or_default().push((a, g));
             }
         }
-        let trace = match self.round_trace {
+        let (span, trace) = round_span("deliver", batch.round, || match self.round_trace {
             Some((r, t)) if r == batch.round => t.child(),
             _ => TraceContext::new_trace(),
-        };
-        let _span = round_span("deliver", batch.round, &trace).entered();
+        });
+        let _span = span.entered();
         let calls = &self.calls;
         let results = self.exec.block_on(join_all(by_node.into_iter().map(
             |(name, grants)| async move {
