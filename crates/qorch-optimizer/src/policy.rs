@@ -14,7 +14,11 @@
 //! one-round-ahead prediction interval at the configured level, clamped to
 //! `[point (1 + min_margin), point (1 + max_margin)]` ([`SafetyPolicy::amount`]) and never
 //! below the agent's minimum. An agent whose history is still shorter than the model's
-//! warm-up keeps its reported request (reactive).
+//! warm-up keeps its reported request (reactive). An agent past the warm-up whose own
+//! residuals are still too few for an interval (fewer than 3) borrows the residual spread
+//! of all agents, relative to their levels ([`qorch_resources::PooledSpread`]), once 30
+//! residuals are pooled: in a run where every agent starts together, intervals begin at the
+//! third report instead of the fifth.
 
 use std::collections::HashMap;
 
@@ -204,11 +208,18 @@ pub(crate) fn served(allocation: &Allocation, state: &PolicyState, report: &Roun
 /// reporting agent's demand and replaces its request with the forecast (once warmed up).
 ///
 /// The head-room above the reported demand is taken from spare capacity only: per kind, the
-/// increases over the reported amounts are scaled down together so that the requests sum to
-/// at most `fill` times `capacity` (the pools' total), or to the reported demand where that
-/// alone exceeds it. A forecast below the reported demand is requested as is. So in a shortage the
-/// predictive requests are the reactive ones (or less), and the solver never has to drop an
-/// agent because others asked for head-room.
+/// requests sum to at most `fill` times `capacity` (the pools' total), or to the reported
+/// demand where that alone exceeds it. A forecast below the reported demand is requested as
+/// is. So in a shortage the predictive requests are the reactive ones (or less), and the
+/// solver never has to drop an agent because others asked for head-room.
+///
+/// Where the spare capacity cannot hold every interval's upper end, the head-room is shared
+/// at one common point of the intervals ([`share_head_room`]): every agent plans for
+/// `point + lambda (upper - point)` with the same `lambda < 1`, so each is covered with about
+/// the same probability. That minimizes the expected shortfall summed over agents (the
+/// shortfall's marginal gain is the chance of exceeding the grant, equal for all at the
+/// optimum); scaling every increase by one factor instead would favour agents whose
+/// forecast already lies above their report.
 pub(crate) fn apply(
     policy: &AllocationPolicy,
     state: &mut PolicyState,
@@ -224,80 +235,141 @@ pub(crate) fn apply(
         .get_or_insert_with(|| DemandForecaster::new(p.model, p.window));
     state.intervals.clear();
     let s = &p.safety;
-    // Per agent (index into the report): the forecast request; per kind: the reported
-    // demand's floor (min of forecast and report) and the wanted increase above it.
-    let mut wanted: Vec<(usize, ResourceVector)> = Vec::new();
-    let mut floor = vec![0.0; capacity.len()];
-    let mut increase = vec![0.0; capacity.len()];
-    for (i, r) in report.agents.iter_mut().enumerate() {
+    for r in &report.agents {
+        if r.status == ComponentStatus::Failed {
+            continue;
+        }
+        match &r.request {
+            Some(req) => forecaster.observe(r.agent, &req.desired),
+            // Nothing asked: its history ends here.
+            None => forecaster.remove(r.agent),
+        }
+    }
+    // What agents with too short a history for their own interval borrow.
+    let pooled = forecaster.pooled_spread();
+    let kinds = capacity.len();
+    // Per kind: the floor every request keeps (the reported demand, or the forecast where
+    // that is lower), and each predicted agent's planned interval.
+    let mut floor = vec![0.0; kinds];
+    let mut plans: Vec<Vec<HeadRoom>> = vec![Vec::new(); kinds];
+    let mut predicted: Vec<(usize, Vec<f64>)> = Vec::new();
+    for (i, r) in report.agents.iter().enumerate() {
         if r.status == ComponentStatus::Failed {
             continue;
         }
         let Some(req) = &r.request else {
-            // Nothing asked: its history ends here.
-            forecaster.remove(r.agent);
             continue;
         };
-        forecaster.observe(r.agent, &req.desired);
-        let amounts = match forecaster.forecast(r.agent, s.horizon, s.level, s.method) {
-            Some(f) => {
-                let planned: Vec<f64> = (0..f.point.len())
-                    .map(|k| {
-                        s.amount(&Forecast {
-                            point: f.point.amounts()[k],
-                            lower: f.lower.amounts()[k],
-                            upper: f.upper.amounts()[k],
-                        })
-                    })
-                    .collect();
-                let predicted = ResourceVector::from(planned).max(&req.min);
-                state.intervals.insert(r.agent, f);
-                wanted.push((i, predicted.clone()));
-                predicted
+        let now = req.desired.amounts();
+        let Some(f) = forecaster.forecast_pooled(r.agent, s.horizon, s.level, s.method, &pooled)
+        else {
+            for (fl, &d) in floor.iter_mut().zip(now) {
+                *fl += d;
             }
-            None => req.desired.clone(),
+            continue;
         };
-        for (k, (&want, &now)) in amounts
-            .amounts()
-            .iter()
-            .zip(req.desired.amounts())
-            .enumerate()
-        {
-            if let (Some(fl), Some(inc)) = (floor.get_mut(k), increase.get_mut(k)) {
-                *fl += want.min(now);
-                *inc += (want - now).max(0.0);
+        let mut want = Vec::with_capacity(now.len());
+        for (k, &d) in now.iter().enumerate() {
+            let fk = Forecast {
+                point: f.point.amounts()[k],
+                lower: f.lower.amounts()[k],
+                upper: f.upper.amounts()[k],
+            };
+            let w = s
+                .amount(&fk)
+                .max(req.min.amounts().get(k).copied().unwrap_or(0.0));
+            want.push(w);
+            if let Some(fl) = floor.get_mut(k) {
+                *fl += w.min(d);
+            }
+            if w > d
+                && let Some(plan) = plans.get_mut(k)
+            {
+                plan.push(HeadRoom {
+                    agent: predicted.len(),
+                    now: d,
+                    point: fk.point,
+                    upper: fk.upper,
+                    want: w,
+                });
+            }
+        }
+        state.intervals.insert(r.agent, f);
+        predicted.push((i, want));
+    }
+    state.predicted_agents = predicted.len();
+    for (k, plan) in plans.iter().enumerate() {
+        let budget = (p.fill * capacity[k] - floor[k]).max(0.0);
+        for (j, amount) in share_head_room(plan, budget) {
+            if let Some(w) = predicted[j].1.get_mut(k) {
+                *w = amount;
             }
         }
     }
-    let share: Vec<f64> = (0..capacity.len())
-        .map(|k| {
-            if increase[k] > 0.0 {
-                ((p.fill * capacity[k] - floor[k]) / increase[k]).clamp(0.0, 1.0)
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    state.predicted_agents = wanted.len();
-    for (i, want) in wanted {
-        let Some(req) = &mut report.agents[i].request else {
-            continue;
-        };
-        let amounts: Vec<f64> = want
-            .amounts()
-            .iter()
-            .zip(req.desired.amounts())
-            .enumerate()
-            .map(|(k, (&w, &now))| {
-                if w <= now {
-                    w
-                } else {
-                    now + (w - now) * share.get(k).copied().unwrap_or(0.0)
-                }
-            })
-            .collect();
-        req.desired = ResourceVector::from(amounts).max(&req.min);
+    for (i, want) in predicted {
+        if let Some(req) = &mut report.agents[i].request {
+            req.desired = ResourceVector::from(want).max(&req.min);
+        }
     }
+}
+
+/// One agent's wish for head-room in one kind: its reported demand `now`, its interval
+/// (`point`, `upper`) and the request it would make with room to spare (`want > now`).
+#[derive(Debug, Clone, Copy)]
+struct HeadRoom {
+    agent: usize,
+    now: f64,
+    point: f64,
+    upper: f64,
+    want: f64,
+}
+
+impl HeadRoom {
+    /// The increase over `now` when planning for `point + lambda (upper - point)`.
+    fn increase(&self, lambda: f64) -> f64 {
+        (self.point + lambda * (self.upper - self.point)).clamp(self.now, self.want) - self.now
+    }
+}
+
+/// The requests of `plan` (agent, amount) whose increases over the reported demand sum to at
+/// most `budget`: everything wanted where it fits; else every agent at one common `lambda`
+/// of its interval, found by bisection (the sum is monotone in `lambda`). Increases that do
+/// not shrink with `lambda` (an interval of zero width above the report) are scaled down
+/// together if they alone exceed the budget.
+fn share_head_room(plan: &[HeadRoom], budget: f64) -> Vec<(usize, f64)> {
+    let total = |lambda: f64| plan.iter().map(|h| h.increase(lambda)).sum::<f64>();
+    let at = |lambda: f64, scale: f64| {
+        plan.iter()
+            .map(|h| (h.agent, h.now + scale * h.increase(lambda)))
+            .collect()
+    };
+    if plan.iter().map(|h| h.want - h.now).sum::<f64>() <= budget {
+        return plan.iter().map(|h| (h.agent, h.want)).collect();
+    }
+    // At `hi` every request is what it wants (over the budget); below `lo` it fits.
+    let mut hi: f64 = plan
+        .iter()
+        .filter(|h| h.upper > h.point)
+        .map(|h| (h.want - h.point) / (h.upper - h.point))
+        .fold(1.0, f64::max);
+    let mut lo = -1.0;
+    while total(lo) > budget && lo > -1e12 {
+        lo *= 2.0;
+    }
+    if total(lo) > budget {
+        // What remains cannot shrink with lambda: scale it.
+        let t = total(lo);
+        return at(lo, if t > 0.0 { budget / t } else { 0.0 });
+    }
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if total(mid) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    at(lo, 1.0)
 }
 
 #[cfg(test)]
@@ -374,6 +446,42 @@ mod tests {
     }
 
     #[test]
+    fn a_short_history_borrows_the_spread_of_many_agents() {
+        let policy = AllocationPolicy::Predictive(Predictive::default());
+        // 40 agents with 5% alternating noise around a level each: after three reports every
+        // agent has one residual, 40 in all, enough to pool.
+        let demand =
+            |a: u32, t: u32| f64::from(10 + a) * if (a + t) % 2 == 0 { 1.05 } else { 0.95 };
+        let mut state = PolicyState::default();
+        let round = |state: &mut PolicyState, t: u32| {
+            let mut r = report(&(0..40).map(|a| (a, demand(a, t))).collect::<Vec<_>>());
+            apply(&policy, state, &mut r, &[1e9]);
+            r
+        };
+        round(&mut state, 0);
+        round(&mut state, 1);
+        // Two reports: a point forecast, but no residual anywhere yet: reactive.
+        assert_eq!(state.predicted_agents, 0);
+        let r = round(&mut state, 2);
+        assert_eq!(
+            state.predicted_agents, 40,
+            "the third report pools 40 residuals"
+        );
+        // Each interval is as wide, relative to its point, as the pooled noise says.
+        let f = &state.intervals[&AgentId(7)];
+        let (p, hi) = (f.point.amounts()[0], f.upper.amounts()[0]);
+        assert!(hi > p * 1.05, "{p} {hi}");
+        assert!(r.agents[7].request.as_ref().unwrap().desired.amounts()[0] > p);
+        // A lone agent has nothing to borrow from: reactive until its own interval.
+        let mut lone = PolicyState::default();
+        for t in 0..4 {
+            let mut r = report(&[(1, demand(1, t))]);
+            apply(&policy, &mut lone, &mut r, &[1e9]);
+            assert_eq!(lone.predicted_agents, 0, "report {t}");
+        }
+    }
+
+    #[test]
     fn reactive_leaves_requests_alone() {
         let mut state = PolicyState::default();
         let mut r = report(&[(1, 5.0)]);
@@ -406,6 +514,39 @@ mod tests {
         assert!((tight.iter().sum::<f64>() - 40.0).abs() < 1e-9, "{tight:?}");
         // Not even room for the reported demand: the reported demand, no head-room.
         assert_eq!(run(30.0), vec![19.0, 19.0]);
+    }
+
+    #[test]
+    fn scarce_head_room_is_shared_at_one_point_of_the_intervals() {
+        let h = |agent, now, point, upper| HeadRoom {
+            agent,
+            now,
+            point,
+            upper,
+            want: upper,
+        };
+        // A growing agent (forecast above its report) and a shrinking one (below it), with
+        // intervals of width 4 above their points.
+        let plan = [h(0, 10.0, 11.0, 15.0), h(1, 10.0, 9.0, 13.0)];
+        // Room for everything: what each wants.
+        assert_eq!(share_head_room(&plan, 100.0), vec![(0, 15.0), (1, 13.0)]);
+        // Room for 4: both plan for the same point of their intervals, lambda = 0.5
+        // (13 and 11), not the same share of their wishes (which gives 12.5 and 11.5).
+        let got = share_head_room(&plan, 4.0);
+        assert!(
+            (got[0].1 - 13.0).abs() < 1e-9 && (got[1].1 - 11.0).abs() < 1e-9,
+            "{got:?}"
+        );
+        // No room: the reports.
+        let got = share_head_room(&plan, 0.0);
+        assert!(got.iter().all(|&(_, a)| (a - 10.0).abs() < 1e-9), "{got:?}");
+        // Zero-width intervals above the report cannot shrink with lambda: scaled together.
+        let flat = [h(0, 10.0, 12.0, 12.0), h(1, 10.0, 14.0, 14.0)];
+        let got = share_head_room(&flat, 3.0);
+        assert!(
+            (got[0].1 - 11.0).abs() < 1e-9 && (got[1].1 - 12.0).abs() < 1e-9,
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -365,6 +365,100 @@ impl SeriesForecaster {
     }
 }
 
+impl SeriesForecaster {
+    /// The one-step residuals' squared sum relative to the series' current level
+    /// (`sum e^2 / level^2`) and their count; `None` without residuals or at a level of 0.
+    pub fn relative_spread(&self) -> Option<(f64, usize)> {
+        let level = self.level.abs();
+        if self.residuals.is_empty() || !self.initialized || level < f64::MIN_POSITIVE {
+            return None;
+        }
+        let sum = self.residuals.iter().map(|e| e * e).sum::<f64>() / (level * level);
+        sum.is_finite().then_some((sum, self.residuals.len()))
+    }
+
+    /// As [`predict`](Self::predict), but a series whose own residuals are too few for an
+    /// interval (fewer than 3) borrows the spread of many others, relative to its point
+    /// forecast: `point +- t * sigma * |point|`, with `sigma` from `pooled` (symmetric,
+    /// whatever the method). `None` before the model's warm-up, or where neither the series
+    /// nor `pooled` has enough residuals.
+    pub fn predict_pooled(
+        &self,
+        h: usize,
+        level: f64,
+        method: IntervalMethod,
+        pooled: &PooledSpread,
+    ) -> Option<Forecast> {
+        if self.residuals.len() >= 3 {
+            return self.predict(h, level, method);
+        }
+        let point = self.forecast(h)?;
+        let (sigma, n) = (pooled.sigma()?, pooled.residuals());
+        assert!(
+            level > 0.0 && level < 1.0,
+            "confidence level must lie in (0, 1)"
+        );
+        let widen = self.model.variance_factor(h).sqrt();
+        // Beyond a few hundred degrees of freedom t is the normal quantile to 3 digits;
+        // capping keeps the quantile cache small while the pooled count grows.
+        let t = t_quantile((n - 1).min(512), 0.5 + level / 2.0);
+        let half = widen * t * sigma * point.abs();
+        Some(Forecast {
+            point,
+            lower: point - half,
+            upper: point + half,
+        })
+    }
+}
+
+/// One-step residual spread pooled over many series, relative to each series' level: what a
+/// series whose history is too short for its own interval borrows (a new agent, or every
+/// agent in the first rounds). Series of one kind of demand under one workload share their
+/// relative noise, so the pooled figure is a fair prior.
+///
+/// ```
+/// use qorch_resources::{ForecastModel, PooledSpread, SeriesForecaster};
+///
+/// let mut pooled = PooledSpread::default();
+/// for a in 0..40 {
+///     let mut f = SeriesForecaster::new(ForecastModel::Ewma { alpha: 0.5 }, 8);
+///     for t in 0..3 {
+///         f.observe(100.0 * f64::from(a + 1) * if (a + t) % 2 == 0 { 1.05 } else { 0.95 });
+///     }
+///     pooled.add(&f);
+/// }
+/// assert!(pooled.sigma().unwrap() > 0.05);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PooledSpread {
+    sum: f64,
+    n: usize,
+}
+
+impl PooledSpread {
+    /// Residuals needed before the pooled spread is used.
+    pub const MIN_RESIDUALS: usize = 30;
+
+    /// Adds a series' residuals.
+    pub fn add(&mut self, series: &SeriesForecaster) {
+        if let Some((sum, n)) = series.relative_spread() {
+            self.sum += sum;
+            self.n += n;
+        }
+    }
+
+    /// Residuals pooled.
+    pub fn residuals(&self) -> usize {
+        self.n
+    }
+
+    /// The pooled relative standard deviation, once [`MIN_RESIDUALS`](Self::MIN_RESIDUALS)
+    /// residuals are in.
+    pub fn sigma(&self) -> Option<f64> {
+        (self.n >= Self::MIN_RESIDUALS).then(|| (self.sum / self.n as f64).sqrt())
+    }
+}
+
 /// The `p`-quantile of Student's t with `dof` degrees of freedom (at least 1).
 ///
 /// The inverse CDF is iterative and costs microseconds, while a forecaster asks for the same
@@ -536,6 +630,47 @@ impl DemandForecaster {
         let series = self.agents.get(&agent)?;
         let fs: Option<Vec<Forecast>> =
             series.iter().map(|s| s.predict(h, level, method)).collect();
+        let fs = fs?;
+        let pick =
+            |g: fn(&Forecast) -> f64| ResourceVector::from(fs.iter().map(g).collect::<Vec<f64>>());
+        Some(DemandForecast {
+            point: pick(|f| f.point),
+            lower: pick(|f| f.lower),
+            upper: pick(|f| f.upper),
+        })
+    }
+
+    /// Per kind, the relative residual spread pooled over every agent.
+    pub fn pooled_spread(&self) -> Vec<PooledSpread> {
+        let mut pooled: Vec<PooledSpread> = Vec::new();
+        for series in self.agents.values() {
+            if pooled.len() < series.len() {
+                pooled.resize(series.len(), PooledSpread::default());
+            }
+            for (p, s) in pooled.iter_mut().zip(series) {
+                p.add(s);
+            }
+        }
+        pooled
+    }
+
+    /// As [`forecast`](Self::forecast), but a kind whose own history is too short for an
+    /// interval borrows `pooled[kind]` ([`SeriesForecaster::predict_pooled`]).
+    pub fn forecast_pooled(
+        &self,
+        agent: AgentId,
+        h: usize,
+        level: f64,
+        method: IntervalMethod,
+        pooled: &[PooledSpread],
+    ) -> Option<DemandForecast> {
+        let series = self.agents.get(&agent)?;
+        let none = PooledSpread::default();
+        let fs: Option<Vec<Forecast>> = series
+            .iter()
+            .enumerate()
+            .map(|(k, s)| s.predict_pooled(h, level, method, pooled.get(k).unwrap_or(&none)))
+            .collect();
         let fs = fs?;
         let pick =
             |g: fn(&Forecast) -> f64| ResourceVector::from(fs.iter().map(g).collect::<Vec<f64>>());

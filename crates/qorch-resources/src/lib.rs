@@ -74,8 +74,8 @@ pub use domain::{
     ResourceRequest, ResourceVector,
 };
 pub use forecast::{
-    DemandForecast, DemandForecaster, Forecast, ForecastModel, IntervalMethod, SafetyPolicy,
-    SeriesForecaster, mape,
+    DemandForecast, DemandForecaster, Forecast, ForecastModel, IntervalMethod, PooledSpread,
+    SafetyPolicy, SeriesForecaster, mape,
 };
 pub use ledger::{ChangeContext, Ledger, LedgerEntry, LedgerEvent, Reason};
 pub use manager::{ResourceError, ResourceManager};
