@@ -24,8 +24,7 @@ use std::collections::HashMap;
 
 use qorch_protocol::AgentId;
 use qorch_resources::{
-    Allocation, DemandForecast, DemandForecaster, Forecast, ForecastModel, IntervalMethod,
-    ResourceVector, SafetyPolicy,
+    Allocation, DemandForecaster, Forecast, ForecastModel, IntervalMethod, SafetyPolicy,
 };
 use qorch_runtime::{ComponentStatus, RoundReport};
 use serde::{Deserialize, Serialize};
@@ -157,7 +156,10 @@ pub struct Served {
 #[derive(Debug, Clone, Default)]
 pub struct PolicyState {
     forecaster: Option<DemandForecaster>,
-    intervals: HashMap<AgentId, DemandForecast>,
+    /// The last round's intervals: per agent, where its kinds start in `bounds`.
+    intervals: HashMap<AgentId, usize>,
+    /// `(lower, upper)` per agent and kind, agent after agent.
+    bounds: Vec<(f64, f64)>,
     /// Agents whose request was replaced by a forecast in the last round.
     pub predicted_agents: usize,
 }
@@ -187,10 +189,9 @@ pub(crate) fn served(allocation: &Allocation, state: &PolicyState, report: &Roun
             }
         }
         violations += u64::from(short);
-        if let Some(f) = state.intervals.get(&r.agent) {
+        if let Some(&at) = state.intervals.get(&r.agent) {
             for (k, &d) in req.desired.amounts().iter().enumerate() {
-                let (lo, hi) = (f.lower.amounts().get(k), f.upper.amounts().get(k));
-                if let (Some(&lo), Some(&hi)) = (lo, hi) {
+                if let Some(&(lo, hi)) = state.bounds.get(at + k) {
                     judged += 1;
                     inside += u64::from(d >= lo && d <= hi);
                 }
@@ -234,6 +235,7 @@ pub(crate) fn apply(
         .forecaster
         .get_or_insert_with(|| DemandForecaster::new(p.model, p.window));
     state.intervals.clear();
+    state.bounds.clear();
     let s = &p.safety;
     for r in &report.agents {
         if r.status == ComponentStatus::Failed {
@@ -249,10 +251,13 @@ pub(crate) fn apply(
     let pooled = forecaster.pooled_spread();
     let kinds = capacity.len();
     // Per kind: the floor every request keeps (the reported demand, or the forecast where
-    // that is lower), and each predicted agent's planned interval.
+    // that is lower), and each predicted agent's planned interval. The wanted amounts of
+    // every predicted agent lie in `wants`, agent after agent (no allocation per agent).
     let mut floor = vec![0.0; kinds];
     let mut plans: Vec<Vec<HeadRoom>> = vec![Vec::new(); kinds];
-    let mut predicted: Vec<(usize, Vec<f64>)> = Vec::new();
+    let mut predicted: Vec<(usize, usize)> = Vec::new();
+    let mut wants: Vec<f64> = Vec::new();
+    let mut fs: Vec<Forecast> = Vec::new();
     for (i, r) in report.agents.iter().enumerate() {
         if r.status == ComponentStatus::Failed {
             continue;
@@ -261,24 +266,21 @@ pub(crate) fn apply(
             continue;
         };
         let now = req.desired.amounts();
-        let Some(f) = forecaster.forecast_pooled(r.agent, s.horizon, s.level, s.method, &pooled)
-        else {
+        if !forecaster.forecast_pooled_into(r.agent, s.horizon, s.level, s.method, &pooled, &mut fs)
+        {
             for (fl, &d) in floor.iter_mut().zip(now) {
                 *fl += d;
             }
             continue;
-        };
-        let mut want = Vec::with_capacity(now.len());
-        for (k, &d) in now.iter().enumerate() {
-            let fk = Forecast {
-                point: f.point.amounts()[k],
-                lower: f.lower.amounts()[k],
-                upper: f.upper.amounts()[k],
-            };
+        }
+        let at = wants.len();
+        state.intervals.insert(r.agent, state.bounds.len());
+        for (k, (f, &d)) in fs.iter().zip(now).enumerate() {
+            state.bounds.push((f.lower, f.upper));
             let w = s
-                .amount(&fk)
+                .amount(f)
                 .max(req.min.amounts().get(k).copied().unwrap_or(0.0));
-            want.push(w);
+            wants.push(w);
             if let Some(fl) = floor.get_mut(k) {
                 *fl += w.min(d);
             }
@@ -286,38 +288,38 @@ pub(crate) fn apply(
                 && let Some(plan) = plans.get_mut(k)
             {
                 plan.push(HeadRoom {
-                    agent: predicted.len(),
+                    at: at + k,
                     now: d,
-                    point: fk.point,
-                    upper: fk.upper,
+                    point: f.point,
+                    upper: f.upper,
                     want: w,
                 });
             }
         }
-        state.intervals.insert(r.agent, f);
-        predicted.push((i, want));
+        predicted.push((i, at));
     }
     state.predicted_agents = predicted.len();
     for (k, plan) in plans.iter().enumerate() {
         let budget = (p.fill * capacity[k] - floor[k]).max(0.0);
-        for (j, amount) in share_head_room(plan, budget) {
-            if let Some(w) = predicted[j].1.get_mut(k) {
-                *w = amount;
-            }
-        }
+        share_head_room(plan, budget, &mut wants);
     }
-    for (i, want) in predicted {
+    for (i, at) in predicted {
         if let Some(req) = &mut report.agents[i].request {
-            req.desired = ResourceVector::from(want).max(&req.min);
+            let min = req.min.amounts();
+            for (k, d) in req.desired.amounts_mut().iter_mut().enumerate() {
+                let w = wants.get(at + k).copied().unwrap_or(*d);
+                *d = w.max(min.get(k).copied().unwrap_or(0.0));
+            }
         }
     }
 }
 
 /// One agent's wish for head-room in one kind: its reported demand `now`, its interval
-/// (`point`, `upper`) and the request it would make with room to spare (`want > now`).
+/// (`point`, `upper`) and the request it would make with room to spare (`want > now`); `at`
+/// is where its request goes in the wanted amounts.
 #[derive(Debug, Clone, Copy)]
 struct HeadRoom {
-    agent: usize,
+    at: usize,
     now: f64,
     point: f64,
     upper: f64,
@@ -331,45 +333,55 @@ impl HeadRoom {
     }
 }
 
-/// The requests of `plan` (agent, amount) whose increases over the reported demand sum to at
-/// most `budget`: everything wanted where it fits; else every agent at one common `lambda`
-/// of its interval, found by bisection (the sum is monotone in `lambda`). Increases that do
-/// not shrink with `lambda` (an interval of zero width above the report) are scaled down
-/// together if they alone exceed the budget.
-fn share_head_room(plan: &[HeadRoom], budget: f64) -> Vec<(usize, f64)> {
+/// Writes into `wants` (at each entry's `at`) the requests of `plan` whose increases over
+/// the reported demand sum to at most `budget`: what each wants where everything fits; else
+/// every agent at one common `lambda` of its interval, found by bisection (the sum is
+/// monotone in `lambda`) to a billionth of the budget. Increases that do not shrink with
+/// `lambda` (an interval of zero width above the report) are scaled down together if they
+/// alone exceed the budget.
+fn share_head_room(plan: &[HeadRoom], budget: f64, wants: &mut [f64]) {
     let total = |lambda: f64| plan.iter().map(|h| h.increase(lambda)).sum::<f64>();
-    let at = |lambda: f64, scale: f64| {
-        plan.iter()
-            .map(|h| (h.agent, h.now + scale * h.increase(lambda)))
-            .collect()
+    let mut write = |lambda: f64, scale: f64| {
+        for h in plan {
+            if let Some(w) = wants.get_mut(h.at) {
+                *w = h.now + scale * h.increase(lambda);
+            }
+        }
     };
     if plan.iter().map(|h| h.want - h.now).sum::<f64>() <= budget {
-        return plan.iter().map(|h| (h.agent, h.want)).collect();
+        // Everything fits: `wants` already holds what each wants.
+        return;
     }
-    // At `hi` every request is what it wants (over the budget); below `lo` it fits.
+    // At `hi` every request is what it wants (over the budget); at `lo` it fits.
     let mut hi: f64 = plan
         .iter()
         .filter(|h| h.upper > h.point)
         .map(|h| (h.want - h.point) / (h.upper - h.point))
         .fold(1.0, f64::max);
     let mut lo = -1.0;
-    while total(lo) > budget && lo > -1e12 {
+    let mut at_lo = total(lo);
+    while at_lo > budget && lo > -1e12 {
         lo *= 2.0;
+        at_lo = total(lo);
     }
-    if total(lo) > budget {
+    if at_lo > budget {
         // What remains cannot shrink with lambda: scale it.
-        let t = total(lo);
-        return at(lo, if t > 0.0 { budget / t } else { 0.0 });
+        write(lo, if at_lo > 0.0 { budget / at_lo } else { 0.0 });
+        return;
     }
-    for _ in 0..60 {
+    for _ in 0..100 {
+        if budget - at_lo <= 1e-9 * budget {
+            break;
+        }
         let mid = 0.5 * (lo + hi);
-        if total(mid) <= budget {
-            lo = mid;
+        let at_mid = total(mid);
+        if at_mid <= budget {
+            (lo, at_lo) = (mid, at_mid);
         } else {
             hi = mid;
         }
     }
-    at(lo, 1.0)
+    write(lo, 1.0);
 }
 
 #[cfg(test)]
@@ -468,8 +480,8 @@ mod tests {
             "the third report pools 40 residuals"
         );
         // Each interval is as wide, relative to its point, as the pooled noise says.
-        let f = &state.intervals[&AgentId(7)];
-        let (p, hi) = (f.point.amounts()[0], f.upper.amounts()[0]);
+        let (lo, hi) = state.bounds[state.intervals[&AgentId(7)]];
+        let p = f64::midpoint(lo, hi);
         assert!(hi > p * 1.05, "{p} {hi}");
         assert!(r.agents[7].request.as_ref().unwrap().desired.amounts()[0] > p);
         // A lone agent has nothing to borrow from: reactive until its own interval.
@@ -518,33 +530,39 @@ mod tests {
 
     #[test]
     fn scarce_head_room_is_shared_at_one_point_of_the_intervals() {
-        let h = |agent, now, point, upper| HeadRoom {
-            agent,
+        let h = |at, now, point, upper| HeadRoom {
+            at,
             now,
             point,
             upper,
             want: upper,
         };
+        let share = |plan: &[HeadRoom], budget| {
+            let mut wants: Vec<f64> = plan.iter().map(|h| h.want).collect();
+            share_head_room(plan, budget, &mut wants);
+            wants
+        };
         // A growing agent (forecast above its report) and a shrinking one (below it), with
         // intervals of width 4 above their points.
         let plan = [h(0, 10.0, 11.0, 15.0), h(1, 10.0, 9.0, 13.0)];
         // Room for everything: what each wants.
-        assert_eq!(share_head_room(&plan, 100.0), vec![(0, 15.0), (1, 13.0)]);
+        assert_eq!(share(&plan, 100.0), vec![15.0, 13.0]);
         // Room for 4: both plan for the same point of their intervals, lambda = 0.5
         // (13 and 11), not the same share of their wishes (which gives 12.5 and 11.5).
-        let got = share_head_room(&plan, 4.0);
+        let got = share(&plan, 4.0);
         assert!(
-            (got[0].1 - 13.0).abs() < 1e-9 && (got[1].1 - 11.0).abs() < 1e-9,
+            (got[0] - 13.0).abs() < 1e-6 && (got[1] - 11.0).abs() < 1e-6,
             "{got:?}"
         );
+        assert!(got[0] + got[1] - 20.0 <= 4.0, "{got:?}");
         // No room: the reports.
-        let got = share_head_room(&plan, 0.0);
-        assert!(got.iter().all(|&(_, a)| (a - 10.0).abs() < 1e-9), "{got:?}");
+        let got = share(&plan, 0.0);
+        assert!(got.iter().all(|&a| (a - 10.0).abs() < 1e-9), "{got:?}");
         // Zero-width intervals above the report cannot shrink with lambda: scaled together.
         let flat = [h(0, 10.0, 12.0, 12.0), h(1, 10.0, 14.0, 14.0)];
-        let got = share_head_room(&flat, 3.0);
+        let got = share(&flat, 3.0);
         assert!(
-            (got[0].1 - 11.0).abs() < 1e-9 && (got[1].1 - 12.0).abs() < 1e-9,
+            (got[0] - 11.0).abs() < 1e-9 && (got[1] - 12.0).abs() < 1e-9,
             "{got:?}"
         );
     }

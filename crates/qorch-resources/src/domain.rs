@@ -103,6 +103,11 @@ impl ResourceVector {
         &self.0
     }
 
+    /// The amounts in kind order, to change in place.
+    pub fn amounts_mut(&mut self) -> &mut [f64] {
+        &mut self.0
+    }
+
     /// Number of kinds.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -654,6 +654,35 @@ impl DemandForecaster {
         pooled
     }
 
+    /// As [`forecast_pooled`](Self::forecast_pooled), into `out` (cleared first), one
+    /// [`Forecast`] per kind, without allocating once `out` has grown: `false` (and `out`
+    /// cleared) where the agent has no forecast.
+    pub fn forecast_pooled_into(
+        &self,
+        agent: AgentId,
+        h: usize,
+        level: f64,
+        method: IntervalMethod,
+        pooled: &[PooledSpread],
+        out: &mut Vec<Forecast>,
+    ) -> bool {
+        out.clear();
+        let Some(series) = self.agents.get(&agent) else {
+            return false;
+        };
+        let none = PooledSpread::default();
+        for (k, s) in series.iter().enumerate() {
+            match s.predict_pooled(h, level, method, pooled.get(k).unwrap_or(&none)) {
+                Some(f) => out.push(f),
+                None => {
+                    out.clear();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// As [`forecast`](Self::forecast), but a kind whose own history is too short for an
     /// interval borrows `pooled[kind]` ([`SeriesForecaster::predict_pooled`]).
     pub fn forecast_pooled(
