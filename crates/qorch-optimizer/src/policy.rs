@@ -462,8 +462,14 @@ mod tests {
         let policy = AllocationPolicy::Predictive(Predictive::default());
         // 40 agents with 5% alternating noise around a level each: after three reports every
         // agent has one residual, 40 in all, enough to pool.
-        let demand =
-            |a: u32, t: u32| f64::from(10 + a) * if (a + t) % 2 == 0 { 1.05 } else { 0.95 };
+        let demand = |a: u32, t: u32| {
+            f64::from(10 + a)
+                * if (a + t).is_multiple_of(2) {
+                    1.05
+                } else {
+                    0.95
+                }
+        };
         let mut state = PolicyState::default();
         let round = |state: &mut PolicyState, t: u32| {
             let mut r = report(&(0..40).map(|a| (a, demand(a, t))).collect::<Vec<_>>());

@@ -382,6 +382,10 @@ impl SeriesForecaster {
     /// forecast: `point +- t * sigma * |point|`, with `sigma` from `pooled` (symmetric,
     /// whatever the method). `None` before the model's warm-up, or where neither the series
     /// nor `pooled` has enough residuals.
+    ///
+    /// # Panics
+    ///
+    /// If `level` is not in `(0, 1)`.
     pub fn predict_pooled(
         &self,
         h: usize,
@@ -672,13 +676,11 @@ impl DemandForecaster {
         };
         let none = PooledSpread::default();
         for (k, s) in series.iter().enumerate() {
-            match s.predict_pooled(h, level, method, pooled.get(k).unwrap_or(&none)) {
-                Some(f) => out.push(f),
-                None => {
-                    out.clear();
-                    return false;
-                }
-            }
+            let Some(f) = s.predict_pooled(h, level, method, pooled.get(k).unwrap_or(&none)) else {
+                out.clear();
+                return false;
+            };
+            out.push(f);
         }
         true
     }
