@@ -47,15 +47,18 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Routing {
     /// Along the tree: up to the common ancestor and down, one hop per node, every node on
-    /// the way seeing (and counting) the message. The hierarchy's own semantics.
-    #[default]
+    /// the way seeing (and counting) the message: from one cluster to another, through the
+    /// orchestrator's thread.
     Tree,
-    /// Straight to the destination agent's node, one hop (a second one when the agent moves
-    /// meanwhile). Messages between two agents still arrive in the order they were sent (they
-    /// always take the same way); messages for clusters, the application, other processes and
-    /// the runtime's own letters still follow the tree. Lower latency across clusters (an
-    /// ask crosses no intermediate node); intermediate nodes no longer count the traffic
-    /// (`NodeStats::forwarded`).
+    /// The default: straight to the destination agent's node, one hop (a second one when the
+    /// agent moves meanwhile), from worker to worker. Messages between two agents still
+    /// arrive in the order they were sent (they always take the same way); messages for
+    /// clusters, the application, other processes and the runtime's own letters still follow
+    /// the tree, which stays the model for addresses, status and supervision. Lower latency
+    /// across clusters (an ask crosses no intermediate node, and no message between clusters
+    /// waits for the orchestrator's thread); intermediate nodes no longer count the traffic
+    /// (`NodeStats::forwarded` counts only the hops a message takes).
+    #[default]
     Direct,
 }
 
@@ -74,7 +77,7 @@ impl Default for RuntimeConfig {
             timer_resolution: Duration::from_millis(10),
             trace: false,
             affinity_sample: 16,
-            routing: Routing::Tree,
+            routing: Routing::Direct,
             message_span_sample: 64,
         }
     }

@@ -52,9 +52,10 @@
 //!   included, so Control and High messages overtake floods and every node yields between
 //!   messages. A full mailbox never blocks a node: the envelope waits in a per-destination FIFO
 //!   outbox and is retried (order kept, nothing dropped).
-//! * **Routing follows the tree**: up to the common ancestor and down, one hop per node
-//!   ([`Routing::Direct`] sends messages between agents straight to the destination's node,
-//!   for lower latency across clusters).
+//! * **Routing**: a message between agents goes straight to the node hosting the receiver
+//!   ([`Routing::Direct`], the default); everything else follows the tree, up to the common
+//!   ancestor and down, one hop per node ([`Routing::Tree`] sends agents' messages that way
+//!   too).
 //! * **Supervision**: a panic or an `Err` in a hook restarts the agent from its factory, within
 //!   a [`RestartIntensity`] (N restarts within a period, as in OTP), then it is failed for
 //!   good; both are logged (WARN, ERROR) with the agent, its behaviour and the reason. Hook

@@ -109,11 +109,11 @@ pub(crate) struct NodeCore<B: Host> {
     /// The replies being routed (a buffer kept for its capacity).
     replies: Vec<crate::ask::ReplyOut>,
     /// Asks by this node's agents waiting for their outcome, by correlation number.
-    asks: HashMap<u64, PendingAsk<B::Msg>>,
+    asks: HashMap<u64, PendingAsk<B::Msg>, foldhash::fast::RandomState>,
     /// Their deadlines (entries of asks that ended are skipped).
     ask_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Sampled agent-to-agent message counts since the last round.
-    affinity: HashMap<(AgentId, AgentId), u32>,
+    affinity: HashMap<(AgentId, AgentId), u32, foldhash::fast::RandomState>,
     /// Metrics counted here and published with the periodic work.
     telemetry: NodeTelemetry,
     /// Messages delivered to agents, for the sampling of their spans.
@@ -155,9 +155,9 @@ impl<B: Host> NodeCore<B> {
             watchers: HashMap::new(),
             to_stop: Vec::new(),
             replies: Vec::new(),
-            asks: HashMap::new(),
+            asks: HashMap::default(),
             ask_deadlines: BinaryHeap::new(),
-            affinity: HashMap::new(),
+            affinity: HashMap::default(),
             telemetry: NodeTelemetry::new(),
             delivered: 0,
         }
@@ -174,7 +174,7 @@ impl<B: Host> NodeCore<B> {
         let idle = (self.last_heartbeat + cfg.heartbeat_interval)
             .saturating_duration_since(now)
             .max(res);
-        if !self.outbox.is_empty() || self.pending.len() > 0 || !self.waiting.is_empty() {
+        if self.timer_urgent() {
             return res;
         }
         let next = match (self.timers.peek(), self.next_ask_deadline()) {
@@ -186,6 +186,30 @@ impl<B: Host> NodeCore<B> {
             Some(due) => due.saturating_duration_since(now).clamp(res, idle),
             None => idle,
         }
+    }
+
+    /// Whether timer work waits that is due within the resolution (an outbox, reliable
+    /// sends, held messages).
+    pub(crate) fn timer_urgent(&self) -> bool {
+        !self.outbox.is_empty() || self.pending.len() > 0 || !self.waiting.is_empty()
+    }
+
+    /// Whether an alarm due at `at`, set when [`timer_urgent`](Self::timer_urgent) was
+    /// `urgent_then`, may come too late for the node's timer work now, without reading the
+    /// clock. `false` means [`timer_delay`](Self::timer_delay) cannot ask for an earlier
+    /// alarm: urgent work was already waiting then (so `at` is within the resolution of that
+    /// moment), or none is; every agent timer and ask deadline is due at `at` or later; and
+    /// the heartbeat part only moves when the alarm fires.
+    pub(crate) fn may_need_earlier_alarm(&self, at: Instant, urgent_then: bool) -> bool {
+        if self.timer_urgent() && !urgent_then {
+            return true;
+        }
+        let next = match (self.timers.peek(), self.next_ask_deadline()) {
+            (Some(Reverse(t)), Some(a)) => Some(t.due.min(a)),
+            (Some(Reverse(t)), None) => Some(t.due),
+            (None, a) => a,
+        };
+        next.is_some_and(|due| due < at)
     }
 
     /// Handles one envelope from the mailbox.
