@@ -3,9 +3,9 @@
 //! One actix `System` runs on its own thread; each worker is an actix `Arbiter` (a thread with
 //! its own event loop). Every node (cluster or sub-cluster) and the orchestrator are actix
 //! actors that read their `PriorityMailbox` as a stream (`add_stream`) and run their periodic
-//! work on timers (a node's is re-armed with `run_later` as its core asks, the orchestrator's
-//! is a `run_interval`). The actors hold plain-Rust cores (`NodeCore`, `OrchestratorCore`);
-//! replacing actix means rewriting this file only.
+//! work when the alarm thread says so (a node's alarm is re-armed as its core asks, the
+//! orchestrator's every `every`). The actors hold plain-Rust cores (`NodeCore`,
+//! `OrchestratorCore`); replacing actix means rewriting this file only.
 //!
 //! **No timers on the workers.** The actors' periodic work is woken by one alarm thread
 //! ([`AlarmClock`]), which sends the actor an `Alarm` message when it is due, instead of a
