@@ -366,15 +366,15 @@ impl SeriesForecaster {
 }
 
 impl SeriesForecaster {
-    /// The one-step residuals' squared sum relative to the series' current level
-    /// (`sum e^2 / level^2`) and their count; `None` without residuals or at a level of 0.
-    pub fn relative_spread(&self) -> Option<(f64, usize)> {
+    /// The one-step residuals' squared sum, their count and the series' current level
+    /// (magnitude); `None` without residuals or at a level of 0.
+    pub fn residual_spread(&self) -> Option<(f64, usize, f64)> {
         let level = self.level.abs();
         if self.residuals.is_empty() || !self.initialized || level < f64::MIN_POSITIVE {
             return None;
         }
-        let sum = self.residuals.iter().map(|e| e * e).sum::<f64>() / (level * level);
-        sum.is_finite().then_some((sum, self.residuals.len()))
+        let sum = self.residuals.iter().map(|e| e * e).sum::<f64>();
+        (sum.is_finite() && level.is_finite()).then_some((sum, self.residuals.len(), level))
     }
 
     /// As [`predict`](Self::predict), but a series whose own residuals are too few for an
@@ -435,7 +435,10 @@ impl SeriesForecaster {
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PooledSpread {
-    sum: f64,
+    /// Squared residuals, summed over the series.
+    residuals: f64,
+    /// Each series' squared level times its residual count, summed.
+    levels: f64,
     n: usize,
 }
 
@@ -445,9 +448,13 @@ impl PooledSpread {
 
     /// Adds a series' residuals.
     pub fn add(&mut self, series: &SeriesForecaster) {
-        if let Some((sum, n)) = series.relative_spread() {
-            self.sum += sum;
-            self.n += n;
+        if let Some((sum, n, level)) = series.residual_spread() {
+            let levels = level * level * n as f64;
+            if (self.residuals + sum).is_finite() && (self.levels + levels).is_finite() {
+                self.residuals += sum;
+                self.levels += levels;
+                self.n += n;
+            }
         }
     }
 
@@ -456,10 +463,13 @@ impl PooledSpread {
         self.n
     }
 
-    /// The pooled relative standard deviation, once [`MIN_RESIDUALS`](Self::MIN_RESIDUALS)
-    /// residuals are in.
+    /// The pooled relative standard deviation, `sqrt(sum e^2 / sum (n level^2))`, once
+    /// [`MIN_RESIDUALS`](Self::MIN_RESIDUALS) residuals are in. A ratio of sums, not a mean
+    /// of ratios: a series whose level is near zero weighs as little as its level, instead
+    /// of blowing up everyone's intervals.
     pub fn sigma(&self) -> Option<f64> {
-        (self.n >= Self::MIN_RESIDUALS).then(|| (self.sum / self.n as f64).sqrt())
+        (self.n >= Self::MIN_RESIDUALS && self.levels > 0.0)
+            .then(|| (self.residuals / self.levels).sqrt())
     }
 }
 
@@ -749,6 +759,35 @@ mod tests {
     use rand_distr::{Distribution, Normal};
 
     use super::*;
+
+    #[test]
+    fn a_series_near_zero_does_not_widen_the_pooled_spread() {
+        let series = |scale: f64| {
+            let mut f = SeriesForecaster::new(ForecastModel::Ewma { alpha: 0.5 }, 8);
+            for t in 0..6 {
+                f.observe(scale * if t % 2 == 0 { 1.05 } else { 0.95 });
+            }
+            f
+        };
+        let mut pooled = PooledSpread::default();
+        for _ in 0..20 {
+            pooled.add(&series(100.0));
+        }
+        let before = pooled.sigma().unwrap();
+        // A series at a level of 1e-9 with noise of 1e-3 relative to nothing: 1e6 times its
+        // level. Weighted by its level, it changes nothing.
+        let mut tiny = SeriesForecaster::new(ForecastModel::Ewma { alpha: 0.5 }, 8);
+        for t in 0..6 {
+            tiny.observe(if t % 2 == 0 { 1e-9 + 1e-3 } else { 1e-9 });
+        }
+        pooled.add(&tiny);
+        let after = pooled.sigma().unwrap();
+        assert!(
+            (after - before).abs() < 0.01 * before,
+            "{before} -> {after}"
+        );
+        assert!(before > 0.05 && before < 0.2, "{before}");
+    }
 
     /// One-step-ahead MAPE of `model` over `series` after `skip` observations, and the
     /// fraction of observations inside the `level` interval.
