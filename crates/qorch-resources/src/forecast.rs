@@ -668,9 +668,10 @@ impl DemandForecaster {
         pooled
     }
 
-    /// As [`forecast_pooled`](Self::forecast_pooled), into `out` (cleared first), one
-    /// [`Forecast`] per kind, without allocating once `out` has grown: `false` (and `out`
-    /// cleared) where the agent has no forecast.
+    /// As [`forecast`](Self::forecast), but a kind whose own history is too short for an
+    /// interval borrows `pooled[kind]` ([`SeriesForecaster::predict_pooled`]); written into
+    /// `out` (cleared first), one [`Forecast`] per kind, without allocating once `out` has
+    /// grown. `false` (and `out` cleared) where the agent has no forecast.
     pub fn forecast_pooled_into(
         &self,
         agent: AgentId,
@@ -693,33 +694,6 @@ impl DemandForecaster {
             out.push(f);
         }
         true
-    }
-
-    /// As [`forecast`](Self::forecast), but a kind whose own history is too short for an
-    /// interval borrows `pooled[kind]` ([`SeriesForecaster::predict_pooled`]).
-    pub fn forecast_pooled(
-        &self,
-        agent: AgentId,
-        h: usize,
-        level: f64,
-        method: IntervalMethod,
-        pooled: &[PooledSpread],
-    ) -> Option<DemandForecast> {
-        let series = self.agents.get(&agent)?;
-        let none = PooledSpread::default();
-        let fs: Option<Vec<Forecast>> = series
-            .iter()
-            .enumerate()
-            .map(|(k, s)| s.predict_pooled(h, level, method, pooled.get(k).unwrap_or(&none)))
-            .collect();
-        let fs = fs?;
-        let pick =
-            |g: fn(&Forecast) -> f64| ResourceVector::from(fs.iter().map(g).collect::<Vec<f64>>());
-        Some(DemandForecast {
-            point: pick(|f| f.point),
-            lower: pick(|f| f.lower),
-            upper: pick(|f| f.upper),
-        })
     }
 
     /// `base` with its desired amount replaced by the forecast under `policy` (never below
