@@ -221,10 +221,25 @@ fn output_within(cmd: &mut Command, limit: Duration) -> Output {
 
 const LIMIT: Duration = Duration::from_secs(240);
 
-fn scenario_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
+/// Runs `qorch simulate` on the test scenario with `args`, exporting to `c`, with the extra
+/// environment `env`; fails unless it succeeds.
+fn simulate_exporting(c: &Collector, args: &[&str], env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otlp.toml");
     std::fs::write(&path, SCENARIO).unwrap();
-    path
+    let mut cmd = qorch();
+    cmd.arg("simulate")
+        .arg(&path)
+        .arg("--json")
+        .args(args)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &c.url)
+        .envs(env.iter().copied());
+    let out = output_within(&mut cmd, LIMIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The span of `spans` with this id.
@@ -235,21 +250,7 @@ fn by_id<'a>(spans: &'a [Span], id: &[u8]) -> Option<&'a Span> {
 #[test]
 fn a_simulation_exports_its_rounds_as_span_trees() {
     let c = collector();
-    let dir = tempfile::tempdir().unwrap();
-    let out = output_within(
-        qorch()
-            .arg("simulate")
-            .arg(scenario_file(&dir))
-            .arg("--json")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &c.url)
-            .env("QORCH_OTLP_FILTER", "debug"),
-        LIMIT,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    simulate_exporting(&c, &[], &[("QORCH_OTLP_FILTER", "debug")]);
     let received = c.received.lock().unwrap();
     assert!(
         !received.bodies.is_empty(),
@@ -318,20 +319,10 @@ fn a_distributed_round_is_one_trace_across_processes() {
         return;
     };
     let c = collector();
-    let dir = tempfile::tempdir().unwrap();
-    let out = output_within(
-        qorch()
-            .arg("simulate")
-            .arg(scenario_file(&dir))
-            .args(["--json", "--nats", &srv.url(), "--nodes", "2"])
-            .env("QORCH_FRAME_KEY", "cli-otlp-test-key-0123456789abcdef")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &c.url),
-        LIMIT,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    simulate_exporting(
+        &c,
+        &["--nats", &srv.url(), "--nodes", "2"],
+        &[("QORCH_FRAME_KEY", "cli-otlp-test-key-0123456789abcdef")],
     );
     let spans = spans(&c.received.lock().unwrap());
     let coordinator: Vec<&Span> = spans.iter().filter(|s| s.command == "simulate").collect();

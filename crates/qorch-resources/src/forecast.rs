@@ -336,7 +336,7 @@ impl SeriesForecaster {
         );
         let point = self.forecast(h)?;
         let n = self.residuals.len();
-        if n < 3 {
+        if n < MIN_INTERVAL_RESIDUALS {
             return None;
         }
         let widen = self.model.variance_factor(h).sqrt();
@@ -363,9 +363,7 @@ impl SeriesForecaster {
             upper: point + widen * hi,
         })
     }
-}
 
-impl SeriesForecaster {
     /// The one-step residuals' squared sum, their count and the series' current level
     /// (magnitude); `None` without residuals or at a level of 0.
     pub fn residual_spread(&self) -> Option<(f64, usize, f64)> {
@@ -393,7 +391,7 @@ impl SeriesForecaster {
         method: IntervalMethod,
         pooled: &PooledSpread,
     ) -> Option<Forecast> {
-        if self.residuals.len() >= 3 {
+        if self.residuals.len() >= MIN_INTERVAL_RESIDUALS {
             return self.predict(h, level, method);
         }
         let point = self.forecast(h)?;
@@ -414,6 +412,9 @@ impl SeriesForecaster {
         })
     }
 }
+
+/// Residuals a series needs for an interval of its own.
+const MIN_INTERVAL_RESIDUALS: usize = 3;
 
 /// One-step residual spread pooled over many series, relative to each series' level: what a
 /// series whose history is too short for its own interval borrows (a new agent, or every

@@ -170,7 +170,7 @@ impl<B: Host> Actor for NodeActor<B> {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.add_stream(MailboxStream(Rc::clone(&self.mailbox)));
         self.me = Some(ctx.address().recipient());
-        self.arm_timer(ctx);
+        self.arm_timer();
         if let Some(tx) = self.started.take() {
             let _ = tx.send(());
         }
@@ -196,7 +196,7 @@ impl<B: Host> NodeActor<B> {
     ///
     /// After most letters nothing asks for an earlier alarm, and that is decided without
     /// reading the clock ([`NodeCore::may_need_earlier_alarm`]).
-    fn arm_timer(&mut self, _ctx: &mut Context<Self>) {
+    fn arm_timer(&mut self) {
         if let Some((_, at, urgent)) = self.timer
             && !self.core.may_need_earlier_alarm(at, urgent)
         {
@@ -286,7 +286,7 @@ impl<B: Host> Handler<Alarm> for NodeActor<B> {
         self.core.sample_mailbox(&self.mailbox.borrow());
         self.core.on_timer();
         self.run_local(ctx);
-        self.arm_timer(ctx);
+        self.arm_timer();
     }
 }
 
@@ -295,7 +295,7 @@ impl<B: Host> Handler<LocalWork> for NodeActor<B> {
 
     fn handle(&mut self, _: LocalWork, ctx: &mut Context<Self>) {
         self.run_local(ctx);
-        self.arm_timer(ctx);
+        self.arm_timer();
     }
 }
 
@@ -305,7 +305,7 @@ impl<B: Host> StreamHandler<Envelope<Letter<B>>> for NodeActor<B> {
         let control = self.core.handle(env);
         if self.control(control, ctx) {
             self.run_local(ctx);
-            self.arm_timer(ctx);
+            self.arm_timer();
         }
     }
 
