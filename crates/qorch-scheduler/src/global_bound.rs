@@ -15,9 +15,28 @@ use crate::problem::Flat;
 /// The class dual is minimized by the bundle method of [`crate::dual`] (on the synthetic
 /// rounds it reaches the LP value `HiGHS` computes, where subgradient steps stalled about 2%
 /// above it).
-pub(crate) fn global_bound(flat: &Flat, iterations: usize, objective: f64) -> f64 {
-    class_bound(flat, iterations, objective)
-        .unwrap_or_else(|| global_bound_pools(flat, iterations, objective))
+///
+/// In two steps, so that the first can run while the polish still changes the allocation:
+/// [`class_part`] needs no allocation, and `global_bound` ends with the final objective (the
+/// bound is never below it) or, without a class part, computes the per-pool bound.
+pub(crate) fn global_bound(
+    flat: &Flat,
+    iterations: usize,
+    class: Option<f64>,
+    objective: f64,
+) -> f64 {
+    class.map_or_else(
+        || global_bound_pools(flat, iterations, objective),
+        |b| b.max(objective),
+    )
+}
+
+/// The class-priced part of [`global_bound`]: `None` with more than 64 pool classes. It runs
+/// without a known objective (the bundle method's path does not depend on one until its
+/// value reaches it, and from there only `max(bound, objective)` is kept), so its value is
+/// the one a call after the polish would give.
+pub(crate) fn class_part(flat: &Flat, iterations: usize) -> Option<f64> {
+    class_bound(flat, iterations, f64::NEG_INFINITY)
 }
 
 /// Items per parallel chunk of the class bound (fixed: sums do not depend on threads).

@@ -61,7 +61,7 @@
 //! into an [`AssignmentProblem`] (`qorch allocate gap` on the command line).
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod assign;
 mod config;

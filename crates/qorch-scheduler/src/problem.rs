@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use qorch_resources::{
@@ -10,6 +11,10 @@ use qorch_resources::{
 };
 
 use crate::ScheduleError;
+
+/// Agent lookups while flattening (millions of them: a fast hash; only looked up, never
+/// iterated, so its order cannot leak into results).
+type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use crate::outcome::NodeId;
 
 /// An agent to place: its request and where it runs now.
@@ -259,7 +264,10 @@ impl AllocationProblem {
             maximal: Vec::new(),
         };
         flat.maximal = maximal_pools(&flat.capacity, kinds, np);
-        let mut seen_agents: HashMap<AgentId, usize> = HashMap::new();
+        let total = agent_count(&self.clusters);
+        flat.agents.reserve(total);
+        let mut seen_agents: FoldMap<AgentId, usize> =
+            FoldMap::with_capacity_and_hasher(total, foldhash::fast::RandomState::default());
         let mut seen_nodes: HashSet<NodeId> = HashSet::new();
         for c in &self.clusters {
             let id = NodeId::Cluster(c.id);
@@ -276,7 +284,7 @@ impl AllocationProblem {
             flat.roots.push(root);
         }
         flat.adj = vec![Vec::new(); flat.agents.len()];
-        for e in &self.affinity {
+        let resolve = |e: &Affinity| {
             let bad = |why| ScheduleError::InvalidAffinity {
                 a: e.a,
                 b: e.b,
@@ -292,14 +300,39 @@ impl AllocationProblem {
             let (Some(&a), Some(&b)) = (seen_agents.get(&e.a), seen_agents.get(&e.b)) else {
                 return Err(bad("both agents must be in the cluster tree"));
             };
+            Ok((a as u32, b as u32))
+        };
+        // The lookups (a cache miss each, millions at scale) on rayon's threads; the edges
+        // are then added in their given order, and the first bad one is the error.
+        let ends: Vec<Option<(u32, u32)>> =
+            self.affinity.par_iter().map(|e| resolve(e).ok()).collect();
+        for (e, end) in self.affinity.iter().zip(ends) {
+            let Some((a, b)) = end else {
+                return Err(resolve(e).expect_err("an edge that did not resolve"));
+            };
             let w = e.weight * self.costs.communication;
             if w > 0.0 {
-                flat.adj[a].push((b as u32, w));
-                flat.adj[b].push((a as u32, w));
+                flat.adj[a as usize].push((b, w));
+                flat.adj[b as usize].push((a, w));
             }
         }
         Ok(flat)
     }
+}
+
+/// Agents in the cluster trees (a capacity hint; counted without recursion).
+fn agent_count(clusters: &[Cluster]) -> usize {
+    let mut total = 0;
+    let mut stack: Vec<&SubCluster> = Vec::new();
+    for c in clusters {
+        total += c.agents.len();
+        stack.extend(&c.subclusters);
+    }
+    while let Some(s) = stack.pop() {
+        total += s.agents.len();
+        stack.extend(&s.subclusters);
+    }
+    total
 }
 
 #[allow(
@@ -309,7 +342,7 @@ impl AllocationProblem {
 )]
 fn add_node(
     flat: &mut Flat,
-    seen_agents: &mut HashMap<AgentId, usize>,
+    seen_agents: &mut FoldMap<AgentId, usize>,
     seen_nodes: &mut HashSet<NodeId>,
     index: &HashMap<PoolId, u32>,
     id: NodeId,

@@ -264,6 +264,46 @@ fn the_same_seed_gives_the_same_round() {
     assert_eq!(a.bound, b.bound);
 }
 
+#[test]
+fn the_round_does_not_depend_on_the_thread_count() {
+    // Sub-clusters (levels solved side by side), affinity, and a polish whose bound runs
+    // beside it: the outcome must be the same on one thread, on several, and with the
+    // parallel levels switched off.
+    let problem = SyntheticConfig {
+        agents: 3_000,
+        clusters: 6,
+        subclusters: 3,
+        pools: 12,
+        load: 1.2,
+        seed: 7,
+        ..SyntheticConfig::default()
+    }
+    .generate();
+    let on = |threads: usize, parallel: bool| {
+        let s = EnhancedQuboScheduler::new(SchedulerConfig {
+            seed: 11,
+            parallel,
+            ..SchedulerConfig::default()
+        })
+        .expect("valid settings");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(|| s.schedule(&problem, None).expect("valid"))
+    };
+    let one = on(1, true);
+    assert!(one.served > 0);
+    for (threads, parallel) in [(4, true), (3, true), (2, false)] {
+        let other = on(threads, parallel);
+        let what = format!("{threads} threads, parallel {parallel}");
+        assert_eq!(one.grants, other.grants, "{what}");
+        assert_eq!(one.objective.to_bits(), other.objective.to_bits(), "{what}");
+        assert_eq!(one.bound.to_bits(), other.bound.to_bits(), "{what}");
+        assert_eq!(one.subsolves.len(), other.subsolves.len(), "{what}");
+    }
+}
+
 fn one_agent_problem(min: f64, desired: f64, pools: PoolFilter) -> AllocationProblem {
     let kinds = ResourceKinds::from_names(["cpu"]);
     let request = ResourceRequest::new(

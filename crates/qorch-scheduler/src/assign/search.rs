@@ -206,14 +206,16 @@ fn eject(
     };
     let before = s.objective();
     let mut best: Option<(f64, usize, u32)> = None;
+    // Move i first (it may overload q), then try each pick's alternatives off q; the picks'
+    // moves are scored without being made.
+    s.apply(i, o);
+    let moved = s.objective() - before;
     for j in picks {
         let j = j as usize;
         if j == i {
             continue;
         }
         let old_j = s.choice[j];
-        // Move i first (it may overload q), then try j's alternatives off q.
-        s.apply(i, o);
         for oj in p
             .options(j)
             .take(4)
@@ -235,24 +237,18 @@ fn eject(
                     continue;
                 }
             }
-            if !s.fits(j, oj) {
+            // `fits` checks j's new pool with j's old load freed when it is q; q must also
+            // fit once j has left it for another pool.
+            if !s.fits(j, oj) || (pj as usize != q && !s.fits_without(q, old_j)) {
                 continue;
             }
-            let gain_j = s.delta_objective(j, oj);
-            let total = s.objective() - before + gain_j;
-            if total <= EPS {
-                continue;
-            }
-            // q must fit once j has moved.
-            s.apply(j, oj);
-            let ok = s.pool_ok(q) && (pj == NONE || s.pool_ok(pj as usize));
-            s.apply(j, old_j);
-            if ok && best.is_none_or(|b| total > b.0) {
+            let total = moved + s.delta_objective(j, oj);
+            if total > EPS && best.is_none_or(|b| total > b.0) {
                 best = Some((total, j, oj));
             }
         }
-        s.apply(i, old_i);
     }
+    s.apply(i, old_i);
     if let Some((_, j, oj)) = best {
         s.apply(i, o);
         s.apply(j, oj);

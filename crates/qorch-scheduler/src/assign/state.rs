@@ -213,6 +213,18 @@ impl<'p> State<'p> {
         })
     }
 
+    /// Whether pool `p` is within its capacity once option `o` (on `p`) has left it.
+    #[inline]
+    pub(crate) fn fits_without(&self, p: usize, o: u32) -> bool {
+        let k = self.p.kinds;
+        (0..k).all(|r| {
+            within(
+                self.load[p * k + r] - self.p.opt_demand[o as usize * k + r],
+                self.p.capacity[p * k + r],
+            )
+        })
+    }
+
     /// Whether pool `p` is within its capacity.
     #[inline]
     pub(crate) fn pool_ok(&self, p: usize) -> bool {

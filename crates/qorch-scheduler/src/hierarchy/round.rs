@@ -8,7 +8,7 @@ use std::time::Instant;
 use qorch_resources::{AgentId, Allocation, Grant, ResourceVector};
 
 use super::{Deadlines, Group, Share, breakdown, objective};
-use crate::global_bound::global_bound;
+use crate::global_bound::{class_part, global_bound};
 use crate::outcome::{LevelSummary, NodeId, ScheduleOutcome, SubSolve, efficiency};
 use crate::polish::Placement;
 use crate::{AllocationProblem, EnhancedQuboScheduler, ScheduleError};
@@ -80,10 +80,22 @@ impl EnhancedQuboScheduler {
             place[a] = p;
         }
         let mut records = solved.records;
-        let last = tracing::debug_span!("reconcile_and_polish")
-            .in_scope(|| self.reconcile_and_polish(&flat, &mut place, deadlines.polish));
+        // The polish runs on one thread; the bound's class part, which needs no placement,
+        // runs beside it on the others (its value does not depend on when it runs).
+        let iterations = self.config.bound_iterations;
+        let mut polish = || {
+            tracing::debug_span!("reconcile_and_polish")
+                .in_scope(|| self.reconcile_and_polish(&flat, &mut place, deadlines.polish))
+        };
+        let class = || class_part(&flat, iterations);
+        let (last, class) = if self.config.parallel {
+            rayon::join(polish, class)
+        } else {
+            let last = polish();
+            (last, class())
+        };
         let objective_value = objective(&flat, &place);
-        let bound = global_bound(&flat, self.config.bound_iterations, objective_value);
+        let bound = global_bound(&flat, iterations, class, objective_value);
         let level = records.iter().map(|r| r.level).max().unwrap_or(0) + 1;
         // The root's own steps, recorded like sub-solves.
         let step =

@@ -1,7 +1,9 @@
 //! Shares: a level's capacity split among sibling groups by a flat problem over blocks of
 //! their agents (same anchor pool and pool filter, grouped by weight).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
 
 use qorch_qubo::splitmix64;
 
@@ -15,6 +17,9 @@ use crate::scheduler::record;
 
 /// A block of agents: anchor pool, allowed pools, current pools.
 type BlockKey = (Option<usize>, Vec<u32>, Vec<u32>);
+
+/// A block: its group, its agents and its anchor (local pool).
+type Block = (usize, Vec<usize>, Option<usize>);
 
 impl EnhancedQuboScheduler {
     /// Level `level`: shares of `share` for each group, by a flat problem over blocks.
@@ -32,28 +37,27 @@ impl EnhancedQuboScheduler {
         deadlines: Deadlines,
     ) -> (Vec<Share>, SubSolve) {
         let k = flat.kinds;
-        let local: HashMap<u32, usize> = share
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| (p, i))
-            .collect();
+        let mut local = vec![None; flat.pool_ids.len()];
+        for (i, &p) in share.pools.iter().enumerate() {
+            local[p as usize] = Some(i);
+        }
         let np = share.pools.len();
         let mean_pool = (0..np)
             .map(|q| flat.size(&share.cap[q * k..(q + 1) * k]))
             .sum::<f64>()
             / np.max(1) as f64;
         let block_size = (mean_pool / self.config.blocks_per_pool as f64).max(1e-12);
-        // Blocks: (group, agents, anchor local pool).
-        let mut blocks: Vec<(usize, Vec<usize>, Option<usize>)> = Vec::new();
-        for (gi, &g) in groups.iter().enumerate() {
+        // Blocks: (group, agents, anchor local pool), group by group (on rayon's threads;
+        // the order does not depend on them).
+        let group_blocks = |(gi, &g): (usize, &Group)| {
+            let mut blocks: Vec<Block> = Vec::new();
             let mut keyed: BTreeMap<BlockKey, Vec<usize>> = BTreeMap::new();
             for &a in agents_of(flat, g) {
                 let ag = &flat.agents[a];
                 let anchor = hint(hints, a)
                     .map(|h| h.0)
                     .or(ag.current)
-                    .and_then(|p| local.get(&p).copied());
+                    .and_then(|p| local[p as usize]);
                 keyed
                     .entry((
                         anchor,
@@ -84,7 +88,14 @@ impl EnhancedQuboScheduler {
                     blocks.push((gi, cur, anchor));
                 }
             }
-        }
+            blocks
+        };
+        let per_group: Vec<Vec<Block>> = if self.config.parallel {
+            groups.par_iter().enumerate().map(group_blocks).collect()
+        } else {
+            groups.iter().enumerate().map(group_blocks).collect()
+        };
+        let blocks: Vec<Block> = per_group.into_iter().flatten().collect();
         // Footprint of each group: local pools by anchored demand (for candidates).
         let mut footprint: Vec<BTreeMap<usize, f64>> = vec![BTreeMap::new(); groups.len()];
         for (gi, members, anchor) in &blocks {
@@ -153,21 +164,21 @@ impl EnhancedQuboScheduler {
             }
             item_levels.push(lvls);
         }
-        // Affinity between blocks.
-        let mut block_of: HashMap<usize, usize> = HashMap::new();
+        // Affinity between blocks, block by block (a fixed order: the builder sums parallel
+        // edges in the order they come).
+        let mut block_of = vec![u32::MAX; flat.agents.len()];
         for (bi, (_, members, _)) in blocks.iter().enumerate() {
             for &a in members {
-                block_of.insert(a, bi);
+                block_of[a] = bi as u32;
             }
         }
-        for (&a, &ba) in &block_of {
-            for &(bb_agent, w) in &flat.adj[a] {
-                let bb_agent = bb_agent as usize;
-                if bb_agent > a
-                    && let Some(&bb) = block_of.get(&bb_agent)
-                    && bb != ba
-                {
-                    b.add_affinity(ba, bb, w);
+        for (ba, (_, members, _)) in blocks.iter().enumerate() {
+            for &a in members {
+                for &(other, w) in &flat.adj[a] {
+                    let bb = block_of[other as usize];
+                    if other as usize > a && bb != u32::MAX && bb as usize != ba {
+                        b.add_affinity(ba, bb as usize, w);
+                    }
                 }
             }
         }

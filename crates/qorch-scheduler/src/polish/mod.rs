@@ -26,6 +26,25 @@ use crate::problem::Flat;
 
 use lanes::{Flex, Lane, MAX_CLASSES, Part, Parts};
 
+/// A hint to load the cache line holding `x` (no effect where the target has no such hint).
+#[inline]
+#[allow(unsafe_code, reason = "a prefetch hint reads nothing and cannot fault")]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is a hint: it never faults and changes no memory; `x` is a
+    // valid reference anyway, and SSE is part of every x86_64 target.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            std::ptr::from_ref(x).cast(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// How many agents ahead in a pass's order the polish asks for an agent's fields.
+const PREFETCH_AHEAD: usize = 8;
+
 /// One agent's placement: dense pool and amount.
 pub(crate) type Placement = Option<(u32, Vec<f64>)>;
 
@@ -111,6 +130,35 @@ impl Polisher<'_> {
             f: self.m.flex[i * self.kinds + r],
             agent: i as u32,
             class: self.m.class[i],
+        }
+    }
+
+    /// Asks the CPU to load agent `i`'s fields before they are needed (the passes visit
+    /// agents in random order, so each visit would otherwise wait on several cache misses).
+    #[inline]
+    fn prefetch(&self, i: usize) {
+        let k = self.kinds;
+        prefetch(&self.m.weight[i]);
+        prefetch(&self.m.class[i]);
+        prefetch(&self.m.min[i * k]);
+        prefetch(&self.m.flex[i * k]);
+        prefetch(&self.m.home[i]);
+        prefetch(&self.m.migration[i]);
+        prefetch(&self.m.allowed[i]);
+        prefetch(&self.m.adj_start[i]);
+        prefetch(&self.at[i]);
+        prefetch(&self.slot[i]);
+    }
+
+    /// Loads the placements of agent `i`'s partners (its adjacency row is loaded by now).
+    #[inline]
+    fn prefetch_partners(&self, i: usize) {
+        let row = self.m.adj(i);
+        if let Some(first) = row.first() {
+            prefetch(first);
+        }
+        for &(j, _) in row.iter().take(4) {
+            prefetch(&self.at[j as usize]);
         }
     }
 
@@ -410,6 +458,12 @@ pub(crate) fn polish(
         shuffle(&mut order, &mut rng);
         let mut gained = 0.0;
         for (step, &i) in order.iter().enumerate() {
+            if let Some(&ahead) = order.get(step + PREFETCH_AHEAD) {
+                s.prefetch(ahead);
+            }
+            if let Some(&ahead) = order.get(step + PREFETCH_AHEAD / 2) {
+                s.prefetch_partners(ahead);
+            }
             if step % 256 == 0 && params.deadline.is_some_and(|d| Instant::now() >= d) {
                 break 'passes;
             }
