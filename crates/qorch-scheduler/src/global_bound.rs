@@ -31,12 +31,13 @@ pub(crate) fn global_bound(
     )
 }
 
-/// The class-priced part of [`global_bound`]: `None` with more than 64 pool classes. It runs
-/// without a known objective (the bundle method's path does not depend on one until its
-/// value reaches it, and from there only `max(bound, objective)` is kept), so its value is
-/// the one a call after the polish would give.
-pub(crate) fn class_part(flat: &Flat, iterations: usize) -> Option<f64> {
-    class_bound(flat, iterations, f64::NEG_INFINITY)
+/// The class-priced part of [`global_bound`]: `None` with more than 64 pool classes.
+/// `objective` is that of any allocation no better than the final one (the reconciled one,
+/// before the polish): the bundle method's path does not depend on it until its value
+/// reaches it, and from there `global_bound` keeps only the final objective, so the value
+/// is the one a call after the polish would give.
+pub(crate) fn class_part(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
+    class_bound(flat, iterations, objective)
 }
 
 /// Items per parallel chunk of the class bound (fixed: sums do not depend on threads).
@@ -122,43 +123,73 @@ fn class_bound(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
     let unserved: Vec<f64> = (0..n)
         .map(|a| -migration[a] - flat.unserved_affinity_floor(a))
         .collect();
+    // Per agent, dense and fixed across evaluations: a unit's value, the desired and least
+    // amounts, the class of its current pool (`u32::MAX`: none).
+    let unit: Vec<f64> = flat
+        .agents
+        .iter()
+        .map(|ag| ag.weight / flat.active_kinds)
+        .collect();
+    let mut desired = Vec::with_capacity(n * k);
+    let mut least = Vec::with_capacity(n * k);
+    for ag in &flat.agents {
+        desired.extend_from_slice(&ag.desired);
+        least.extend_from_slice(ag.min.as_ref().unwrap_or(&ag.desired));
+    }
+    let home: Vec<u32> = flat
+        .agents
+        .iter()
+        .map(|ag| ag.current.map_or(u32::MAX, |p| class_of[p as usize] as u32))
+        .collect();
     let eval = |mu: &[f64]| -> (f64, Vec<f64>) {
+        // The multipliers kind by kind, so that an agent's classes are one contiguous loop.
+        let by_kind: Vec<f64> = (0..k)
+            .flat_map(|r| (0..nc).map(move |c| mu[c * k + r]))
+            .collect();
         let parts: Vec<(f64, Vec<f64>)> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
             .map(|ch| {
                 let mut usage = vec![0.0; nc * k];
                 let mut sum = 0.0;
+                let mut value = vec![0.0; nc];
                 for a in ch * CHUNK..((ch + 1) * CHUNK).min(n) {
-                    let ag = &flat.agents[a];
-                    let mig = migration[a];
-                    let home = ag.current.map(|p| class_of[p as usize]);
+                    let u = unit[a];
+                    // Grants may take any amount in [min, desired] per kind, and the value
+                    // is linear per kind: the best grant on a class takes, kind by kind, the
+                    // desired amount where a unit is worth more than its price, else the
+                    // minimum; `max` of the two products picks it without a branch (the
+                    // same number: amounts are non-negative and the minimum is at most the
+                    // desired amount). Each class's sum is taken in the same order as one
+                    // class at a time would (migration first, then kind by kind).
+                    value.fill(-migration[a]);
+                    if let Some(v) = value.get_mut(home[a] as usize) {
+                        *v = 0.0;
+                    }
+                    for r in 0..k {
+                        let (d, l, scale) =
+                            (desired[a * k + r], least[a * k + r], flat.inv_mean[r]);
+                        for (v, m) in value.iter_mut().zip(&by_kind[r * nc..(r + 1) * nc]) {
+                            let coef = (u - m) * scale;
+                            *v += (coef * d).max(coef * l);
+                        }
+                    }
                     let mut best = unserved[a];
                     let mut pick: Option<usize> = None;
-                    let lo = ag.min.as_ref().unwrap_or(&ag.desired);
-                    let unit = ag.weight / flat.active_kinds;
-                    // Grants may take any amount in [min, desired] per kind, and the value is
-                    // linear per kind: the best grant on a class takes, kind by kind, the
-                    // desired amount where a unit is worth more than its price, else the
-                    // minimum.
-                    for c in 0..nc {
-                        if allowed[a] >> c & 1 == 0 {
-                            continue;
-                        }
-                        let mut rv = if home == Some(c) { 0.0 } else { -mig };
-                        for r in 0..k {
-                            let coef = (unit - mu[c * k + r]) * flat.inv_mean[r];
-                            rv += coef * if coef > 0.0 { ag.desired[r] } else { lo[r] };
-                        }
-                        if rv > best {
-                            best = rv;
+                    for (c, &v) in value.iter().enumerate() {
+                        if allowed[a] >> c & 1 == 1 && v > best {
+                            best = v;
                             pick = Some(c);
                         }
                     }
                     sum += best;
                     if let Some(c) = pick {
                         for r in 0..k {
-                            let coef = (unit - mu[c * k + r]) * flat.inv_mean[r];
-                            let amount = if coef > 0.0 { ag.desired[r] } else { lo[r] };
+                            let coef = (u - mu[c * k + r]) * flat.inv_mean[r];
+                            let amount = if coef > 0.0 {
+                                desired[a * k + r]
+                            } else {
+                                least[a * k + r]
+                            };
                             usage[c * k + r] += amount * flat.inv_mean[r];
                         }
                     }

@@ -1,5 +1,6 @@
 //! The root's last steps: the capacity guard, the reconciliation (leftover capacity to
-//! unserved agents, then top-ups) and the call of the polish.
+//! unserved agents, then top-ups) and the call of the polish, with the global bound's class
+//! part beside it.
 
 use std::time::Instant;
 
@@ -27,54 +28,71 @@ pub(crate) struct LastSteps {
     pub(crate) polished: Option<PolishStats>,
 }
 
+/// The capacity guard after the levels (a leaf never leaves a pool over capacity; should
+/// one, its lightest agents there are unserved), then the placement's objective.
+pub(crate) fn capacity_guard(flat: &Flat, place: &mut [Placement]) -> f64 {
+    let evicted = enforce_capacity(flat, place);
+    debug_assert_eq!(evicted, 0, "a leaf solve left a pool over capacity");
+    objective(flat, place)
+}
+
 impl EnhancedQuboScheduler {
-    /// The steps after the levels, on the whole placement: the capacity guard, the
-    /// reconciliation, then the polish (until `deadline`, in a timed round).
-    pub(crate) fn reconcile_and_polish(
+    /// The steps after the levels, on the whole placement: the reconciliation, then the
+    /// polish (until `deadline`, in a timed round), with `beside` running on rayon's other
+    /// threads during the polish, given the reconciled objective (which the polish only
+    /// raises). `before` is the placement's objective (after [`capacity_guard`]).
+    pub(crate) fn reconcile_and_polish<R: Send>(
         &self,
         flat: &Flat,
         place: &mut [Placement],
+        before: f64,
         deadline: Option<Instant>,
-    ) -> LastSteps {
-        let evicted = enforce_capacity(flat, place);
-        debug_assert_eq!(evicted, 0, "a leaf solve left a pool over capacity");
+        beside: impl FnOnce(f64) -> R + Send,
+    ) -> (LastSteps, R) {
         // Reconciliation.
         let tr = Instant::now();
-        let before = objective(flat, place);
         reconcile(flat, place, self.config.max_candidates);
         let reconciled = objective(flat, place);
         let reconcile_seconds = tr.elapsed().as_secs_f64();
         let polish_start = Instant::now();
-        let polished = (self.config.polish_passes > 0).then(|| {
-            let everyone: Vec<usize> = (0..flat.agents.len()).collect();
-            let pools: Vec<u32> = (0..flat.pool_ids.len() as u32).collect();
-            polish(
-                flat,
-                &everyone,
-                &pools,
-                &flat.capacity,
-                place,
-                &PolishParams {
-                    passes: if self.config.time_limit.is_some() {
-                        usize::MAX
-                    } else {
-                        self.config.polish_passes
+        let mut run_polish = || {
+            (self.config.polish_passes > 0).then(|| {
+                let everyone: Vec<usize> = (0..flat.agents.len()).collect();
+                let pools: Vec<u32> = (0..flat.pool_ids.len() as u32).collect();
+                polish(
+                    flat,
+                    &everyone,
+                    &pools,
+                    &flat.capacity,
+                    place,
+                    &PolishParams {
+                        passes: if self.config.time_limit.is_some() {
+                            usize::MAX
+                        } else {
+                            self.config.polish_passes
+                        },
+                        tolerance: POLISH_TOLERANCE * reconciled.abs(),
+                        swap_samples: 4,
+                        candidates: self.config.polish_candidates,
+                        seed: splitmix64(self.config.seed ^ 0x00B0_115B),
+                        deadline,
                     },
-                    tolerance: POLISH_TOLERANCE * reconciled.abs(),
-                    swap_samples: 4,
-                    candidates: self.config.polish_candidates,
-                    seed: splitmix64(self.config.seed ^ 0x00B0_115B),
-                    deadline,
-                },
-            )
-        });
-        LastSteps {
+                )
+            })
+        };
+        let (polished, other) = if self.config.parallel {
+            rayon::join(run_polish, || beside(reconciled))
+        } else {
+            (run_polish(), beside(reconciled))
+        };
+        let last = LastSteps {
             before,
             reconciled,
             reconcile_seconds,
             polish_start,
             polished,
-        }
+        };
+        (last, other)
     }
 }
 

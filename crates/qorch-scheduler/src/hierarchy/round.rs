@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use qorch_resources::{AgentId, Allocation, Grant, ResourceVector};
 
+use super::reconcile::capacity_guard;
 use super::{Deadlines, Group, Share, breakdown, objective};
 use crate::global_bound::{class_part, global_bound};
 use crate::outcome::{LevelSummary, NodeId, ScheduleOutcome, SubSolve, efficiency};
@@ -81,19 +82,16 @@ impl EnhancedQuboScheduler {
         }
         let mut records = solved.records;
         // The polish runs on one thread; the bound's class part, which needs no placement,
-        // runs beside it on the others (its value does not depend on when it runs).
+        // runs beside it on the others. It may stop once it reaches the reconciled objective
+        // (the polish only raises it): the bound is then the final objective, as it would be
+        // after the polish.
+        let before = capacity_guard(&flat, &mut place);
         let iterations = self.config.bound_iterations;
-        let mut polish = || {
-            tracing::debug_span!("reconcile_and_polish")
-                .in_scope(|| self.reconcile_and_polish(&flat, &mut place, deadlines.polish))
-        };
-        let class = || class_part(&flat, iterations);
-        let (last, class) = if self.config.parallel {
-            rayon::join(polish, class)
-        } else {
-            let last = polish();
-            (last, class())
-        };
+        let (last, class) = tracing::debug_span!("reconcile_and_polish").in_scope(|| {
+            self.reconcile_and_polish(&flat, &mut place, before, deadlines.polish, |reconciled| {
+                class_part(&flat, iterations, reconciled)
+            })
+        });
         let objective_value = objective(&flat, &place);
         let bound = global_bound(&flat, iterations, class, objective_value);
         let level = records.iter().map(|r| r.level).max().unwrap_or(0) + 1;

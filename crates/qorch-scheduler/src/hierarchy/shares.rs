@@ -18,6 +18,10 @@ use crate::scheduler::record;
 /// A block of agents: anchor pool, allowed pools, current pools.
 type BlockKey = (Option<usize>, Vec<u32>, Vec<u32>);
 
+/// A pool of a share below this fraction of the share's largest is a sliver: left out of the
+/// mean pool that sizes blocks.
+const SLIVER: f64 = 0.01;
+
 /// A block: its group, its agents and its anchor (local pool).
 type Block = (usize, Vec<usize>, Option<usize>);
 
@@ -42,10 +46,19 @@ impl EnhancedQuboScheduler {
             local[p as usize] = Some(i);
         }
         let np = share.pools.len();
-        let mean_pool = (0..np)
+        // The mean pool of the share, over the pools that hold at least 1% of the largest:
+        // a share that is a few sizeable pools and many slivers (what a cluster holds once
+        // the polish has spread its agents over the pools) would otherwise have a tiny mean
+        // and make every agent its own block.
+        let sizes: Vec<f64> = (0..np)
             .map(|q| flat.size(&share.cap[q * k..(q + 1) * k]))
-            .sum::<f64>()
-            / np.max(1) as f64;
+            .collect();
+        let largest = sizes.iter().copied().fold(0.0_f64, f64::max);
+        let (sum, count) = sizes
+            .iter()
+            .filter(|&&x| x >= SLIVER * largest)
+            .fold((0.0, 0_usize), |(s, n), &x| (s + x, n + 1));
+        let mean_pool = sum / count.max(1) as f64;
         let block_size = (mean_pool / self.config.blocks_per_pool as f64).max(1e-12);
         // Blocks: (group, agents, anchor local pool), group by group (on rayon's threads;
         // the order does not depend on them).
