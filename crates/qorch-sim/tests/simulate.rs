@@ -171,10 +171,20 @@ fn reclustering_brings_misplaced_agents_back_to_their_peers() {
 fn scenarios_needing_more_memory_than_available_are_refused() {
     let mut s = Scenario::default();
     s.topology.agents = 9_000_000;
+    // 9M agents at 4 KiB, and the default tree's 500 nodes at 460 KiB.
     let err = s.check_memory(Some(16 << 30)).unwrap_err().to_string();
-    assert!(err.contains("36864000000 bytes"), "{err}");
+    assert!(err.contains("37099520000 bytes"), "{err}");
+    assert!(err.contains("500 cluster nodes"), "{err}");
     assert!(s.check_memory(Some(64 << 30)).is_ok());
     assert!(s.check_memory(None).is_ok());
+    // Few agents in a vast tree: the nodes alone are refused, before the run.
+    let mut s = Scenario::default();
+    (s.topology.agents, s.topology.clusters, s.topology.depth) = (1_000_000, 200_000, 1);
+    assert_eq!(s.nodes(), 1_000_000);
+    let err = s.check_memory(Some(16 << 30)).unwrap_err().to_string();
+    assert!(err.contains("1000000 cluster nodes"), "{err}");
+    assert!(err.contains("topology.clusters"), "{err}");
+    assert!(s.check_memory(Some(1 << 40)).is_ok());
 }
 
 #[test]
