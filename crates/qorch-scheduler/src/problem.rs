@@ -11,11 +11,11 @@ use qorch_resources::{
 };
 
 use crate::ScheduleError;
+use crate::outcome::NodeId;
 
 /// Agent lookups while flattening (millions of them: a fast hash; only looked up, never
 /// iterated, so its order cannot leak into results).
 type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-use crate::outcome::NodeId;
 
 /// An agent to place: its request and where it runs now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Shares: a level's capacity split among sibling groups by a flat problem over blocks of
 //! their agents (same anchor pool and pool filter, grouped by weight).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 
@@ -41,9 +41,9 @@ impl EnhancedQuboScheduler {
         deadlines: Deadlines,
     ) -> (Vec<Share>, SubSolve) {
         let k = flat.kinds;
-        let mut local = vec![None; flat.pool_ids.len()];
+        let mut local = vec![u32::MAX; flat.pool_ids.len()];
         for (i, &p) in share.pools.iter().enumerate() {
-            local[p as usize] = Some(i);
+            local[p as usize] = i as u32;
         }
         let np = share.pools.len();
         // The mean pool of the share, over the pools that hold at least 1% of the largest:
@@ -67,10 +67,10 @@ impl EnhancedQuboScheduler {
             let mut keyed: BTreeMap<BlockKey, Vec<usize>> = BTreeMap::new();
             for &a in agents_of(flat, g) {
                 let ag = &flat.agents[a];
-                let anchor = hint(hints, a)
-                    .map(|h| h.0)
-                    .or(ag.current)
-                    .and_then(|p| local[p as usize]);
+                let anchor = hint(hints, a).map(|h| h.0).or(ag.current).and_then(|p| {
+                    let q = local[p as usize];
+                    (q != u32::MAX).then_some(q as usize)
+                });
                 keyed
                     .entry((
                         anchor,
@@ -179,18 +179,15 @@ impl EnhancedQuboScheduler {
         }
         // Affinity between blocks, block by block (a fixed order: the builder sums parallel
         // edges in the order they come).
-        let mut block_of = vec![u32::MAX; flat.agents.len()];
-        for (bi, (_, members, _)) in blocks.iter().enumerate() {
-            for &a in members {
-                block_of[a] = bi as u32;
-            }
-        }
+        let block_of = BlockIndex::new(flat.agents.len(), &blocks);
         for (ba, (_, members, _)) in blocks.iter().enumerate() {
             for &a in members {
                 for &(other, w) in &flat.adj[a] {
-                    let bb = block_of[other as usize];
-                    if other as usize > a && bb != u32::MAX && bb as usize != ba {
-                        b.add_affinity(ba, bb as usize, w);
+                    if other as usize > a
+                        && let Some(bb) = block_of.get(other as usize)
+                        && bb != ba
+                    {
+                        b.add_affinity(ba, bb, w);
                     }
                 }
             }
@@ -254,6 +251,44 @@ impl EnhancedQuboScheduler {
             }
         }
         (shares, record(level, node, &problem, &r))
+    }
+}
+
+/// The block of each agent of a split: a dense table when the split holds a good part of
+/// all agents (the top level), else a hash map (a split deep in a large tree holds a few
+/// thousand of millions: a dense table per split would cost more to clear than to use).
+enum BlockIndex {
+    Dense(Vec<u32>),
+    Sparse(HashMap<u32, u32, foldhash::fast::RandomState>),
+}
+
+impl BlockIndex {
+    fn new(agents: usize, blocks: &[Block]) -> Self {
+        let members: usize = blocks.iter().map(|b| b.1.len()).sum();
+        let numbered = blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(bi, (_, list, _))| list.iter().map(move |&a| (a, bi as u32)));
+        if members.saturating_mul(8) >= agents {
+            let mut dense = vec![u32::MAX; agents];
+            for (a, bi) in numbered {
+                dense[a] = bi;
+            }
+            BlockIndex::Dense(dense)
+        } else {
+            let mut sparse =
+                HashMap::with_capacity_and_hasher(members, foldhash::fast::RandomState::default());
+            sparse.extend(numbered.map(|(a, bi)| (a as u32, bi)));
+            BlockIndex::Sparse(sparse)
+        }
+    }
+
+    fn get(&self, agent: usize) -> Option<usize> {
+        match self {
+            BlockIndex::Dense(d) => d.get(agent).filter(|&&b| b != u32::MAX),
+            BlockIndex::Sparse(m) => m.get(&(agent as u32)),
+        }
+        .map(|&b| b as usize)
     }
 }
 
