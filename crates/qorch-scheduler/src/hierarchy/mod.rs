@@ -28,6 +28,7 @@
 //! allowed pool, both amounts; of the affinity costs only the floor that unserved agents
 //! cause, half of each incident edge): valid for any allocation, so
 //! `efficiency = objective / bound` measures the hierarchy's loss as well as the solver's.
+//! It needs no placement, so it is computed on rayon's other threads while the polish runs.
 //!
 //! This file holds what the steps share (shares, groups, the hints the levels pass down, the
 //! candidate pools of an item, the objective of a placement); the steps are in `round.rs`
