@@ -31,19 +31,14 @@ pub(crate) fn global_bound(
     )
 }
 
-/// The class-priced part of [`global_bound`]: `None` with more than 64 pool classes.
+/// Items per parallel chunk of the class bound (fixed: sums do not depend on threads).
+const CHUNK: usize = 8192;
+
+/// The class-priced part of [`global_bound`], or `None` with more than 64 pool classes.
 /// `objective` is that of any allocation no better than the final one (the reconciled one,
 /// before the polish): the bundle method's path does not depend on it until its value
 /// reaches it, and from there `global_bound` keeps only the final objective, so the value
 /// is the one a call after the polish would give.
-pub(crate) fn class_part(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
-    class_bound(flat, iterations, objective)
-}
-
-/// Items per parallel chunk of the class bound (fixed: sums do not depend on threads).
-const CHUNK: usize = 8192;
-
-/// The class-priced Lagrangian bound, or `None` with more than 64 pool classes.
 ///
 /// With multipliers `mu_ck >= 0` per class `c` and kind `k` (every pool of a class shares
 /// them, a restriction that keeps the bound valid),
@@ -55,7 +50,7 @@ const CHUNK: usize = 8192;
     clippy::too_many_lines,
     reason = "one subgradient loop with its tables"
 )]
-fn class_bound(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
+pub(crate) fn class_part(flat: &Flat, iterations: usize, objective: f64) -> Option<f64> {
     let k = flat.kinds;
     let np = flat.pool_ids.len();
     let mut class_of = vec![0_usize; np];

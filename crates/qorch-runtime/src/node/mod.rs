@@ -177,12 +177,7 @@ impl<B: Host> NodeCore<B> {
         if self.timer_urgent() {
             return res;
         }
-        let next = match (self.timers.peek(), self.next_ask_deadline()) {
-            (Some(Reverse(t)), Some(a)) => Some(t.due.min(a)),
-            (Some(Reverse(t)), None) => Some(t.due),
-            (None, a) => a,
-        };
-        match next {
+        match self.next_due() {
             Some(due) => due.saturating_duration_since(now).clamp(res, idle),
             None => idle,
         }
@@ -204,12 +199,16 @@ impl<B: Host> NodeCore<B> {
         if self.timer_urgent() && !urgent_then {
             return true;
         }
-        let next = match (self.timers.peek(), self.next_ask_deadline()) {
+        self.next_due().is_some_and(|due| due < at)
+    }
+
+    /// When the earliest agent timer or ask deadline is due.
+    fn next_due(&self) -> Option<Instant> {
+        match (self.timers.peek(), self.next_ask_deadline()) {
             (Some(Reverse(t)), Some(a)) => Some(t.due.min(a)),
             (Some(Reverse(t)), None) => Some(t.due),
             (None, a) => a,
-        };
-        next.is_some_and(|due| due < at)
+        }
     }
 
     /// Handles one envelope from the mailbox.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use qorch_resources::{AgentId, Allocation, Grant, ResourceVector};
 
 use super::reconcile::capacity_guard;
-use super::{Deadlines, Group, Share, breakdown, objective};
+use super::{Deadlines, Group, Share, breakdown};
 use crate::global_bound::{class_part, global_bound};
 use crate::outcome::{LevelSummary, NodeId, ScheduleOutcome, SubSolve, efficiency};
 use crate::polish::Placement;
@@ -92,7 +92,8 @@ impl EnhancedQuboScheduler {
                 class_part(&flat, iterations, reconciled)
             })
         });
-        let objective_value = objective(&flat, &place);
+        let (value, migration, communication) = breakdown(&flat, &place);
+        let objective_value = value - migration - communication;
         let bound = global_bound(&flat, iterations, class, objective_value);
         let level = records.iter().map(|r| r.level).max().unwrap_or(0) + 1;
         // The root's own steps, recorded like sub-solves.
@@ -172,7 +173,6 @@ impl EnhancedQuboScheduler {
             })
             .collect();
         let served = place.iter().filter(|p| p.is_some()).count();
-        let (value, migration, communication) = breakdown(&flat, &place);
         Ok(ScheduleOutcome {
             grants,
             objective: objective_value,
