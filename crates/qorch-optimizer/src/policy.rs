@@ -24,7 +24,8 @@ use std::collections::HashMap;
 
 use qorch_protocol::AgentId;
 use qorch_resources::{
-    Allocation, DemandForecaster, Forecast, ForecastModel, IntervalMethod, SafetyPolicy,
+    Allocation, DemandForecaster, Forecast, ForecastModel, Grant, IntervalMethod, Pool, PoolId,
+    SafetyPolicy,
 };
 use qorch_runtime::{ComponentStatus, RoundReport};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,10 @@ pub struct Predictive {
     /// pack (at 1 the requests fill the pools exactly, and the packing costs efficiency and
     /// churn).
     pub fill: f64,
+    /// Share of each pool's capacity, per kind, that the grants may fill once the round is
+    /// solved, topped up toward the head-room each agent would plan for, in [0, 1] (0: no
+    /// top-up). The top-up moves nobody: it uses only the room the placement left.
+    pub top_up: f64,
 }
 
 impl Default for Predictive {
@@ -96,7 +101,8 @@ impl Default for Predictive {
                 max_margin: 0.5,
                 method: IntervalMethod::StudentT,
             },
-            fill: 0.95,
+            fill: 0.92,
+            top_up: 1.0,
         }
     }
 }
@@ -132,6 +138,9 @@ impl Predictive {
         if !(self.fill > 0.0 && self.fill <= 1.0) {
             return Err(format!("fill must lie in (0, 1], got {}", self.fill));
         }
+        if !(0.0..=1.0).contains(&self.top_up) {
+            return Err(format!("top_up must lie in [0, 1], got {}", self.top_up));
+        }
         if s.horizon == 0 || s.horizon > 64 {
             return Err(format!("horizon must lie in [1, 64], got {}", s.horizon));
         }
@@ -160,6 +169,9 @@ pub struct PolicyState {
     intervals: HashMap<AgentId, usize>,
     /// `(lower, upper)` per agent and kind, agent after agent.
     bounds: Vec<(f64, f64)>,
+    /// `(point, want)` per agent and kind, beside `bounds`: the point forecast and the
+    /// amount the agent would plan for with room to spare.
+    targets: Vec<(f64, f64)>,
     /// Agents whose request was replaced by a forecast in the last round.
     pub predicted_agents: usize,
 }
@@ -236,6 +248,7 @@ pub(crate) fn apply(
         .get_or_insert_with(|| DemandForecaster::new(p.model, p.window));
     state.intervals.clear();
     state.bounds.clear();
+    state.targets.clear();
     let s = &p.safety;
     for r in &report.agents {
         if r.status == ComponentStatus::Failed {
@@ -280,6 +293,7 @@ pub(crate) fn apply(
             let w = s
                 .amount(f)
                 .max(req.min.amounts().get(k).copied().unwrap_or(0.0));
+            state.targets.push((f.point, w));
             wants.push(w);
             if let Some(fl) = floor.get_mut(k) {
                 *fl += w.min(d);
@@ -310,6 +324,74 @@ pub(crate) fn apply(
                 let w = wants.get(at + k).copied().unwrap_or(*d);
                 *d = w.max(min.get(k).copied().unwrap_or(0.0));
             }
+        }
+    }
+}
+
+/// Tops up the grants of predicted agents toward the amounts they would plan for, from what
+/// their pools have left once the round is solved: up to `top_up` of each pool's capacity,
+/// per kind, and where a pool's leftover cannot hold every wish, at one common point of the
+/// intervals ([`share_head_room`]). Nothing moves: the head-room requested before the solve
+/// ([`apply`], up to `fill`) shapes the placement, and this part only uses the room the
+/// placement left, so it costs no move, no split pair and no agent.
+pub(crate) fn top_up(
+    policy: &AllocationPolicy,
+    state: &PolicyState,
+    grants: &mut [(AgentId, Option<Grant>)],
+    pools: &[Pool],
+) {
+    let AllocationPolicy::Predictive(p) = policy else {
+        return;
+    };
+    let kinds = pools.first().map_or(0, |p| p.capacity.len());
+    if kinds == 0 || p.top_up <= 0.0 || state.intervals.is_empty() {
+        return;
+    }
+    let index: HashMap<PoolId, usize> = pools.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let mut used = vec![0.0; pools.len() * kinds];
+    let mut amounts = vec![0.0; grants.len() * kinds];
+    let mut plans: Vec<Vec<HeadRoom>> = vec![Vec::new(); pools.len() * kinds];
+    for (gi, (agent, grant)) in grants.iter().enumerate() {
+        let Some(g) = grant else { continue };
+        let Some(&pi) = index.get(&g.pool) else {
+            continue;
+        };
+        let at = state.intervals.get(agent).copied();
+        for (k, &a) in g.amount.amounts().iter().enumerate().take(kinds) {
+            used[pi * kinds + k] += a;
+            amounts[gi * kinds + k] = a;
+            let Some(at) = at else { continue };
+            let (Some(&(point, want)), Some(&(_, upper))) =
+                (state.targets.get(at + k), state.bounds.get(at + k))
+            else {
+                continue;
+            };
+            if want > a {
+                // What it wants, unless its pool's leftover falls short (see
+                // `share_head_room`).
+                amounts[gi * kinds + k] = want;
+                plans[pi * kinds + k].push(HeadRoom {
+                    at: gi * kinds + k,
+                    now: a,
+                    point,
+                    upper,
+                    want,
+                });
+            }
+        }
+    }
+    for (j, plan) in plans.iter().enumerate() {
+        if plan.is_empty() {
+            continue;
+        }
+        let cap = pools[j / kinds].capacity.amounts()[j % kinds];
+        let budget = (p.top_up * cap - used[j]).max(0.0);
+        share_head_room(plan, budget, &mut amounts);
+    }
+    for (gi, (_, grant)) in grants.iter_mut().enumerate() {
+        let Some(g) = grant else { continue };
+        for (k, a) in g.amount.amounts_mut().iter_mut().enumerate().take(kinds) {
+            *a = a.max(amounts[gi * kinds + k]);
         }
     }
 }
@@ -535,6 +617,73 @@ mod tests {
     }
 
     #[test]
+    fn the_top_up_uses_only_the_room_the_placement_left() {
+        // Two growing agents warmed up with a capacity too small for any head-room in the
+        // requests: they ask for their reports, and the top-up alone gives head-room.
+        let policy = |share| {
+            AllocationPolicy::Predictive(Predictive {
+                top_up: share,
+                ..Predictive::default()
+            })
+        };
+        let pools = [
+            Pool::node(PoolId(0), "a", ResourceVector::from(vec![25.0])),
+            Pool::node(PoolId(1), "b", ResourceVector::from(vec![100.0])),
+        ];
+        let run = |share| {
+            let p = policy(share);
+            let mut state = PolicyState::default();
+            let mut r = report(&[]);
+            for t in 0..10 {
+                r = report(&[(1, 10.0 + f64::from(t)), (2, 10.0 + f64::from(t))]);
+                apply(&p, &mut state, &mut r, &[38.0]);
+            }
+            assert_eq!(state.predicted_agents, 2);
+            for a in &r.agents {
+                assert_eq!(a.request.as_ref().unwrap().desired.amounts(), &[19.0]);
+            }
+            // Agent 1 on the small pool, with 6 left; agent 2 alone on the large one.
+            let g = |pool, x: f64| Some(Grant::new(PoolId(pool), ResourceVector::from(vec![x])));
+            let mut grants = vec![
+                (AgentId(1), g(0, 19.0)),
+                (AgentId(2), g(1, 19.0)),
+                (AgentId(3), None),
+            ];
+            top_up(&p, &state, &mut grants, &pools);
+            grants
+                .iter()
+                .map(|(_, g)| g.as_ref().map(|g| (g.pool, g.amount.amounts()[0])))
+                .collect::<Vec<_>>()
+        };
+        let got = run(1.0);
+        // The small pool gives what it has left, and never more.
+        assert_eq!(got[0].map(|(p, _)| p), Some(PoolId(0)));
+        let first = got[0].unwrap().1;
+        assert!(first > 19.0 && first <= 25.0 + 1e-9, "{got:?}");
+        // The large pool has room for the whole wish: about the next demand (20) or more,
+        // at most the point plus the largest margin.
+        let second = got[1].unwrap().1;
+        assert!((19.5..=20.0 * 1.5).contains(&second), "{got:?}");
+        assert_eq!(got[2], None);
+        // Up to `top_up` of each pool only; at 0, no top-up at all.
+        let capped = run(0.7);
+        assert!((capped[0].unwrap().1 - 19.0).abs() < 1e-12, "{capped:?}");
+        assert_eq!(run(0.0)[1].unwrap().1, 19.0);
+        // The reactive policy tops up nothing.
+        let mut grants = vec![(
+            AgentId(1),
+            Some(Grant::new(PoolId(1), ResourceVector::from(vec![1.0]))),
+        )];
+        top_up(
+            &AllocationPolicy::Reactive,
+            &PolicyState::default(),
+            &mut grants,
+            &pools,
+        );
+        assert_eq!(grants[0].1.as_ref().unwrap().amount.amounts(), &[1.0]);
+    }
+
+    #[test]
     fn scarce_head_room_is_shared_at_one_point_of_the_intervals() {
         let h = |at, now, point, upper| HeadRoom {
             at,
@@ -577,6 +726,9 @@ mod tests {
     fn invalid_settings_are_named() {
         let mut p = Predictive::with_level(1.5);
         assert!(p.validate().unwrap_err().contains("level"));
+        p = Predictive::default();
+        p.top_up = 1.5;
+        assert!(p.validate().unwrap_err().contains("top_up"));
         p = Predictive::default();
         p.window = 0;
         assert!(p.validate().unwrap_err().contains("window"));

@@ -169,11 +169,20 @@ impl<H: Hierarchy> Worker<H> {
         let t1 = Instant::now();
         // A panic in the scheduler is a bug, but it must not take the optimizer thread (and
         // every later round) with it: it fails this round with an error that says so.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.scheduler.schedule(&problem, Some(&previous))
         }))
         .map_err(|p| OptimizerError::Panic(panic_message(p.as_ref())))??;
         let solve_seconds = t1.elapsed().as_secs_f64();
+        // Head-room from the room the placement left (the predictive policy's second part).
+        let t_top_up = Instant::now();
+        policy::top_up(
+            &self.config.policy,
+            &st.policy,
+            &mut outcome.grants,
+            &self.config.pools,
+        );
+        let policy_seconds = policy_seconds + t_top_up.elapsed().as_secs_f64();
         let batch = AllocationBatch {
             round: number,
             grants: outcome.grants.clone(),

@@ -405,6 +405,10 @@ pub struct AllocationSettings {
     /// Share of the pools' capacity the predictive requests may fill with head-room, in
     /// (0, 1].
     pub fill: f64,
+    /// Share of each pool's capacity the predictive grants may fill once the round is
+    /// solved, topped up toward each agent's head-room from the room the placement left, in
+    /// [0, 1] (0: no top-up).
+    pub top_up: f64,
 }
 
 impl Default for AllocationSettings {
@@ -413,7 +417,8 @@ impl Default for AllocationSettings {
             policy: PolicyName::Reactive,
             level: 0.9,
             max_margin: 0.5,
-            fill: 0.95,
+            fill: 0.92,
+            top_up: 1.0,
         }
     }
 }
@@ -427,6 +432,7 @@ impl AllocationSettings {
                 let mut p = qorch_optimizer::Predictive::with_level(self.level);
                 p.safety.max_margin = self.max_margin;
                 p.fill = self.fill;
+                p.top_up = self.top_up;
                 qorch_optimizer::AllocationPolicy::Predictive(p)
             }
         }
@@ -723,6 +729,12 @@ impl Scenario {
             return bad(format!(
                 "allocation.fill must lie in (0, 1], got {}",
                 a.fill
+            ));
+        }
+        if !(0.0..=1.0).contains(&a.top_up) {
+            return bad(format!(
+                "allocation.top_up must lie in [0, 1], got {}",
+                a.top_up
             ));
         }
         if !(0.0..=10.0).contains(&a.max_margin) {
