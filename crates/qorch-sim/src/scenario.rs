@@ -535,9 +535,10 @@ impl Scenario {
     /// Memory per node of the tree (cluster or sub-cluster) of a local run, an estimate used
     /// before allocating: the node's priority mailbox, its tables and its share of the
     /// optimizer's tree. Measured: `qorch simulate scenarios/scaling.toml --agents 100000
-    /// --rounds 1` peaks at 471 MB with 100 clusters (500 nodes) and 4.84 GB with 2,000
-    /// (10,000 nodes), about 460 KiB a node.
-    pub const BYTES_PER_NODE: u64 = 460 << 10;
+    /// --rounds 1` peaks at 258 MB with 100 clusters (500 nodes) and 645 MB with 2,000
+    /// (10,000 nodes), about 41 KiB a node; 48 KiB leaves room. (It was 460 KiB while a
+    /// mailbox's lanes allocated all their slots up front.)
+    pub const BYTES_PER_NODE: u64 = 48 << 10;
 
     /// The nodes of the tree: `clusters * (1 + fanout + ... + fanout^depth)`.
     pub fn nodes(&self) -> usize {

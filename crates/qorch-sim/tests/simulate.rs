@@ -171,9 +171,9 @@ fn reclustering_brings_misplaced_agents_back_to_their_peers() {
 fn scenarios_needing_more_memory_than_available_are_refused() {
     let mut s = Scenario::default();
     s.topology.agents = 9_000_000;
-    // 9M agents at 4 KiB, and the default tree's 500 nodes at 460 KiB.
+    // 9M agents at 4 KiB, and the default tree's 500 nodes at 48 KiB.
     let err = s.check_memory(Some(16 << 30)).unwrap_err().to_string();
-    assert!(err.contains("37099520000 bytes"), "{err}");
+    assert!(err.contains("36888576000 bytes"), "{err}");
     assert!(err.contains("500 cluster nodes"), "{err}");
     assert!(s.check_memory(Some(64 << 30)).is_ok());
     assert!(s.check_memory(None).is_ok());

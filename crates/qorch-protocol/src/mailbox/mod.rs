@@ -29,9 +29,12 @@
 //!
 //! # Memory
 //!
-//! An empty mailbox is one small allocation shared by its ends; a lane's buffer is allocated
-//! the first time a message of its class is sent, so a mailbox that only ever sees `Normal`
-//! traffic never pays for the other three lanes.
+//! An empty mailbox is one small allocation shared by its ends; a lane is created the first
+//! time a message of its class is sent, so a mailbox that only ever sees `Normal` traffic
+//! never pays for the other three lanes. A lane starts with slots for a sixteenth of its
+//! capacity and adds more (three sixteenths, then the rest) only when they fill, so a mailbox
+//! with lanes of 1,024 messages that never holds more than 64 of a class keeps 64 slots for
+//! it, not 1,024.
 //!
 //! # Closing and draining
 //!
@@ -421,7 +424,7 @@ impl<M> PriorityMailbox<M> {
                 self.passed_over[i] = 0;
                 continue;
             }
-            let Some(msg) = lane.pop() else {
+            let Some(msg) = lane.pop(&shared.state, IN_PUSH) else {
                 self.passed_over[i] = 0;
                 continue;
             };
@@ -454,7 +457,9 @@ impl<M> PriorityMailbox<M> {
         let first = first?;
         let chosen = urgent.unwrap_or(first);
         // Only this receiver pops, so a lane seen non-empty still holds a message.
-        let msg = shared.lane(chosen).and_then(Lane::pop)?;
+        let msg = shared
+            .lane(chosen)
+            .and_then(|l| l.pop(&shared.state, IN_PUSH))?;
         if chosen != first {
             self.stats.starvation_overrides += 1;
         }
@@ -585,7 +590,7 @@ impl<M> PriorityMailbox<M> {
         let mut out = Vec::new();
         for i in 0..LANES {
             if let Some(lane) = self.shared.lane(i) {
-                while let Some(msg) = lane.pop() {
+                while let Some(msg) = lane.pop(&self.shared.state, IN_PUSH) {
                     self.stats.delivered[i] += 1;
                     out.push(msg);
                 }
@@ -676,7 +681,8 @@ impl<M> MailboxSender<M> {
     #[inline]
     pub fn try_send_with(&self, priority: Priority, msg: M) -> Result<(), TrySendError<M>> {
         let shared = &*self.shared;
-        let prev = shared.state.fetch_add(IN_PUSH, Ordering::AcqRel);
+        // SeqCst: the lanes' growth relies on it (see `Lane::take`); on x86 the same instruction.
+        let prev = shared.state.fetch_add(IN_PUSH, Ordering::SeqCst);
         if prev & CLOSED != 0 {
             shared.leave_push();
             return Err(TrySendError::Closed(msg));
