@@ -343,7 +343,7 @@ pub(crate) fn top_up(
     let AllocationPolicy::Predictive(p) = policy else {
         return;
     };
-    let kinds = pools.first().map_or(0, |p| p.capacity.len());
+    let kinds = pools.iter().map(|p| p.capacity.len()).max().unwrap_or(0);
     if kinds == 0 || p.top_up <= 0.0 || state.intervals.is_empty() {
         return;
     }
@@ -384,7 +384,13 @@ pub(crate) fn top_up(
         if plan.is_empty() {
             continue;
         }
-        let cap = pools[j / kinds].capacity.amounts()[j % kinds];
+        // A capacity vector shorter than the longest holds none of the missing kinds.
+        let cap = pools[j / kinds]
+            .capacity
+            .amounts()
+            .get(j % kinds)
+            .copied()
+            .unwrap_or(0.0);
         let budget = (p.top_up * cap - used[j]).max(0.0);
         share_head_room(plan, budget, &mut amounts);
     }

@@ -47,13 +47,14 @@ pub enum SweepError {
         reason: String,
     },
     /// The values fit their keys, but the scenario they make is out of range.
-    #[error("{settings}: {source}")]
+    /// (The validation error is part of the message and not also its `source`, so that a
+    /// chain printed whole, as the CLI prints it, does not say it twice.)
+    #[error("{settings}: {error}")]
     Invalid {
         /// The settings (`key = value, ...`).
         settings: String,
         /// The scenario's validation error.
-        #[source]
-        source: SimError,
+        error: SimError,
     },
 }
 
@@ -202,9 +203,9 @@ impl Scenario {
                 value: String::new(),
                 reason: e.message().to_owned(),
             })?;
-        s.validate().map_err(|source| SweepError::Invalid {
+        s.validate().map_err(|error| SweepError::Invalid {
             settings: settings(),
-            source,
+            error,
         })?;
         Ok(s)
     }
@@ -338,8 +339,19 @@ mod tests {
         assert!(e.starts_with("topology.agents = many: "), "{e}");
         let e = set("topology.agents", "2.5").unwrap_err().to_string();
         assert!(e.starts_with("topology.agents = 2.5: "), "{e}");
-        let e = set("topology.agents", "0").unwrap_err().to_string();
-        assert!(e.contains("topology.agents must be at least 1"), "{e}");
+        let err = set("topology.agents", "0").unwrap_err();
+        // The whole chain, as the CLI prints it, names the problem once.
+        let mut chain = err.to_string();
+        let mut next = std::error::Error::source(&err);
+        while let Some(s) = next {
+            chain = format!("{chain}: {s}");
+            next = s.source();
+        }
+        assert_eq!(
+            chain.matches("topology.agents must be at least 1").count(),
+            1,
+            "{chain}"
+        );
     }
 
     #[test]
