@@ -412,13 +412,15 @@ pub struct AllocationSettings {
 }
 
 impl Default for AllocationSettings {
+    /// The reactive policy, with the optimizer's default predictive settings.
     fn default() -> Self {
+        let p = qorch_optimizer::Predictive::default();
         AllocationSettings {
             policy: PolicyName::Reactive,
-            level: 0.9,
-            max_margin: 0.5,
-            fill: 0.92,
-            top_up: 1.0,
+            level: p.safety.level,
+            max_margin: p.safety.max_margin,
+            fill: p.fill,
+            top_up: p.top_up,
         }
     }
 }
@@ -429,13 +431,19 @@ impl AllocationSettings {
         match self.policy {
             PolicyName::Reactive => qorch_optimizer::AllocationPolicy::Reactive,
             PolicyName::Predictive => {
-                let mut p = qorch_optimizer::Predictive::with_level(self.level);
-                p.safety.max_margin = self.max_margin;
-                p.fill = self.fill;
-                p.top_up = self.top_up;
-                qorch_optimizer::AllocationPolicy::Predictive(p)
+                qorch_optimizer::AllocationPolicy::Predictive(self.predictive())
             }
         }
+    }
+
+    /// The predictive policy's settings these give (also checked under the reactive policy,
+    /// so that a sweep over the policy fails before its first run, not halfway).
+    fn predictive(&self) -> qorch_optimizer::Predictive {
+        let mut p = qorch_optimizer::Predictive::with_level(self.level);
+        p.safety.max_margin = self.max_margin;
+        p.fill = self.fill;
+        p.top_up = self.top_up;
+        p
     }
 }
 
@@ -720,29 +728,16 @@ impl Scenario {
             ));
         }
         let a = &self.allocation;
-        if !(a.level > 0.0 && a.level < 1.0) {
-            return bad(format!(
-                "allocation.level must lie in (0, 1), got {}",
-                a.level
-            ));
-        }
-        if !(a.fill > 0.0 && a.fill <= 1.0) {
-            return bad(format!(
-                "allocation.fill must lie in (0, 1], got {}",
-                a.fill
-            ));
-        }
-        if !(0.0..=1.0).contains(&a.top_up) {
-            return bad(format!(
-                "allocation.top_up must lie in [0, 1], got {}",
-                a.top_up
-            ));
-        }
+        // The scenario allows a narrower margin than the optimizer; the optimizer's own
+        // checks name the other settings (`allocation.` + its message).
         if !(0.0..=10.0).contains(&a.max_margin) {
             return bad(format!(
                 "allocation.max_margin must lie in [0, 10], got {}",
                 a.max_margin
             ));
+        }
+        if let Err(e) = a.predictive().validate() {
+            return bad(format!("allocation.{e}"));
         }
         if self.rounds == 0 {
             return bad("rounds must be at least 1".into());

@@ -77,17 +77,19 @@ impl<M> Lane<M> {
         } else {
             [first, 3 * first, capacity - 4 * first]
         };
-        let lane = Lane {
-            buffers: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+        Lane {
+            buffers: [
+                OnceLock::from(Buffer::new(sizes[0])),
+                OnceLock::new(),
+                OnceLock::new(),
+            ],
             sizes,
             newest: AtomicUsize::new(0),
             live_from: AtomicUsize::new(0),
             low_watermark: capacity / 2,
             waiting: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters::default()),
-        };
-        let _ = lane.buffers[0].set(Buffer::new(sizes[0]));
-        lane
+        }
     }
 
     #[inline]
